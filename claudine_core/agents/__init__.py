@@ -1,0 +1,1 @@
+"""Adapters that run and read background `claude` agents."""

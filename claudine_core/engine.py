@@ -1,0 +1,549 @@
+"""The engine: the facade every front end uses, and the owner's dispatch loop.
+
+One process per home owns the engine (it holds ``engine.lock``); it alone starts, stops
+and finishes agents. Every other process runs the same class as a *client*: its commands
+are committed rows (see service.py) that the owner applies on its next tick, and it
+follows the store to publish the same events. A client keeps trying the lock and takes
+over, recovering every running task, as soon as the owner exits or dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from claudine_core.agents.claude import (
+    RESUME_AFTER_INTERRUPTION,
+    AgentNotFound,
+    build_argv,
+    build_env,
+    resolve_executable,
+)
+from claudine_core.agents.stream import StreamEvent, parse_line
+from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
+from claudine_core.config import Config
+from claudine_core.events import EventBus, RoleChanged, ScaleChanged, TaskOutput, TaskStateChanged
+from claudine_core.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    EngineSnapshot,
+    Priority,
+    ResourceSample,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from claudine_core.outcomes import Outcome, classify, retry_delay
+from claudine_core.ownership import OwnerLock, current_owner
+from claudine_core.resources import ResourceMonitor
+from claudine_core.service import InvalidRequest, TaskService, read_tail, validate_cwd
+from claudine_core.store import StoreError
+from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for
+
+log = logging.getLogger("claudine.engine")
+
+SUMMARY_FLUSH_S = 0.5  # batch output summaries: screens need ~2 Hz, SQLite thanks us
+SAMPLE_EVERY_S = 1.0
+TAKEOVER_EVERY_S = 0.5
+RECENT_FINISHED_IN_SNAPSHOT = 300
+
+
+class Engine:
+    """Owns (or follows) one claudine home.
+
+    Args:
+        config: loaded configuration; ``config.home`` is the home.
+        kind: what runs it ("serve", "console", "mcp"), recorded in the lock for others.
+        clock: wall-clock source, for tests.
+        monitor: resource sampler; tests pass one with scripted readings.
+        env: environment the agents inherit (default: this process's).
+        tick_s: how long the loop sleeps when nothing wakes it; bounds command latency.
+        hooks: optional isolation hooks (worktrees) with ``prepare(task) -> cwd`` and
+            ``finish(task)``; see worktrees.py.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        kind: str = "serve",
+        clock: Callable[[], float] = time.time,
+        monitor: ResourceMonitor | None = None,
+        env: Mapping[str, str] | None = None,
+        tick_s: float = 0.1,
+        hooks: Any = None,
+    ) -> None:
+        self.config = config
+        self.kind = kind
+        self.clock = clock
+        self.tick_s = tick_s
+        self.hooks = hooks if hooks is not None else _default_hooks(config)
+        self.env = dict(os.environ if env is None else env)
+        self.bus = EventBus()
+        self.service = TaskService(config, clock=clock)
+        self.service.on_command = self.wake
+        self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s)
+        self.monitor = monitor or ResourceMonitor()
+        self.lock = OwnerLock(config.lock_path, kind=kind)
+        self.role = "client"
+        self.limits = AdmissionLimits(
+            cpu_threshold=config.cpu_threshold,
+            memory_reserve=config.memory_reserve,
+            max_agents=config.max_agents,
+            agent_cpu_cost=config.agent_cpu_cost,
+            agent_memory_cost=config.agent_memory_cost,
+            settle_window_s=config.settle_window_s,
+        )
+        self.sample: ResourceSample | None = None
+        self.admission: Admission | None = None
+        self.last_busy_at = clock()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._data_version = -1
+        self._known: dict[str, TaskState] = {}
+        self._last_flush = 0.0
+        self._last_sample = 0.0
+        self._last_takeover_try = 0.0
+        self._last_diff_at = 0.0
+        self.ticks = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Engine(role={self.role}, kind={self.kind}, running={len(self.supervisor.agents)}, "
+            f"spawned={self.supervisor.spawned}, ticks={self.ticks}, {self.bus!r})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Become the owner if nobody is, else a client; then run the loop in the background."""
+        self._try_take_ownership()
+        self._publish_changes(full=True)
+        self._loop_task = asyncio.create_task(self._run(), name=f"claudine-engine-{self.kind}")
+
+    async def stop(self, *, stop_agents: bool = False) -> None:
+        """Stop the loop. Agents keep running (the next owner adopts them) unless asked."""
+        if stop_agents and self.role == "owner":
+            await self._stop_all_agents()
+        self._stopping = True
+        self.wake()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        if self.role == "owner":
+            with contextlib.suppress(StoreError):
+                self._flush_summaries(force=True)
+        self.lock.release()
+        self.service.close()
+
+    async def wait_closed(self) -> None:
+        if self._loop_task is not None:
+            await self._loop_task
+
+    def wake(self) -> None:
+        """Run the next tick now (a local command arrived)."""
+        self._wake.set()
+
+    # -- the facade front ends call ------------------------------------------------------------
+
+    def delegate(self, spec: TaskSpec) -> Task:
+        return self.service.delegate(spec)
+
+    def cancel(self, ref: str, reason: str | None = None) -> Task:
+        return self.service.cancel(ref, reason)
+
+    def set_priority(self, ref: str, priority: Priority | str) -> Task:
+        return self.service.set_priority(ref, priority)
+
+    def retry(self, ref: str) -> Task:
+        return self.service.retry(ref)
+
+    def resume(self, ref: str, additional_context: str | None = None) -> Task:
+        return self.service.resume(ref, additional_context)
+
+    def get(self, ref: str) -> Task:
+        return self.service.get(ref)
+
+    def tail(self, task_id: str) -> list[StreamEvent]:
+        """Recent events of a task this process is supervising (empty otherwise)."""
+        agent = self.supervisor.agents.get(task_id)
+        return list(agent.tail) if agent else []
+
+    def owner_info(self) -> dict[str, Any] | None:
+        if self.role == "owner":
+            return {"pid": os.getpid(), "kind": self.kind}
+        return current_owner(self.config.lock_path)
+
+    def snapshot(self) -> EngineSnapshot:
+        """Everything a screen shows, read in one go."""
+        repo = self.service.repo
+        active = repo.list(statuses=ACTIVE_STATES)
+        finished = repo.list(statuses=TERMINAL_STATES, limit=RECENT_FINISHED_IN_SNAPSHOT)
+        tasks = sorted(active + finished, key=lambda t: t.seq, reverse=True)
+        running = sum(1 for t in active if t.status is TaskState.RUNNING)
+        queued = sum(1 for t in active if t.status is TaskState.QUEUED)
+        owner = self.owner_info()
+        sample = self.sample or self.monitor.sample()
+        return EngineSnapshot(
+            taken_at=self.clock(),
+            role=self.role,
+            owner_pid=owner.get("pid") if owner else None,
+            tasks=tuple(tasks),
+            resources=sample,
+            running=running,
+            queued=queued,
+            max_agents=self.config.max_agents,
+            cpu_threshold=self.config.cpu_threshold,
+            memory_reserve=self.config.memory_reserve,
+            waiting_reason=self._waiting_reason(queued, running, sample),
+            cpu_history=tuple(self.monitor.cpu_history),
+            memory_history=tuple(self.monitor.memory_history),
+        )
+
+    def _waiting_reason(self, queued: int, running: int, sample: ResourceSample) -> str | None:
+        if not queued:
+            return None
+        if self.role == "owner" and self.admission is not None:
+            return self.admission.reason
+        # A client cannot see the owner's decision; re-derive it from the same inputs.
+        decision = decide_admission(
+            queued=queued, running=running, sample=sample, started_at=(),
+            limits=self.limits, now=self.clock(),
+        )
+        return decision.reason
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_s)
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                self._tick()
+                failures = 0
+            except StoreError as exc:
+                # A locked or full disk must not kill the engine: say so, back off, go on.
+                failures += 1
+                log.error("store error (attempt %d): %s", failures, exc)
+                await asyncio.sleep(min(5.0, 0.2 * failures))
+            except Exception:
+                failures += 1
+                log.exception("engine tick failed")
+                await asyncio.sleep(min(5.0, 0.2 * failures))
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        now = self.clock()
+        if self.role == "client" and now - self._last_takeover_try >= TAKEOVER_EVERY_S:
+            self._last_takeover_try = now
+            self._try_take_ownership()
+        if now - self._last_sample >= SAMPLE_EVERY_S:
+            self._last_sample = now
+            self.sample = self.monitor.sample()
+        external = self._store_changed()
+        if self.role == "owner":
+            self._owner_tick(now, external)
+        if external or self.role == "owner":
+            self._publish_changes()
+
+    def _owner_tick(self, now: float, external: bool) -> None:
+        self._apply_cancel_requests(now)
+        for agent in list(self.supervisor.agents.values()):
+            self._follow(agent, now)
+        self.supervisor.enforce_stops(now)
+        self._flush_summaries()
+        self._dispatch(now)
+        if self.supervisor.agents:
+            self.last_busy_at = now
+
+    def _store_changed(self) -> bool:
+        version = self.service.repo.data_version()
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    def _try_take_ownership(self) -> None:
+        if self.role == "owner" or not self.lock.try_acquire():
+            return
+        self.role = "owner"
+        log.info("owning %s as %s (pid %d)", self.config.home, self.kind, os.getpid())
+        self._recover()
+        self.bus.publish(RoleChanged("owner"))
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Follow every task the store says is running; the first tick decides each one.
+
+        A live agent (same pid and start time) is adopted; a dead one with an exit record
+        is finished from it; one that vanished goes through the recovery policy. Nothing
+        is failed or re-queued wholesale.
+        """
+        for task in self.service.repo.list(statuses=[TaskState.RUNNING], newest_first=False):
+            if task.id in self.supervisor.agents:
+                continue
+            run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))
+            self.supervisor.adopt(
+                task.id,
+                run_dir,
+                pid=task.pid,
+                pid_started_at=task.extra.get("pid_started_at"),
+                started_at=task.started_at or self.clock(),
+                deadline=self._deadline(task, task.started_at or self.clock()),
+            )
+            log.info("recovering task %s (pid %s)", task.id, task.pid)
+
+    # -- following agents --------------------------------------------------------------------
+
+    def _follow(self, agent: RunningAgent, now: float) -> None:
+        events = self.supervisor.read_output(agent)
+        if events:
+            self.bus.publish(TaskOutput(agent.task_id, tuple(events)))
+        if agent.deadline is not None and now >= agent.deadline and agent.stop_state is None:
+            limit = agent.deadline - agent.started_at
+            self.supervisor.request_stop(
+                agent, TaskState.FAILED, f"timed out after {limit:g}s", now
+            )
+        record = self.supervisor.exit_record(agent)
+        if record is None and self.supervisor.is_alive(agent):
+            return
+        if record is None:
+            # It may have written the record between our two looks.
+            record = self.supervisor.exit_record(agent)
+        while self.supervisor.has_unread_output(agent):
+            more = self.supervisor.read_output(agent)
+            if not more:
+                break
+            self.bus.publish(TaskOutput(agent.task_id, tuple(more)))
+        for line in agent.splitter.flush():  # a last line cut off by the agent's death
+            for event in parse_line(line):
+                agent.summary.update(event)
+        self._finish(agent, record, now)
+
+    def _finish(self, agent: RunningAgent, record: dict[str, Any] | None, now: float) -> None:
+        repo = self.service.repo
+        task = repo.get(agent.task_id)
+        stderr_tail = read_tail(agent.run_dir / "stderr.log", 4096)
+        outcome = classify(
+            exit_record=record,
+            result=agent.summary.result,
+            stop_state=agent.stop_state,
+            stop_reason=agent.stop_reason,
+            stderr_tail=stderr_tail,
+        )
+        fields = self._summary_fields(agent)
+        fields.update(
+            ended_at=now,
+            exit_code=outcome.exit_code,
+            output_bytes=(record or {}).get("output_bytes", agent.offset),
+            output_truncated=bool((record or {}).get("dropped_bytes")),
+        )
+        if self._should_retry(task, outcome, record):
+            self._requeue(task, agent, outcome, fields, now)
+        else:
+            final = outcome.state
+            repo.transition(task.id, [TaskState.RUNNING], status=final, error=outcome.error,
+                            **fields)
+            self._after_finish(task.id)
+        self.supervisor.forget(agent)
+
+    def _should_retry(
+        self, task: Task, outcome: Outcome, record: dict[str, Any] | None
+    ) -> bool:
+        if outcome.state is not TaskState.FAILED or not outcome.transient:
+            return False
+        if record is None and self.config.recovery_policy == "fail":
+            return False
+        return task.attempt <= self.config.max_retries
+
+    def _requeue(
+        self, task: Task, agent: RunningAgent, outcome: Outcome, fields: dict[str, Any],
+        now: float,
+    ) -> None:
+        delay = retry_delay(
+            task.attempt, base_s=self.config.retry_base_delay_s, cap_s=self.config.retry_max_delay_s
+        )
+        session = agent.summary.session_id or task.session_id
+        resume = session if self.config.recovery_policy == "resume" and session else None
+        fields.pop("ended_at", None)
+        self.service.repo.transition(
+            task.id,
+            [TaskState.RUNNING],
+            status=TaskState.QUEUED,
+            not_before=now + delay,
+            error=f"attempt {task.attempt} failed: {outcome.error}; retrying in {delay:g}s",
+            pid=None,
+            resume_session_id=resume or task.resume_session_id,
+            resume_prompt=RESUME_AFTER_INTERRUPTION if resume else task.extra.get("resume_prompt"),
+            **fields,
+        )
+        log.warning("task %s: %s; retry in %gs", task.id, outcome.error, delay)
+
+    def _after_finish(self, task_id: str) -> None:
+        if self.hooks is not None:
+            try:
+                self.hooks.finish(self.service.repo.get(task_id))
+            except Exception:
+                log.exception("finishing hook failed for %s", task_id)
+
+    def _summary_fields(self, agent: RunningAgent) -> dict[str, Any]:
+        summary = agent.summary
+        fields: dict[str, Any] = {
+            "last_activity": summary.last_activity,
+            "last_activity_at": self.clock() if summary.last_activity else None,
+            "output_bytes": agent.offset,
+        }
+        if summary.session_id:
+            fields["session_id"] = summary.session_id
+        if summary.num_turns is not None:
+            fields["num_turns"] = summary.num_turns
+        if summary.cost_usd is not None:
+            fields["cost_usd"] = summary.cost_usd
+        result = summary.result
+        if result is not None:
+            fields.update(
+                result=result.result, is_error=result.is_error,
+                api_error_status=result.api_error_status,
+            )
+        return fields
+
+    def _flush_summaries(self, *, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self._last_flush < SUMMARY_FLUSH_S:
+            return
+        self._last_flush = now
+        dirty = [a for a in self.supervisor.agents.values() if a.dirty]
+        self.service.repo.update_summaries({a.task_id: self._summary_fields(a) for a in dirty})
+        for agent in dirty:
+            agent.dirty = False
+
+    def _apply_cancel_requests(self, now: float) -> None:
+        for task in self.service.repo.cancel_requests():
+            agent = self.supervisor.agents.get(task.id)
+            if agent is not None:
+                self.supervisor.request_stop(
+                    agent, TaskState.CANCELLED, task.cancel_reason or "cancelled", now
+                )
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch(self, now: float) -> None:
+        repo = self.service.repo
+        candidates = repo.dispatchable(limit=1_000, now=now)
+        if not candidates:
+            self.admission = None
+            return
+        self.last_busy_at = now
+        # Averaged over the last few readings so one spike does not stall admission.
+        sample = self.monitor.smoothed()
+        self.admission = decide_admission(
+            queued=len(candidates),
+            running=len(self.supervisor.agents),
+            sample=sample,
+            started_at=[a.started_at for a in self.supervisor.agents.values()],
+            limits=self.limits,
+            now=now,
+        )
+        started = 0
+        for task in candidates[: self.admission.start]:
+            started += self._start_agent(task, now)
+        if started:
+            self.bus.publish(ScaleChanged(len(self.supervisor.agents), len(candidates) - started,
+                                          self.admission.reason))
+
+    def _start_agent(self, task: Task, now: float) -> int:
+        repo = self.service.repo
+        attempt = task.attempt + 1
+        claimed = repo.transition(
+            task.id, [TaskState.QUEUED], status=TaskState.RUNNING, started_at=now,
+            attempt=attempt, pid=None, ended_at=None, exit_code=None, not_before=None,
+        )
+        if not claimed:
+            return 0  # cancelled or taken meanwhile
+        task = repo.get(task.id)
+        try:
+            cwd = validate_cwd(task.cwd)
+            if self.hooks is not None:
+                cwd = self.hooks.prepare(task) or cwd
+            executable = resolve_executable(self.config.claude_bin, self.env)
+            argv = build_argv(
+                task, executable,
+                default_permission_mode=self.config.permission_mode,
+                default_allowed_tools=self.config.allowed_tools,
+                extra_args=self.config.extra_agent_args,
+            )
+            agent = self.supervisor.spawn(
+                task.id,
+                run_dir_for(self.config.runs_dir, task.id, attempt),
+                argv,
+                env=build_env(self.env),
+                cwd=cwd,
+                max_output_bytes=task.max_output_bytes or self.config.max_output_bytes,
+                started_at=now,
+                deadline=self._deadline(task, now),
+            )
+        except (AgentNotFound, InvalidRequest, OSError, RuntimeError) as exc:
+            reason = str(exc) if not isinstance(exc, OSError) or isinstance(
+                exc, AgentNotFound) else f"could not start the agent: {exc}"
+            repo.transition(task.id, [TaskState.RUNNING], status=TaskState.FAILED,
+                            ended_at=now, error=reason)
+            log.error("task %s failed to start: %s", task.id, reason)
+            return 0
+        repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
+                        pid_started_at=agent.pid_started_at)
+        return 1
+
+    def _deadline(self, task: Task, started_at: float) -> float | None:
+        timeout = task.timeout_s or self.config.task_timeout_s
+        return started_at + timeout if timeout else None
+
+    async def _stop_all_agents(self) -> None:
+        now = self.clock()
+        self.supervisor.stop_all(now)
+        deadline = time.monotonic() + self.config.kill_grace_s + 5
+        while self.supervisor.agents and time.monotonic() < deadline:
+            self._owner_tick(self.clock(), external=False)
+            await asyncio.sleep(0.05)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _publish_changes(self, *, full: bool = False) -> None:
+        """Publish a TaskStateChanged for each task whose status moved since last look."""
+        repo = self.service.repo
+        now = self.clock()
+        changed = repo.active() if full else repo.changed_since(self._last_diff_at - 2.0)
+        self._last_diff_at = now
+        for task in changed:
+            previous = self._known.get(task.id)
+            if previous is task.status:
+                continue
+            self._known[task.id] = task.status
+            if not full:
+                self.bus.publish(TaskStateChanged(task, previous))
+
+
+def _default_hooks(config: Config) -> Any:
+    """Worktree isolation, when that module is present (it needs git on the machine)."""
+    try:
+        from claudine_core.worktrees import default_hooks
+    except ImportError:
+        return None
+    return default_hooks(config)

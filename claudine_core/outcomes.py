@@ -1,0 +1,88 @@
+"""How an agent run ended, in words, and whether trying again could help.
+
+A pure function of what the wrapper recorded, what the stream said and why the engine
+stopped the agent (if it did), so every ending is decided in one tested place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from claudine_core.agents.claude import ROOT_REFUSAL_MARKER, explain_failure
+from claudine_core.agents.stream import AgentResult
+from claudine_core.models import TaskState
+
+# API statuses worth another attempt: rate limits, overload and server errors.
+TRANSIENT_API_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: TaskState
+    error: str | None
+    transient: bool = False  # a retry may succeed
+    exit_code: int | None = None
+
+
+def classify(
+    *,
+    exit_record: dict[str, Any] | None,
+    result: AgentResult | None,
+    stop_state: TaskState | None,
+    stop_reason: str | None,
+    stderr_tail: str,
+) -> Outcome:
+    """Decide the final state of one run.
+
+    Args:
+        exit_record: the wrapper's ``exit.json``; None when the wrapper died without one
+            (killed by SIGKILL, by the engine or by someone else).
+        result: the stream's final ``result`` event, if the agent printed one.
+        stop_state: CANCELLED or FAILED when the engine stopped the agent on purpose.
+        stop_reason: why it did (the user's reason, or the timeout).
+        stderr_tail: the end of the agent's stderr, for the reason text.
+    """
+    exit_code = None if exit_record is None else exit_record.get("exit_code")
+    signal_number = None if exit_record is None else exit_record.get("signal")
+    if stop_state is not None:
+        return Outcome(stop_state, stop_reason, exit_code=exit_code)
+    if exit_record is None:
+        return Outcome(
+            TaskState.FAILED,
+            "the agent process disappeared without recording an exit (killed with SIGKILL "
+            "or the machine restarted)",
+            transient=True,
+        )
+    if exit_record.get("spawn_error"):
+        return Outcome(
+            TaskState.FAILED, f"could not start the agent: {exit_record['spawn_error']}"
+        )
+    if exit_code == 0 and result is not None and not result.is_error:
+        return Outcome(TaskState.COMPLETED, None, exit_code=0)
+    if result is not None and result.is_error:
+        return _api_failure(result, exit_code)
+    if ROOT_REFUSAL_MARKER in stderr_tail:
+        return Outcome(
+            TaskState.FAILED, explain_failure(exit_code, None, stderr_tail), exit_code=exit_code
+        )
+    return Outcome(
+        TaskState.FAILED,
+        explain_failure(exit_code, signal_number, stderr_tail),
+        transient=True,
+        exit_code=exit_code,
+    )
+
+
+def _api_failure(result: AgentResult, exit_code: int | None) -> Outcome:
+    status = result.api_error_status
+    text = (result.result or "").strip().splitlines()
+    detail = text[0][:300] if text else "no detail"
+    label = f"API error {status}" if status else "the agent reported an error"
+    transient = status in TRANSIENT_API_STATUSES if status else False
+    return Outcome(TaskState.FAILED, f"{label}: {detail}", transient=transient, exit_code=exit_code)
+
+
+def retry_delay(attempt: int, *, base_s: float, cap_s: float) -> float:
+    """Exponential back-off: base, 2×base, 4×base, … capped."""
+    return float(min(cap_s, base_s * (2 ** max(0, attempt - 1))))

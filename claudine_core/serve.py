@@ -1,0 +1,100 @@
+"""``claudine serve``: the engine with no UI, in the foreground or started detached.
+
+The CLI starts a detached ``serve --auto`` when a task is delegated and nobody owns the
+home, so a task never waits for a console that nobody opened. That one exits once the
+home has been idle for ``idle_exit_s`` (nothing queued or running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from claudine_core.config import Config
+from claudine_core.engine import Engine
+from claudine_core.models import TaskState
+from claudine_core.ownership import current_owner
+
+log = logging.getLogger("claudine.serve")
+
+
+async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None = None,
+                stop_agents_on_exit: bool = False) -> int:
+    """Run the engine until SIGTERM/SIGINT, or until idle when ``idle_exit_s`` is set.
+
+    Args:
+        auto: started by the CLI; exit at once if another process already owns the home.
+        idle_exit_s: exit after this many seconds with nothing queued or running.
+        stop_agents_on_exit: stop running agents when exiting (default: leave them for
+            the next owner to adopt).
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    engine = Engine(config, kind="serve")
+    await engine.start()
+    if auto and engine.role != "owner":
+        await engine.stop()
+        return 0
+    log.info("claudine serve: %s of %s (pid %d)", engine.role, config.home, os.getpid())
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            if idle_exit_s is not None and _idle_for(engine) >= idle_exit_s:
+                log.info("idle for %gs: exiting", idle_exit_s)
+                break
+    finally:
+        await engine.stop(stop_agents=stop_agents_on_exit)
+    return 0
+
+
+def _idle_for(engine: Engine) -> float:
+    """Seconds the home has had nothing queued or running (0 for a client)."""
+    if engine.role != "owner":
+        return 0.0
+    counts = engine.service.repo.count_by_status()
+    if engine.supervisor.agents or counts.get(TaskState.QUEUED) or counts.get(TaskState.RUNNING):
+        engine.last_busy_at = engine.clock()
+        return 0.0
+    return engine.clock() - engine.last_busy_at
+
+
+def ensure_owner(config: Config) -> int | None:
+    """Start a detached ``claudine serve --auto`` unless someone owns the home.
+
+    Returns the pid of the process started, or None when an owner was already running.
+    """
+    if current_owner(config.lock_path) is not None:
+        return None
+    log_path = config.home / "serve.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "claudine_tui", "serve", "--auto"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+            env={**os.environ, "CLAUDINE_HOME": str(config.home)},
+        )
+    finally:
+        os.close(fd)
+    return process.pid
+
+
+def wait_for_owner(config: Config, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if current_owner(config.lock_path) is not None:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,106 @@
+"""Schema versions. Each step only adds; none drops or rewrites user data.
+
+The version lives in SQLite's ``user_version`` so a glance with the sqlite3 shell tells it.
+A newer database than this code knows is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+
+from claudine_core.store.db import StoreError
+
+SCHEMA_VERSION = 2
+
+_V1_TASK_COLUMNS = """
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    prompt TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 2,
+    status TEXT NOT NULL DEFAULT 'queued',
+    cwd TEXT NOT NULL,
+    model TEXT,
+    timeout_s REAL,
+    max_output_bytes INTEGER,
+    permission_mode TEXT,
+    allowed_tools TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    exit_code INTEGER,
+    error TEXT,
+    session_id TEXT,
+    num_turns INTEGER,
+    cost_usd REAL,
+    pid INTEGER,
+    pid_started_at REAL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    not_before REAL,
+    last_activity TEXT,
+    last_activity_at REAL,
+    result TEXT,
+    is_error INTEGER,
+    api_error_status INTEGER,
+    resume_session_id TEXT,
+    resume_prompt TEXT,
+    parent_id TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_reason TEXT,
+    output_bytes INTEGER NOT NULL DEFAULT 0,
+    output_truncated INTEGER NOT NULL DEFAULT 0
+"""
+
+
+def _v1(db: peewee.SqliteDatabase) -> None:
+    db.execute_sql("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute_sql(f"CREATE TABLE IF NOT EXISTS task ({_V1_TASK_COLUMNS})")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS task_status ON task (status)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS task_updated_at ON task (updated_at)")
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS task_status_priority_seq ON task (status, priority, seq)"
+    )
+
+
+def _v2(db: peewee.SqliteDatabase) -> None:
+    # Isolation in git worktrees: new nullable columns, existing rows keep every value.
+    for ddl in (
+        "worktree INTEGER NOT NULL DEFAULT 0",
+        "base_branch TEXT",
+        "branch TEXT",
+        "worktree_path TEXT",
+        "merge_strategy TEXT",
+        "merge TEXT",
+    ):
+        db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
+
+
+MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {1: _v1, 2: _v2}
+
+
+def current_version(db: peewee.SqliteDatabase) -> int:
+    return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: peewee.SqliteDatabase, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to ``target``; returns the version found before.
+
+    Each step runs in one IMMEDIATE transaction with the version bump, so two processes
+    starting at once cannot both apply it, and a crash mid-step leaves the old version.
+    """
+    found = current_version(db)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database schema is version {found} but this claudine knows only up to "
+            f"{SCHEMA_VERSION}: upgrade claudine (pip install -U claudine)"
+        )
+    for version in range(found + 1, target + 1):
+        with db.atomic("IMMEDIATE"):
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            if current_version(db) >= version:
+                continue
+            MIGRATIONS[version](db)
+            db.execute_sql(f"PRAGMA user_version = {version}")
+    return found

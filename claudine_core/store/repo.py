@@ -1,0 +1,301 @@
+"""Task queries and guarded state transitions.
+
+Every transition is a conditional UPDATE (``... WHERE id=? AND status IN (...)``) whose row
+count says whether it happened, so a stale decision, or a second process acting on the
+same row, can never resurrect a finished task or start one twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import peewee
+
+from claudine_core.models import (
+    ACTIVE_STATES,
+    Priority,
+    Task,
+    TaskSpec,
+    TaskState,
+    new_task_id,
+)
+from claudine_core.store.db import StoreError, describe_sqlite_error
+from claudine_core.store.tables import TaskRow
+
+
+class UnknownTask(LookupError):
+    """No task matches the id the user gave."""
+
+
+class InvalidTransition(ValueError):
+    """The task exists but its state does not allow the requested change."""
+
+
+def _row_to_task(row: TaskRow) -> Task:
+    return Task(
+        id=row.id,
+        seq=row.seq,
+        prompt=row.prompt,
+        priority=Priority(row.priority),
+        status=TaskState(row.status),
+        cwd=row.cwd,
+        created_at=row.created_at,
+        model=row.model,
+        timeout_s=row.timeout_s,
+        max_output_bytes=row.max_output_bytes,
+        permission_mode=row.permission_mode,
+        allowed_tools=tuple(json.loads(row.allowed_tools or "[]")),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        exit_code=row.exit_code,
+        error=row.error,
+        session_id=row.session_id,
+        num_turns=row.num_turns,
+        cost_usd=row.cost_usd,
+        pid=row.pid,
+        attempt=row.attempt,
+        not_before=row.not_before,
+        last_activity=row.last_activity,
+        last_activity_at=row.last_activity_at,
+        result=row.result,
+        is_error=None if row.is_error is None else bool(row.is_error),
+        api_error_status=row.api_error_status,
+        resume_session_id=row.resume_session_id,
+        parent_id=row.parent_id,
+        cancel_requested=bool(row.cancel_requested),
+        cancel_reason=row.cancel_reason,
+        output_bytes=row.output_bytes or 0,
+        output_truncated=bool(row.output_truncated),
+        worktree=bool(row.worktree),
+        base_branch=row.base_branch,
+        branch=row.branch,
+        worktree_path=row.worktree_path,
+        merge_strategy=row.merge_strategy,
+        merge=json.loads(row.merge) if row.merge else None,
+        extra={"pid_started_at": row.pid_started_at, "resume_prompt": row.resume_prompt},
+    )
+
+
+class TaskRepo:
+    """All task reads and writes. Methods commit before they return.
+
+    Args:
+        db: an open database from ``open_database``.
+        clock: the source of timestamps (tests pass a fake one).
+    """
+
+    def __init__(self, db: peewee.SqliteDatabase, *, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.clock = clock
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        row = TaskRow.get_or_none(TaskRow.id == task_id)
+        if row is None:
+            raise UnknownTask(f"no task with id {task_id!r}")
+        return _row_to_task(row)
+
+    def resolve(self, ref: str) -> Task:
+        """Find a task by full id, short id or unique id prefix (``task-`` optional).
+
+        Raises:
+            UnknownTask: nothing matches, or the prefix matches several tasks.
+        """
+        text = ref.strip().lower()
+        if not text:
+            raise UnknownTask("an empty task id was given")
+        full = text if text.startswith("task-") else "task-" + text
+        row = TaskRow.get_or_none(TaskRow.id == full)
+        if row is not None:
+            return _row_to_task(row)
+        matches = list(TaskRow.select().where(TaskRow.id.startswith(full)).limit(3))
+        if len(matches) == 1:
+            return _row_to_task(matches[0])
+        if not matches:
+            raise UnknownTask(
+                f"no task with id {ref!r}: run 'claudine status' to list the task ids"
+            )
+        raise UnknownTask(f"task id {ref!r} is ambiguous: give more of the id")
+
+    def list(
+        self,
+        *,
+        statuses: Iterable[TaskState] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[Task]:
+        query = TaskRow.select()
+        if statuses is not None:
+            query = query.where(TaskRow.status.in_([s.value for s in statuses]))
+        order = TaskRow.seq.desc() if newest_first else TaskRow.seq.asc()
+        query = query.order_by(order).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_row_to_task(row) for row in query]
+
+    def count_by_status(self) -> dict[TaskState, int]:
+        query = TaskRow.select(TaskRow.status, peewee.fn.COUNT(TaskRow.seq).alias("n")).group_by(
+            TaskRow.status
+        )
+        return {TaskState(row.status): row.n for row in query}
+
+    def dispatchable(self, limit: int, now: float) -> list[Task]:
+        """Queued tasks in run order: priority, then submit order; back-off respected."""
+        query = (
+            TaskRow.select()
+            .where(
+                (TaskRow.status == TaskState.QUEUED.value)
+                & ((TaskRow.not_before.is_null()) | (TaskRow.not_before <= now))
+            )
+            .order_by(TaskRow.priority.asc(), TaskRow.seq.asc())
+            .limit(limit)
+        )
+        return [_row_to_task(row) for row in query]
+
+    def queue_position(self, task: Task) -> int | None:
+        """1-based place in the run order of a queued task."""
+        if task.status is not TaskState.QUEUED:
+            return None
+        ahead = (
+            TaskRow.select()
+            .where(
+                (TaskRow.status == TaskState.QUEUED.value)
+                & (
+                    (TaskRow.priority < int(task.priority))
+                    | ((TaskRow.priority == int(task.priority)) & (TaskRow.seq < task.seq))
+                )
+            )
+            .count()
+        )
+        return int(ahead) + 1
+
+    def changed_since(self, since: float) -> list[Task]:
+        query = TaskRow.select().where(TaskRow.updated_at >= since).order_by(TaskRow.seq)
+        return [_row_to_task(row) for row in query]
+
+    def data_version(self) -> int:
+        """SQLite's counter of commits made by *other* connections (cheap change probe)."""
+        return int(self.db.execute_sql("PRAGMA data_version").fetchone()[0])
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def insert(self, spec: TaskSpec, *, cwd: str) -> Task:
+        now = self.clock()
+        task_id = new_task_id()
+        self._write(
+            lambda: TaskRow.insert(
+                id=task_id,
+                prompt=spec.prompt,
+                priority=int(spec.priority),
+                status=TaskState.QUEUED.value,
+                cwd=cwd,
+                model=spec.model,
+                timeout_s=spec.timeout_s,
+                max_output_bytes=spec.max_output_bytes,
+                permission_mode=spec.permission_mode.value if spec.permission_mode else None,
+                allowed_tools=json.dumps(list(spec.allowed_tools)),
+                created_at=now,
+                updated_at=now,
+                resume_session_id=spec.resume_session_id,
+                resume_prompt=spec.resume_prompt,
+                parent_id=spec.parent_id,
+                worktree=spec.worktree,
+                base_branch=spec.base_branch,
+                merge_strategy=spec.merge_strategy.value if spec.merge_strategy else None,
+            ).execute()
+        )
+        return self.get(task_id)
+
+    def transition(
+        self, task_id: str, allowed_from: Sequence[TaskState], **changes: Any
+    ) -> bool:
+        """Apply ``changes`` only if the task is in one of ``allowed_from``; True if it was."""
+        changes = {k: _to_column(v) for k, v in changes.items()}
+        changes["updated_at"] = self.clock()
+        query = TaskRow.update(**changes).where(
+            (TaskRow.id == task_id) & (TaskRow.status.in_([s.value for s in allowed_from]))
+        )
+        return self._write(query.execute) == 1
+
+    def update_summaries(self, summaries: dict[str, dict[str, Any]]) -> None:
+        """Write output summaries of running tasks in one transaction (batched by caller)."""
+        if not summaries:
+            return
+        now = self.clock()
+
+        def write() -> None:
+            with self.db.atomic():
+                for task_id, fields in summaries.items():
+                    values = {k: _to_column(v) for k, v in fields.items()}
+                    values["updated_at"] = now
+                    TaskRow.update(**values).where(
+                        (TaskRow.id == task_id) & (TaskRow.status == TaskState.RUNNING.value)
+                    ).execute()
+
+        self._write(write)
+
+    def set_priority(self, task_id: str, priority: Priority) -> Task:
+        task = self.get(task_id)
+        if task.status not in (TaskState.QUEUED, TaskState.BLOCKED):
+            raise InvalidTransition(
+                f"task {task.short_id} is {task.status.value}: priority only matters while "
+                "a task waits in the queue"
+            )
+        if not self.transition(task_id, (TaskState.QUEUED, TaskState.BLOCKED), priority=priority):
+            return self.set_priority(task_id, priority)  # it moved meanwhile: re-check
+        return self.get(task_id)
+
+    def request_cancel(self, task_id: str, reason: str | None) -> Task:
+        """Cancel a waiting task at once; flag a running one for its owner to stop."""
+        task = self.get(task_id)
+        if task.status.is_terminal:
+            raise InvalidTransition(
+                f"task {task.short_id} already {task.status.value}: nothing to cancel"
+            )
+        reason_text = reason or "cancelled by user"
+        if task.status in (TaskState.QUEUED, TaskState.BLOCKED):
+            if self.transition(
+                task_id,
+                (TaskState.QUEUED, TaskState.BLOCKED),
+                status=TaskState.CANCELLED,
+                ended_at=self.clock(),
+                error=reason_text,
+                cancel_requested=True,
+                cancel_reason=reason_text,
+            ):
+                return self.get(task_id)
+            return self.request_cancel(task_id, reason)  # it started meanwhile
+        self.transition(
+            task_id, (TaskState.RUNNING,), cancel_requested=True, cancel_reason=reason_text
+        )
+        return self.get(task_id)
+
+    def cancel_requests(self) -> list[Task]:
+        query = TaskRow.select().where(
+            (TaskRow.status == TaskState.RUNNING.value) & (TaskRow.cancel_requested == True)  # noqa: E712
+        )
+        return [_row_to_task(row) for row in query]
+
+    def active(self) -> list[Task]:
+        return self.list(statuses=ACTIVE_STATES, newest_first=False)
+
+    def _write(self, operation: Callable[[], Any]) -> Any:
+        try:
+            return operation()
+        except (peewee.OperationalError, peewee.DatabaseError) as exc:
+            raise StoreError(describe_sqlite_error(exc, self.db.database)) from exc
+
+
+def _to_column(value: Any) -> Any:
+    if isinstance(value, TaskState):
+        return value.value
+    if isinstance(value, Priority):
+        return int(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value

@@ -1,0 +1,75 @@
+"""peewee models: the schema of the store (see migrations.py for how it evolves)."""
+
+from __future__ import annotations
+
+import peewee
+
+# Bound to a real database by open_database(); tables never hold a connection.
+database_proxy = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+
+
+class MetaRow(BaseModel):
+    """Key/value facts about the store itself."""
+
+    key = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "meta"
+
+
+class TaskRow(BaseModel):
+    """One delegated task. ``seq`` gives FIFO order within a priority, across restarts."""
+
+    seq = peewee.AutoField()
+    id = peewee.TextField(unique=True)
+    prompt = peewee.TextField()
+    priority = peewee.IntegerField(default=2)
+    status = peewee.TextField(default="queued", index=True)
+    cwd = peewee.TextField()
+    model = peewee.TextField(null=True)
+    timeout_s = peewee.FloatField(null=True)
+    max_output_bytes = peewee.IntegerField(null=True)
+    permission_mode = peewee.TextField(null=True)
+    allowed_tools = peewee.TextField(null=True)  # JSON list
+    created_at = peewee.FloatField()
+    updated_at = peewee.FloatField(index=True)
+    started_at = peewee.FloatField(null=True)
+    ended_at = peewee.FloatField(null=True)
+    exit_code = peewee.IntegerField(null=True)
+    error = peewee.TextField(null=True)
+    session_id = peewee.TextField(null=True)
+    num_turns = peewee.IntegerField(null=True)
+    cost_usd = peewee.FloatField(null=True)
+    pid = peewee.IntegerField(null=True)
+    pid_started_at = peewee.FloatField(null=True)  # process create time: guards pid reuse
+    attempt = peewee.IntegerField(default=0)
+    not_before = peewee.FloatField(null=True)  # retry back-off: not dispatched before this
+    last_activity = peewee.TextField(null=True)
+    last_activity_at = peewee.FloatField(null=True)
+    result = peewee.TextField(null=True)
+    is_error = peewee.BooleanField(null=True)
+    api_error_status = peewee.IntegerField(null=True)
+    resume_session_id = peewee.TextField(null=True)
+    resume_prompt = peewee.TextField(null=True)
+    parent_id = peewee.TextField(null=True)
+    cancel_requested = peewee.BooleanField(default=False)
+    cancel_reason = peewee.TextField(null=True)
+    output_bytes = peewee.IntegerField(default=0)
+    output_truncated = peewee.BooleanField(default=False)
+    # Added by schema version 2 (isolation in git worktrees).
+    worktree = peewee.BooleanField(default=False)
+    base_branch = peewee.TextField(null=True)
+    branch = peewee.TextField(null=True)
+    worktree_path = peewee.TextField(null=True)
+    merge_strategy = peewee.TextField(null=True)
+    merge = peewee.TextField(null=True)  # JSON outcome of the merge step
+
+    class Meta:
+        table_name = "task"
+        indexes = ((("status", "priority", "seq"), False),)

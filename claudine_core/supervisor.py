@@ -1,0 +1,268 @@
+"""Agent processes: start, follow, stop, and learn how they ended.
+
+An agent runs under ``agents/wrapper.py`` in its own session, so the wrapper's pid is
+also the process group id of the agent and everything it spawns. Output goes to files,
+never pipes to the engine, so the agent keeps running if the engine dies; the wrapper
+records the exit status in ``exit.json`` whether or not anybody is watching.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from claudine_core.agents.stream import LineSplitter, StreamEvent, StreamSummary, parse_line
+from claudine_core.models import TaskState
+
+WRAPPER = Path(__file__).parent / "agents" / "wrapper.py"
+TAIL_EVENTS = 500  # rendered events kept in memory per running agent, for screens
+READ_CHUNK = 1024 * 1024  # bytes read from one agent per tick: bounds a tick's work
+
+
+@dataclass(eq=False)
+class RunningAgent:
+    """What the supervisor knows about one live (or just ended) agent."""
+
+    task_id: str
+    run_dir: Path
+    pid: int | None
+    pid_started_at: float | None
+    started_at: float
+    deadline: float | None
+    popen: subprocess.Popen[bytes] | None = None
+    offset: int = 0
+    splitter: LineSplitter = field(default_factory=LineSplitter)
+    summary: StreamSummary = field(default_factory=StreamSummary)
+    tail: deque[StreamEvent] = field(default_factory=lambda: deque(maxlen=TAIL_EVENTS))
+    stop_state: TaskState | None = None
+    stop_reason: str | None = None
+    term_sent_at: float | None = None
+    kill_sent: bool = False
+    dirty: bool = False
+
+
+def run_dir_for(runs_dir: Path, task_id: str, attempt: int) -> Path:
+    return runs_dir / task_id / f"attempt-{attempt}"
+
+
+def latest_run_dir(runs_dir: Path, task_id: str) -> Path | None:
+    """The folder of the task's most recent attempt, if it ever started."""
+    task_dir = runs_dir / task_id
+    if not task_dir.is_dir():
+        return None
+    attempts = [p for p in task_dir.iterdir() if p.name.startswith("attempt-")]
+    if not attempts:
+        return None
+    return max(attempts, key=lambda p: int(p.name.removeprefix("attempt-") or 0))
+
+
+class Supervisor:
+    """Starts agents under the wrapper and watches them.
+
+    Args:
+        kill_grace_s: seconds between SIGTERM and SIGKILL when stopping an agent.
+    """
+
+    def __init__(self, *, kill_grace_s: float) -> None:
+        self.kill_grace_s = kill_grace_s
+        self.agents: dict[str, RunningAgent] = {}
+        self.spawned = 0
+
+    def __repr__(self) -> str:
+        return f"Supervisor(running={len(self.agents)}, spawned={self.spawned})"
+
+    def spawn(
+        self,
+        task_id: str,
+        run_dir: Path,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        max_output_bytes: int,
+        started_at: float,
+        deadline: float | None,
+    ) -> RunningAgent:
+        """Start one agent. Raises OSError when the wrapper itself cannot start."""
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        wrapper_log = open(run_dir / "wrapper.log", "ab")  # noqa: SIM115 - child owns it
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-I", str(WRAPPER), str(run_dir), str(max_output_bytes), "--",
+                 *argv],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=wrapper_log,
+                stderr=wrapper_log,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            wrapper_log.close()
+        self.spawned += 1
+        agent = RunningAgent(
+            task_id=task_id,
+            run_dir=run_dir,
+            pid=popen.pid,
+            pid_started_at=process_start_time(popen.pid),
+            started_at=started_at,
+            deadline=deadline,
+            popen=popen,
+        )
+        self.agents[task_id] = agent
+        return agent
+
+    def adopt(
+        self,
+        task_id: str,
+        run_dir: Path,
+        *,
+        pid: int | None,
+        pid_started_at: float | None,
+        started_at: float,
+        deadline: float | None,
+    ) -> RunningAgent:
+        """Follow an agent started by an earlier owner (alive or not: the tick decides)."""
+        if pid is None:
+            pid, pid_started_at = _pid_from_wrapper_record(run_dir)
+        agent = RunningAgent(
+            task_id=task_id,
+            run_dir=run_dir,
+            pid=pid,
+            pid_started_at=pid_started_at,
+            started_at=started_at,
+            deadline=deadline,
+        )
+        self.agents[task_id] = agent
+        return agent
+
+    def read_output(self, agent: RunningAgent) -> list[StreamEvent]:
+        """New stream events since the last call (complete lines only)."""
+        path = agent.run_dir / "stdout.jsonl"
+        try:
+            with open(path, "rb") as source:
+                source.seek(agent.offset)
+                data = source.read(READ_CHUNK)
+        except FileNotFoundError:
+            return []
+        agent.offset += len(data)
+        events: list[StreamEvent] = []
+        for line in agent.splitter.feed(data):
+            events.extend(parse_line(line))
+        for event in events:
+            agent.tail.append(event)
+            if agent.summary.update(event):
+                agent.dirty = True
+        return events
+
+    def has_unread_output(self, agent: RunningAgent) -> bool:
+        try:
+            return (agent.run_dir / "stdout.jsonl").stat().st_size > agent.offset
+        except FileNotFoundError:
+            return False
+
+    def exit_record(self, agent: RunningAgent) -> dict[str, Any] | None:
+        """The wrapper's record of how the agent ended, once it exists."""
+        if agent.popen is not None:
+            agent.popen.poll()  # reap our own child so its pid does not linger as a zombie
+        try:
+            return dict(json.loads((agent.run_dir / "exit.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def is_alive(self, agent: RunningAgent) -> bool:
+        if agent.popen is not None:
+            return agent.popen.poll() is None
+        return process_matches(agent.pid, agent.pid_started_at)
+
+    def request_stop(self, agent: RunningAgent, state: TaskState, reason: str, now: float) -> None:
+        """Begin stopping: SIGTERM to the whole group now, SIGKILL after the grace period."""
+        if agent.stop_state is None:
+            agent.stop_state, agent.stop_reason = state, reason
+        if agent.term_sent_at is None:
+            agent.term_sent_at = now
+            signal_group(agent.pid, signal.SIGTERM)
+
+    def enforce_stops(self, now: float) -> None:
+        for agent in self.agents.values():
+            due = agent.term_sent_at is not None and now - agent.term_sent_at >= self.kill_grace_s
+            if due and not agent.kill_sent:
+                agent.kill_sent = True
+                signal_group(agent.pid, signal.SIGKILL)
+
+    def forget(self, agent: RunningAgent) -> None:
+        """Drop a finished agent, killing anything it left behind in its group."""
+        self.agents.pop(agent.task_id, None)
+        if agent.popen is not None:
+            agent.popen.poll()
+        if agent.pid is not None:
+            # The group id outlives the wrapper only while members remain, so this reaches
+            # the agent's leftover grandchildren and nothing else.
+            signal_group(agent.pid, signal.SIGKILL)
+
+    def stop_all(self, now: float) -> None:
+        for agent in list(self.agents.values()):
+            self.request_stop(agent, TaskState.CANCELLED, "stopped when the owner shut down", now)
+
+
+def signal_group(pgid: int | None, signum: signal.Signals) -> None:
+    if pgid is None or pgid <= 1:
+        return
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def process_start_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def process_matches(pid: int | None, started_at: float | None) -> bool:
+    """True if ``pid`` is alive and is the same process (not a reused pid)."""
+    if pid is None:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started_at is not None and abs(process.create_time() - started_at) > 0.05:
+            return False
+        return True
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _pid_from_wrapper_record(run_dir: Path) -> tuple[int | None, float | None]:
+    """The wrapper writes its pid first thing: recovery's fallback when the owner died
+    between starting an agent and committing its pid."""
+    try:
+        record = json.loads((run_dir / "wrapper.json").read_text())
+        pid = int(record["pid"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return _pid_from_process_table(run_dir)
+    return pid, process_start_time(pid)
+
+
+def _pid_from_process_table(run_dir: Path) -> tuple[int | None, float | None]:
+    # Last resort for the few milliseconds before wrapper.json exists: the wrapper's argv
+    # names its run folder.
+    needle = str(run_dir)
+    for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        cmdline = process.info.get("cmdline") or []
+        if str(WRAPPER) in cmdline and needle in cmdline:
+            return int(process.info["pid"]), float(process.info["create_time"])
+    return None, None

@@ -1,0 +1,1 @@
+"""claudine's front ends: the Textual console and the command line."""

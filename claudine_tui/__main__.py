@@ -1,0 +1,7 @@
+"""``python -m claudine_tui``: the same entry point as the ``claudine`` command."""
+
+import sys
+
+from claudine_tui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""The ``claudine`` command: the console, the headless MCP server, and script commands.
+
+Every script command is a client of the home: it commits its request to the store and
+returns; the owner (a console, a headless server or ``claudine serve``) applies it. Heavy
+front ends are imported only by the commands that need them, so ``claudine status`` and
+``claudine --headless`` never load Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from claudine_tui import cli_commands as commands
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        # argparse's own message plus a pointer to help; exit status 2 as argparse does.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"claudine: error: {message}\nTry 'claudine {self._sub_name()}--help'.\n")
+
+    def _sub_name(self) -> str:
+        parts = self.prog.split()[1:]
+        return " ".join(parts) + " " if parts else ""
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="claudine",
+        description="Run many background Claude Code agents: console, MCP server and CLI.",
+        epilog="With no command, opens the console.",
+    )
+    parser.add_argument("--headless", action="store_true",
+                        help="serve the engine as an MCP stdio server (for Claude Code)")
+    parser.add_argument("--home", help="the claudine home (default: $CLAUDINE_HOME or the "
+                        "platform data dir)")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("delegate", help="queue a task for a background agent")
+    p.add_argument("prompt", help="what the agent should do")
+    p.add_argument("--priority", "-p", default="P2", help="P0 (urgent), P1 or P2 (default)")
+    p.add_argument("--cwd", default=".", help="working directory of the agent (default: here)")
+    p.add_argument("--timeout", type=float, help="seconds before the agent is stopped")
+    p.add_argument("--model", help="model for the agent (claude --model)")
+    p.add_argument("--permission-mode", choices=["skip", "acceptEdits", "allowedTools",
+                                                  "default"], help="how the agent gets past "
+                   "permission prompts (default: the configured one)")
+    p.add_argument("--allowed-tools", help="comma-separated tools for --permission-mode "
+                   "allowedTools")
+    p.add_argument("--max-output", type=int, help="bytes of agent output kept (default: "
+                   "MAX_OUTPUT_BUFFER)")
+    p.add_argument("--worktree", action="store_true",
+                   help="run in a new git worktree on its own branch")
+    p.add_argument("--base", help="base branch for --worktree (default: the current one)")
+    p.add_argument("--merge", choices=["manual", "auto", "patch", "pr"],
+                   help="what to do with a --worktree task's branch when it finishes")
+    p.add_argument("--no-serve", action="store_true",
+                   help="do not start a background owner if none is running")
+    _add_json(p)
+
+    p = sub.add_parser("status", help="show one task, or a table of tasks")
+    p.add_argument("task", nargs="?", help="task id (full, short or unique prefix)")
+    p.add_argument("--status", "-s", action="append",
+                   help="only tasks in this state (repeatable)")
+    p.add_argument("--limit", "-n", type=int, default=50, help="rows in the table (default 50)")
+    _add_json(p)
+
+    p = sub.add_parser("logs", help="show what a task's agent did")
+    p.add_argument("task", help="task id")
+    p.add_argument("--tail", "-n", type=int, help="only the last N lines")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+    p.add_argument("--raw", action="store_true", help="the agent's JSON lines as written")
+    p.add_argument("--stderr", action="store_true", help="the agent's stderr instead")
+
+    p = sub.add_parser("cancel", help="cancel a queued or running task")
+    p.add_argument("task", help="task id")
+    p.add_argument("reason", nargs="?", help="why (recorded on the task)")
+    _add_json(p)
+
+    p = sub.add_parser("retry", help="queue a finished task again, as a new task")
+    p.add_argument("task", help="task id")
+    _add_json(p)
+
+    p = sub.add_parser("resume", help="continue a finished task's agent session")
+    p.add_argument("task", help="task id")
+    p.add_argument("context", nargs="?", help="what to tell the agent")
+    _add_json(p)
+
+    p = sub.add_parser("priority", help="change a queued task's priority")
+    p.add_argument("task", help="task id")
+    p.add_argument("priority", help="P0, P1 or P2")
+    _add_json(p)
+
+    p = sub.add_parser("wait", help="block until tasks end; exit 0 only if all completed")
+    p.add_argument("tasks", nargs="+", help="task ids")
+    p.add_argument("--timeout", type=float, help="give up after this many seconds (exit 3)")
+    _add_json(p)
+
+    p = sub.add_parser("serve", help="run the engine with no UI (owner of the home)")
+    p.add_argument("--detach", action="store_true", help="start in the background and return")
+    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
+    p.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--stop-agents-on-exit", action="store_true",
+                   help="stop running agents on exit (default: leave them to the next owner)")
+
+    sub.add_parser("config", help="print the effective settings and where they come from")
+
+    p = sub.add_parser("mcp", help="the MCP server: start, test, config")
+    p.add_argument("action", choices=["start", "test", "config"])
+
+    commands.add_extra_parsers(sub)
+    return parser
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "delegate": commands.delegate,
+    "status": commands.status,
+    "logs": commands.logs,
+    "cancel": commands.cancel,
+    "retry": commands.retry,
+    "resume": commands.resume,
+    "priority": commands.priority,
+    "wait": commands.wait,
+    "serve": commands.serve,
+    "config": commands.show_config,
+    "mcp": commands.mcp,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from claudine_core import __version__
+
+        print(f"claudine {__version__}")
+        return EXIT_OK
+    try:
+        if args.headless:
+            return commands.headless(args)
+        if args.command is None:
+            return commands.console(args)
+        handler = HANDLERS.get(args.command) or commands.EXTRA_HANDLERS[args.command]
+        return handler(args)
+    except commands.CommandError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc)}))
+        print(f"claudine: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""What each ``claudine`` sub-command does. Errors become CommandError with advice."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from claudine_core.config import Config, ConfigError, load_config
+from claudine_core.models import (
+    MergeStrategy,
+    PermissionMode,
+    Priority,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from claudine_core.store import StoreError
+from claudine_tui import cli_output as output
+
+EXTRA_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+POLL_S = 0.1
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_extra_parsers(sub: Any) -> None:
+    """Hook for commands other modules contribute (worktrees)."""
+    try:
+        from claudine_tui import cli_worktrees
+    except ImportError:
+        return
+    cli_worktrees.add_parsers(sub, EXTRA_HANDLERS)
+
+
+def load(args: argparse.Namespace) -> Config:
+    try:
+        overrides: dict[str, Any] = {}
+        if getattr(args, "home", None):
+            overrides["home"] = Path(args.home).expanduser().resolve()
+        return load_config(**overrides)
+    except ConfigError as exc:
+        raise CommandError(str(exc), 2) from exc
+
+
+def open_service(args: argparse.Namespace) -> Any:
+    from claudine_core.service import TaskService
+
+    config = load(args)
+    try:
+        return TaskService(config)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _guard(action: Callable[[], Task]) -> Task:
+    from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
+
+    try:
+        return action()
+    except (UnknownTask, InvalidRequest, InvalidTransition, ValueError) as exc:
+        raise CommandError(str(exc).strip("'\"")) from exc
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
+    if as_json:
+        print(json.dumps(task.to_json()))
+    else:
+        print(f"{verb} {task.id} ({task.status.value}, {task.priority})")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def delegate(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        spec = _spec_from_args(args)
+        task = _guard(lambda: service.delegate(spec))
+        if not args.no_serve:
+            _ensure_owner(service.config)
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps(task.to_json()))
+    else:
+        print(task.id)
+    return 0
+
+
+def _spec_from_args(args: argparse.Namespace) -> TaskSpec:
+    try:
+        priority = Priority.parse(args.priority)
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from exc
+    tools = tuple(t.strip() for t in (args.allowed_tools or "").split(",") if t.strip())
+    if args.permission_mode == "allowedTools" and not tools:
+        raise CommandError("--permission-mode allowedTools needs --allowed-tools A,B,...", 2)
+    return TaskSpec(
+        prompt=args.prompt,
+        priority=priority,
+        cwd=args.cwd,
+        timeout_s=args.timeout,
+        model=args.model,
+        max_output_bytes=args.max_output,
+        permission_mode=PermissionMode(args.permission_mode) if args.permission_mode else None,
+        allowed_tools=tools,
+        worktree=args.worktree,
+        base_branch=args.base,
+        merge_strategy=MergeStrategy(args.merge) if args.merge else None,
+    )
+
+
+def _ensure_owner(config: Config) -> None:
+    from claudine_core.serve import ensure_owner
+
+    try:
+        started = ensure_owner(config)
+    except OSError as exc:
+        print(f"claudine: warning: could not start a background owner ({exc}); the task "
+              "waits until a console or 'claudine serve' runs", file=sys.stderr)
+        return
+    if started is not None and not sys.stdout.isatty():
+        return
+    if started is not None:
+        print(f"(started a background owner, pid {started})", file=sys.stderr)
+
+
+def status(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        if args.task:
+            task = _guard(lambda: service.get(args.task))
+            position = service.repo.queue_position(task)
+            if args.json:
+                data = task.to_json()
+                data["queue_position"] = position
+                print(json.dumps(data))
+            else:
+                print(output.task_details(task, position))
+            return 0
+        statuses = [_parse_state(s) for s in args.status] if args.status else None
+        tasks = service.list(statuses, limit=args.limit)
+        if args.json:
+            print(json.dumps([t.to_json() for t in tasks]))
+        else:
+            print(output.task_table(tasks, now=time.time()))
+        return 0
+    finally:
+        service.close()
+
+
+def _parse_state(text: str) -> TaskState:
+    try:
+        return TaskState(text.lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in TaskState)
+        raise CommandError(f"unknown status {text!r}: use one of {choices}", 2) from None
+
+
+def logs(args: argparse.Namespace) -> int:
+    if args.tail is not None and args.tail < 0:
+        raise CommandError("--tail must be 0 or more lines", 2)
+    service = open_service(args)
+    try:
+        task = _guard(lambda: service.get(args.task))
+        if args.stderr:
+            print(service.stderr_tail(task.id, 1024 * 1024), end="")
+            return 0
+        return output.print_logs(service, task, tail=args.tail, follow=args.follow,
+                                 raw=args.raw, poll_s=POLL_S)
+    finally:
+        service.close()
+
+
+def cancel(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        task = _guard(lambda: service.cancel(args.task, args.reason))
+    finally:
+        service.close()
+    verb = "cancelled" if task.status is TaskState.CANCELLED else "cancel requested for"
+    _print_task_result(task, args.json, verb)
+    return 0
+
+
+def retry(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        task = _guard(lambda: service.retry(args.task))
+        _ensure_owner(service.config)
+    finally:
+        service.close()
+    _print_task_result(task, args.json, "queued")
+    return 0
+
+
+def resume(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        task = _guard(lambda: service.resume(args.task, args.context))
+        _ensure_owner(service.config)
+    finally:
+        service.close()
+    _print_task_result(task, args.json, "queued")
+    return 0
+
+
+def priority(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        task = _guard(lambda: service.set_priority(args.task, args.priority))
+    finally:
+        service.close()
+    _print_task_result(task, args.json, "reprioritized")
+    return 0
+
+
+def wait(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    try:
+        ids = [_guard(lambda ref=ref: service.get(ref)).id for ref in args.tasks]
+        deadline = None if args.timeout is None else time.monotonic() + args.timeout
+        while True:
+            tasks = [service.repo.get(task_id) for task_id in ids]
+            if all(t.status.is_terminal for t in tasks):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = ", ".join(t.short_id for t in tasks if not t.status.is_terminal)
+                raise CommandError(f"timed out waiting for {pending}", 3)
+            time.sleep(POLL_S)
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps([t.to_json() for t in tasks]))
+    else:
+        for task in tasks:
+            print(output.one_line(task))
+    return 0 if all(t.status is TaskState.COMPLETED for t in tasks) else 1
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = load(args)
+    _configure_logging(config)
+    if args.detach:
+        from claudine_core.serve import ensure_owner, wait_for_owner
+
+        pid = ensure_owner(config)
+        if pid is None:
+            print("an owner is already running for this home")
+            return 0
+        wait_for_owner(config)
+        print(f"claudine serve started in the background (pid {pid})")
+        return 0
+    from claudine_core.serve import serve as run_serve
+
+    idle = args.idle_exit
+    if args.auto and idle is None:
+        idle = config.idle_exit_s
+    try:
+        return asyncio.run(run_serve(config, auto=args.auto, idle_exit_s=idle,
+                                     stop_agents_on_exit=args.stop_agents_on_exit))
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def show_config(args: argparse.Namespace) -> int:
+    from claudine_core.config import settings_table
+
+    config = load(args)
+    for field_name, env_names, default, description in settings_table():
+        value = getattr(config, field_name, None)
+        print(f"{field_name:22} = {value!r:30}  [{env_names}] {description} (default {default})")
+    return 0
+
+
+def _configure_logging(config: Config) -> None:
+    import logging
+
+    level = {"warn": "WARNING"}.get(config.log_level, config.log_level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def console(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        from claudine_tui.app import run_console
+    except ImportError as exc:
+        raise CommandError(f"the console is not available: {exc}") from exc
+    return int(run_console(config) or 0)
+
+
+def headless(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        from claudine_core.mcp_server import run_stdio
+    except ImportError as exc:
+        raise CommandError(f"the MCP server is not available: {exc}") from exc
+    return int(run_stdio(config) or 0)
+
+
+def mcp(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        return headless(args)
+    try:
+        from claudine_tui import cli_mcp
+    except ImportError as exc:
+        raise CommandError(f"'claudine mcp {args.action}' is not available: {exc}") from exc
+    return int(cli_mcp.run(args.action, load(args)))
+
+
+def environment_home() -> str | None:
+    return os.environ.get("CLAUDINE_HOME")

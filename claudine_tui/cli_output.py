@@ -1,0 +1,145 @@
+"""Plain-text rendering for the command line (tables, task details, logs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from typing import Any
+
+from claudine_core.agents.stream import LineSplitter, parse_line, render_plain
+from claudine_core.models import Task, iso_time
+
+STATUS_GLYPHS = {
+    "queued": "…",
+    "blocked": "⧗",
+    "running": "▶",
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def elapsed(task: Task, now: float) -> float | None:
+    if task.started_at is None:
+        return None
+    return (task.ended_at or now) - task.started_at
+
+
+def excerpt(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def task_table(tasks: list[Task], *, now: float) -> str:
+    if not tasks:
+        return "no tasks yet: claudine delegate \"PROMPT\" queues one"
+    header = f"{'ID':8}  {'STATUS':11}  {'PRI':3}  {'TIME':>7}  {'TURNS':>5}  {'COST':>7}  PROMPT"
+    rows = [header]
+    for task in tasks:
+        glyph = STATUS_GLYPHS.get(task.status.value, " ")
+        cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
+        turns = str(task.num_turns) if task.num_turns is not None else "-"
+        rows.append(
+            f"{task.short_id:8}  {glyph} {task.status.value:9}  {task.priority!s:3}  "
+            f"{duration(elapsed(task, now)):>7}  {turns:>5}  {cost:>7}  {excerpt(task.prompt, 60)}"
+        )
+    return "\n".join(rows)
+
+
+def task_details(task: Task, queue_position: int | None) -> str:
+    data = task.to_json()
+    lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"]
+    if queue_position is not None:
+        lines.append(f"  queue position: {queue_position}")
+    order = [
+        "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
+        "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
+        "last_activity", "result", "parent_id", "branch", "worktree_path", "merge",
+    ]
+    for key in order:
+        value = data.get(key)
+        if value in (None, "", 0) and key not in ("priority",):
+            continue
+        if isinstance(value, dict):
+            value = json.dumps(value)
+        text = str(value)
+        if key in ("prompt", "result") and len(text) > 400:
+            text = text[:400] + "…"
+        lines.append(f"  {key + ':':15} {text}")
+    return "\n".join(lines)
+
+
+def one_line(task: Task) -> str:
+    detail = f": {task.error}" if task.error else ""
+    return f"{task.id} {task.status.value}{detail}"
+
+
+def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw: bool,
+               poll_s: float) -> int:
+    """Print a task's output (rendered, or raw JSON lines); follow until it ends."""
+    path = service.output_path(task.id)
+    if path is None and not follow:
+        print(f"(task {task.short_id} is {task.status.value}; no output yet)", file=sys.stderr)
+        return 0
+    offset = 0
+    splitter = LineSplitter()
+    lines: deque[str] | list[str] = deque(maxlen=tail) if tail is not None else []
+    offset = _read_more(service, task.id, offset, splitter, raw, lines.append)
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
+    while follow:
+        current = service.repo.get(task.id)
+        new_offset = _read_more(service, task.id, offset, splitter, raw, _print_flush)
+        if new_offset == offset and current.status.is_terminal:
+            break
+        offset = new_offset
+        time.sleep(poll_s)
+    if follow:
+        final = service.repo.get(task.id)
+        print(f"— {final.status.value}" + (f": {final.error}" if final.error else ""))
+    return 0
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def _read_more(service: Any, task_id: str, offset: int, splitter: LineSplitter, raw: bool,
+               emit: Any) -> int:
+    path = service.output_path(task_id)
+    if path is None:
+        return offset
+    try:
+        with open(path, "rb") as source:
+            source.seek(offset)
+            data = source.read()
+    except FileNotFoundError:
+        return offset
+    for line in splitter.feed(data):
+        if raw:
+            emit(line.decode("utf-8", "replace"))
+            continue
+        for event in parse_line(line):
+            rendered = render_plain(event)
+            if rendered is not None:
+                for part in rendered.splitlines():
+                    emit(part)
+    return offset + len(data)
+
+
+def timestamp(epoch: float | None) -> str:
+    return iso_time(epoch) or "-"

@@ -1,0 +1,641 @@
+"""Tests for reading the stream-json output of ``claude`` agents (claudine_core.agents.stream)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.text import Text
+
+from claudine_core.agents.stream import (
+    AgentInit,
+    AgentResult,
+    ApiRetry,
+    AssistantText,
+    InvalidLine,
+    LineSplitter,
+    OtherEvent,
+    StreamEvent,
+    StreamSummary,
+    ToolResult,
+    ToolUse,
+    iter_file_events,
+    parse_line,
+    render_plain,
+    render_rich,
+)
+
+REFERENCE = Path("/work/shared/reference/claude-stream-json-bash-tool.jsonl")
+SESSION = "64f1760b-ed1f-4f94-bd94-e27258e05faa"
+
+# The reference transcript, inlined so the tests do not depend on the shared folder.
+TRANSCRIPT = [
+    {
+        "type": "system",
+        "subtype": "init",
+        "cwd": "<cwd>",
+        "session_id": SESSION,
+        "tools": ["Task", "Bash"],
+        "mcp_servers": [],
+        "model": "claude-opus-4-8[1m]",
+        "permissionMode": "bypassPermissions",
+        "claude_code_version": "2.1.197",
+    },
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_fake00000009",
+            "model": "claude-opus-4-8",
+            "content": [{"type": "text", "text": "Running the requested tool."}],
+        },
+        "session_id": SESSION,
+    },
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_fake00000009",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_fake00000008",
+                    "name": "Bash",
+                    "input": {
+                        "command": "echo hi-from-bash > out.txt && cat out.txt",
+                        "description": "write a file",
+                    },
+                }
+            ],
+        },
+    },
+    {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "tool_use_id": "toolu_fake00000008",
+                    "type": "tool_result",
+                    "content": "hi-from-bash",
+                    "is_error": False,
+                }
+            ],
+        },
+        "tool_use_result": {"stdout": "hi-from-bash", "stderr": ""},
+    },
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_fake00000011",
+            "content": [{"type": "text", "text": "FAKE_DONE: hi-from-bash"}],
+        },
+    },
+    {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "api_error_status": None,
+        "duration_ms": 354,
+        "num_turns": 2,
+        "result": "FAKE_DONE: hi-from-bash",
+        "session_id": SESSION,
+        "total_cost_usd": 0.0183,
+        "permission_denials": [],
+        "terminal_reason": "completed",
+    },
+]
+
+EXPECTED = [
+    AgentInit(SESSION, "claude-opus-4-8[1m]", "<cwd>", "bypassPermissions", "2.1.197"),
+    AssistantText("Running the requested tool."),
+    ToolUse(
+        "toolu_fake00000008",
+        "Bash",
+        "echo hi-from-bash > out.txt && cat out.txt",
+        {"command": "echo hi-from-bash > out.txt && cat out.txt", "description": "write a file"},
+    ),
+    ToolResult("toolu_fake00000008", "hi-from-bash", False),
+    AssistantText("FAKE_DONE: hi-from-bash"),
+    AgentResult(
+        subtype="success",
+        is_error=False,
+        api_error_status=None,
+        num_turns=2,
+        result="FAKE_DONE: hi-from-bash",
+        session_id=SESSION,
+        total_cost_usd=0.0183,
+        duration_ms=354.0,
+        permission_denials=0,
+    ),
+]
+
+
+def line(obj: Any) -> bytes:
+    return json.dumps(obj).encode() + b"\n"
+
+
+def one(obj: Any) -> StreamEvent:
+    events = parse_line(json.dumps(obj))
+    assert len(events) == 1, events
+    return events[0]
+
+
+def transcript_events() -> list[StreamEvent]:
+    return [event for obj in TRANSCRIPT for event in parse_line(line(obj))]
+
+
+# --- parse_line -------------------------------------------------------------------------
+
+
+def test_inline_transcript_parses_to_expected_events() -> None:
+    assert transcript_events() == EXPECTED
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference transcript not present")
+def test_real_reference_transcript_parses_to_expected_events() -> None:
+    events = [event for raw in REFERENCE.read_bytes().splitlines() for event in parse_line(raw)]
+    assert events == EXPECTED
+
+
+def test_str_and_bytes_input_agree() -> None:
+    raw = json.dumps(TRANSCRIPT[2])
+    assert parse_line(raw) == parse_line(raw.encode()) == parse_line(raw + "\r\n")
+
+
+def test_assistant_line_with_several_blocks_keeps_order_and_skips_thinking() -> None:
+    events = parse_line(
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {
+                    "content": [
+                        {"type": "thinking", "thinking": "hmm", "signature": "x"},
+                        {"type": "text", "text": "first"},
+                        {
+                            "type": "tool_use",
+                            "id": "t1",
+                            "name": "Read",
+                            "input": {"file_path": "/a/b.py"},
+                        },
+                        {"type": "text", "text": "second"},
+                    ]
+                },
+            }
+        )
+    )
+    assert events == [
+        AssistantText("first"),
+        ToolUse("t1", "Read", "/a/b.py", {"file_path": "/a/b.py"}),
+        AssistantText("second"),
+    ]
+
+
+def test_thinking_only_line_gives_no_events() -> None:
+    assert (
+        parse_line(
+            json.dumps({"type": "assistant", "message": {"content": [{"type": "thinking"}]}})
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "tool_input", "summary"),
+    [
+        ("Bash", {"command": "ls -la", "description": "list"}, "ls -la"),
+        ("Bash", {"command": "cat <<EOF\nhello\n  world\nEOF"}, "cat <<EOF hello world EOF"),
+        ("Read", {"file_path": "/x/y.py", "offset": 3}, "/x/y.py"),
+        ("Write", {"file_path": "/x/z.txt", "content": "big"}, "/x/z.txt"),
+        ("Edit", {"file_path": "/x/e.py", "old_string": "a", "new_string": "b"}, "/x/e.py"),
+        ("Grep", {"pattern": "def main", "path": "src"}, "def main"),
+        ("Glob", {"pattern": "**/*.py"}, "**/*.py"),
+        ("WebFetch", {"url": "https://example.com", "prompt": "read"}, "https://example.com"),
+        ("Task", {"description": "find bugs", "prompt": "long"}, "find bugs"),
+        ("mcp__srv__tool", {"a": 1, "b": "x"}, '{"a":1,"b":"x"}'),
+        ("Unknown", {}, ""),
+        ("Bash", {"command": 42}, '{"command":42}'),
+    ],
+)
+def test_tool_use_summary(name: str, tool_input: dict[str, Any], summary: str) -> None:
+    event = one(
+        {
+            "type": "assistant",
+            "message": {
+                "content": [{"type": "tool_use", "id": "t", "name": name, "input": tool_input}]
+            },
+        }
+    )
+    assert event == ToolUse("t", name, summary, tool_input)
+
+
+def test_tool_use_summary_is_cut_to_200_chars() -> None:
+    event = one(
+        {
+            "type": "assistant",
+            "message": {
+                "content": [
+                    {"type": "tool_use", "id": "t", "name": "Bash", "input": {"command": "x" * 500}}
+                ]
+            },
+        }
+    )
+    assert isinstance(event, ToolUse)
+    assert len(event.summary) == 200
+    assert event.summary.endswith("…")
+    assert event.input["command"] == "x" * 500
+
+
+def tool_result_line(content: Any, is_error: Any = False) -> dict[str, Any]:
+    block = {"type": "tool_result", "tool_use_id": "t9", "content": content, "is_error": is_error}
+    return {"type": "user", "message": {"role": "user", "content": [block]}}
+
+
+def test_tool_result_content_as_list_of_blocks_is_flattened() -> None:
+    content = [
+        {"type": "text", "text": "line one"},
+        {"type": "image", "source": {"type": "base64", "data": "AAAA"}},
+        {"type": "text", "text": "line two"},
+    ]
+    assert one(tool_result_line(content)) == ToolResult("t9", "line one\n[image]\nline two", False)
+
+
+def test_tool_result_error_and_missing_content() -> None:
+    assert one(tool_result_line("denied", True)) == ToolResult("t9", "denied", True)
+    assert one(tool_result_line(None, "yes")) == ToolResult("t9", "", False)
+
+
+def test_tool_result_content_is_cut_to_2000_chars() -> None:
+    event = one(tool_result_line("y" * 10_000))
+    assert isinstance(event, ToolResult)
+    assert len(event.content) == 2000
+
+
+def test_user_line_without_tool_result_is_other() -> None:
+    echoed = {"type": "user", "message": {"role": "user", "content": "do the thing"}}
+    assert parse_line(json.dumps(echoed)) == [OtherEvent("user")]
+
+
+def test_api_retry() -> None:
+    event = one(
+        {
+            "type": "system",
+            "subtype": "api_retry",
+            "attempt": 2,
+            "max_retries": 10,
+            "retry_delay_ms": 1200,
+            "error_status": 529,
+            "error": "overloaded",
+        }
+    )
+    assert event == ApiRetry(2, 10, 1200.0, 529, "overloaded")
+
+
+def test_api_retry_with_odd_fields() -> None:
+    event = one({"type": "system", "subtype": "api_retry", "attempt": "3", "error": {"x": 1}})
+    assert event == ApiRetry(3, None, None, None, '{"x":1}')
+
+
+def test_result_with_api_error() -> None:
+    event = one(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": True,
+            "api_error_status": 529,
+            "num_turns": 1,
+            "result": "API Error: 529 overloaded",
+            "session_id": "s",
+            "total_cost_usd": 0,
+            "duration_ms": 1500,
+            "permission_denials": [{"tool_name": "Bash"}, {"tool_name": "Write"}],
+        }
+    )
+    assert event == AgentResult(
+        "success", True, 529, 1, "API Error: 529 overloaded", "s", 0.0, 1500.0, 2
+    )
+    assert isinstance(event, AgentResult) and not event.ok
+
+
+def test_result_with_missing_fields() -> None:
+    event = one({"type": "result"})
+    assert event == AgentResult("", False, None, None, None, None, None, None, 0)
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"type": "stream_event", "event": {"type": "ping"}}, OtherEvent("stream_event")),
+        ({"type": "system", "subtype": "compact_boundary"}, OtherEvent("system:compact_boundary")),
+        ({"type": "system"}, OtherEvent("system")),
+        ({"no_type": 1}, OtherEvent("unknown")),
+        ({"type": 7}, OtherEvent("unknown")),
+    ],
+)
+def test_other_events(obj: dict[str, Any], expected: OtherEvent) -> None:
+    assert parse_line(json.dumps(obj)) == [expected]
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"42", b"\xff\xfe\x00", b"{"])
+def test_invalid_lines(raw: bytes) -> None:
+    events = parse_line(raw)
+    assert len(events) == 1
+    assert isinstance(events[0], InvalidLine)
+    assert events[0].error
+
+
+def test_invalid_raw_is_cut_to_200_chars() -> None:
+    (event,) = parse_line("z" * 5000)
+    assert isinstance(event, InvalidLine)
+    assert len(event.raw) == 200
+
+
+@pytest.mark.parametrize("raw", [b"", b"   ", b"\n", ""])
+def test_blank_lines_give_nothing(raw: bytes | str) -> None:
+    assert parse_line(raw) == []
+
+
+def test_deeply_nested_json_does_not_raise() -> None:
+    events = parse_line("[" * 100_000 + "]" * 100_000)
+    assert len(events) == 1 and isinstance(events[0], InvalidLine)
+
+
+def test_every_truncation_of_every_transcript_line_is_safe() -> None:
+    for obj in TRANSCRIPT:
+        raw = line(obj).rstrip(b"\n")
+        for cut in range(len(raw)):
+            events = parse_line(raw[:cut])
+            assert all(isinstance(event, StreamEvent) for event in events)
+            if cut:
+                assert len(events) == 1 and isinstance(events[0], InvalidLine)
+
+
+def test_fuzz_random_bytes_and_mutations_never_raise() -> None:
+    rng = random.Random(1234)
+    samples = [line(obj) for obj in TRANSCRIPT]
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            raw = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+        else:
+            mutated = bytearray(rng.choice(samples))
+            for _ in range(rng.randrange(1, 6)):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            raw = bytes(mutated)
+        for event in parse_line(raw):
+            assert isinstance(event, StreamEvent)
+            render_plain(event)
+            render_rich(event)
+
+
+def test_fuzz_wrong_json_types_never_raise() -> None:
+    odd_values: list[Any] = [None, 1, -1, 1.5, True, "s", [], {}, [1, "a"], {"k": None}]
+    rng = random.Random(99)
+    for _ in range(2000):
+        obj = json.loads(json.dumps(rng.choice(TRANSCRIPT)))
+        target = obj.get("message", obj) if rng.random() < 0.5 else obj
+        if isinstance(target, dict) and target:
+            target[rng.choice(list(target))] = json.loads(json.dumps(rng.choice(odd_values)))
+        if isinstance(obj.get("message"), dict) and isinstance(obj["message"].get("content"), list):
+            obj["message"]["content"].append(json.loads(json.dumps(rng.choice(odd_values))))
+        for event in parse_line(json.dumps(obj)):
+            assert isinstance(event, StreamEvent)
+            render_plain(event)
+
+
+# --- LineSplitter -----------------------------------------------------------------------
+
+
+def test_splitter_joins_lines_split_across_feeds() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b'{"a":') == []
+    assert splitter.feed(b'1}\n{"b"') == [b'{"a":1}']
+    assert splitter.feed(b":2}\n\n") == [b'{"b":2}', b""]
+    assert splitter.flush() == []
+
+
+def test_splitter_byte_by_byte_matches_whole() -> None:
+    data = b"".join(line(obj) for obj in TRANSCRIPT) + b"tail"
+    splitter = LineSplitter()
+    pieces = [piece for byte in data for piece in splitter.feed(bytes([byte]))]
+    assert pieces == data.split(b"\n")[:-1]
+    assert splitter.flush() == [b"tail"]
+    assert splitter.flush() == []
+
+
+def test_splitter_line_exactly_at_cap_is_whole() -> None:
+    splitter = LineSplitter(max_line_bytes=4)
+    assert splitter.feed(b"abcd") == []
+    assert splitter.feed(b"\nxy\n") == [b"abcd", b"xy"]
+
+
+def test_splitter_cuts_long_line_and_discards_rest_until_newline() -> None:
+    splitter = LineSplitter(max_line_bytes=4)
+    assert splitter.feed(b"abcdef") == [b"abcd"]
+    assert splitter.feed(b"ghij") == []
+    assert splitter.feed(b"kl\nok\n") == [b"ok"]
+    assert splitter.feed(b"1234567\n12") == [b"1234"]
+    assert splitter.flush() == [b"12"]
+
+
+def test_splitter_memory_stays_bounded_for_huge_output() -> None:
+    cap = 1024
+    splitter = LineSplitter(max_line_bytes=cap)
+    rng = random.Random(7)
+    emitted: list[bytes] = []
+    for _ in range(2000):
+        chunk = b"x" * rng.randrange(1, 3000)
+        if rng.random() < 0.05:
+            chunk += b"\n"
+        emitted += splitter.feed(chunk)
+        assert splitter.buffered_bytes <= cap
+        assert len(splitter._buffer) <= cap
+    assert emitted and all(len(piece) <= cap for piece in emitted)
+
+
+def test_splitter_rejects_zero_cap() -> None:
+    with pytest.raises(ValueError):
+        LineSplitter(max_line_bytes=0)
+
+
+# --- StreamSummary ----------------------------------------------------------------------
+
+
+def test_summary_over_reference_transcript() -> None:
+    summary = StreamSummary()
+    changes = [summary.update(event) for event in transcript_events()]
+    # The successful tool result changes nothing a screen shows.
+    assert changes == [True, True, True, False, True, True]
+    assert summary.session_id == SESSION
+    assert summary.model == "claude-opus-4-8[1m]"
+    assert summary.num_turns == 2
+    assert summary.cost_usd == pytest.approx(0.0183)
+    assert summary.result == EXPECTED[-1]
+    assert summary.tool_uses == 1
+    assert summary.last_activity == "FAKE_DONE: hi-from-bash"
+    assert summary.invalid_lines == 0 and summary.api_retries == 0
+
+
+def test_summary_activity_and_turn_estimate() -> None:
+    summary = StreamSummary()
+    assert summary.num_turns is None and summary.last_activity is None
+    summary.update(ToolUse("1", "Bash", "ls -la", {"command": "ls -la"}))
+    assert summary.last_activity == "Bash: ls -la"
+    assert summary.num_turns == 2
+    summary.update(AssistantText("Done.\nAll good now\n\n  "))
+    assert summary.last_activity == "All good now"
+    summary.update(AssistantText("w" * 500))
+    assert summary.last_activity is not None and len(summary.last_activity) == 120
+    assert summary.update(ApiRetry(2, 10, 1000.0, 529, "overloaded")) is True
+    assert summary.last_activity == "retrying API (attempt 2/10, 529)"
+    assert summary.api_retries == 1
+    assert summary.update(InvalidLine("x", "bad")) is True
+    assert summary.invalid_lines == 1
+    assert summary.update(OtherEvent("stream_event")) is False
+
+
+def test_summary_resumed_run_clears_result() -> None:
+    summary = StreamSummary()
+    for event in transcript_events():
+        summary.update(event)
+    summary.update(AgentInit(SESSION, None, None, None, None))
+    assert summary.result is None
+    assert summary.model == "claude-opus-4-8[1m]"
+    summary.update(AssistantText("again"))
+    assert summary.num_turns == 1
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def test_render_reference_transcript_plain() -> None:
+    rendered = [render_plain(event) for event in transcript_events()]
+    assert rendered == [
+        "● session 64f1760b…  model claude-opus-4-8[1m]  mode bypassPermissions",
+        "Running the requested tool.",
+        "▸ Bash: echo hi-from-bash > out.txt && cat out.txt",
+        "  ✓ hi-from-bash",
+        "FAKE_DONE: hi-from-bash",
+        "■ completed in 0.4s · 2 turns · $0.0183",
+    ]
+
+
+def test_render_long_tool_result_is_capped_at_five_lines() -> None:
+    text = render_plain(ToolResult("t", "\n".join(f"row{i}" for i in range(12)), False))
+    assert text is not None
+    lines = text.splitlines()
+    assert lines[0] == "  ✓ row0"
+    assert lines[4] == "    row4"
+    assert lines[-1] == "  … (7 more lines)"
+    assert "row5" not in text
+
+
+def test_render_tool_error_shows_error_text_in_red() -> None:
+    event = ToolResult("t", "Permission denied: rm -rf /", True)
+    assert render_plain(event) == "  ✗ Permission denied: rm -rf /"
+    rich = render_rich(event)
+    assert isinstance(rich, Text)
+    assert "red" in str(rich.spans[0].style)
+
+
+def test_render_retry() -> None:
+    event = ApiRetry(2, 10, 1200.0, 529, "overloaded")
+    assert render_plain(event) == "↻ API retry 2/10 (529 overloaded) in 1.2s"
+    rich = render_rich(event)
+    assert rich is not None and "yellow" in str(rich.spans[0].style)
+
+
+def test_render_failed_result_has_status_reason_and_cost() -> None:
+    event = AgentResult(
+        "success", True, 529, 1, "API Error: 529 overloaded", "s", 0.0042, 2500.0, 1
+    )
+    text = render_plain(event)
+    assert text is not None
+    assert text.startswith("■ failed: API error 529")
+    for needle in ("API Error: 529 overloaded", "2.5s", "1 turn", "$0.0042", "permission denial"):
+        assert needle in text
+    rich = render_rich(event)
+    assert rich is not None and "red" in str(rich.spans[0].style)
+
+
+def test_render_failed_result_by_subtype() -> None:
+    event = AgentResult("error_max_turns", True, None, 30, None, None, 1.5, 125_000.0, 0)
+    assert render_plain(event) == "■ failed: error_max_turns · 2m 05s · 30 turns · $1.5000"
+
+
+def test_render_success_is_green_and_tool_name_bold_cyan() -> None:
+    ok = render_rich(EXPECTED[-1])
+    assert ok is not None and "green" in str(ok.spans[0].style)
+    tool = render_rich(EXPECTED[2])
+    assert tool is not None
+    styled = {tool.plain[span.start : span.end]: str(span.style) for span in tool.spans}
+    assert styled["Bash"] == "bold cyan"
+
+
+def test_render_invalid_line_and_skipped_events() -> None:
+    text = render_plain(InvalidLine("garbage{", "JSONDecodeError: bad"))
+    assert text is not None and "invalid output line: garbage{" in text
+    assert render_plain(OtherEvent("stream_event")) is None
+    assert render_rich(OtherEvent("stream_event")) is None
+    assert render_plain(AssistantText("  \n ")) is None
+
+
+def test_render_rich_keeps_markup_literal() -> None:
+    rich = render_rich(AssistantText("[bold]not markup[/bold]"))
+    assert rich is not None and rich.plain == "[bold]not markup[/bold]"
+
+
+def test_render_rich_matches_plain() -> None:
+    for event in transcript_events():
+        rich = render_rich(event)
+        assert rich is not None and rich.plain == render_plain(event)
+
+
+# --- iter_file_events -------------------------------------------------------------------
+
+
+def test_iter_file_events_consumes_only_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.jsonl"
+    lines = [line(obj) for obj in TRANSCRIPT]
+    path.write_bytes(lines[0] + lines[1] + lines[2][:10])
+    events, offset = iter_file_events(path)
+    assert events == EXPECTED[:2]
+    assert offset == len(lines[0] + lines[1])
+
+    with path.open("ab") as handle:
+        handle.write(lines[2][10:] + b"".join(lines[3:]))
+    events, offset = iter_file_events(path, offset)
+    assert events == EXPECTED[2:]
+    assert offset == path.stat().st_size
+    assert iter_file_events(path, offset) == ([], offset)
+
+
+def test_iter_file_events_respects_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.jsonl"
+    path.write_bytes(b"".join(line(obj) for obj in TRANSCRIPT))
+    events: list[StreamEvent] = []
+    offset = 0
+    for _ in range(100):
+        batch, offset = iter_file_events(path, offset, max_bytes=2000)
+        events += batch
+        if offset == path.stat().st_size:
+            break
+    assert events == EXPECTED
+
+
+def test_iter_file_events_skips_line_longer_than_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.jsonl"
+    path.write_bytes(b'{"type":"x","pad":"' + b"p" * 5000)
+    assert iter_file_events(path, 0, max_bytes=100) == ([], 0)  # still being written
+    with path.open("ab") as handle:
+        handle.write(b'"}\n' + line(TRANSCRIPT[1]))
+    events, offset = iter_file_events(path, 0, max_bytes=100)
+    assert len(events) == 1 and isinstance(events[0], InvalidLine)
+    assert "longer than 100 bytes" in events[0].error
+    events, offset = iter_file_events(path, offset, max_bytes=1000)
+    assert events == [EXPECTED[1]]
+    assert offset == path.stat().st_size
+
+
+def test_iter_file_events_missing_file(tmp_path: Path) -> None:
+    assert iter_file_events(tmp_path / "nope.jsonl", 5) == ([], 5)

@@ -1,0 +1,553 @@
+#!/usr/bin/env python3
+"""A fake Anthropic Messages API on 127.0.0.1 that the REAL `claude` CLI can talk to.
+
+Point the CLI at it with ``ANTHROPIC_BASE_URL=<url>`` (see ``tests/conftest.py``'s
+``real_claude_env``). The reply is scripted by directives in the text of the prompt: the latest
+human-written user message of the conversation (for a ``claude -p`` run the first user message;
+after ``--resume`` the new prompt, so follow-up turns can be scripted too). The CLI wraps the
+prompt in content blocks, sometimes next to ``<system-reminder>`` blocks, so every text block of
+that message is searched:
+
+- no directive: text ``FAKE_DONE: <first 40 chars of prompt>``, ``end_turn``.
+- ``BASH: <command>`` (to end of line): text + ``tool_use`` Bash ``{command, description}``;
+  once the ``tool_result`` comes back: text ``FAKE_DONE: <tool result, first 200 chars>``.
+- ``TOOL: <name> <json input>``: a ``tool_use`` of any tool (e.g. an MCP tool
+  ``mcp__claudine__DelegateTask {"prompt": "hi"}``), then ``FAKE_DONE: <result text>``.
+  Several ``BASH:``/``TOOL:`` lines run one per model turn, in order of appearance.
+- ``API_ERROR: <status>``: answer with that HTTP status and an Anthropic error JSON body.
+  ``API_ERROR: <status> times=N`` fails only the first N requests of that prompt, then
+  answers normally (to exercise the CLI's retries / ``api_retry`` lines).
+- ``SLOW: <seconds>``: wait that long before answering each request (a slow model, used to
+  measure an idle CLI and to test killing a busy agent). ``stop()`` cuts the wait short.
+
+Use it in tests as a context manager::
+
+    with FakeAnthropic() as api:
+        env["ANTHROPIC_BASE_URL"] = api.url
+        ...
+        assert api.requests[0]["path"].startswith("/v1/messages")
+
+or stand-alone (benchmarks, tmux tests): ``python tests/fakes/fake_anthropic.py --port 0``
+prints the URL on one line and serves until killed.
+
+Stdlib only, so it starts fast and needs nothing installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Directive patterns. MULTILINE so "BASH:" must start a line or follow whitespace; the command
+# runs to the end of its line so prompts can hold several directives.
+_BASH_RE = re.compile(r"BASH:[ \t]*(?P<cmd>[^\n]+)")
+_TOOL_RE = re.compile(r"TOOL:[ \t]*(?P<name>[A-Za-z0-9_\-]+)[ \t]*(?P<input>\{[^\n]*\})?")
+_API_ERROR_RE = re.compile(r"API_ERROR:[ \t]*(?P<status>\d{3})(?:[ \t]+times=(?P<times>\d+))?")
+_SLOW_RE = re.compile(r"SLOW:[ \t]*(?P<secs>\d+(?:\.\d+)?)")
+
+# Anthropic error "type" per HTTP status, so the CLI classifies errors as with the real API.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+DEFAULT_MODEL = "claude-opus-4-8"
+
+
+@dataclass
+class _Step:
+    """One tool call the fake model will make (one model turn)."""
+
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass
+class _Script:
+    """What a prompt asks the fake model to do, parsed once per request."""
+
+    prompt: str
+    steps: list[_Step] = field(default_factory=list)
+    error_status: int | None = None
+    error_times: int | None = None  # None = fail every time
+    slow_secs: float = 0.0
+
+
+def _text_of(content: Any) -> str:
+    """Concatenate the text of a message ``content`` (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    if isinstance(content, list):
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif block.get("type") == "tool_result":
+                parts.append(_text_of(block.get("content", "")))
+    return "\n".join(parts)
+
+
+def _is_human_turn(msg: dict[str, Any]) -> bool:
+    """A user message typed by the human (the prompt), not one carrying tool results."""
+    if msg.get("role") != "user":
+        return False
+    content = msg.get("content", "")
+    if isinstance(content, str):
+        return True
+    return isinstance(content, list) and not any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
+
+
+def _current_turn(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, int]:
+    """The latest human message and its index. For a plain ``-p`` run that is the first user
+    message; after ``--resume`` it is the new prompt, so follow-up turns can carry directives."""
+    for index in range(len(messages) - 1, -1, -1):
+        if _is_human_turn(messages[index]):
+            return messages[index], index
+    return None, len(messages)
+
+
+def _prompt_text(msg: dict[str, Any] | None) -> str:
+    """The prompt's text with CLI-injected ``<system-reminder>`` blocks left out."""
+    if msg is None:
+        return ""
+    content = msg.get("content", "")
+    if isinstance(content, str):
+        return content
+    texts = [
+        str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"
+    ]
+    plain = [t for t in texts if not t.lstrip().startswith("<system-reminder>")]
+    return "\n".join(plain or texts)
+
+
+def _parse_script(messages: list[dict[str, Any]]) -> _Script:
+    msg, _ = _current_turn(messages)
+    prompt = _prompt_text(msg)
+    # Directives are searched in every text block (reminders included) in case the CLI ever
+    # moves the prompt into a reminder-wrapped block.
+    haystack = _text_of(msg.get("content", "")) if msg is not None else ""
+    script = _Script(prompt=prompt)
+    # Tool steps in order of appearance, whichever kind they are.
+    found: list[tuple[int, _Step]] = []
+    for m in _BASH_RE.finditer(haystack):
+        cmd = m.group("cmd").strip()
+        found.append((m.start(), _Step("Bash", {"command": cmd, "description": "fake bash"})))
+    for m in _TOOL_RE.finditer(haystack):
+        raw = m.group("input") or "{}"
+        try:
+            tool_input = json.loads(raw)
+        except json.JSONDecodeError:
+            tool_input = {"raw": raw}
+        found.append((m.start(), _Step(m.group("name"), tool_input)))
+    script.steps = [step for _, step in sorted(found, key=lambda pair: pair[0])]
+    if m_err := _API_ERROR_RE.search(haystack):
+        script.error_status = int(m_err.group("status"))
+        script.error_times = int(m_err.group("times")) if m_err.group("times") else None
+    if m_slow := _SLOW_RE.search(haystack):
+        script.slow_secs = float(m_slow.group("secs"))
+    return script
+
+
+def _tool_results_so_far(messages: list[dict[str, Any]]) -> list[str]:
+    """Texts of the tool_result blocks since the latest human turn, oldest first."""
+    _, start = _current_turn(messages)
+    results: list[str] = []
+    for msg in messages[start + 1 :]:
+        content = msg.get("content")
+        if msg.get("role") != "user" or not isinstance(content, list):
+            continue
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                results.append(_text_of(block.get("content", "")))
+    return results
+
+
+def _last_message_has_tool_result(messages: list[dict[str, Any]]) -> bool:
+    if not messages:
+        return False
+    content = messages[-1].get("content")
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
+
+
+class FakeAnthropic:
+    """A scripted Messages API server in a background thread, bound to 127.0.0.1."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._error_counts: dict[str, int] = {}
+        # Set on stop() so SLOW waits end at once instead of holding the test up.
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._make_handler())
+        # Daemon threads and no join on close: a client that never reads (or a SLOW reply)
+        # must not make stop() hang.
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAnthropic:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="fake-anthropic", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers for tests --------------------------------------------------------------
+    def next_id(self, prefix: str) -> str:
+        with self._lock:
+            return f"{prefix}_fake{next(self._ids):08d}"
+
+    def message_requests(self) -> list[dict[str, Any]]:
+        """Recorded ``POST /v1/messages`` bodies (not count_tokens), oldest first."""
+        with self._lock:
+            return [
+                r["body"]
+                for r in self.requests
+                if r["method"] == "POST"
+                and r["path"].split("?")[0] == "/v1/messages"
+                and isinstance(r["body"], dict)
+            ]
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def _should_fail(self, script: _Script) -> bool:
+        if script.error_status is None:
+            return False
+        if script.error_times is None:
+            return True
+        with self._lock:
+            done = self._error_counts.get(script.prompt, 0)
+            self._error_counts[script.prompt] = done + 1
+        return done < script.error_times
+
+    # -- reply building -----------------------------------------------------------------
+    def plan_reply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The content blocks of the next assistant message for this request."""
+        messages = body.get("messages") or []
+        script = _parse_script(messages)
+        results = _tool_results_so_far(messages)
+        turn = len(results)
+        if turn < len(script.steps) and (turn == 0 or _last_message_has_tool_result(messages)):
+            step = script.steps[turn]
+            return [
+                {"type": "text", "text": "Running the requested tool."},
+                {
+                    "type": "tool_use",
+                    "id": self.next_id("toolu"),
+                    "name": step.name,
+                    "input": step.input,
+                },
+            ]
+        if results:
+            return [{"type": "text", "text": f"FAKE_DONE: {results[-1][:200]}"}]
+        return [{"type": "text", "text": f"FAKE_DONE: {script.prompt[:40]}"}]
+
+    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 so the CLI can keep connections alive; SSE bodies use chunked encoding.
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # keep test output clean
+
+            # ---- plumbing
+            def _read_body(self) -> Any:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if not raw:
+                    return None
+                try:
+                    return json.loads(raw)
+                except json.JSONDecodeError:
+                    return raw.decode("utf-8", "replace")
+
+            def _record(self, body: Any) -> None:
+                fake._record(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers.items()),
+                        "body": body,
+                    }
+                )
+
+            def _send_json(
+                self, status: int, obj: Any, extra: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("request-id", fake.next_id("req"))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            # ---- verbs
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+                self._record(None)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._record(None)
+                path = self.path.split("?")[0]
+                if path == "/v1/models":
+                    self._send_json(
+                        200,
+                        {
+                            "data": [
+                                {
+                                    "type": "model",
+                                    "id": DEFAULT_MODEL,
+                                    "display_name": "Fake Opus",
+                                    "created_at": "2025-01-01T00:00:00Z",
+                                }
+                            ],
+                            "has_more": False,
+                            "first_id": DEFAULT_MODEL,
+                            "last_id": DEFAULT_MODEL,
+                        },
+                    )
+                else:
+                    self._send_json(200, {})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self._read_body()
+                self._record(body)
+                path = self.path.split("?")[0]
+                if path == "/v1/messages/count_tokens":
+                    size = len(json.dumps(body)) if body is not None else 0
+                    self._send_json(200, {"input_tokens": max(1, size // 4)})
+                    return
+                if path != "/v1/messages" or not isinstance(body, dict):
+                    self._send_json(
+                        404,
+                        {
+                            "type": "error",
+                            "error": {"type": "not_found_error", "message": "fake: no route"},
+                        },
+                    )
+                    return
+                script = _parse_script(body.get("messages") or [])
+                if script.slow_secs and fake._stopping.wait(script.slow_secs):
+                    return  # server stopping: drop the connection
+                if fake._should_fail(script):
+                    status = script.error_status or 500
+                    self._send_json(
+                        status,
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": _ERROR_TYPES.get(status, "api_error"),
+                                "message": f"fake API_ERROR {status}",
+                            },
+                        },
+                        # The CLI honours retry-after; keep retries instant in tests.
+                        {"retry-after": "0"},
+                    )
+                    return
+                blocks = fake.plan_reply(body)
+                model = str(body.get("model") or DEFAULT_MODEL)
+                input_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
+                stop_reason = (
+                    "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+                )
+                output_tokens = max(1, len(json.dumps(blocks)) // 4)
+                msg_id = fake.next_id("msg")
+                if body.get("stream"):
+                    self._send_sse(msg_id, model, blocks, stop_reason, input_tokens, output_tokens)
+                else:
+                    self._send_json(
+                        200,
+                        {
+                            "id": msg_id,
+                            "type": "message",
+                            "role": "assistant",
+                            "model": model,
+                            "content": blocks,
+                            "stop_reason": stop_reason,
+                            "stop_sequence": None,
+                            "usage": {
+                                "input_tokens": input_tokens,
+                                "output_tokens": output_tokens,
+                                "cache_creation_input_tokens": 0,
+                                "cache_read_input_tokens": 0,
+                            },
+                        },
+                    )
+
+            def _send_sse(
+                self,
+                msg_id: str,
+                model: str,
+                blocks: list[dict[str, Any]],
+                stop_reason: str,
+                input_tokens: int,
+                output_tokens: int,
+            ) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("request-id", fake.next_id("req"))
+                self.end_headers()
+
+                def event(name: str, data: dict[str, Any]) -> None:
+                    payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                    self.wfile.flush()
+
+                usage0 = {
+                    "input_tokens": input_tokens,
+                    "output_tokens": 1,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                }
+                event(
+                    "message_start",
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "id": msg_id,
+                            "type": "message",
+                            "role": "assistant",
+                            "model": model,
+                            "content": [],
+                            "stop_reason": None,
+                            "stop_sequence": None,
+                            "usage": usage0,
+                        },
+                    },
+                )
+                event("ping", {"type": "ping"})
+                for index, block in enumerate(blocks):
+                    if block["type"] == "text":
+                        event(
+                            "content_block_start",
+                            {
+                                "type": "content_block_start",
+                                "index": index,
+                                "content_block": {"type": "text", "text": ""},
+                            },
+                        )
+                        text = block["text"]
+                        half = len(text) // 2
+                        # Two deltas so clients' delta concatenation is exercised.
+                        for piece in (text[:half], text[half:]):
+                            event(
+                                "content_block_delta",
+                                {
+                                    "type": "content_block_delta",
+                                    "index": index,
+                                    "delta": {"type": "text_delta", "text": piece},
+                                },
+                            )
+                    else:
+                        event(
+                            "content_block_start",
+                            {
+                                "type": "content_block_start",
+                                "index": index,
+                                "content_block": {
+                                    "type": "tool_use",
+                                    "id": block["id"],
+                                    "name": block["name"],
+                                    "input": {},
+                                },
+                            },
+                        )
+                        raw = json.dumps(block["input"])
+                        half = len(raw) // 2
+                        for piece in (raw[:half], raw[half:]):
+                            event(
+                                "content_block_delta",
+                                {
+                                    "type": "content_block_delta",
+                                    "index": index,
+                                    "delta": {"type": "input_json_delta", "partial_json": piece},
+                                },
+                            )
+                    event("content_block_stop", {"type": "content_block_stop", "index": index})
+                event(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                        "usage": {"output_tokens": output_tokens},
+                    },
+                )
+                event("message_stop", {"type": "message_stop"})
+                self.wfile.write(b"0\r\n\r\n")  # end of chunked body
+                self.wfile.flush()
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fake Anthropic Messages API on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    args = parser.parse_args(argv)
+    server = FakeAnthropic(port=args.port)
+    print(server.url, flush=True)  # callers read this one line to learn the port
+    try:
+        server._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
