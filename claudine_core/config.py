@@ -350,7 +350,7 @@ def _expected(spec: _Spec, env: _Env | None = None) -> str:
             text += ", or 'none' for no limit"
         return text
     if spec.kind == "bool":
-        return "one of " + ", ".join(_TRUE + _FALSE)
+        return "one of " + ", ".join(x for pair in zip(_TRUE, _FALSE, strict=True) for x in pair)
     if spec.kind == "choice":
         return "one of: " + ", ".join(spec.choices)
     if spec.kind == "list":
@@ -490,9 +490,11 @@ def _cross_check(values: Mapping[str, Any], label: Callable[[str], str]) -> None
     base, top = values["retry_base_delay_s"], values["retry_max_delay_s"]
     if top < base:
         source = label("retry_max_delay_s")
+        origin = label("retry_base_delay_s")
+        origin = "" if origin == "retry_base_delay_s" else f", from {origin}"
         raise ConfigError(
             f"{source}={_fmt(top)} is invalid: expected a number from {_fmt(base)} "
-            f"(retry_base_delay_s, from {label('retry_base_delay_s')}) to 86400 (seconds)",
+            f"(retry_base_delay_s{origin}) to 86400 (seconds)",
             source=source,
             value=top,
         )
@@ -510,7 +512,8 @@ class Config:
     normalises every field, so an invalid Config cannot exist.
     """
 
-    home: Path = field(default_factory=default_home)
+    # A lambda, not default_home itself, so the lookup happens per call and can be patched.
+    home: Path = field(default_factory=lambda: default_home())
     claude_bin: str = "claude"
     task_timeout_s: float = 1800.0
     max_output_bytes: int = 10485760
@@ -579,7 +582,7 @@ class Config:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    match = re.search(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", text, re.MULTILINE)
+    match = re.search(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", text, re.MULTILINE)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
@@ -684,7 +687,7 @@ def load_config(
 
 def settings_table() -> list[tuple[str, str, str, str]]:
     """One row per setting: (field/TOML key, env vars, default, description with range)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    defaults: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Config)}
     rows = []
     for spec in _SPECS:
         # Units are shown only where the variables disagree (TASK_TIMEOUT ms vs seconds).

@@ -217,7 +217,11 @@ class FakeAnthropic:
     def start(self) -> FakeAnthropic:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="fake-anthropic", daemon=True
+                target=self._server.serve_forever,
+                # Short poll so stop() (shutdown) returns in ~50 ms: fixtures stop it per test.
+                kwargs={"poll_interval": 0.05},
+                name="fake-anthropic",
+                daemon=True,
             )
             self._thread.start()
         return self

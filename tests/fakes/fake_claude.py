@@ -15,6 +15,7 @@ Directives::
     [fail]                 API error 400: synthetic "API Error" message, is_error result, exit 1
     [api-error:STATUS]     the same with that HTTP status
     [api-retry:N]          N ``system/api_retry`` lines
+    [api-error-once:S:PATH] [api-error:S] only while PATH does not exist (then creates it)
     [crash]                a few lines, a message on stderr, exit 3 without a result line
     [exit-now]             exit 2 at once, nothing on stdout, a message on stderr
     [segv]                 SIGSEGV itself after init
@@ -401,6 +402,19 @@ def flood(em: Emitter, megabytes: float) -> None:
     em.last_text = f"flood line {count - 1:08d} {filler}" if count else em.last_text
 
 
+def api_error(em: Emitter, status: int) -> int:
+    """The real CLI's API failure: a synthetic assistant message, an is_error result, exit 1."""
+    kind = "server-side issue" if status >= 500 else "invalid request"
+    em.assistant(
+        [{"type": "text", "text": f"API Error: {status} fake {kind}."}],
+        msg_id=str(uuid.uuid4()),
+        model="<synthetic>",
+        error="server_error" if status >= 500 else "invalid_request",
+    )
+    em.result(is_error=True, api_error_status=status, stop_reason="stop_sequence")
+    return 1
+
+
 def run_turn(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
     """Play one user turn's directives; return the exit code (0 ok, 1 error result)."""
     directives = [(m.group(1), m.group(2) or "") for m in DIRECTIVE_RE.finditer(prompt)]
@@ -436,17 +450,15 @@ def run_turn(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
                 False,
                 {"type": "create", "filePath": path, "content": content},
             )
+        elif name == "api-error-once":
+            # STATUS:PATH — fail like [api-error] only while PATH does not exist yet, so
+            # a retried run of the same prompt succeeds.
+            status_text, _, marker = arg.partition(":")
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                return api_error(em, int(status_text or 529))
         elif name in ("fail", "api-error"):
-            status = int(arg or 400)
-            kind = "server-side issue" if status >= 500 else "invalid request"
-            em.assistant(
-                [{"type": "text", "text": f"API Error: {status} fake {kind}."}],
-                msg_id=str(uuid.uuid4()),
-                model="<synthetic>",
-                error="server_error" if status >= 500 else "invalid_request",
-            )
-            em.result(is_error=True, api_error_status=status, stop_reason="stop_sequence")
-            return 1
+            return api_error(em, int(arg or 400))
         elif name == "api-retry":
             count = int(arg or 1)
             max_retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES") or 10)

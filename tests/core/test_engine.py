@@ -1,0 +1,254 @@
+"""The engine end to end with real agent processes (the fake `claude`) and real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+
+from claudine_core.engine import Engine
+from claudine_core.models import Priority, TaskSpec, TaskState
+from claudine_core.service import InvalidRequest
+from claudine_core.store.repo import InvalidTransition, UnknownTask
+
+DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):
+    eng = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05)
+    await eng.start()
+    yield eng
+    await eng.stop(stop_agents=True)
+
+
+def spec(prompt: str, cwd: Path, **kw) -> TaskSpec:
+    return TaskSpec(prompt=prompt, cwd=str(cwd), **kw)
+
+
+async def test_text_task_completes_with_summary(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("say hello", tmp_path))
+    assert engine.role == "owner"
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.exit_code == 0
+    assert done.session_id and done.num_turns == 1
+    assert done.cost_usd is not None and done.cost_usd > 0
+    assert done.result == "FAKE_DONE: say hello"
+    assert done.started_at and done.ended_at and done.ended_at >= done.started_at
+
+
+async def test_agent_writes_file_in_its_cwd(engine: Engine, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    task = engine.delegate(spec("[write:out.txt=hello from agent]", work))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.COMPLETED
+    assert (work / "out.txt").read_text() == "hello from agent"
+
+
+async def test_api_error_is_a_failure_with_reason(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("[api-error:400] nope", tmp_path))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.FAILED
+    assert done.is_error is True and done.api_error_status == 400
+    assert "API error 400" in (done.error or "")
+
+
+async def test_crash_without_result_fails_with_stderr(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("[crash]", tmp_path))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.FAILED
+    assert "code 3" in (done.error or "")
+
+
+async def test_signal_death_is_a_failure(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("[segv]", tmp_path))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.FAILED
+    assert "SIGSEGV" in (done.error or "")
+
+
+async def test_transient_failure_is_retried_then_succeeds(tmp_path: Path) -> None:
+    # The fake fails its first run (marker file absent) and succeeds on the retry.
+    marker = tmp_path / "ran-once"
+    config = make_config(tmp_path / "home", max_retries=2, retry_base_delay_s=0.1)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.attempt == 2
+    # The retry resumed the agent's own session rather than starting over.
+    assert done.resume_session_id is not None
+
+
+async def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "home", max_retries=3, retry_base_delay_s=0)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.delegate(spec("[api-error:400]", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.FAILED and done.attempt == 1
+
+
+async def test_timeout_stops_whole_group_including_grandchild(
+    engine: Engine, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    task = engine.delegate(spec(f"[grandchild:{pid_file}] [hang]", tmp_path, timeout_s=2))
+    grandchild = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text()))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.FAILED
+    assert "timed out after 2s" in (done.error or "")
+    await wait_until(lambda: not _alive(grandchild), timeout=10)
+
+
+async def test_cancel_running_agent_that_ignores_sigterm(engine: Engine, tmp_path: Path) -> None:
+    pid_file = tmp_path / "agent.pid"
+    task = engine.delegate(spec(f"[pid-file:{pid_file}] [ignore-sigterm] [hang]", tmp_path))
+    agent_pid = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text()))
+    engine.cancel(task.id, "changed my mind")
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.CANCELLED
+    assert done.error == "changed my mind"
+    await wait_until(lambda: not _alive(agent_pid), timeout=10)
+
+
+async def test_flood_is_bounded_and_task_still_completes(tmp_path: Path) -> None:
+    cap = 1024 * 1024
+    config = make_config(tmp_path / "home", max_output_bytes=cap)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.delegate(spec("[flood:100]", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE, timeout=120)
+        stdout = eng.service.output_path(task.id)
+        assert stdout is not None
+        size = stdout.stat().st_size
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.output_truncated
+    assert size <= cap + 10_000  # the cap plus the kept result line
+
+
+async def test_invalid_json_lines_do_not_break_the_task(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("[invalid-json:5]", tmp_path))
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.COMPLETED
+    events, _ = engine.service.read_events(task.id)
+    assert sum(type(e).__name__ == "InvalidLine" for e in events) >= 5
+
+
+async def test_missing_binary_fails_with_advice(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "home", claude_bin="no-such-claude-binary")
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.delegate(spec("hello", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+        other = eng.delegate(spec("again", tmp_path))
+        assert (await wait_for_state(eng, other.id, DONE)).status is TaskState.FAILED
+    assert done.status is TaskState.FAILED
+    assert "not found on PATH" in (done.error or "")
+    assert "CLAUDINE_CLAUDE_BIN" in (done.error or "")
+
+
+async def test_root_refusal_is_explained(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the refusal only happens as root")
+    env = agent_env()
+    env.pop("IS_SANDBOX")
+    async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
+        task = eng.delegate(spec("hello", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.FAILED
+    assert "IS_SANDBOX=1" in (done.error or "")
+
+
+async def test_nested_session_variables_are_removed(tmp_path: Path) -> None:
+    env = agent_env(CLAUDECODE="1", ANTHROPIC_BASE_URL="http://127.0.0.1:9")
+    async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
+        task = eng.delegate(spec("[env:CLAUDECODE] [env:ANTHROPIC_BASE_URL]", tmp_path))
+        await wait_for_state(eng, task.id, DONE)
+        events, _ = eng.service.read_events(task.id)
+    texts = [getattr(e, "text", "") for e in events]
+    assert "ENV CLAUDECODE=<unset>" in texts
+    assert "ENV ANTHROPIC_BASE_URL=http://127.0.0.1:9" in texts
+
+
+async def test_priority_order_and_fifo(tmp_path: Path) -> None:
+    log = tmp_path / "invocations.jsonl"
+    config = make_config(tmp_path / "home", max_agents=1)
+    eng = Engine(config, env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
+    # Queue everything before the engine starts so the order is the queue's alone.
+    first = eng.delegate(spec("p2 first", tmp_path))
+    second = eng.delegate(spec("p2 second", tmp_path))
+    urgent = eng.delegate(spec("p0 urgent", tmp_path, priority=Priority.P0))
+    moved = eng.delegate(spec("p2 moved up", tmp_path))
+    eng.set_priority(moved.id, "P1")
+    await eng.start()
+    try:
+        for task in (first, second, urgent, moved):
+            await wait_for_state(eng, task.id, DONE)
+    finally:
+        await eng.stop()
+    prompts = [json.loads(line)["argv"][json.loads(line)["argv"].index("-p") + 1]
+               for line in log.read_text().splitlines()]
+    assert prompts == ["p0 urgent", "p2 moved up", "p2 first", "p2 second"]
+
+
+async def test_max_agents_limits_concurrency(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "home", max_agents=2)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        tasks = [eng.delegate(spec("[sleep:1]", tmp_path)) for _ in range(5)]
+        peak = 0
+        subscription = eng.bus.subscribe()
+        while not all(eng.get(t.id).status.is_terminal for t in tasks):
+            await subscription.get_batch()
+            peak = max(peak, len(eng.supervisor.agents))
+        finished = [eng.get(t.id) for t in tasks]
+    assert peak == 2
+    assert all(t.status is TaskState.COMPLETED for t in finished)
+
+
+async def test_bad_requests_are_rejected_clearly(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="empty"):
+        engine.delegate(spec("   ", tmp_path))
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        engine.delegate(spec("x", tmp_path / "missing"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(InvalidRequest, match="not a directory"):
+        engine.delegate(spec("x", a_file))
+    with pytest.raises(InvalidRequest, match="characters"):
+        engine.delegate(spec("x" * 200_001, tmp_path))
+    with pytest.raises(UnknownTask, match="no task"):
+        engine.cancel("task-000000000000")
+    done = engine.delegate(spec("quick", tmp_path))
+    await wait_for_state(engine, done.id, DONE)
+    with pytest.raises(InvalidTransition, match="nothing to cancel"):
+        engine.cancel(done.id)
+    with pytest.raises(InvalidTransition, match="priority only matters"):
+        engine.set_priority(done.id, "P0")
+    with pytest.raises(ValueError, match="P0"):
+        engine.set_priority(done.id, "P7")
+
+
+async def test_retry_and_resume_create_linked_tasks(engine: Engine, tmp_path: Path) -> None:
+    failed = engine.delegate(spec("[api-error:400]", tmp_path))
+    await wait_for_state(engine, failed.id, DONE)
+    retried = engine.retry(failed.id)
+    assert retried.parent_id == failed.id and retried.prompt == failed.prompt
+    ok = engine.delegate(spec("first part", tmp_path))
+    first = await wait_for_state(engine, ok.id, DONE)
+    resumed = engine.resume(ok.id, "now the second part")
+    done = await wait_for_state(engine, resumed.id, DONE)
+    assert done.status is TaskState.COMPLETED
+    assert done.session_id == first.session_id
+    assert (done.result or "").startswith("RESUMED")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+

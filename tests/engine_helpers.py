@@ -1,0 +1,102 @@
+"""Helpers for tests that drive a real Engine with the fake agent on a temporary home."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from claudine_core.config import Config, load_config
+from claudine_core.engine import Engine
+from claudine_core.events import TaskStateChanged
+from claudine_core.models import Task, TaskState
+
+TESTS_DIR = Path(__file__).resolve().parent
+FAKE_CLAUDE = TESTS_DIR / "fakes" / "fake_claude.py"
+
+
+def agent_env(**extra: str) -> dict[str, str]:
+    """The environment agents inherit in tests: IS_SANDBOX so root may skip permissions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDINE_")}
+    env.update({"IS_SANDBOX": "1", "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+def make_config(home: Path, **overrides: Any) -> Config:
+    """Settings that leave admission unconstrained and make retries quick."""
+    values: dict[str, Any] = {
+        "home": home,
+        "claude_bin": str(FAKE_CLAUDE),
+        "cpu_threshold": 100,
+        "memory_reserve": 0,
+        "agent_cpu_cost": 0,
+        "agent_memory_cost": 0,
+        "kill_grace_s": 1,
+        "retry_base_delay_s": 0,
+        "max_retries": 0,
+        "default_worktree": False,
+    }
+    values.update(overrides)
+    return load_config(env={}, config_file=_empty_toml(home), **values)
+
+
+def _empty_toml(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home.parent / f"{home.name}-config.toml"
+    path.write_text("")
+    return path
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for running the installed ``claudine`` command against ``home``."""
+    env = agent_env(**extra)
+    env.update(
+        {
+            "CLAUDINE_HOME": str(home),
+            "CLAUDINE_CLAUDE_BIN": str(FAKE_CLAUDE),
+            "CLAUDINE_CONFIG": str(_empty_toml(home)),
+            "CLAUDINE_CPU_THRESHOLD": "100",
+            "CLAUDINE_MEMORY_RESERVE": "0",
+            "CLAUDINE_AGENT_CPU": "0",
+            "CLAUDINE_AGENT_MEMORY": "0",
+            "CLAUDINE_KILL_GRACE": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+CLAUDINE = [sys.executable, "-m", "claudine_tui"]
+
+
+async def wait_for_state(
+    engine: Engine, task_id: str, states: Iterable[TaskState], timeout: float = 30.0
+) -> Task:
+    """Wait on the engine's events until the task reaches one of ``states``."""
+    wanted = set(states)
+    subscription = engine.bus.subscribe()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                task = engine.get(task_id)
+                if task.status in wanted:
+                    return task
+                for event in await subscription.get_batch():
+                    if isinstance(event, TaskStateChanged) and event.task.id == task_id:
+                        if event.task.status in wanted:
+                            return engine.get(task_id)
+    finally:
+        engine.bus.unsubscribe(subscription)
+
+
+async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll a condition that no engine event announces (a file, a process)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = predicate()
+            if value:
+                return value
+            await asyncio.sleep(interval)
