@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> Any:
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        choices = getattr(action, "choices", None) or {}
+        if command in choices:
+            return choices[command]
+    return parser
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delegate": commands.delegate,
     "status": commands.status,
@@ -140,7 +148,13 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Report a stray flag against the sub-command it was given to, so the hint
+        # points at the help that lists the right flags.
+        _command_parser(parser, args.command).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     if args.version:
         from claudine_core import __version__
 

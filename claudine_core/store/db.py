@@ -53,8 +53,13 @@ def _create_private_file(path: Path) -> None:
             f"cannot write the claudine home {path.parent}: {exc.strerror}. "
             "Make it writable or point CLAUDINE_HOME at a writable directory."
         ) from exc
+    except FileExistsError as exc:
+        raise StoreError(
+            f"cannot create the claudine home {path.parent}: a file with that name exists. "
+            "Move it or point CLAUDINE_HOME elsewhere."
+        ) from exc
     except OSError as exc:
-        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
+        raise StoreError(describe_sqlite_error(exc, path)) from exc
 
 
 def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
@@ -67,12 +72,12 @@ def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
             f"lock for more than 10 s ({text}). Retry; if it persists, find the process "
             "holding it (fuser) and stop it."
         )
-    if "readonly" in lowered or "read-only" in lowered:
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return (
             f"the database {path} is read-only ({text}). Make the claudine home writable "
             "or set CLAUDINE_HOME to a writable directory."
         )
-    if "disk" in lowered and "full" in lowered or "no space" in lowered:
+    if ("disk" in lowered and "full" in lowered) or "no space" in lowered:
         return f"the disk holding {path} is full ({text}). Free some space and retry."
     if "not a database" in lowered or "malformed" in lowered:
         return (

@@ -1,0 +1,124 @@
+"""The dashboard: CPU and memory gauges with history, agents running and tasks queued.
+
+The figures are the ones the admission decision uses (the snapshot's resource sample,
+threshold and reserve); the gauge marks the limit so a person sees why work waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from claudine_core.models import EngineSnapshot
+
+GIB = 1024**3
+
+
+def render_bar(percent: float, mark: float | None, width: int) -> Text:
+    """A bar ``width`` cells wide filled to ``percent``, with the limit drawn as ``┃``."""
+    width = max(1, width)
+    filled = round(min(max(percent, 0.0), 100.0) / 100 * width)
+    mark_at = None if mark is None else min(width - 1, round(mark / 100 * width))
+    over = mark is not None and percent > mark
+    bar = Text()
+    for cell in range(width):
+        if cell == mark_at:
+            bar.append("┃", style="bold yellow")
+        elif cell < filled:
+            bar.append("█", style="red" if over else "green")
+        else:
+            bar.append("░", style="dim")
+    return bar
+
+
+class Gauge(Widget):
+    """One gauge: a caption, a bar with its limit marked, and a sparkline of history."""
+
+    DEFAULT_CSS = """
+    Gauge { height: 2; width: 1fr; padding: 0 1; }
+    Gauge > .gauge--bar { height: 1; }
+    Gauge > Sparkline { height: 1; }
+    """
+
+    percent: reactive[float] = reactive(0.0)
+    mark: reactive[float | None] = reactive(None)
+    caption: reactive[str] = reactive("")
+    history: reactive[Sequence[float]] = reactive(tuple)
+
+    def __init__(self, label: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="gauge--bar")
+        yield Sparkline([], summary_function=max).data_bind(data=Gauge.history)
+
+    def _refresh_bar(self) -> None:
+        if not self.is_mounted:
+            return
+        head = Text(f"{self.label} ", style="bold")
+        tail = Text(f" {self.caption}")
+        room = self.size.width - head.cell_len - tail.cell_len - 2
+        line = Text.assemble(head, render_bar(self.percent, self.mark, room), tail)
+        self.query_one(".gauge--bar", Static).update(line)
+
+    def watch_percent(self) -> None:
+        self._refresh_bar()
+
+    def watch_mark(self) -> None:
+        self._refresh_bar()
+
+    def watch_caption(self) -> None:
+        self._refresh_bar()
+
+    def on_resize(self) -> None:
+        self._refresh_bar()
+
+
+def agents_text(snapshot: EngineSnapshot) -> Text:
+    """``Agents 3/8 · 5 queued`` and, when the next task waits, why."""
+    cap = "∞" if snapshot.max_agents is None else str(snapshot.max_agents)
+    text = Text.assemble(
+        ("Agents ", "bold"), (f"{snapshot.running}/{cap}", "bold green"), " running · ",
+        (str(snapshot.queued), "bold cyan"), " queued",
+    )
+    if snapshot.waiting_reason:
+        text.append(f"\nwaiting: {snapshot.waiting_reason}", style="yellow")
+    elif snapshot.queued:
+        text.append("\nadmitting", style="dim")
+    else:
+        text.append("\nidle" if not snapshot.running else "\nall admitted", style="dim")
+    return text
+
+
+class Dashboard(Horizontal):
+    """Gauges across the top of the screen."""
+
+    def compose(self) -> ComposeResult:
+        yield Gauge("CPU", id="cpu-gauge")
+        yield Gauge("MEM", id="mem-gauge")
+        yield Static(id="agents")
+
+    def show(self, snapshot: EngineSnapshot) -> None:
+        cpu = self.query_one("#cpu-gauge", Gauge)
+        mem = self.query_one("#mem-gauge", Gauge)
+        sample = snapshot.resources
+        if sample is not None:
+            cpu.percent = sample.cpu_percent
+            cpu.caption = f"{sample.cpu_percent:3.0f}%≤{snapshot.cpu_threshold:g}%"
+            total = max(sample.memory_total, 1)
+            mem.percent = (total - sample.memory_available) / total * 100
+            mem.caption = (
+                f"{sample.memory_available / GIB:.1f}G free≥{snapshot.memory_reserve / GIB:.1f}G"
+            )
+            mem.mark = max(0.0, (total - snapshot.memory_reserve) / total * 100)
+        cpu.mark = snapshot.cpu_threshold
+        cpu.history = tuple(snapshot.cpu_history)
+        mem.history = tuple(snapshot.memory_history)
+        self.query_one("#agents", Static).update(agents_text(snapshot))

@@ -1,0 +1,160 @@
+"""Pure functions that turn tasks into table rows: text, glyphs, filters and sort keys.
+
+Nothing here reads the clock: every duration is measured against the snapshot's
+``taken_at``, so the same snapshot always renders the same screen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from claudine_core.models import ACTIVE_STATES, Priority, Task, TaskState
+
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("status", "Status", 11),
+    ("priority", "Pri", 3),
+    ("id", "ID", 8),
+    ("prompt", "Prompt", 28),
+    ("where", "Cwd/branch", 16),
+    ("elapsed", "Elapsed", 7),
+    ("turns", "Turns", 5),
+    ("cost", "Cost", 7),
+    ("activity", "Activity", 36),
+)
+COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+
+STATUS_LOOK: dict[TaskState, tuple[str, str]] = {
+    TaskState.RUNNING: ("●", "bold green"),
+    TaskState.QUEUED: ("◌", "cyan"),
+    TaskState.BLOCKED: ("⏸", "yellow"),
+    TaskState.COMPLETED: ("✔", "green"),
+    TaskState.FAILED: ("✘", "bold red"),
+    TaskState.CANCELLED: ("⊘", "magenta"),
+}
+PRIORITY_STYLE = {Priority.P0: "bold red", Priority.P1: "yellow", Priority.P2: "dim"}
+STATUS_RANK = {
+    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.BLOCKED: 2,
+    TaskState.FAILED: 3, TaskState.CANCELLED: 4, TaskState.COMPLETED: 5,
+}  # fmt: skip
+STATUS_FILTERS: tuple[str | None, ...] = (
+    None, "active", "running", "queued", "failed", "completed", "cancelled",
+)
+SORT_MODES = ("newest", "priority", "status")
+
+RowValues = tuple[str, ...]
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """``9s``, ``3m05s``, ``2h07m``; empty when unknown."""
+    if seconds is None:
+        return ""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def elapsed_of(task: Task, now: float) -> float | None:
+    """Run time (or, while waiting, time in the queue) as of the snapshot's ``now``."""
+    if task.status in (TaskState.QUEUED, TaskState.BLOCKED):
+        return now - task.created_at
+    if task.started_at is None:
+        return None
+    end = task.ended_at if task.ended_at is not None else now
+    return end - task.started_at
+
+
+def short_path(path: str, width: int = 16) -> str:
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and path.startswith(home):
+        path = "~" + path[len(home):]
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
+def one_line(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def activity_of(task: Task) -> str:
+    """What a person wants to know at a glance: the tool in use, the error, the result."""
+    match task.status:
+        case TaskState.FAILED | TaskState.CANCELLED:
+            text = task.error or task.cancel_reason or task.last_activity
+        case TaskState.COMPLETED:
+            text = task.result or task.last_activity
+        case TaskState.QUEUED if task.error:
+            text = task.error
+        case _:
+            text = task.last_activity
+    return one_line(text, 60)
+
+
+def row_values(task: Task, now: float) -> RowValues:
+    """The plain values of a row, compared cell by cell to find what changed."""
+    return (
+        task.status.value,
+        str(task.priority),
+        task.short_id,
+        one_line(task.prompt, 40),
+        short_path(task.branch or task.cwd),
+        format_elapsed(elapsed_of(task, now)),
+        "" if task.num_turns is None else str(task.num_turns),
+        "" if task.cost_usd is None else f"${task.cost_usd:.2f}",
+        activity_of(task),
+    )
+
+
+def render_cell(column: str, value: str, status: str) -> str | Text:
+    """A cell for the table: status and priority get a glyph and a colour."""
+    if column == "status":
+        glyph, style = STATUS_LOOK[TaskState(value)]
+        return Text(f"{glyph} {value}", style=style)
+    if column == "priority":
+        return Text(value, style=PRIORITY_STYLE[Priority.parse(value)])
+    if column == "activity" and status == TaskState.FAILED.value:
+        return Text(value, style="red")
+    return value
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which rows show: a status group and words that must all appear in the row."""
+
+    status: str | None = None
+    text: str = ""
+
+    def matches(self, task: Task) -> bool:
+        if self.status == "active" and task.status not in ACTIVE_STATES:
+            return False
+        if self.status not in (None, "active") and task.status.value != self.status:
+            return False
+        words = self.text.lower().split()
+        if not words:
+            return True
+        haystack = " ".join(
+            (task.id, task.prompt, task.cwd, task.branch or "", task.status.value,
+             str(task.priority), task.last_activity or "", task.error or "")
+        ).lower()
+        return all(word in haystack for word in words)
+
+    def describe(self) -> str:
+        parts = [f"status={self.status}"] if self.status else []
+        if self.text:
+            parts.append(f"text={self.text!r}")
+        return " ".join(parts)
+
+
+def sort_key(mode: str) -> Callable[[Task], tuple[int, ...]]:
+    """The order of rows for a sort mode (see :data:`SORT_MODES`)."""
+    if mode == "priority":
+        return lambda t: (int(t.priority), STATUS_RANK[t.status], -t.seq)
+    if mode == "status":
+        return lambda t: (STATUS_RANK[t.status], int(t.priority), -t.seq)
+    return lambda t: (-t.seq,)

@@ -1,0 +1,121 @@
+"""The store: migrations that keep data, guarded transitions, queue order across restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from claudine_core.models import Priority, TaskSpec, TaskState
+from claudine_core.store import StoreError, TaskRepo, open_database
+from claudine_core.store.migrations import SCHEMA_VERSION, current_version, migrate
+
+
+def open_repo(path: Path) -> TaskRepo:
+    db = open_database(path)
+    migrate(db)
+    return TaskRepo(db)
+
+
+def test_upgrade_of_a_populated_v1_database_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=1)
+    assert current_version(db) == 1
+    for n in range(50):
+        db.execute_sql(
+            "INSERT INTO task (id, prompt, priority, status, cwd, created_at, updated_at, "
+            "cost_usd, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"task-{n:012x}", f"prompt {n}", n % 3, "completed", "/tmp", 1000.0 + n,
+             1000.0 + n, 0.01 * n, f"session-{n}"),
+        )
+    db.close()
+    repo = open_repo(path)
+    assert current_version(repo.db) == SCHEMA_VERSION
+    tasks = repo.list(newest_first=False)
+    assert len(tasks) == 50
+    assert tasks[7].prompt == "prompt 7" and tasks[7].session_id == "session-7"
+    assert tasks[7].cost_usd == pytest.approx(0.07)
+    assert tasks[7].worktree is False and tasks[7].branch is None
+
+
+def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    open_repo(path).db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="upgrade claudine"):
+        migrate(open_database(path))
+
+
+def test_queue_order_is_priority_then_submit_order_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    repo = open_repo(path)
+    ids = [repo.insert(TaskSpec(prompt=f"t{n}", priority=Priority(n % 3)), cwd="/").id
+           for n in range(9)]
+    repo.db.close()
+    again = open_repo(path)
+    order = [t.id for t in again.dispatchable(limit=100, now=1e12)]
+    expected = [ids[n] for n in (0, 3, 6, 1, 4, 7, 2, 5, 8)]
+    assert order == expected
+    assert again.queue_position(again.get(ids[1])) == 4
+
+
+def test_guarded_transition_cannot_resurrect_or_double_claim(tmp_path: Path) -> None:
+    repo = open_repo(tmp_path / "claudine.db")
+    task = repo.insert(TaskSpec(prompt="x"), cwd="/")
+    assert repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING)
+    assert not repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING)
+    assert repo.transition(task.id, [TaskState.RUNNING], status=TaskState.COMPLETED)
+    assert not repo.transition(task.id, [TaskState.RUNNING], status=TaskState.FAILED)
+    assert repo.get(task.id).status is TaskState.COMPLETED
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "claudine.db"
+    open_repo(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_home_under_a_file_gives_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the claudine home"):
+        open_database(blocker / "claudine.db")
+
+
+def test_not_a_database_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable claudine database"):
+        migrate(open_database(path))
+
+
+def test_write_waits_for_another_writer_then_succeeds(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "claudine.db"
+    repo = open_repo(path)
+    other = sqlite3.connect(path, timeout=1, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, other.commit)
+    release.start()
+    task = repo.insert(TaskSpec(prompt="waits for the lock"), cwd="/")  # blocks ~0.5 s
+    release.join()
+    assert repo.get(task.id).prompt == "waits for the lock"
+
+
+@pytest.mark.slow
+def test_writer_holding_the_lock_too_long_gives_clear_error_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "claudine.db"
+    repo = open_repo(path)
+    kept = repo.insert(TaskSpec(prompt="stored before the lock"), cwd="/")
+    other = sqlite3.connect(path, timeout=1)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="locked by another process"):
+        repo.insert(TaskSpec(prompt="blocked"), cwd="/")
+    other.rollback()
+    after = repo.insert(TaskSpec(prompt="after the lock"), cwd="/")
+    assert [t.id for t in repo.list(newest_first=False)] == [kept.id, after.id]
