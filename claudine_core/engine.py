@@ -191,8 +191,8 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         """Everything a screen shows, read in one go."""
         repo = self.service.repo
-        active = repo.list(statuses=ACTIVE_STATES)
-        finished = repo.list(statuses=TERMINAL_STATES, limit=RECENT_FINISHED_IN_SNAPSHOT)
+        active = repo.list_tasks(statuses=ACTIVE_STATES)
+        finished = repo.list_tasks(statuses=TERMINAL_STATES, limit=RECENT_FINISHED_IN_SNAPSHOT)
         tasks = sorted(active + finished, key=lambda t: t.seq, reverse=True)
         running = sum(1 for t in active if t.status is TaskState.RUNNING)
         queued = sum(1 for t in active if t.status is TaskState.QUEUED)
@@ -297,7 +297,7 @@ class Engine:
         is finished from it; one that vanished goes through the recovery policy. Nothing
         is failed or re-queued wholesale.
         """
-        for task in self.service.repo.list(statuses=[TaskState.RUNNING], newest_first=False):
+        for task in self.service.repo.list_tasks(statuses=[TaskState.RUNNING], newest_first=False):
             if task.id in self.supervisor.agents:
                 continue
             run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))

@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 TASK_ID_PATTERN = r"^task-[0-9a-f]{12}$"
@@ -46,7 +46,7 @@ def iso_time(epoch: float | None) -> str | None:
     )
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     """Where a task is in its life. The values are what the store and ``--json`` hold."""
 
     QUEUED = "queued"
@@ -59,9 +59,6 @@ class TaskState(str, Enum):
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
-
-    def __str__(self) -> str:
-        return self.value
 
 
 TERMINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
@@ -91,7 +88,7 @@ class Priority(IntEnum):
         return self.name
 
 
-class PermissionMode(str, Enum):
+class PermissionMode(StrEnum):
     """How an unattended agent gets past permission prompts."""
 
     SKIP = "skip"  # --dangerously-skip-permissions, as the original claudine did
@@ -99,18 +96,12 @@ class PermissionMode(str, Enum):
     ALLOWED_TOOLS = "allowedTools"  # --allowedTools <list>
     DEFAULT = "default"  # no flag: risky tools are denied and reported
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class MergeStrategy(str, Enum):
+class MergeStrategy(StrEnum):
     MANUAL = "manual"
     AUTO = "auto"
     PATCH = "patch"
     PR = "pr"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

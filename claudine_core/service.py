@@ -126,14 +126,14 @@ class TaskService:
     def get(self, ref: str) -> Task:
         return self.repo.resolve(ref)
 
-    def list(
+    def list_tasks(
         self,
         statuses: Iterable[TaskState] | None = None,
         *,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Task]:
-        return self.repo.list(statuses=statuses, limit=limit, offset=offset)
+        return self.repo.list_tasks(statuses=statuses, limit=limit, offset=offset)
 
     def read_events(
         self, task_id: str, offset: int = 0, max_bytes: int | None = None

@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # type: ignore[override]
         # argparse's own message plus a pointer to help; exit status 2 as argparse does.
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"claudine: error: {message}\nTry 'claudine {self._sub_name()}--help'.\n")
+        hint = f"Try 'claudine {self._sub_name()}--help'."
+        self.exit(EXIT_USAGE, f"claudine: error: {message}\n{hint}\n")
 
     def _sub_name(self) -> str:
         parts = self.prog.split()[1:]

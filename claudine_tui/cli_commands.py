@@ -74,6 +74,10 @@ def _guard(action: Callable[[], Task]) -> Task:
         raise CommandError(str(exc)) from exc
 
 
+def _resolve(service: Any, ref: str) -> Task:
+    return _guard(lambda: service.get(ref))
+
+
 def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
     if as_json:
         print(json.dumps(task.to_json()))
@@ -152,7 +156,7 @@ def status(args: argparse.Namespace) -> int:
                 print(output.task_details(task, position))
             return 0
         statuses = [_parse_state(s) for s in args.status] if args.status else None
-        tasks = service.list(statuses, limit=args.limit)
+        tasks = service.list_tasks(statuses, limit=args.limit)
         if args.json:
             print(json.dumps([t.to_json() for t in tasks]))
         else:
@@ -231,7 +235,7 @@ def priority(args: argparse.Namespace) -> int:
 def wait(args: argparse.Namespace) -> int:
     service = open_service(args)
     try:
-        ids = [_guard(lambda ref=ref: service.get(ref)).id for ref in args.tasks]
+        ids = [_resolve(service, ref).id for ref in args.tasks]
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
         while True:
             tasks = [service.repo.get(task_id) for task_id in ids]

@@ -121,7 +121,7 @@ class TaskRepo:
             )
         raise UnknownTask(f"task id {ref!r} is ambiguous: give more of the id")
 
-    def list(
+    def list_tasks(
         self,
         *,
         statuses: Iterable[TaskState] | None = None,
@@ -142,7 +142,8 @@ class TaskRepo:
         query = TaskRow.select(TaskRow.status, peewee.fn.COUNT(TaskRow.seq).alias("n")).group_by(
             TaskRow.status
         )
-        return {TaskState(row.status): row.n for row in query}
+        rows: list[tuple[str, int]] = list(query.tuples())
+        return {TaskState(status): int(n) for status, n in rows}
 
     def dispatchable(self, limit: int, now: float) -> list[Task]:
         """Queued tasks in run order: priority, then submit order; back-off respected."""
@@ -282,7 +283,7 @@ class TaskRepo:
         return [_row_to_task(row) for row in query]
 
     def active(self) -> list[Task]:
-        return self.list(statuses=ACTIVE_STATES, newest_first=False)
+        return self.list_tasks(statuses=ACTIVE_STATES, newest_first=False)
 
     def _write(self, operation: Callable[[], Any]) -> Any:
         try:

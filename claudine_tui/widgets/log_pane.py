@@ -34,7 +34,7 @@ class LogPane(Vertical):
         self.service = service
         self.task_id: str | None = None
         self.mode = "log"
-        self.offset = 0
+        self.read_offset = 0
         self.lines_written = 0
         self._path: Path | None = None
         self._skip_partial = False
@@ -56,7 +56,7 @@ class LogPane(Vertical):
         if task_id == self.task_id:
             return
         self.task_id = task_id
-        self.offset, self._path, self._skip_partial = 0, None, False
+        self.read_offset, self._path, self._skip_partial = 0, None, False
         self.log_widget.clear()
         self._title()
         if task_id is None:
@@ -82,11 +82,11 @@ class LogPane(Vertical):
         if self.task_id is None:
             return 0
         self._check_file()
-        events, offset = self.service.read_events(self.task_id, self.offset, BATCH_BYTES)
+        events, offset = self.service.read_events(self.task_id, self.read_offset, BATCH_BYTES)
         if self._skip_partial and events and isinstance(events[0], InvalidLine):
             events = events[1:]  # the cut-off line we started in the middle of
-        self._skip_partial = self._skip_partial and offset == self.offset
-        self.offset = offset
+        self._skip_partial = self._skip_partial and offset == self.read_offset
+        self.read_offset = offset
         return self._write(events)
 
     def _check_file(self) -> None:
@@ -95,15 +95,15 @@ class LogPane(Vertical):
         if path != self._path:
             if self._path is not None:
                 self.log_widget.write(Text("── new attempt ──", style="bold"))
-            self._path, self.offset = path, 0
+            self._path, self.read_offset = path, 0
         size = _size(path)
-        if size - self.offset > (BACKLOG_BYTES if self.offset else TAIL_BYTES):
-            skipped = size - TAIL_BYTES - self.offset
+        if size - self.read_offset > (BACKLOG_BYTES if self.read_offset else TAIL_BYTES):
+            skipped = size - TAIL_BYTES - self.read_offset
             self.log_widget.write(
                 Text(f"… {skipped // 1024} KB of output not shown (claudine logs "
                      f"{self.task_id} has it all)", style="dim italic")
             )
-            self.offset, self._skip_partial = size - TAIL_BYTES, True
+            self.read_offset, self._skip_partial = size - TAIL_BYTES, True
 
     def _write(self, events: list[StreamEvent]) -> int:
         rendered = [text for text in map(render_rich, events) if text is not None]

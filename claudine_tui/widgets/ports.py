@@ -20,10 +20,17 @@ class ServicePort(Protocol):
 class EnginePort(Protocol):
     """The subset of :class:`claudine_core.engine.Engine` the console calls."""
 
-    role: str
-    kind: str
-    config: Any
-    service: ServicePort
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def service(self) -> ServicePort: ...
 
     async def start(self) -> None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
@@ -30,8 +31,11 @@ class TaskTable(DataTable[str | Text]):
     snapshot at once instead of waiting for the next refresh.
     """
 
+    BINDINGS = [Binding("enter", "select_cursor", "Details")]
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", id=id)
+        self.border_title = "Tasks"
         self.task_filter = TaskFilter()
         self.sort_mode = SORT_MODES[0]
         self.tasks: dict[str, Task] = {}

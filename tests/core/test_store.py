@@ -33,7 +33,7 @@ def test_upgrade_of_a_populated_v1_database_keeps_every_row(tmp_path: Path) -> N
     db.close()
     repo = open_repo(path)
     assert current_version(repo.db) == SCHEMA_VERSION
-    tasks = repo.list(newest_first=False)
+    tasks = repo.list_tasks(newest_first=False)
     assert len(tasks) == 50
     assert tasks[7].prompt == "prompt 7" and tasks[7].session_id == "session-7"
     assert tasks[7].cost_usd == pytest.approx(0.07)
@@ -118,4 +118,4 @@ def test_writer_holding_the_lock_too_long_gives_clear_error_and_loses_nothing(
         repo.insert(TaskSpec(prompt="blocked"), cwd="/")
     other.rollback()
     after = repo.insert(TaskSpec(prompt="after the lock"), cwd="/")
-    assert [t.id for t in repo.list(newest_first=False)] == [kept.id, after.id]
+    assert [t.id for t in repo.list_tasks(newest_first=False)] == [kept.id, after.id]

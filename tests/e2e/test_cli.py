@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_helpers import cli_env
 
-CLAUDINE = shutil.which("claudine") or "claudine"
+CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 
 STATUS_FIELDS = {
     "id", "status", "priority", "prompt", "cwd", "created_at", "started_at", "ended_at",

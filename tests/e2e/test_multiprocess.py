@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +23,7 @@ from engine_helpers import cli_env
 from claudine_core.ownership import current_owner
 
 pytestmark = pytest.mark.slow
-CLAUDINE = shutil.which("claudine") or "claudine"
+CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 
 
 class Home:

@@ -1,0 +1,239 @@
+"""What each MCP tool does, as plain functions over the engine's TaskService.
+
+Independent of the ``mcp`` SDK so it can be tested and reused directly: every tool returns
+a :class:`ToolOutcome` (structured content plus a short text). Bad input, unknown tasks
+and impossible transitions become error outcomes whose message tells the calling model
+what to do next; nothing here raises for a user mistake.
+
+Every command is a committed row (see service.py), so a tool works the same whether this
+server owns the home or runs as a client of a console that does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from claudine_core.agents.stream import parse_lines, render_plain
+from claudine_core.mcp_tools import ToolInputError, check_arguments
+from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
+from claudine_core.service import InvalidRequest, InvalidTransition, TaskService, UnknownTask
+from claudine_core.store import StoreError
+
+log = logging.getLogger("claudine.mcp")
+
+LOG_READ_BYTES = 4 * 1024 * 1024  # TaskLogs reads at most this much from the end of the file
+STDERR_TAIL_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One tool result: ``structured`` for programs, ``text`` for the model."""
+
+    text: str
+    structured: dict[str, Any] = field(default_factory=dict)
+    is_error: bool = False
+
+
+def error(message: str) -> ToolOutcome:
+    return ToolOutcome(text=message, structured={"error": message}, is_error=True)
+
+
+def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) -> ToolOutcome:
+    """Validate the arguments, run the tool, and turn every expected failure into an error."""
+    try:
+        args = check_arguments(name, arguments)
+        return HANDLERS[name](service, args)
+    except (ToolInputError, UnknownTask, InvalidRequest, InvalidTransition) as exc:
+        return error(_clean(exc))
+    except StoreError as exc:
+        log.error("store error in %s: %s", name, exc)
+        return error(f"the claudine store is unavailable ({exc}); try again shortly")
+
+
+def _clean(exc: Exception) -> str:
+    # LookupError str() quotes its message; the CLI's advice names the CLI, not the tools.
+    text = str(exc).strip("'\"")
+    return text.replace("run 'claudine status' to list the task ids",
+                        "call TaskStatus without taskId to list the task ids")
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    view = task.to_json()
+    view["taskId"] = task.id
+    return view
+
+
+def _task_outcome(task: Task, text: str) -> ToolOutcome:
+    return ToolOutcome(text=text, structured={"taskId": task.id, "status": task.status.value,
+                                              "task": task_view(task)})
+
+
+# -- the tools ------------------------------------------------------------------------------
+
+
+def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    worktree = bool(args.get("useWorktree"))
+    for needs_worktree in ("baseBranch", "mergeStrategy"):
+        if needs_worktree in args and not worktree:
+            raise ToolInputError(f"{needs_worktree} only applies to a worktree task: "
+                                 "add useWorktree: true or drop it")
+    if worktree and importlib.util.find_spec("claudine_core.worktrees") is None:
+        raise ToolInputError("worktree isolation is not available in this claudine build: "
+                             "drop useWorktree (the task then runs in workingDirectory)")
+    timeout_ms = args.get("timeout")
+    spec = TaskSpec(
+        prompt=args["prompt"],
+        priority=Priority.parse(args["priority"]),
+        cwd=args.get("workingDirectory") or os.getcwd(),
+        timeout_s=timeout_ms / 1000 if timeout_ms is not None else None,
+        model=args.get("model"),
+        max_output_bytes=args.get("maxOutputBuffer"),
+        worktree=worktree,
+        base_branch=args.get("baseBranch"),
+        merge_strategy=MergeStrategy(args["mergeStrategy"]) if "mergeStrategy" in args else None,
+    )
+    task = service.delegate(spec)
+    return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, queued). "
+                               "Check it with TaskStatus; read its output with TaskLogs.")
+
+
+def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    if args.get("taskId"):
+        task = service.get(args["taskId"])
+        return _task_outcome(task, _describe(task))
+    states = [TaskState(s) for s in args.get("status") or []] or None
+    limit, offset = args["limit"], args["offset"]
+    tasks = service.list(states, limit=limit + 1, offset=offset)
+    has_more = len(tasks) > limit
+    tasks = tasks[:limit]
+    counts = service.repo.count_by_status()
+    total = sum(n for state, n in counts.items() if states is None or state in states)
+    structured = {
+        "tasks": [task_view(t) for t in tasks],
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "hasMore": has_more,
+        "nextOffset": offset + len(tasks) if has_more else None,
+        "counts": {state.value: counts.get(state, 0) for state in TaskState},
+    }
+    if not tasks:
+        text = "No tasks match." if total or offset else "No tasks yet: use DelegateTask."
+    else:
+        lines = [f"{total} task(s); showing {offset + 1}-{offset + len(tasks)}:"]
+        lines += [f"- {t.id} {t.status.value} {t.priority} {_headline(t.prompt)}" for t in tasks]
+        if has_more:
+            lines.append(f"More: call TaskStatus with offset {offset + len(tasks)}.")
+        text = "\n".join(lines)
+    return ToolOutcome(text=text, structured=structured)
+
+
+def logs(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.get(args["taskId"])
+    tail = args["tail"]
+    path = service.output_path(task.id)
+    lines, truncated = _read_log_lines(path) if path is not None else ([], False)
+    shown = lines[-tail:]
+    stderr = service.stderr_tail(task.id, STDERR_TAIL_BYTES).strip()
+    structured = {
+        "taskId": task.id,
+        "status": task.status.value,
+        "lines": shown,
+        "totalLines": len(lines),
+        "truncated": truncated or len(lines) > len(shown),
+        "stderr": stderr or None,
+        "path": str(path) if path is not None else None,
+    }
+    if path is None:
+        text = f"Task {task.id} is {task.status.value} and has not started yet: no output."
+    elif not shown:
+        text = f"Task {task.id} is {task.status.value}; its agent has printed nothing yet."
+    else:
+        text = "\n".join(shown)
+    if stderr and task.status is TaskState.FAILED:
+        text += f"\n[stderr]\n{stderr}"
+    return ToolOutcome(text=text, structured=structured)
+
+
+def cancel(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.cancel(args["taskId"], args.get("reason"))
+    if task.status is TaskState.CANCELLED:
+        return _task_outcome(task, f"Cancelled task {task.id}.")
+    return _task_outcome(task, f"Cancel requested for running task {task.id}; its agent is "
+                               "being stopped (TaskStatus shows when it is cancelled).")
+
+
+def retry(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.retry(args["taskId"])
+    return _task_outcome(task, f"Queued {task.id}, a new run of {task.parent_id}.")
+
+
+def resume(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.resume(args["taskId"], args.get("additionalContext"))
+    return _task_outcome(task, f"Queued {task.id}, continuing the agent session of "
+                               f"{task.parent_id}.")
+
+
+def set_priority(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.set_priority(args["taskId"], args["priority"])
+    return _task_outcome(task, f"Task {task.id} is now {task.priority}.")
+
+
+HANDLERS: dict[str, Callable[[TaskService, dict[str, Any]], ToolOutcome]] = {
+    "DelegateTask": delegate,
+    "TaskStatus": status,
+    "TaskLogs": logs,
+    "CancelTask": cancel,
+    "RetryTask": retry,
+    "ResumeTask": resume,
+    "SetTaskPriority": set_priority,
+}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _headline(prompt: str, width: int = 60) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _describe(task: Task) -> str:
+    parts = [f"Task {task.id} is {task.status.value} ({task.priority})."]
+    if task.status is TaskState.RUNNING and task.last_activity:
+        parts.append(f"Last activity: {task.last_activity}.")
+    if task.error:
+        parts.append(f"Error: {task.error}.")
+    if task.result:
+        parts.append(f"Result: {_headline(task.result, 400)}")
+    if task.status.is_terminal and task.status is not TaskState.COMPLETED:
+        parts.append("RetryTask runs it again; ResumeTask continues its session.")
+    return " ".join(parts)
+
+
+def _read_log_lines(path: os.PathLike[str]) -> tuple[list[str], bool]:
+    """Rendered lines of the last LOG_READ_BYTES of a run's stdout; (lines, cut off?)."""
+    try:
+        with open(path, "rb") as source:
+            size = source.seek(0, os.SEEK_END)
+            start = max(0, size - LOG_READ_BYTES)
+            source.seek(start)
+            data = source.read()
+    except FileNotFoundError:
+        return [], False
+    if start:
+        data = data[data.find(b"\n") + 1:]  # drop the partial first line
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1]:
+        raw_lines = raw_lines[:-1]  # the agent is mid-line
+    lines: list[str] = []
+    for event in parse_lines(line for line in raw_lines if line.strip()):
+        rendered = render_plain(event)
+        if rendered:
+            lines.extend(rendered.rstrip("\n").split("\n"))
+    return lines, bool(start)

@@ -1,0 +1,247 @@
+"""The MCP tool catalogue: names, JSON schemas, argument checks. Standard library only.
+
+This module is what the headless server needs to answer ``initialize`` and ``tools/list``
+before the ``mcp`` SDK (about a second to import) and the engine have loaded, so it must
+stay free of third-party imports. The SDK server (mcp_sdk.py) publishes the very same
+dictionaries, and a test checks that both paths answer identically.
+
+The tool names are those of the original TypeScript claudine, so existing prompts work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SERVER_NAME = "claudine"
+SERVER_VERSION = "0.1.0"
+INSTRUCTIONS = (
+    "claudine runs background Claude Code agents. DelegateTask queues work and returns a "
+    "task id at once; poll TaskStatus, read TaskLogs, and CancelTask/RetryTask/ResumeTask/"
+    "SetTaskPriority to steer. Tasks also appear in the claudine console."
+)
+# Mirrors mcp_types.version (checked by a test): the versions the legacy handshake accepts.
+HANDSHAKE_PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+LATEST_HANDSHAKE_VERSION = "2025-11-25"
+
+TASK_ID_PATTERN = r"^task-[0-9a-f]{12}$"  # == models.TASK_ID_PATTERN (checked by a test)
+STATES = ("queued", "blocked", "running", "completed", "failed", "cancelled")
+PRIORITIES = ("P0", "P1", "P2")
+MERGE_STRATEGIES = ("manual", "auto", "patch", "pr")
+MAX_LIST_LIMIT = 200
+MAX_TAIL_LINES = 10_000
+
+_TASK_ID: dict[str, Any] = {
+    "type": "string",
+    "pattern": TASK_ID_PATTERN,
+    "description": "Task id as DelegateTask returned it (task- and 12 hex digits). The "
+    "8-digit short id shown in the console, or a unique prefix, is accepted too.",
+}
+_PRIORITY: dict[str, Any] = {
+    "type": "string",
+    "enum": list(PRIORITIES),
+    "description": "P0 urgent, P1 high, P2 normal; P0 runs before P1 before P2.",
+}
+
+
+def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "DelegateTask",
+        "description": "Queue a task for a background Claude Code agent and return its id at "
+        "once (the agent runs asynchronously; follow it with TaskStatus and TaskLogs).",
+        "inputSchema": _schema(
+            {
+                "prompt": {"type": "string", "minLength": 1,
+                           "description": "What the agent should do, self-contained."},
+                "priority": {**_PRIORITY, "default": "P2"},
+                "workingDirectory": {
+                    "type": "string",
+                    "description": "Existing directory the agent runs in (absolute path; "
+                    "default: the directory the server was started in).",
+                },
+                "timeout": {"type": "integer", "minimum": 1000, "maximum": 86_400_000,
+                            "description": "Milliseconds before the agent is stopped "
+                            "(default: the configured TASK_TIMEOUT)."},
+                "maxOutputBuffer": {"type": "integer", "minimum": 1024,
+                                    "maximum": 1_073_741_824,
+                                    "description": "Bytes of agent output kept (default: "
+                                    "the configured MAX_OUTPUT_BUFFER)."},
+                "model": {"type": "string", "minLength": 1,
+                          "description": "Model for the agent (claude --model), e.g. sonnet."},
+                "useWorktree": {"type": "boolean", "default": False,
+                                "description": "Run in a new git worktree on its own branch."},
+                "baseBranch": {"type": "string", "minLength": 1,
+                               "description": "Branch the worktree starts from (needs "
+                               "useWorktree; default: the current branch)."},
+                "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
+                                  "description": "What happens to the worktree branch when "
+                                  "the task ends (needs useWorktree)."},
+            },
+            ("prompt",),
+        ),
+    },
+    {
+        "name": "TaskStatus",
+        "description": "One task's status and result by taskId; without taskId, a page of "
+        "tasks (newest first), optionally filtered by status.",
+        "inputSchema": _schema(
+            {
+                "taskId": _TASK_ID,
+                "status": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(STATES)},
+                    "description": "Only tasks in these states (list mode).",
+                },
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT,
+                          "default": 20, "description": "Tasks per page (list mode)."},
+                "offset": {"type": "integer", "minimum": 0, "default": 0,
+                           "description": "Tasks to skip (list mode); use nextOffset."},
+            }
+        ),
+    },
+    {
+        "name": "TaskLogs",
+        "description": "Readable output of a task's agent (latest attempt): assistant text, "
+        "tool calls and results, the final result.",
+        "inputSchema": _schema(
+            {
+                "taskId": _TASK_ID,
+                "tail": {"type": "integer", "minimum": 1, "maximum": MAX_TAIL_LINES,
+                         "default": 100, "description": "Only the last N lines."},
+            },
+            ("taskId",),
+        ),
+    },
+    {
+        "name": "CancelTask",
+        "description": "Cancel a queued or running task (a running agent is stopped).",
+        "inputSchema": _schema(
+            {"taskId": _TASK_ID,
+             "reason": {"type": "string", "description": "Why; recorded on the task."}},
+            ("taskId",),
+        ),
+    },
+    {
+        "name": "RetryTask",
+        "description": "Run a finished task again from scratch, as a new task.",
+        "inputSchema": _schema({"taskId": _TASK_ID}, ("taskId",)),
+    },
+    {
+        "name": "ResumeTask",
+        "description": "Continue a finished task's agent session (claude --resume) as a new "
+        "task, with optional extra instructions.",
+        "inputSchema": _schema(
+            {"taskId": _TASK_ID,
+             "additionalContext": {"type": "string",
+                                   "description": "What to tell the resumed agent "
+                                   "(default: 'Continue the task.')."}},
+            ("taskId",),
+        ),
+    },
+    {
+        "name": "SetTaskPriority",
+        "description": "Change the priority of a task still waiting in the queue.",
+        "inputSchema": _schema({"taskId": _TASK_ID, "priority": _PRIORITY},
+                               ("taskId", "priority")),
+    },
+]
+TOOLS_BY_NAME = {tool["name"]: tool for tool in TOOLS}
+
+
+class ToolInputError(ValueError):
+    """The arguments do not fit the tool's schema; the message says how to fix them."""
+
+
+def initialize_result(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``initialize`` result, negotiated the way the SDK's runner does it."""
+    requested = (params or {}).get("protocolVersion")
+    version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+    return {
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": False}},
+        "serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION},
+        "instructions": INSTRUCTIONS,
+    }
+
+
+def check_arguments(name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate ``arguments`` against the tool's schema; defaults filled in.
+
+    Raises:
+        ToolInputError: unknown tool, unknown or missing fields, wrong types or ranges.
+    """
+    tool = TOOLS_BY_NAME.get(name)
+    if tool is None:
+        raise ToolInputError(f"unknown tool {name!r}: the tools are {', '.join(TOOLS_BY_NAME)}")
+    args = dict(arguments or {})
+    schema = tool["inputSchema"]
+    props: dict[str, Any] = schema["properties"]
+    unknown = sorted(set(args) - set(props))
+    if unknown:
+        raise ToolInputError(
+            f"{name} does not take {', '.join(map(repr, unknown))}; "
+            f"its fields are {', '.join(props)}"
+        )
+    missing = [field for field in schema["required"] if args.get(field) is None]
+    if missing:
+        raise ToolInputError(f"{name} needs {', '.join(map(repr, missing))}")
+    clean: dict[str, Any] = {}
+    for field, spec in props.items():
+        value = args.get(field)
+        if value is None:
+            if "default" in spec:
+                clean[field] = spec["default"]
+            continue
+        clean[field] = _check_value(field, value, spec)
+    return clean
+
+
+def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
+    kind = spec.get("type")
+    if kind == "string":
+        if not isinstance(value, str):
+            raise ToolInputError(f"{field} must be a string, not {_json_type(value)}")
+        if len(value.strip()) < spec.get("minLength", 0):
+            raise ToolInputError(f"{field} is empty")
+        if "enum" in spec and value not in spec["enum"]:
+            upper = value.strip().upper() if spec["enum"] == list(PRIORITIES) else value
+            if upper in spec["enum"]:
+                return upper
+            raise ToolInputError(f"{field} {value!r} is not one of {', '.join(spec['enum'])}")
+        return value
+    if kind == "integer":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ToolInputError(f"{field} must be an integer, not {_json_type(value)}")
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ToolInputError(f"{field} {value} is out of range: use {low} to {high}"
+                                 if high is not None else f"{field} must be at least {low}")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise ToolInputError(f"{field} must be true or false, not {_json_type(value)}")
+        return value
+    if kind == "array":
+        items = [value] if isinstance(value, str) else value  # a lone state is fine too
+        if not isinstance(items, list):
+            raise ToolInputError(f"{field} must be a list, not {_json_type(value)}")
+        return [_check_value(field, item, spec["items"]) for item in items]
+    return value
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"),
+                       (str, "a string"), (list, "a list"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__

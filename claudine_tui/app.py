@@ -1,0 +1,342 @@
+"""The console: a Textual app that hosts (or follows) the engine of one claudine home.
+
+The app is lifecycle, bindings and screen switching. It takes its engine by constructor
+injection (tests pass a fake), starts it in a worker on mount, refreshes the screen from
+``engine.snapshot()`` on a timer, and awaits the engine's shutdown before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+from textual.worker import Worker, WorkerState
+
+from claudine_core.config import Config
+from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec, TaskState
+from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
+from claudine_core.store import StoreError
+from claudine_tui.screens.confirm import ConfirmScreen
+from claudine_tui.screens.new_task import NewTaskScreen
+from claudine_tui.screens.quit import STOP, QuitScreen
+from claudine_tui.widgets.gauges import Dashboard
+from claudine_tui.widgets.log_pane import LogPane
+from claudine_tui.widgets.ports import EnginePort
+from claudine_tui.widgets.task_rows import SORT_MODES, STATUS_FILTERS, TaskFilter
+from claudine_tui.widgets.task_table import TaskTable
+
+REFRESH_S = 1 / 3  # the table's keyed diff; 3 Hz is calm and still "within a second"
+LOG_POLL_S = 0.25
+ENGINE_ERRORS = (InvalidRequest, InvalidTransition, UnknownTask, ValueError, StoreError)
+PRIORITY = Binding.Group("Priority", compact=True)
+
+
+class ClaudineApp(App[int]):
+    """The console. ``engine`` is anything shaped like :class:`~claudine_core.engine.Engine`."""
+
+    CSS_PATH = "claudine.tcss"
+    TITLE = "claudine"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+    BINDINGS = [
+        Binding("n", "new_task", "New"),
+        Binding("c", "cancel_task", "Cancel"),
+        Binding("plus", "bump_priority(-1)", "Raise", group=PRIORITY),
+        Binding("minus", "bump_priority(1)", "Lower", group=PRIORITY),
+        Binding("0", "set_priority('P0')", "P0", group=PRIORITY),
+        Binding("1", "set_priority('P1')", "P1", group=PRIORITY),
+        Binding("2", "set_priority('P2')", "P2", group=PRIORITY),
+        Binding("r", "retry_task", "Retry"),
+        Binding("l", "follow_log", "Log"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "cycle_status", "Status"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "toggle_help", "Help"),
+        Binding("escape", "close_filter", "Close filter", show=False),
+    ]
+
+    def __init__(self, engine: EnginePort, *, bell: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        self.bell_on_finish = bell
+        self.last_snapshot: EngineSnapshot | None = None
+        self.engine_started = False
+        self._engine_stopped = False
+        self._statuses: dict[str, TaskState] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        yield Dashboard(id="dashboard")
+        with Container(id="main"):
+            yield TaskTable(id="tasks")
+            yield LogPane(self.engine.service, id="pane")
+        yield Input(placeholder="filter: words in prompt, id, cwd… (enter keeps, esc clears)",
+                    id="filter")
+        yield Footer()
+
+    @property
+    def table(self) -> TaskTable:
+        return self.query_one(TaskTable)
+
+    @property
+    def pane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.sub_title = "starting…"
+        self.query_one("#filter").display = False
+        self.table.focus()
+        self.run_worker(self._start_engine(), name="engine", exit_on_error=False)
+
+    async def _start_engine(self) -> None:
+        await self.engine.start()
+        self.engine_started = True
+        self.refresh_snapshot()
+        self.pane.follow(self.table.selected_id)
+        self.set_interval(REFRESH_S, self.refresh_snapshot, name="snapshot")
+        self.set_interval(LOG_POLL_S, self.pane.poll, name="log")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "engine" and event.state is WorkerState.ERROR:
+            self.sub_title = "engine failed to start"
+            self.notify(f"The engine did not start: {event.worker.error}", title="Engine",
+                        severity="error", timeout=30)
+
+    async def _stop_and_exit(self, stop_agents: bool) -> None:
+        if self.engine_started and not self._engine_stopped:
+            self._engine_stopped = True
+            if stop_agents:
+                self.notify("Stopping agents…", timeout=10)
+            await self.engine.stop(stop_agents=stop_agents)
+        self.exit(0)
+
+    async def action_quit(self) -> None:
+        snap = self.last_snapshot
+        if snap is None or not (snap.running or snap.queued):
+            await self._stop_and_exit(False)
+            return
+        owner = self.engine.role == "owner"
+
+        async def chosen(choice: str | None) -> None:
+            if choice is not None:
+                await self._stop_and_exit(choice == STOP)
+
+        self.push_screen(QuitScreen(running=snap.running, queued=snap.queued, owner=owner),
+                         chosen)
+
+    # -- refresh -----------------------------------------------------------------------------
+
+    def refresh_snapshot(self) -> None:
+        """Apply one snapshot: gauges, keyed table diff, header, notifications."""
+        if not self.engine_started or self._engine_stopped:
+            return
+        snap = self.engine.snapshot()
+        self.last_snapshot = snap
+        with self.batch_update():
+            self.query_one(Dashboard).show(snap)
+            self.table.apply(snap.tasks, snap.taken_at)
+            self.sub_title = self._role_text(snap)
+        self._notify_finished(snap.tasks)
+        if self.pane.task_id is None and self.table.selected_id is not None:
+            self.pane.follow(self.table.selected_id)
+
+    def _role_text(self, snap: EngineSnapshot) -> str:
+        home = str(self.engine.config.home)
+        if snap.role == "owner":
+            return f"owner · {self.engine.kind} pid {snap.owner_pid} · {home}"
+        owner = f"pid {snap.owner_pid}" if snap.owner_pid else "no owner yet"
+        return f"client of {owner} · {home}"
+
+    def _notify_finished(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            before = self._statuses.get(task.id)
+            self._statuses[task.id] = task.status
+            if before is None or before.is_terminal or before is task.status:
+                continue
+            if task.status is TaskState.COMPLETED:
+                self.notify(task.prompt[:60], title=f"✔ {task.short_id} completed")
+            elif task.status is TaskState.FAILED:
+                self.notify(f"{task.prompt[:40]}: {task.error or 'failed'}",
+                            title=f"✘ {task.short_id} failed", severity="error", timeout=10)
+            else:
+                continue
+            if self.bell_on_finish:
+                self.bell()
+
+    # -- selection and the pane --------------------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: TaskTable.RowHighlighted) -> None:
+        self.pane.follow(event.row_key.value)
+        if self.pane.mode == "details":
+            self.pane.show_details(self.table.selected)
+
+    def on_data_table_row_selected(self, event: TaskTable.RowSelected) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        task = self._selected()
+        if task is not None:
+            self.pane.set_mode("details", self._fresh(task))
+
+    def action_follow_log(self) -> None:
+        self.pane.set_mode("log")
+
+    # -- commands on the selected task -------------------------------------------------------
+
+    def _selected(self) -> Task | None:
+        task = self.table.selected
+        if task is None:
+            self.notify("No task selected.", severity="warning", timeout=3)
+        return task
+
+    def _fresh(self, task: Task) -> Task:
+        return self._call(self.engine.get, task.id) or task
+
+    def _call(self, command: Callable[..., Task], *args: Any) -> Task | None:
+        """Run an engine command; a refused one becomes an error toast, not a crash."""
+        try:
+            task = command(*args)
+        except ENGINE_ERRORS as exc:
+            self.notify(str(exc).strip("'\""), severity="error", timeout=6)
+            return None
+        self.refresh_snapshot()
+        return task
+
+    def action_new_task(self) -> None:
+        def delegate(spec: TaskSpec | None) -> None:
+            if spec is not None and (task := self._call(self.engine.delegate, spec)):
+                self.notify(f"{task.short_id} queued ({task.priority})", timeout=3)
+
+        self.push_screen(NewTaskScreen(cwd=os.getcwd()), delegate)
+
+    def action_cancel_task(self) -> None:
+        task = self._selected()
+        if task is None:
+            return
+        if task.status.is_terminal:
+            self.notify(f"{task.short_id} is already {task.status.value}.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self._call(self.engine.cancel, task.id, "cancelled from the console"):
+                self.notify(f"{task.short_id} cancelled", timeout=3)
+
+        question = f"Cancel {task.short_id} ({task.status.value})?\n{task.prompt[:120]}"
+        self.push_screen(ConfirmScreen(question, yes="Cancel task", no="Keep"), confirmed)
+
+    def action_set_priority(self, priority: str) -> None:
+        task = self._selected()
+        if task is not None and task.priority is not Priority.parse(priority):
+            self._call(self.engine.set_priority, task.id, priority)
+
+    def action_bump_priority(self, step: int) -> None:
+        task = self._selected()
+        if task is None:
+            return
+        value = int(task.priority) + step
+        if 0 <= value <= 2:
+            self._call(self.engine.set_priority, task.id, Priority(value))
+
+    def action_retry_task(self) -> None:
+        task = self._selected()
+        if task is not None and (new := self._call(self.engine.retry, task.id)):
+            self.notify(f"{task.short_id} queued again as {new.short_id}", timeout=3)
+
+    # -- filter, sort, help ------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_close_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._set_filter(TaskFilter(self.table.task_filter.status, event.value))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.display = bool(event.value)
+            self.table.focus()
+
+    def action_cycle_status(self) -> None:
+        current = STATUS_FILTERS.index(self.table.task_filter.status)
+        status = STATUS_FILTERS[(current + 1) % len(STATUS_FILTERS)]
+        self._set_filter(TaskFilter(status, self.table.task_filter.text))
+        self.notify(f"showing {status or 'all'} tasks", timeout=2)
+
+    def _set_filter(self, task_filter: TaskFilter) -> None:
+        self.table.set_filter(task_filter)
+        described = task_filter.describe()
+        self.table.border_title = f"Tasks · {described}" if described else "Tasks"
+
+    def action_cycle_sort(self) -> None:
+        mode = SORT_MODES[(SORT_MODES.index(self.table.sort_mode) + 1) % len(SORT_MODES)]
+        self.table.set_sort(mode)
+        self.notify(f"sorted by {mode}", timeout=2)
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.show:
+                title = f"{binding.description} ({binding.key_display or binding.key})"
+                yield SystemCommand(title, _HELP.get(binding.action, binding.description),
+                                    _runner(self, binding.action))
+        yield SystemCommand("Details (enter)", "Full details of the selected task",
+                            self.action_details)
+
+
+_HELP = {
+    "new_task": "Delegate a new task (form)",
+    "cancel_task": "Cancel the selected task",
+    "retry_task": "Queue the selected finished task again",
+    "follow_log": "Follow the selected task's log",
+    "filter": "Filter the table by text",
+    "cycle_status": "Show only tasks in a status (cycles)",
+    "cycle_sort": "Change the table order (cycles)",
+    "quit": "Quit; choose to leave agents running or stop them",
+}
+
+
+def _runner(app: App[Any], action: str) -> Callable[[], Any]:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+def run_console(config: Config) -> int:
+    """Open the console on ``config.home``; returns the exit status."""
+    from claudine_core.engine import Engine
+
+    log_path = config.home / "console.log"
+    config.home.mkdir(parents=True, exist_ok=True)
+    # The screen owns the terminal: engine logs go to a file, never over the UI.
+    logging.basicConfig(filename=log_path, level=logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = ClaudineApp(Engine(config, kind="console"),
+                      bell=os.environ.get("CLAUDINE_BELL", "") not in ("", "0"))
+    app.run()
+    return int(app.return_code or 0)

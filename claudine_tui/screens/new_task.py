@@ -1,0 +1,133 @@
+"""The new-task form: prompt, priority, working directory, timeout and model.
+
+Every field is checked before the form closes; each error is written under its field in
+words that say how to fix it, and the first wrong field gets the focus.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from claudine_core.models import Priority, TaskSpec
+from claudine_core.service import MAX_PROMPT_CHARS, InvalidRequest, validate_cwd
+
+FIELDS = ("prompt", "priority", "cwd", "timeout", "model")
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
+
+
+@dataclass(frozen=True)
+class FormResult:
+    spec: TaskSpec | None
+    errors: dict[str, str]
+
+
+def validate_form(values: dict[str, str]) -> FormResult:
+    """Check the form's text values; a TaskSpec when all are right, else the errors."""
+    errors: dict[str, str] = {}
+    prompt = values.get("prompt", "").strip()
+    if not prompt:
+        errors["prompt"] = "The prompt is empty: say what the agent should do."
+    elif len(prompt) > MAX_PROMPT_CHARS:
+        errors["prompt"] = f"The prompt is longer than {MAX_PROMPT_CHARS:,} characters."
+    priority = Priority.P2
+    try:
+        priority = Priority.parse(values.get("priority", "").strip() or "P2")
+    except ValueError:
+        errors["priority"] = "Use P0 (urgent), P1 (high) or P2 (normal)."
+    cwd = values.get("cwd", "").strip() or "."
+    try:
+        cwd = validate_cwd(cwd)
+    except InvalidRequest as exc:
+        errors["cwd"] = str(exc).capitalize() + "."
+    timeout = _timeout(values.get("timeout", "").strip(), errors)
+    model = values.get("model", "").strip() or None
+    if model is not None and not MODEL_RE.match(model):
+        errors["model"] = "A model name has no spaces, e.g. sonnet, opus or claude-sonnet-4-5."
+    if errors:
+        return FormResult(None, errors)
+    spec = TaskSpec(prompt=prompt, priority=priority, cwd=cwd, timeout_s=timeout, model=model)
+    return FormResult(spec, {})
+
+
+def _timeout(text: str, errors: dict[str, str]) -> float | None:
+    if not text:
+        return None
+    try:
+        seconds = float(text.removesuffix("s"))
+    except ValueError:
+        errors["timeout"] = f"{text!r} is not a number of seconds (e.g. 600), or leave it empty."
+        return None
+    if not 1 <= seconds <= 86_400:
+        errors["timeout"] = "The timeout must be between 1 and 86400 seconds."
+        return None
+    return seconds
+
+
+class NewTaskScreen(ModalScreen[TaskSpec | None]):
+    """Dismisses with a validated TaskSpec, or None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "submit", "Delegate"),
+    ]
+
+    def __init__(self, *, cwd: str) -> None:
+        super().__init__()
+        self.default_cwd = cwd
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog form"):
+            yield Label("New task", classes="title")
+            yield from self._field("prompt", "Prompt", "what the agent should do")
+            yield from self._field("priority", "Priority", "P0, P1 or P2", "P2")
+            yield from self._field("cwd", "Working directory", "", self.default_cwd)
+            yield from self._field("timeout", "Timeout (s)", "empty: the configured default")
+            yield from self._field("model", "Model", "empty: the agent's default")
+            with Horizontal(classes="buttons"):
+                yield Button("Delegate (ctrl+s)", variant="primary", id="submit")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def _field(self, name: str, label: str, hint: str, value: str = "") -> ComposeResult:
+        yield Label(label, classes="field-label")
+        yield Input(value=value, placeholder=hint, id=f"field-{name}")
+        error = Label("", id=f"error-{name}", classes="error")
+        error.display = False
+        yield error
+
+    def values(self) -> dict[str, str]:
+        return {name: self.query_one(f"#field-{name}", Input).value for name in FIELDS}
+
+    def action_submit(self) -> None:
+        result = validate_form(self.values())
+        for name in FIELDS:
+            label = self.query_one(f"#error-{name}", Label)
+            message = result.errors.get(name, "")
+            label.update(message)
+            label.display = bool(message)
+            self.query_one(f"#field-{name}", Input).set_class(bool(message), "-invalid")
+        if result.spec is not None:
+            self.dismiss(result.spec)
+            return
+        first = next(name for name in FIELDS if name in result.errors)
+        self.query_one(f"#field-{first}", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "submit":
+            self.action_submit()
+        else:
+            self.dismiss(None)

@@ -1,0 +1,193 @@
+"""A fake engine for console tests: fixed clock, fixed resources, recorded calls.
+
+It implements the part of ``Engine`` the console calls, over an in-memory list of tasks,
+so snapshot tests are deterministic (no real CPU figures, no wall clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from claudine_core.agents.stream import (
+    AgentInit,
+    AgentResult,
+    ApiRetry,
+    AssistantText,
+    StreamEvent,
+    ToolResult,
+    ToolUse,
+)
+from claudine_core.models import (
+    EngineSnapshot,
+    Priority,
+    ResourceSample,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+GIB = 1024**3
+HOME = Path("/home/dev/.local/share/claudine")
+
+
+class FakeService:
+    """``read_events`` over in-memory event lists; the offset counts events."""
+
+    def __init__(self) -> None:
+        self.logs: dict[str, list[StreamEvent]] = {}
+
+    def read_events(
+        self, task_id: str, offset: int = 0, max_bytes: int | None = None
+    ) -> tuple[list[StreamEvent], int]:
+        events = self.logs.get(task_id, [])
+        return events[offset:], len(events)
+
+    def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
+        return None
+
+
+class FakeEngine:
+    def __init__(self, tasks: list[Task] | None = None, *, role: str = "owner") -> None:
+        self.role = role
+        self.kind = "console"
+        self.config = SimpleNamespace(home=HOME)
+        self.service = FakeService()
+        self.tasks: dict[str, Task] = {t.id: t for t in tasks or []}
+        self.calls: list[tuple[Any, ...]] = []
+        self.cpu = 37.0
+        self.waiting_reason: str | None = None
+
+    async def start(self) -> None:
+        self.calls.append(("start",))
+
+    async def stop(self, *, stop_agents: bool = False) -> None:
+        self.calls.append(("stop", stop_agents))
+
+    def snapshot(self) -> EngineSnapshot:
+        tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
+        count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
+        return EngineSnapshot(
+            taken_at=NOW,
+            role=self.role,
+            owner_pid=4242,
+            tasks=tuple(tasks),
+            resources=ResourceSample(self.cpu, 9 * GIB, 16 * GIB, NOW),
+            running=count(TaskState.RUNNING),
+            queued=count(TaskState.QUEUED),
+            max_agents=8,
+            cpu_threshold=80.0,
+            memory_reserve=2 * GIB,
+            waiting_reason=self.waiting_reason,
+            cpu_history=(12, 30, 45, 38, 52, 61, 70, 64, 48, 37) * 3,
+            memory_history=(40, 41, 41, 42, 44, 45, 44, 43, 44, 44) * 3,
+        )
+
+    def _find(self, ref: str) -> Task:
+        for task in self.tasks.values():
+            if task.id == ref or task.short_id.startswith(ref.removeprefix("task-")):
+                return task
+        raise UnknownTask(f"no task {ref}")
+
+    def get(self, ref: str) -> Task:
+        return self._find(ref)
+
+    def delegate(self, spec: TaskSpec) -> Task:
+        self.calls.append(("delegate", spec))
+        if not spec.prompt.strip():
+            raise InvalidRequest("the prompt is empty")
+        seq = max((t.seq for t in self.tasks.values()), default=0) + 1
+        task = make_task(seq, TaskState.QUEUED, spec.prompt, priority=spec.priority,
+                         cwd=spec.cwd, model=spec.model, timeout_s=spec.timeout_s)
+        self.tasks[task.id] = task
+        return task
+
+    def cancel(self, ref: str, reason: str | None = None) -> Task:
+        self.calls.append(("cancel", ref, reason))
+        task = self._find(ref)
+        if task.status.is_terminal:
+            raise InvalidTransition(f"task {task.short_id} is {task.status.value}")
+        return self._put(replace(task, status=TaskState.CANCELLED, ended_at=NOW,
+                                 cancel_reason=reason))
+
+    def set_priority(self, ref: str, priority: Priority | str) -> Task:
+        self.calls.append(("set_priority", ref, Priority.parse(priority)))
+        task = self._find(ref)
+        if task.status is not TaskState.QUEUED:
+            raise InvalidTransition(
+                f"task {task.short_id} is {task.status.value}: priority only matters while "
+                "a task waits in the queue")
+        return self._put(replace(task, priority=Priority.parse(priority)))
+
+    def retry(self, ref: str) -> Task:
+        self.calls.append(("retry", ref))
+        task = self._find(ref)
+        if not task.status.is_terminal:
+            raise InvalidTransition(f"task {task.short_id} is {task.status.value}: only a "
+                                    "finished task can be retried")
+        return self.delegate(TaskSpec(prompt=task.prompt, priority=task.priority, cwd=task.cwd))
+
+    def resume(self, ref: str, additional_context: str | None = None) -> Task:
+        raise InvalidTransition("not in the fake")
+
+    def _put(self, task: Task) -> Task:
+        self.tasks[task.id] = task
+        return task
+
+
+def make_task(seq: int, status: TaskState, prompt: str, **fields: Any) -> Task:
+    """A task with a deterministic id and times relative to NOW."""
+    started = NOW - 60 * seq if status is not TaskState.QUEUED else None
+    ended = started + 42 if started and status.is_terminal else None
+    values: dict[str, Any] = dict(
+        id=f"task-{seq:04x}c0ffee{seq:02x}", seq=seq, prompt=prompt, priority=Priority.P2,
+        status=status, cwd="/srv/repo/api", created_at=NOW - 61 * seq - 5,
+        started_at=started, ended_at=ended,
+    )
+    values.update(fields)
+    return Task(**values)
+
+
+FAILED_LOG: list[StreamEvent] = [
+    AgentInit("5b1e7c2a-93f0", "claude-sonnet-4-5", "/srv/repo/api", "bypassPermissions",
+              "2.1.197"),
+    AssistantText("I'll run the migration test suite first."),
+    ToolUse("tu_1", "Bash", "pytest tests/migrations -q", {"command": "pytest"}),
+    ToolResult("tu_1", "E   sqlite3.OperationalError: no such table: users\n1 failed", True),
+    ApiRetry(1, 10, 2000.0, 529, "overloaded_error"),
+    AssistantText("The users table is created after the migration runs; fixing the order."),
+    AgentResult("success", True, 529, 3, "API Error: 529 overloaded", "5b1e7c2a-93f0",
+                0.0412, 73_000.0, 0),
+]
+
+
+def busy_engine() -> FakeEngine:
+    """Eight tasks in every status, the failed one with a log."""
+    engine = FakeEngine([
+        make_task(1, TaskState.COMPLETED, "Write the changelog for 2.3", num_turns=4,
+                  cost_usd=0.0831, result="Changelog written to CHANGELOG.md"),
+        make_task(2, TaskState.FAILED, "Fix the flaky migration test in tests/migrations",
+                  num_turns=3, cost_usd=0.0412, error="API error 529: overloaded",
+                  priority=Priority.P1),
+        make_task(3, TaskState.CANCELLED, "Rename the billing module",
+                  error="cancelled from the console"),
+        make_task(4, TaskState.RUNNING, "Add pagination to GET /users", num_turns=7,
+                  cost_usd=0.1203, last_activity="Bash: pytest tests/api -q",
+                  branch="claudine/users-paging"),
+        make_task(5, TaskState.RUNNING, "Profile the search endpoint and fix N+1 queries",
+                  num_turns=2, cost_usd=0.0210, last_activity="Read: app/search.py",
+                  priority=Priority.P1),
+        make_task(6, TaskState.RUNNING, "Translate the README to French", num_turns=1,
+                  cost_usd=0.0052, last_activity="Writing the introduction…"),
+        make_task(7, TaskState.QUEUED, "Upgrade Django to 5.2 and fix deprecations",
+                  priority=Priority.P0),
+        make_task(8, TaskState.QUEUED, "Write tests for the CSV exporter"),
+    ])
+    engine.service.logs[engine.get("0002").id] = list(FAILED_LOG)
+    engine.waiting_reason = "CPU 91% > 80%"
+    engine.cpu = 91.0
+    return engine
