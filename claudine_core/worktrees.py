@@ -269,6 +269,9 @@ class Worktrees:
                 if problem:
                     raise WorktreeError(f"not discarded: {problem} (use force to discard it)")
             gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=True)
+        previous = task.merge or {}
+        if previous.get("status") in ("merged", "patch", "pr", "empty"):  # keep the result
+            return self._record(task.id, {**previous, "removed": True})
         return self._record(task.id, {"strategy": self._strategy(task), "status": "discarded"})
 
     def state(self, task: Task) -> dict[str, Any]:

@@ -142,7 +142,7 @@ class TaskRepo:
         query = TaskRow.select(TaskRow.status, peewee.fn.COUNT(TaskRow.seq).alias("n")).group_by(
             TaskRow.status
         )
-        rows: list[tuple[str, int]] = list(query.tuples())
+        rows: Any = query.tuples()
         return {TaskState(status): int(n) for status, n in rows}
 
     def dispatchable(self, limit: int, now: float) -> list[Task]:

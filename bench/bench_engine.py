@@ -1,0 +1,171 @@
+"""Engine benchmark: prints figures, asserts nothing. Run: python bench/bench_engine.py
+
+Measures, on a temporary home:
+1. dispatch throughput and submit-to-running latency (p50/p99) with an instant agent,
+   beside the cost of starting the same agent with bare ``subprocess``;
+2. the engine's RSS with 100 running agents and 10,000 finished tasks in the store;
+3. owner start-up time (lock, recovery, first snapshot) with 10,000 tasks stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from engine_helpers import agent_env, make_config  # noqa: E402
+
+from claudine_core.engine import Engine  # noqa: E402
+from claudine_core.models import TaskSpec, TaskState  # noqa: E402
+from claudine_core.store.tables import TaskRow  # noqa: E402
+
+INSTANT_AGENT = """#!/bin/sh
+echo '{"type":"system","subtype":"init","session_id":"bench"}'
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok","session_id":"bench","total_cost_usd":0}'
+"""
+SLEEPING_AGENT = """#!/bin/sh
+echo '{"type":"system","subtype":"init","session_id":"bench"}'
+exec sleep 600
+"""
+
+
+def write_agent(directory: Path, name: str, body: str) -> Path:
+    path = directory / name
+    path.write_text(body)
+    path.chmod(0o755)
+    return path
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def bare_spawn_cost(agent: Path, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        subprocess.run([str(agent)], stdout=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - started) / count
+
+
+async def dispatch_throughput(root: Path, agent: Path, count: int) -> None:
+    config = make_config(root / "home-throughput", claude_bin=str(agent))
+    engine = Engine(config, env=agent_env(), tick_s=0.02)
+    ids = [engine.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id for n in range(count)]
+    started = time.perf_counter()
+    await engine.start()
+    while engine.service.repo.count_by_status().get(TaskState.COMPLETED, 0) < count:
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    await engine.stop()
+    print(f"  {count} queued tasks run to completion in {elapsed:.2f}s: "
+          f"{count / elapsed:.1f} tasks/s ({len(ids)} agents started)")
+
+
+async def submit_latency(root: Path, agent: Path, count: int, rate: float) -> None:
+    config = make_config(root / "home-latency", claude_bin=str(agent))
+    engine = Engine(config, env=agent_env(), tick_s=0.1)
+    await engine.start()
+    ids = []
+    for n in range(count):
+        ids.append(engine.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id)
+        await asyncio.sleep(1 / rate)
+    while engine.service.repo.count_by_status().get(TaskState.COMPLETED, 0) < count:
+        await asyncio.sleep(0.05)
+    tasks = [engine.get(task_id) for task_id in ids]
+    await engine.stop()
+    latencies = [(t.started_at or 0) - t.created_at for t in tasks]
+    print(f"  submit-to-running at {rate:g} submissions/s (in-process, tick 0.1s): "
+          f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+          f"p99 {percentile(latencies, 99) * 1000:.0f} ms")
+
+
+def store_finished_tasks(engine: Engine, count: int) -> None:
+    now = time.time()
+    rows = [
+        {"id": f"task-{n:012x}", "prompt": f"finished task {n} " + "x" * 100, "priority": n % 3,
+         "status": "completed", "cwd": "/tmp", "created_at": now - count + n,
+         "updated_at": now - count + n, "started_at": now - count + n,
+         "ended_at": now - count + n + 1, "exit_code": 0, "num_turns": 3, "cost_usd": 0.01}
+        for n in range(count)
+    ]
+    with engine.service.db.atomic():
+        for start in range(0, count, 500):
+            TaskRow.insert_many(rows[start:start + 500]).execute()
+
+
+async def rss_with_running_agents(root: Path, agent: Path, running: int, finished: int) -> None:
+    config = make_config(root / "home-rss", claude_bin=str(agent), kill_grace_s=0)
+    engine = Engine(config, env=agent_env(), tick_s=0.1)
+    store_finished_tasks(engine, finished)
+    await engine.start()
+    for n in range(running):
+        engine.delegate(TaskSpec(prompt=f"r{n}", cwd=str(root)))
+    while len(engine.supervisor.agents) < running:
+        await asyncio.sleep(0.05)
+    for _ in range(20):  # let the loop follow them for a couple of seconds
+        engine.snapshot()
+        await asyncio.sleep(0.1)
+    rss = psutil.Process().memory_info().rss / 2**20
+    cpu_before = psutil.Process().cpu_times()
+    await asyncio.sleep(3)
+    cpu_after = psutil.Process().cpu_times()
+    busy = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / 3 * 100
+    print(f"  engine RSS with {running} running agents and {finished:,} finished tasks: "
+          f"{rss:.0f} MiB; engine CPU while following them: {busy:.1f}% of one core")
+    await engine.stop(stop_agents=True)
+
+
+async def owner_startup(root: Path, agent: Path, stored: int) -> None:
+    config = make_config(root / "home-startup", claude_bin=str(agent))
+    seed = Engine(config, env=agent_env())
+    store_finished_tasks(seed, stored)
+    seed.service.close()
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        engine = Engine(config, env=agent_env())
+        await engine.start()
+        engine.snapshot()
+        timings.append(time.perf_counter() - started)
+        await engine.stop()
+    print(f"  owner start-up with {stored:,} tasks stored (lock, recovery, first snapshot): "
+          f"median {statistics.median(timings) * 1000:.0f} ms")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--running", type=int, default=100)
+    parser.add_argument("--finished", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        instant = write_agent(root, "instant-agent", INSTANT_AGENT)
+        sleeping = write_agent(root, "sleeping-agent", SLEEPING_AGENT)
+        print(f"machine: {os.cpu_count()} cores, "
+              f"{psutil.virtual_memory().total / 2**30:.0f} GiB; python {sys.version.split()[0]}")
+        print("dispatch:")
+        print(f"  bare subprocess.run of the instant agent: "
+              f"{bare_spawn_cost(instant, 50) * 1000:.1f} ms per agent")
+        await dispatch_throughput(root, instant, args.tasks)
+        await submit_latency(root, instant, 100, rate=20)
+        print("memory:")
+        await rss_with_running_agents(root, sleeping, args.running, args.finished)
+        print("start-up:")
+        await owner_startup(root, instant, args.finished)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,122 @@
+"""The MCP server on the official ``mcp`` SDK (2.x): tools over the engine, and a stream bridge.
+
+Importing this module costs about a second (the SDK pulls in pydantic, starlette and
+more), which is why the stdio front (mcp_server.py) answers the handshake before it is
+loaded. Tests use :func:`build_server` with the SDK's in-memory ``Client``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.message import SessionMessage
+
+from claudine_core.config import Config
+from claudine_core.engine import Engine
+from claudine_core.mcp_handlers import error, run_tool
+from claudine_core.mcp_tools import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, TOOLS
+
+log = logging.getLogger("claudine.mcp")
+
+_TOOL_MODELS = [types.Tool.model_validate(tool) for tool in TOOLS]
+
+
+def build_server(config: Config, *, engine: Engine | None = None) -> Server[Engine]:
+    """The claudine MCP server; its lifespan owns (or attaches to) an :class:`Engine`.
+
+    Args:
+        config: the loaded configuration (its home is the one served).
+        engine: an engine that is already started (the stdio front starts it early);
+            None makes the lifespan start one (kind "mcp") and stop it on exit.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_server: Server[Engine]) -> AsyncIterator[Engine]:
+        if engine is not None:
+            yield engine
+            return
+        own = Engine(config, kind="mcp")
+        await own.start()
+        try:
+            yield own
+        finally:
+            await own.stop()
+
+    async def list_tools(
+        _ctx: ServerRequestContext[Engine], _params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=_TOOL_MODELS)
+
+    async def call_tool(
+        ctx: ServerRequestContext[Engine], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        try:
+            outcome = run_tool(ctx.lifespan_context.service, params.name, params.arguments)
+        except Exception as exc:  # a bug must still answer the model, not kill the call
+            log.exception("tool %s failed", params.name)
+            outcome = error(f"internal error in {params.name}: {exc}; see the server's stderr")
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=outcome.text)],
+            structured_content=outcome.structured,
+            is_error=outcome.is_error,
+        )
+
+    return Server(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+class StreamBridge:
+    """Runs an SDK server behind line-level plumbing the caller controls.
+
+    The stdio front feeds it raw JSON-RPC lines (``feed``) and gets serialized replies
+    through ``write``; replies to ids in ``swallow`` (the replayed handshake) are dropped.
+    """
+
+    def __init__(self, server: Server[Any], write: Callable[[bytes], None]) -> None:
+        self.server = server
+        self.write = write
+        self.swallow: set[str | int] = set()
+        self._to_server, self._server_in = anyio.create_memory_object_stream[
+            SessionMessage | Exception](64)
+        self._server_out, self._from_server = anyio.create_memory_object_stream[
+            SessionMessage](64)
+
+    async def feed(self, line: bytes) -> None:
+        try:
+            message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except Exception as exc:  # the server answers a bad frame with a JSON-RPC error
+            await self._to_server.send(exc)
+            return
+        await self._to_server.send(SessionMessage(message))
+
+    async def close_input(self) -> None:
+        await self._to_server.aclose()
+
+    async def run(self) -> None:
+        """Serve until the input is closed and every reply is written."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._pump_out)
+            await self.server.run(self._server_in, self._server_out,
+                                  self.server.create_initialization_options())
+
+    async def _pump_out(self) -> None:
+        async with self._from_server:
+            async for session_message in self._from_server:
+                message = session_message.message
+                if getattr(message, "id", None) in self.swallow and not hasattr(
+                        message, "method"):
+                    continue
+                data = message.model_dump_json(by_alias=True, exclude_unset=True)
+                self.write(data.encode() + b"\n")

@@ -1,0 +1,279 @@
+"""Worktree isolation end to end: the real Engine, the fake agent, real git repos in tmp dirs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+
+from claudine_core.engine import Engine
+from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
+from claudine_core.worktrees import Worktrees, slugify
+
+DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.rstrip("\n")
+
+
+def make_repo(path: Path, *, commit: bool = True) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test User")
+    git(path, "config", "user.email", "test@example.com")
+    if commit:
+        (path / "a.txt").write_text("original\n")
+        (path / "README.md").write_text("readme\n")
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):
+    eng = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05)
+    await eng.start()
+    yield eng
+    await eng.stop(stop_agents=True)
+
+
+def isolated(prompt: str, cwd: Path, strategy: str | None = None, **kw: object) -> TaskSpec:
+    merge = MergeStrategy(strategy) if strategy else None
+    return TaskSpec(prompt=prompt, cwd=str(cwd), worktree=True, merge_strategy=merge, **kw)
+
+
+async def settled(engine: Engine, task_id: str) -> Task:
+    """The task once it ended and its merge step stored an outcome."""
+    await wait_for_state(engine, task_id, DONE)
+
+    def outcome() -> Task | None:
+        task = engine.get(task_id)
+        return task if task.merge and task.merge.get("status") != "pending" else None
+
+    return await wait_until(outcome)
+
+
+def dirty_user_tree(repo: Path) -> None:
+    """Uncommitted work of every kind: modified, staged, untracked."""
+    (repo / "a.txt").write_text("user edit, not committed\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+
+
+def assert_user_tree_intact(repo: Path) -> None:
+    assert (repo / "a.txt").read_text() == "user edit, not committed\n"
+    assert (repo / "untracked.txt").read_text() == "untracked\n"
+    status = "\n" + git(repo, "status", "--porcelain")
+    assert "\n M a.txt" in status and "A  staged.txt" in status and "?? untracked.txt" in status
+
+
+async def test_two_parallel_tasks_stay_isolated(engine: Engine, repo: Path) -> None:
+    one = engine.delegate(isolated("[sleep:0.3][write:same.txt=one] first", repo))
+    two = engine.delegate(isolated("[sleep:0.3][write:same.txt=two] second", repo))
+    both_running = await wait_until(
+        lambda: all(engine.get(t.id).status is not TaskState.QUEUED for t in (one, two)))
+    assert both_running
+    a, b = await settled(engine, one.id), await settled(engine, two.id)
+    assert a.status is b.status is TaskState.COMPLETED, (a.error, b.error)
+    assert a.worktree_path != b.worktree_path and a.branch != b.branch
+    for task, content in ((a, "one"), (b, "two")):
+        assert re.fullmatch(rf"claudine/{task.short_id}-[a-z0-9-]+", task.branch or "")
+        assert task.base_branch == "main" and task.merge_strategy == "manual"
+        assert task.merge and task.merge["status"] == "kept"
+        assert git(repo, "show", f"{task.branch}:same.txt") == content
+        assert Path(task.worktree_path or "", "same.txt").read_text() == content
+        message = git(repo, "log", "-1", "--format=%B", task.branch or "")
+        assert task.id in message and "claudine:" in message
+    assert not (repo / "same.txt").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-list", "--count", "main") == "1"
+
+
+async def test_agent_runs_in_matching_subdirectory(engine: Engine, repo: Path) -> None:
+    sub = repo / "pkg" / "inner"
+    sub.mkdir(parents=True)
+    (sub / "keep.txt").write_text("k\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sub")
+    task = await settled(engine, engine.delegate(isolated("[write:made.txt=x]", sub)).id)
+    assert task.status is TaskState.COMPLETED, task.error
+    assert git(repo, "show", f"{task.branch}:pkg/inner/made.txt") == "x"
+    assert not (sub / "made.txt").exists()
+
+
+@pytest.mark.parametrize("strategy", ["manual", "auto", "patch"])
+async def test_user_uncommitted_changes_survive(engine: Engine, repo: Path,
+                                                strategy: str) -> None:
+    dirty_user_tree(repo)
+    before = git(repo, "rev-parse", "main")
+    task = engine.delegate(isolated("[write:new.txt=from agent] add a file", repo, strategy))
+    done = await settled(engine, task.id)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert_user_tree_intact(repo)
+    merge = done.merge or {}
+    assert merge["strategy"] == strategy
+    if strategy == "manual":
+        assert merge["status"] == "kept"
+        assert Path(done.worktree_path or "").is_dir()
+        assert git(repo, "rev-parse", "main") == before
+    elif strategy == "auto":
+        assert merge["status"] == "merged", merge
+        assert git(repo, "rev-parse", "main") == merge["commit"] != before
+        assert (repo / "new.txt").read_text() == "from agent"  # the checkout was updated
+        assert "new.txt" not in git(repo, "status", "--porcelain")
+        assert not Path(done.worktree_path or "").exists()
+    else:
+        assert merge["status"] == "patch"
+        patch = Path(merge["patch"])
+        assert patch.is_absolute() and "new.txt" in patch.read_text()
+        assert not Path(done.worktree_path or "").exists()
+        assert git(repo, "rev-parse", "main") == before
+        clone = make_repo(repo.parent / "clone", commit=False)
+        git(clone, "pull", "-q", str(repo), before)
+        git(clone, "am", "-q", str(patch))
+        assert (clone / "new.txt").read_text() == "from agent"
+
+
+async def test_auto_merge_when_base_not_checked_out(engine: Engine, repo: Path) -> None:
+    git(repo, "branch", "release")
+    (repo / "a.txt").write_text("user edit, not committed\n")
+    task = engine.delegate(isolated("[write:rel.txt=r]", repo, "auto", base_branch="release"))
+    done = await settled(engine, task.id)
+    assert (done.merge or {})["status"] == "merged", done.merge
+    assert git(repo, "show", "release:rel.txt") == "r"
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert not (repo / "rel.txt").exists()
+    assert (repo / "a.txt").read_text() == "user edit, not committed\n"
+
+
+async def test_conflicting_auto_merge_falls_back_to_manual(engine: Engine, repo: Path) -> None:
+    task = engine.delegate(isolated("[sleep:2][write:a.txt=agent version] edit a", repo, "auto"))
+    await wait_until(lambda: engine.get(task.id).worktree_path)
+    (repo / "a.txt").write_text("user version\n")  # a conflicting commit on main meanwhile
+    git(repo, "commit", "-q", "-am", "user change")
+    user_head = git(repo, "rev-parse", "main")
+    done = await settled(engine, task.id)
+    merge = done.merge or {}
+    assert merge["status"] == "kept" and merge["fallback"] == "manual"
+    assert "conflict" in merge["reason"] and "a.txt" in merge["reason"]
+    assert git(repo, "rev-parse", "main") == user_head
+    assert (repo / "a.txt").read_text() == "user version\n"
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "show", f"{done.branch}:a.txt") == "agent version"
+
+
+async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engine,
+                                                                     repo: Path) -> None:
+    (repo / "a.txt").write_text("user edit, not committed\n")
+    task = engine.delegate(isolated("[write:a.txt=agent] edit a", repo, "auto"))
+    done = await settled(engine, task.id)
+    merge = done.merge or {}
+    assert merge["status"] == "kept" and "uncommitted" in merge["reason"], merge
+    assert (repo / "a.txt").read_text() == "user edit, not committed\n"
+    assert git(repo, "rev-list", "--count", "main") == "1"
+
+
+async def test_agent_without_changes_removes_worktree(engine: Engine, repo: Path) -> None:
+    done = await settled(engine, engine.delegate(isolated("just answer", repo, "auto")).id)
+    assert (done.merge or {})["status"] == "empty"
+    assert not Path(done.worktree_path or "").exists()
+    assert git(repo, "branch", "--list", "claudine/*") == ""
+
+
+async def test_repo_without_commits_fails_clearly(engine: Engine, tmp_path: Path) -> None:
+    empty = make_repo(tmp_path / "empty", commit=False)
+    done = await wait_for_state(engine, engine.delegate(isolated("[write:x.txt=1]", empty)).id,
+                                DONE)
+    assert done.status is TaskState.FAILED
+    assert "no commits" in (done.error or "")
+    assert not (empty / "x.txt").exists()
+
+
+async def test_detached_head_needs_a_base(engine: Engine, repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    failed = await wait_for_state(
+        engine, engine.delegate(isolated("[write:x.txt=1]", repo)).id, DONE)
+    assert failed.status is TaskState.FAILED
+    assert "detached" in (failed.error or "") and "--base" in (failed.error or "")
+    assert not (repo / "x.txt").exists()
+    ok = await settled(engine, engine.delegate(
+        isolated("[write:x.txt=1]", repo, base_branch="main")).id)
+    assert ok.status is TaskState.COMPLETED and ok.base_branch == "main"
+    assert git(repo, "show", f"{ok.branch}:x.txt") == "1"
+
+
+async def test_cwd_not_a_repository_fails_clearly(engine: Engine, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    done = await wait_for_state(engine, engine.delegate(isolated("[write:x.txt=1]", plain)).id,
+                                DONE)
+    assert done.status is TaskState.FAILED
+    assert "not inside a git repository" in (done.error or "")
+    assert not (plain / "x.txt").exists()
+
+
+async def test_missing_base_branch_fails_clearly(engine: Engine, repo: Path) -> None:
+    done = await wait_for_state(
+        engine, engine.delegate(isolated("hi", repo, base_branch="nope")).id, DONE)
+    assert done.status is TaskState.FAILED and "'nope' does not exist" in (done.error or "")
+
+
+async def test_setup_copies_ignored_files_and_logs(engine: Engine, repo: Path,
+                                                   tmp_path: Path) -> None:
+    (repo / ".gitignore").write_text(".env\n.claudine.toml\n")
+    (repo / ".env").write_text("SECRET=1\n")
+    (repo / ".claudine.toml").write_text(
+        '[worktree]\ncopy = [".env", "missing.cfg"]\nsetup = "echo setup-says-hi; test -f .env"\n')
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore")
+    done = await settled(engine, engine.delegate(isolated("[write:f.txt=1]", repo)).id)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert Path(done.worktree_path or "", ".env").read_text() == "SECRET=1\n"
+    assert ".env" not in git(repo, "show", "--name-only", "--format=", done.branch or "")
+    log = (tmp_path / "home" / "runs" / done.id / "attempt-1" / "worktree.log").read_text()
+    assert "setup-says-hi" in log and "copy: .env" in log and "missing.cfg does not" in log
+
+
+async def test_failing_setup_fails_task_and_cleans_up(engine: Engine, repo: Path,
+                                                      tmp_path: Path) -> None:
+    (repo / ".claudine.toml").write_text('[worktree]\nsetup = "echo broken >&2; exit 3"\n')
+    done = await wait_for_state(engine, engine.delegate(isolated("[write:x=1]", repo)).id, DONE)
+    assert done.status is TaskState.FAILED
+    assert "setup command" in (done.error or "") and "exit 3" in (done.error or "")
+    assert not Path(done.worktree_path or "").exists()
+    assert git(repo, "branch", "--list", "claudine/*") == ""
+    assert not list((tmp_path / "home" / "worktrees").iterdir())
+
+
+async def test_review_actions_and_discard_guard(engine: Engine, repo: Path) -> None:
+    done = await settled(engine, engine.delegate(isolated("[write:n.txt=new] review me",
+                                                          repo)).id)
+    wt = Worktrees(engine.config, engine.service.repo)
+    assert ("A", "n.txt") in wt.changed_files(done)
+    assert "+new" in wt.diff(done)
+    state = wt.state(done)
+    assert state["state"] == "unmerged" and state["ahead"] == 1
+    with pytest.raises(RuntimeError, match="not discarded"):
+        wt.discard(done)
+    assert [r["removed"] for r in wt.clean([done])] == [False]
+    outcome = wt.merge(done)
+    assert outcome["status"] == "merged" and (repo / "n.txt").read_text() == "new"
+    assert engine.get(done.id).merge == outcome
+    assert not Path(done.worktree_path or "").exists()
+
+
+def test_slugify() -> None:
+    assert slugify("Fix the LOGIN bug, please!") == "fix-the-login-bug-please"
+    assert slugify("***") == "task"
+    assert len(slugify("word " * 40)) <= 40 and not slugify("word " * 40).endswith("-")

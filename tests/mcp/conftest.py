@@ -1,0 +1,52 @@
+"""Fixtures for the MCP tests: a temporary home whose agents are the fake ``claude``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from engine_helpers import agent_env, make_config
+from mcp import Client
+
+from claudine_core.config import Config
+from claudine_core.engine import Engine
+from claudine_core.mcp_server import build_server
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path / "home")
+
+
+@pytest.fixture
+async def engine(config: Config) -> AsyncIterator[Engine]:
+    """A started owner engine whose agents are the fake CLI (stopped afterwards)."""
+    engine = Engine(config, kind="mcp", env=agent_env())
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop(stop_agents=True)
+
+
+@pytest.fixture
+async def client(config: Config, engine: Engine) -> AsyncIterator[Client]:
+    """The SDK's in-memory client on a server attached to ``engine``."""
+    async with Client(build_server(config, engine=engine)) as connected:
+        yield connected
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> str:
+    path = tmp_path / "work"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("CLAUDINE_"):
+            monkeypatch.delenv(name)
