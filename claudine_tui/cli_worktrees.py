@@ -83,7 +83,7 @@ def describe(outcome: dict[str, Any] | None) -> str:
 
 
 def _worktree_tasks(service: Any) -> list[Any]:
-    return [t for t in service.repo.list() if t.branch or t.worktree_path]
+    return [t for t in service.repo.list_tasks() if t.branch or t.worktree_path]
 
 
 def _list(manager: Any, service: Any, as_json: bool) -> int:

@@ -49,6 +49,7 @@ class Gauge(Widget):
     percent: reactive[float] = reactive(0.0)
     mark: reactive[float | None] = reactive(None)
     caption: reactive[str] = reactive("")
+    short_caption: reactive[str] = reactive("")
     history: reactive[Sequence[float]] = reactive(tuple)
 
     def __init__(self, label: str, *, id: str | None = None) -> None:
@@ -65,6 +66,9 @@ class Gauge(Widget):
         head = Text(f"{self.label} ", style="bold")
         tail = Text(f" {self.caption}")
         room = self.size.width - head.cell_len - tail.cell_len - 2
+        if room < 8 and self.short_caption:  # narrow terminal: keep the bar readable
+            tail = Text(f" {self.short_caption}")
+            room = self.size.width - head.cell_len - tail.cell_len - 2
         line = Text.assemble(head, render_bar(self.percent, self.mark, room), tail)
         self.query_one(".gauge--bar", Static).update(line)
 
@@ -111,12 +115,13 @@ class Dashboard(Horizontal):
         sample = snapshot.resources
         if sample is not None:
             cpu.percent = sample.cpu_percent
-            cpu.caption = f"{sample.cpu_percent:3.0f}%≤{snapshot.cpu_threshold:g}%"
+            cpu.short_caption = f"{sample.cpu_percent:.0f}%"
+            cpu.caption = f"{sample.cpu_percent:.0f}% (max {snapshot.cpu_threshold:g}%)"
             total = max(sample.memory_total, 1)
             mem.percent = (total - sample.memory_available) / total * 100
-            mem.caption = (
-                f"{sample.memory_available / GIB:.1f}G free≥{snapshot.memory_reserve / GIB:.1f}G"
-            )
+            free, reserve = sample.memory_available / GIB, snapshot.memory_reserve / GIB
+            mem.short_caption = f"{free:.1f}G"
+            mem.caption = f"{free:.1f}G free (keep {reserve:.1f}G)"
             mem.mark = max(0.0, (total - snapshot.memory_reserve) / total * 100)
         cpu.mark = snapshot.cpu_threshold
         cpu.history = tuple(snapshot.cpu_history)

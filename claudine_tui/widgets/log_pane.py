@@ -61,8 +61,8 @@ class LogPane(Vertical):
         self._title()
         if task_id is None:
             self.log_widget.write(Text("No task selected. Press n to delegate one.", "dim"))
-        else:
-            self.poll()
+        elif not self.poll():
+            self.log_widget.write(Text("No output yet.", style="dim"))
 
     def set_mode(self, mode: str, task: Task | None = None) -> None:
         self.mode = mode

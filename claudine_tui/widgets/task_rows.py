@@ -18,13 +18,15 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("status", "Status", 11),
     ("priority", "Pri", 3),
     ("id", "ID", 8),
-    ("prompt", "Prompt", 28),
-    ("where", "Cwd/branch", 16),
-    ("elapsed", "Elapsed", 7),
+    ("prompt", "Prompt", 24),
+    ("where", "Cwd/branch", 14),
+    ("elapsed", "Time", 6),
     ("turns", "Turns", 5),
-    ("cost", "Cost", 7),
-    ("activity", "Activity", 36),
+    ("cost", "Cost", 6),
+    ("activity", "Activity", 24),
 )
+FLEX_COLUMNS = {"prompt": 0.45, "activity": 0.55}  # share the width left by the others
+MIN_FLEX_WIDTH = 16
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 
 STATUS_LOOK: dict[TaskState, tuple[str, str]] = {
@@ -93,7 +95,7 @@ def activity_of(task: Task) -> str:
             text = task.error
         case _:
             text = task.last_activity
-    return one_line(text, 60)
+    return one_line(text, 100)
 
 
 def row_values(task: Task, now: float) -> RowValues:
@@ -102,8 +104,8 @@ def row_values(task: Task, now: float) -> RowValues:
         task.status.value,
         str(task.priority),
         task.short_id,
-        one_line(task.prompt, 40),
-        short_path(task.branch or task.cwd),
+        one_line(task.prompt, 80),
+        short_path(task.branch or task.cwd, 14),
         format_elapsed(elapsed_of(task, now)),
         "" if task.num_turns is None else str(task.num_turns),
         "" if task.cost_usd is None else f"${task.cost_usd:.2f}",

@@ -13,6 +13,8 @@ from claudine_core.models import Task
 from claudine_tui.widgets.task_rows import (
     COLUMN_KEYS,
     COLUMNS,
+    FLEX_COLUMNS,
+    MIN_FLEX_WIDTH,
     SORT_MODES,
     RowValues,
     TaskFilter,
@@ -48,6 +50,20 @@ class TaskTable(DataTable[str | Text]):
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
+
+    def on_resize(self) -> None:
+        self.fit_columns(self.size.width)
+
+    def fit_columns(self, width: int) -> None:
+        """Give the prompt and activity columns the width the fixed columns leave."""
+        fixed = sum(w for key, _, w in COLUMNS if key not in FLEX_COLUMNS)
+        free = width - fixed - 2 * self.cell_padding * len(COLUMNS) - 1
+        for key, share in FLEX_COLUMNS.items():
+            self.columns[key].width = max(MIN_FLEX_WIDTH, int(free * share))  # type: ignore[index]
+        # DataTable has no public way to resize a column: drop its caches and re-measure.
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.refresh()
 
     @property
     def selected_id(self) -> str | None:

@@ -252,3 +252,43 @@ def _alive(pid: int) -> bool:
     except psutil.NoSuchProcess:
         return False
 
+
+
+async def test_faulty_agents_do_not_stop_the_engine_serving_others(tmp_path: Path) -> None:
+    async with Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05) as eng:
+        bad = [eng.delegate(spec(p, tmp_path)) for p in
+               ("[exit-now]", "[crash]", "[segv]", "[invalid-json:50]", "[flood:5]")]
+        good = [eng.delegate(spec(f"good {n}", tmp_path)) for n in range(5)]
+        finished = [await wait_for_state(eng, t.id, DONE) for t in bad + good]
+    by_prompt = {t.prompt: t for t in finished}
+    assert by_prompt["[exit-now]"].status is TaskState.FAILED
+    assert "code 2" in (by_prompt["[exit-now]"].error or "")
+    assert all(by_prompt[f"good {n}"].status is TaskState.COMPLETED for n in range(5))
+
+
+async def test_task_options_reach_the_agent_command_line(tmp_path: Path) -> None:
+    from claudine_core.models import PermissionMode
+
+    log = tmp_path / "calls.jsonl"
+    async with Engine(make_config(tmp_path / "home"), env=agent_env(FAKE_CLAUDE_LOG=str(log)),
+                      tick_s=0.05) as eng:
+        first = eng.delegate(spec("with options", tmp_path, model="claude-sonnet-4-5",
+                                  permission_mode=PermissionMode.ALLOWED_TOOLS,
+                                  allowed_tools=("Read", "Bash(git:*)")))
+        second = eng.delegate(spec("edits only", tmp_path,
+                                   permission_mode=PermissionMode.ACCEPT_EDITS))
+        third = eng.delegate(spec("defaults", tmp_path))
+        for task in (first, second, third):
+            await wait_for_state(eng, task.id, DONE)
+    argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    calls = {argv[argv.index("-p") + 1]: argv for argv in argvs}
+    options = calls["with options"]
+    assert options[options.index("--model") + 1] == "claude-sonnet-4-5"
+    assert options[options.index("--allowedTools") + 1:][:2] == ["Read", "Bash(git:*)"]
+    assert "--dangerously-skip-permissions" not in options
+    edits = calls["edits only"]
+    assert edits[edits.index("--permission-mode") + 1] == "acceptEdits"
+    assert "--dangerously-skip-permissions" in calls["defaults"]
+    defaults = calls["defaults"]
+    start = defaults.index("--output-format")
+    assert defaults[start:start + 3] == ["--output-format", "stream-json", "--verbose"]
