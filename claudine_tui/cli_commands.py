@@ -189,45 +189,42 @@ def logs(args: argparse.Namespace) -> int:
         service.close()
 
 
-def cancel(args: argparse.Namespace) -> int:
+def _task_command(
+    args: argparse.Namespace, action: Callable[[Any], Task], *, queues: bool = False
+) -> Task:
+    """Run one command against the store; ``queues``: it adds a task, so make sure an
+    owner will run it."""
     service = open_service(args)
     try:
-        task = _guard(lambda: service.cancel(args.task, args.reason))
+        task = _guard(lambda: action(service))
+        if queues:
+            _ensure_owner(service.config)
+        return task
     finally:
         service.close()
+
+
+def cancel(args: argparse.Namespace) -> int:
+    task = _task_command(args, lambda s: s.cancel(args.task, args.reason))
     verb = "cancelled" if task.status is TaskState.CANCELLED else "cancel requested for"
     _print_task_result(task, args.json, verb)
     return 0
 
 
 def retry(args: argparse.Namespace) -> int:
-    service = open_service(args)
-    try:
-        task = _guard(lambda: service.retry(args.task))
-        _ensure_owner(service.config)
-    finally:
-        service.close()
+    task = _task_command(args, lambda s: s.retry(args.task), queues=True)
     _print_task_result(task, args.json, "queued")
     return 0
 
 
 def resume(args: argparse.Namespace) -> int:
-    service = open_service(args)
-    try:
-        task = _guard(lambda: service.resume(args.task, args.context))
-        _ensure_owner(service.config)
-    finally:
-        service.close()
+    task = _task_command(args, lambda s: s.resume(args.task, args.context), queues=True)
     _print_task_result(task, args.json, "queued")
     return 0
 
 
 def priority(args: argparse.Namespace) -> int:
-    service = open_service(args)
-    try:
-        task = _guard(lambda: service.set_priority(args.task, args.priority))
-    finally:
-        service.close()
+    task = _task_command(args, lambda s: s.set_priority(args.task, args.priority))
     _print_task_result(task, args.json, "reprioritized")
     return 0
 

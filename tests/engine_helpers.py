@@ -63,6 +63,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
             "CLAUDINE_AGENT_CPU": "0",
             "CLAUDINE_AGENT_MEMORY": "0",
             "CLAUDINE_KILL_GRACE": "1",
+            "CLAUDINE_IDLE_EXIT": "2",  # background owners a test starts leave soon
         }
     )
     env.update(extra)

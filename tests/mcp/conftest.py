@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,13 @@ async def engine(config: Config) -> AsyncIterator[Engine]:
 
 
 @pytest.fixture
-async def client(config: Config, engine: Engine) -> AsyncIterator[Client]:
-    """The SDK's in-memory client on a server attached to ``engine``."""
-    async with Client(build_server(config, engine=engine)) as connected:
-        yield connected
+def connect(config: Config, engine: Engine) -> Callable[[], Client]:
+    """Makes the SDK's in-memory client on a server attached to ``engine``.
+
+    Use as ``async with connect() as client``: the client's task group must be entered
+    and left in the test's own task, which a yielding async fixture cannot promise.
+    """
+    return lambda: Client(build_server(config, engine=engine))
 
 
 @pytest.fixture

@@ -1,0 +1,370 @@
+"""Every tool and every error path through the SDK's in-memory client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from engine_helpers import wait_for_state
+from mcp import Client
+
+from claudine_core.config import Config
+from claudine_core.engine import Engine
+from claudine_core.mcp_server import build_server
+from claudine_core.models import TASK_ID_PATTERN, TaskState
+from claudine_core.ownership import OwnerLock
+
+DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
+    """A successful call: (structured content, text)."""
+    result = await client.call_tool(tool, arguments)
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert not result.is_error, text
+    assert result.structured_content is not None
+    return result.structured_content, text
+
+
+async def call_error(client: Client, tool: str, **arguments: Any) -> str:
+    """A call that must fail as an isError result; returns its message."""
+    result = await client.call_tool(tool, arguments)
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error, text
+    assert result.structured_content == {"error": text}
+    return text
+
+
+async def delegate(client: Client, workdir: str, prompt: str, **extra: Any) -> str:
+    structured, _ = await call(client, "DelegateTask", prompt=prompt, workingDirectory=workdir,
+                               **extra)
+    return str(structured["taskId"])
+
+
+@pytest.fixture
+async def connect_waiting(config: Config) -> AsyncIterator[Callable[[], Client]]:
+    """Clients of a server whose engine is a client of a home someone else owns (that
+    owner never runs anything), so tasks stay queued; commands are still committed rows."""
+    config.home.mkdir(parents=True, exist_ok=True)
+    lock = OwnerLock(config.lock_path, kind="test")
+    assert lock.try_acquire()
+    engine = Engine(config, kind="mcp")
+    await engine.start()
+    assert engine.role == "client"
+    try:
+        yield lambda: Client(build_server(config, engine=engine))
+    finally:
+        await engine.stop()
+        lock.release()
+
+
+# -- DelegateTask ---------------------------------------------------------------------------
+
+
+async def test_delegate_runs_the_task_to_completion(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        structured, text = await call(client, "DelegateTask", prompt="say hello",
+                                      workingDirectory=workdir, priority="P1", model="sonnet",
+                                      timeout=60_000, maxOutputBuffer=65_536)
+        task_id = structured["taskId"]
+        assert re.match(TASK_ID_PATTERN, task_id)
+        assert structured["status"] == "queued" and task_id in text
+        task = structured["task"]
+        assert (task["priority"], task["model"], task["timeout_s"], task["max_output_bytes"],
+                task["cwd"]) == ("P1", "sonnet", 60.0, 65_536, workdir)
+        done = await wait_for_state(engine, task_id, DONE)
+        assert done.status is TaskState.COMPLETED, done.error
+        assert "FAKE_DONE" in (done.result or "")
+
+
+async def test_delegate_defaults(connect: Any, workdir: str, monkeypatch: Any) -> None:
+    async with connect() as client:
+        monkeypatch.chdir(workdir)
+        structured, _ = await call(client, "DelegateTask", prompt="[hang] defaults")
+        assert structured["task"]["priority"] == "P2"
+        assert structured["task"]["cwd"] == workdir
+        assert structured["task"]["worktree"] is False
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"prompt": "x", "dependsOn": ["a"], "tags": 1}, "does not take 'dependsOn', 'tags'"),
+        ({}, "needs 'prompt'"),
+        ({"prompt": "   "}, "prompt is empty"),
+        ({"prompt": 5}, "prompt must be a string"),
+        ({"prompt": "x", "priority": "urgent"}, "priority 'urgent' is not one of P0, P1, P2"),
+        ({"prompt": "x", "timeout": 10}, "timeout 10 is out of range"),
+        ({"prompt": "x", "timeout": "60s"}, "timeout must be an integer"),
+        ({"prompt": "x", "maxOutputBuffer": 12}, "maxOutputBuffer 12 is out of range"),
+        ({"prompt": "x", "workingDirectory": "/no/such/dir"}, "does not exist"),
+        ({"prompt": "x", "useWorktree": "yes"}, "useWorktree must be true or false"),
+        ({"prompt": "x", "baseBranch": "main"}, "add useWorktree: true"),
+        ({"prompt": "x", "mergeStrategy": "auto"}, "add useWorktree: true"),
+        ({"prompt": "x", "useWorktree": True, "mergeStrategy": "squash"},
+         "mergeStrategy 'squash' is not one of manual, auto, patch, pr"),
+        ({"prompt": "x" * 100_001}, "the limit is 100,000"),
+    ],
+)
+async def test_delegate_rejects_bad_input(
+    connect: Any, arguments: dict[str, Any], expected: str
+) -> None:
+    async with connect() as client:
+        assert expected in await call_error(client, "DelegateTask", **arguments)
+
+
+async def test_delegate_accepts_lower_case_priority(connect: Any, workdir: str) -> None:
+    async with connect() as client:
+        structured, _ = await call(client, "DelegateTask", prompt="[hang] p", priority="p0",
+                                   workingDirectory=workdir)
+        assert structured["task"]["priority"] == "P0"
+
+
+async def test_delegate_maps_the_isolation_fields(
+    connect_waiting: Any, workdir: str
+) -> None:
+    async with connect_waiting() as waiting_client:
+        import importlib.util
+
+        arguments = {"prompt": "isolated", "workingDirectory": workdir, "useWorktree": True,
+                     "baseBranch": "main", "mergeStrategy": "patch"}
+        if importlib.util.find_spec("claudine_core.worktrees") is None:
+            message = await call_error(waiting_client, "DelegateTask", **arguments)
+            assert "worktree isolation is not available" in message
+            return
+        structured, _ = await call(waiting_client, "DelegateTask", **arguments)
+        task = structured["task"]
+        assert (task["worktree"], task["base_branch"], task["merge_strategy"]) == (
+            True, "main", "patch")
+
+
+async def test_unknown_tool_is_an_error_result(connect: Any) -> None:
+    async with connect() as client:
+        assert "unknown tool 'Nope'" in await call_error(client, "Nope")
+
+
+    # -- TaskStatus -----------------------------------------------------------------------------
+
+
+async def test_status_of_one_task_by_full_and_short_id(
+    connect_waiting: Any, workdir: str
+) -> None:
+    async with connect_waiting() as waiting_client:
+        task_id = await delegate(waiting_client, workdir, "one")
+        structured, text = await call(waiting_client, "TaskStatus", taskId=task_id)
+        assert structured["taskId"] == task_id and structured["status"] == "queued"
+        assert f"Task {task_id} is queued" in text
+        short = task_id.removeprefix("task-")[:8]
+        structured, _ = await call(waiting_client, "TaskStatus", taskId=short)
+        assert structured["taskId"] == task_id
+
+
+async def test_status_lists_pages_and_filters(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        finished = await delegate(client, workdir, "quick one")
+        await wait_for_state(engine, finished, DONE)
+        hanging = [await delegate(client, workdir, f"[hang] {i}") for i in range(4)]
+        page, text = await call(client, "TaskStatus", limit=2)
+        assert page["total"] == 5 and page["hasMore"] and page["nextOffset"] == 2
+        assert [t["taskId"] for t in page["tasks"]] == hanging[::-1][:2]
+        assert "offset 2" in text
+        last, _ = await call(client, "TaskStatus", limit=2, offset=4)
+        assert [t["taskId"] for t in last["tasks"]] == [finished]
+        assert not last["hasMore"] and last["nextOffset"] is None
+        completed, _ = await call(client, "TaskStatus", status=["completed"])
+        assert [t["taskId"] for t in completed["tasks"]] == [finished]
+        assert completed["total"] == 1 and completed["counts"]["completed"] == 1
+        single, _ = await call(client, "TaskStatus", status="completed")
+        assert single["total"] == 1
+        none, text = await call(client, "TaskStatus", status=["blocked"])
+        assert none["tasks"] == [] and text == "No tasks match."
+
+
+async def test_status_with_no_tasks(connect: Any) -> None:
+    async with connect() as client:
+        structured, text = await call(client, "TaskStatus")
+        assert structured["total"] == 0 and "DelegateTask" in text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"taskId": "task-000000000000"}, "call TaskStatus without taskId"),
+        ({"taskId": ""}, "empty task id"),
+        ({"status": ["done"]}, "status 'done' is not one of queued, blocked"),
+        ({"limit": 0}, "limit 0 is out of range: use 1 to 200"),
+        ({"offset": -1}, "offset must be at least 0"),
+        ({"taskID": "x"}, "does not take 'taskID'"),
+    ],
+)
+async def test_status_rejects_bad_input(
+    connect: Any, arguments: dict[str, Any], expected: str
+) -> None:
+    async with connect() as client:
+        assert expected in await call_error(client, "TaskStatus", **arguments)
+
+
+    # -- TaskLogs -------------------------------------------------------------------------------
+
+
+async def test_logs_are_readable_text_with_a_line_tail(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        task_id = await delegate(client, workdir, "[text:first words] [text:second words] end")
+        await wait_for_state(engine, task_id, DONE)
+        structured, text = await call(client, "TaskLogs", taskId=task_id)
+        assert "first words" in text and "second words" in text
+        assert not text.lstrip().startswith("{")  # rendered, not raw JSON lines
+        assert structured["lines"] == text.split("\n")
+        assert structured["totalLines"] >= 3
+        tail, tail_text = await call(client, "TaskLogs", taskId=task_id, tail=1)
+        assert tail["lines"] == [structured["lines"][-1]] and tail["truncated"]
+        assert tail_text == structured["lines"][-1]
+
+
+async def test_logs_of_a_task_that_has_not_started(connect_waiting: Any, workdir: str) -> None:
+    async with connect_waiting() as waiting_client:
+        task_id = await delegate(waiting_client, workdir, "later")
+        structured, text = await call(waiting_client, "TaskLogs", taskId=task_id)
+        assert structured["lines"] == [] and "has not started yet" in text
+
+
+async def test_logs_show_stderr_of_a_failed_agent(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        task_id = await delegate(client, workdir, "[crash]")
+        await wait_for_state(engine, task_id, DONE)
+        structured, text = await call(client, "TaskLogs", taskId=task_id)
+        assert structured["stderr"] and "[stderr]" in text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({}, "needs 'taskId'"),
+        ({"taskId": "task-000000000000"}, "no task with id"),
+        ({"taskId": "task-000000000000", "tail": 0}, "tail 0 is out of range"),
+        ({"taskId": "task-000000000000", "follow": True}, "does not take 'follow'"),
+    ],
+)
+async def test_logs_reject_bad_input(
+    connect: Any, arguments: dict[str, Any], expected: str
+) -> None:
+    async with connect() as client:
+        assert expected in await call_error(client, "TaskLogs", **arguments)
+
+
+    # -- CancelTask -----------------------------------------------------------------------------
+
+
+async def test_cancel_a_running_task(connect: Any, engine: Engine, workdir: str) -> None:
+    async with connect() as client:
+        task_id = await delegate(client, workdir, "[hang]")
+        await wait_for_state(engine, task_id, {TaskState.RUNNING})
+        structured, text = await call(client, "CancelTask", taskId=task_id, reason="not needed")
+        assert "Cancel requested" in text and structured["task"]["cancel_requested"]
+        done = await wait_for_state(engine, task_id, DONE)
+        assert done.status is TaskState.CANCELLED and done.cancel_reason == "not needed"
+        again = await call_error(client, "CancelTask", taskId=task_id)
+        assert "already cancelled: nothing to cancel" in again
+
+
+async def test_cancel_a_queued_task(connect_waiting: Any, workdir: str) -> None:
+    async with connect_waiting() as waiting_client:
+        queued = await delegate(waiting_client, workdir, "queued")
+        structured, text = await call(waiting_client, "CancelTask", taskId=queued)
+        assert structured["status"] == "cancelled" and text == f"Cancelled task {queued}."
+
+
+async def test_cancel_a_completed_task_is_an_error(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        task_id = await delegate(client, workdir, "quick")
+        await wait_for_state(engine, task_id, DONE)
+        assert "already completed: nothing to cancel" in await call_error(
+            client, "CancelTask", taskId=task_id)
+
+
+async def test_cancel_unknown_task(connect: Any) -> None:
+    async with connect() as client:
+        message = await call_error(client, "CancelTask", taskId="task-abcdefabcdef", reason="x")
+        assert "no task with id 'task-abcdefabcdef'" in message
+
+
+    # -- RetryTask / ResumeTask -----------------------------------------------------------------
+
+
+async def test_retry_and_resume_a_finished_task(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        first = await delegate(client, workdir, "original work")
+        await wait_for_state(engine, first, DONE)
+        retried, text = await call(client, "RetryTask", taskId=first)
+        assert retried["taskId"] != first and retried["task"]["parent_id"] == first
+        assert first in text
+        resumed, _ = await call(client, "ResumeTask", taskId=first, additionalContext="now tests")
+        assert resumed["task"]["resume_session_id"] == engine.get(first).session_id
+        done = await wait_for_state(engine, resumed["taskId"], DONE)
+        assert done.status is TaskState.COMPLETED and (done.result or "").startswith("RESUMED")
+        await wait_for_state(engine, retried["taskId"], DONE)
+
+
+async def test_retry_and_resume_refuse_an_unfinished_task(
+    connect_waiting: Any, workdir: str
+) -> None:
+    async with connect_waiting() as waiting_client:
+        task_id = await delegate(waiting_client, workdir, "waiting")
+        assert "only a finished task can be retried" in await call_error(
+            waiting_client, "RetryTask", taskId=task_id)
+        assert "only a finished task can be resumed" in await call_error(
+            waiting_client, "ResumeTask", taskId=task_id)
+
+
+async def test_resume_without_a_session_is_an_error(connect_waiting: Any, workdir: str) -> None:
+    async with connect_waiting() as waiting_client:
+        task_id = await delegate(waiting_client, workdir, "never ran")
+        await call(waiting_client, "CancelTask", taskId=task_id)
+        assert "no agent session to resume" in await call_error(
+            waiting_client, "ResumeTask", taskId=task_id)
+
+
+@pytest.mark.parametrize("tool", ["RetryTask", "ResumeTask"])
+async def test_retry_resume_bad_input(connect: Any, tool: str) -> None:
+    async with connect() as client:
+        assert "needs 'taskId'" in await call_error(client, tool)
+        assert "no task with id" in await call_error(client, tool, taskId="task-123456789abc")
+        assert "does not take 'prompt'" in await call_error(client, tool, taskId="x", prompt="y")
+
+
+    # -- SetTaskPriority ------------------------------------------------------------------------
+
+
+async def test_set_priority_of_a_queued_task(connect_waiting: Any, workdir: str) -> None:
+    async with connect_waiting() as waiting_client:
+        task_id = await delegate(waiting_client, workdir, "reorder me")
+        structured, text = await call(waiting_client, "SetTaskPriority", taskId=task_id,
+                                      priority="P0")
+        assert structured["task"]["priority"] == "P0" and text == f"Task {task_id} is now P0."
+
+
+async def test_set_priority_errors(connect: Any, engine: Engine, workdir: str) -> None:
+    async with connect() as client:
+        task_id = await delegate(client, workdir, "[hang]")
+        await wait_for_state(engine, task_id, {TaskState.RUNNING})
+        assert "priority only matters while a task waits" in await call_error(
+            client, "SetTaskPriority", taskId=task_id, priority="P0")
+        assert "not one of P0, P1, P2" in await call_error(
+            client, "SetTaskPriority", taskId=task_id, priority="high")
+        assert "needs 'priority'" in await call_error(client, "SetTaskPriority", taskId=task_id)
+        assert "no task with id" in await call_error(
+            client, "SetTaskPriority", taskId="task-000000000001", priority="P1")
