@@ -506,6 +506,7 @@ class Engine:
             repo.transition(task.id, [TaskState.RUNNING], status=TaskState.FAILED,
                             ended_at=now, error=reason)
             log.error("task %s failed to start: %s", task.id, reason)
+            self._after_finish(task.id)  # e.g. remove a worktree prepared for it
             return 0
         repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
                         pid_started_at=agent.pid_started_at)

@@ -195,7 +195,7 @@ def commit_all(task: Task) -> str | None:
     if _git(wt, "diff", "--cached", "--quiet")[0] == 0:
         return None
     wt.git.commit("--no-verify", "-q", "-m", commit_message(task), env=identity_env(wt))
-    return str(wt.head.commit.hexsha)
+    return str(wt.git.rev_parse("HEAD"))
 
 
 def is_dirty(task: Task) -> bool:

@@ -56,8 +56,8 @@ def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) 
 
 
 def _clean(exc: Exception) -> str:
-    # LookupError str() quotes its message; the CLI's advice names the CLI, not the tools.
-    text = str(exc).strip("'\"")
+    # KeyError-style str() quotes the message; the CLI's advice names the CLI, not the tools.
+    text = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
     return text.replace("run 'claudine status' to list the task ids",
                         "call TaskStatus without taskId to list the task ids")
 
@@ -103,12 +103,12 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 
 
 def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
-    if args.get("taskId"):
+    if "taskId" in args:
         task = service.get(args["taskId"])
         return _task_outcome(task, _describe(task))
     states = [TaskState(s) for s in args.get("status") or []] or None
     limit, offset = args["limit"], args["offset"]
-    tasks = service.list(states, limit=limit + 1, offset=offset)
+    tasks = service.list_tasks(states, limit=limit + 1, offset=offset)
     has_more = len(tasks) > limit
     tasks = tasks[:limit]
     counts = service.repo.count_by_status()
@@ -123,7 +123,7 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
         "counts": {state.value: counts.get(state, 0) for state in TaskState},
     }
     if not tasks:
-        text = "No tasks match." if total or offset else "No tasks yet: use DelegateTask."
+        text = "No tasks match." if any(counts.values()) else "No tasks yet: use DelegateTask."
     else:
         lines = [f"{total} task(s); showing {offset + 1}-{offset + len(tasks)}:"]
         lines += [f"- {t.id} {t.status.value} {t.priority} {_headline(t.prompt)}" for t in tasks]

@@ -88,6 +88,8 @@ class StreamBridge:
         self.server = server
         self.write = write
         self.swallow: set[str | int] = set()
+        self._outstanding: set[str | int] = set()  # request ids fed and not yet answered
+        self._answered = anyio.Event()
         self._to_server, self._server_in = anyio.create_memory_object_stream[
             SessionMessage | Exception](64)
         self._server_out, self._from_server = anyio.create_memory_object_stream[
@@ -99,9 +101,20 @@ class StreamBridge:
         except Exception as exc:  # the server answers a bad frame with a JSON-RPC error
             await self._to_server.send(exc)
             return
+        if isinstance(message, types.JSONRPCRequest):
+            self._outstanding.add(message.id)
         await self._to_server.send(SessionMessage(message))
 
-    async def close_input(self) -> None:
+    async def close_input(self, drain_s: float = 10.0) -> None:
+        """End the input, once every request fed so far is answered (or ``drain_s`` passed).
+
+        The SDK cancels in-flight handlers when its input ends, but a host that sends a
+        request and closes its end at once still deserves the answer.
+        """
+        with anyio.move_on_after(drain_s):
+            while self._outstanding:
+                self._answered = anyio.Event()
+                await self._answered.wait()
         await self._to_server.aclose()
 
     async def run(self) -> None:
@@ -115,8 +128,11 @@ class StreamBridge:
         async with self._from_server:
             async for session_message in self._from_server:
                 message = session_message.message
-                if getattr(message, "id", None) in self.swallow and not hasattr(
-                        message, "method"):
-                    continue
+                answered = None if hasattr(message, "method") else getattr(message, "id", None)
+                if answered is not None:
+                    self._outstanding.discard(answered)
+                    self._answered.set()
+                    if answered in self.swallow:
+                        continue
                 data = message.model_dump_json(by_alias=True, exclude_unset=True)
                 self.write(data.encode() + b"\n")

@@ -227,8 +227,10 @@ class ClaudineApp(App[int]):
             return
 
         def confirmed(yes: bool | None) -> None:
-            if yes and self._call(self.engine.cancel, task.id, "cancelled from the console"):
-                self.notify(f"{task.short_id} cancelled", timeout=3)
+            done = yes and self._call(self.engine.cancel, task.id, "cancelled from the console")
+            if done:
+                verb = "cancelled" if done.status is TaskState.CANCELLED else "cancel requested"
+                self.notify(f"{task.short_id} {verb}", timeout=3)
 
         question = f"Cancel {task.short_id} ({task.status.value})?\n{task.prompt[:120]}"
         self.push_screen(ConfirmScreen(question, yes="Cancel task", no="Keep"), confirmed)

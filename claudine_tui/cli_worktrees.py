@@ -33,7 +33,7 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int
 
 
 def run(args: argparse.Namespace) -> int:
-    from claudine_core.worktrees import Worktrees, WorktreeError
+    from claudine_core.worktrees import WorktreeError, Worktrees
     from claudine_tui.cli_commands import CommandError, _guard, open_service
 
     service = open_service(args)

@@ -73,6 +73,7 @@ def _timeout(text: str, errors: dict[str, str]) -> float | None:
 class NewTaskScreen(ModalScreen[TaskSpec | None]):
     """Dismisses with a validated TaskSpec, or None when cancelled."""
 
+    AUTO_FOCUS = "#field-prompt"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Delegate"),

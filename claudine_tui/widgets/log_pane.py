@@ -21,7 +21,7 @@ from claudine_tui.cli_output import task_details
 from claudine_tui.widgets.ports import ServicePort
 
 MAX_LINES = 2_000
-TAIL_BYTES = 128 * 1024  # what a newly selected task shows of its past output
+TAIL_BYTES = 32 * 1024  # what a newly selected task shows of its past output (fast to render)
 BATCH_BYTES = 256 * 1024  # the most one poll reads
 BACKLOG_BYTES = 1024 * 1024  # further behind than this: skip to the tail
 
@@ -46,6 +46,7 @@ class LogPane(Vertical):
 
     def on_mount(self) -> None:
         self._show_mode()
+        self.log_widget.write(Text("No task selected. Press n to delegate one.", "dim"))
 
     @property
     def log_widget(self) -> RichLog:

@@ -16,6 +16,14 @@ from claudine_core.worktrees import Worktrees, slugify
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
+def wt_path(task: Task) -> Path:
+    return Path(task.worktree_path or "")
+
+
+def as_path(text: str) -> Path:
+    return Path(text)
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
                           text=True).stdout.rstrip("\n")
@@ -92,7 +100,7 @@ async def test_two_parallel_tasks_stay_isolated(engine: Engine, repo: Path) -> N
         assert task.base_branch == "main" and task.merge_strategy == "manual"
         assert task.merge and task.merge["status"] == "kept"
         assert git(repo, "show", f"{task.branch}:same.txt") == content
-        assert Path(task.worktree_path or "", "same.txt").read_text() == content
+        assert (wt_path(task) / "same.txt").read_text() == content
         message = git(repo, "log", "-1", "--format=%B", task.branch or "")
         assert task.id in message and "claudine:" in message
     assert not (repo / "same.txt").exists()
@@ -125,19 +133,19 @@ async def test_user_uncommitted_changes_survive(engine: Engine, repo: Path,
     assert merge["strategy"] == strategy
     if strategy == "manual":
         assert merge["status"] == "kept"
-        assert Path(done.worktree_path or "").is_dir()
+        assert wt_path(done).is_dir()
         assert git(repo, "rev-parse", "main") == before
     elif strategy == "auto":
         assert merge["status"] == "merged", merge
         assert git(repo, "rev-parse", "main") == merge["commit"] != before
         assert (repo / "new.txt").read_text() == "from agent"  # the checkout was updated
         assert "new.txt" not in git(repo, "status", "--porcelain")
-        assert not Path(done.worktree_path or "").exists()
+        assert not wt_path(done).exists()
     else:
         assert merge["status"] == "patch"
-        patch = Path(merge["patch"])
+        patch = as_path(merge["patch"])
         assert patch.is_absolute() and "new.txt" in patch.read_text()
-        assert not Path(done.worktree_path or "").exists()
+        assert not wt_path(done).exists()
         assert git(repo, "rev-parse", "main") == before
         clone = make_repo(repo.parent / "clone", commit=False)
         git(clone, "pull", "-q", str(repo), before)
@@ -187,7 +195,7 @@ async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engi
 async def test_agent_without_changes_removes_worktree(engine: Engine, repo: Path) -> None:
     done = await settled(engine, engine.delegate(isolated("just answer", repo, "auto")).id)
     assert (done.merge or {})["status"] == "empty"
-    assert not Path(done.worktree_path or "").exists()
+    assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
 
 
@@ -239,7 +247,7 @@ async def test_setup_copies_ignored_files_and_logs(engine: Engine, repo: Path,
     git(repo, "commit", "-q", "-m", "ignore")
     done = await settled(engine, engine.delegate(isolated("[write:f.txt=1]", repo)).id)
     assert done.status is TaskState.COMPLETED, done.error
-    assert Path(done.worktree_path or "", ".env").read_text() == "SECRET=1\n"
+    assert (wt_path(done) / ".env").read_text() == "SECRET=1\n"
     assert ".env" not in git(repo, "show", "--name-only", "--format=", done.branch or "")
     log = (tmp_path / "home" / "runs" / done.id / "attempt-1" / "worktree.log").read_text()
     assert "setup-says-hi" in log and "copy: .env" in log and "missing.cfg does not" in log
@@ -251,7 +259,7 @@ async def test_failing_setup_fails_task_and_cleans_up(engine: Engine, repo: Path
     done = await wait_for_state(engine, engine.delegate(isolated("[write:x=1]", repo)).id, DONE)
     assert done.status is TaskState.FAILED
     assert "setup command" in (done.error or "") and "exit 3" in (done.error or "")
-    assert not Path(done.worktree_path or "").exists()
+    assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
     assert not list((tmp_path / "home" / "worktrees").iterdir())
 
@@ -270,7 +278,7 @@ async def test_review_actions_and_discard_guard(engine: Engine, repo: Path) -> N
     outcome = wt.merge(done)
     assert outcome["status"] == "merged" and (repo / "n.txt").read_text() == "new"
     assert engine.get(done.id).merge == outcome
-    assert not Path(done.worktree_path or "").exists()
+    assert not wt_path(done).exists()
 
 
 def test_slugify() -> None:

@@ -17,6 +17,14 @@ from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
+def wt_path(task: Task) -> Path:
+    return Path(task.worktree_path or "")
+
+
+def as_path(text: str) -> Path:
+    return Path(text)
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
                           text=True).stdout.rstrip("\n")
@@ -93,7 +101,7 @@ async def test_pr_pushes_branch_and_opens_pull_request(
     # The user's checkout was not touched.
     assert (repo / "a.txt").read_text() == "user edit, not committed\n"
     assert git(repo, "rev-list", "--count", "main") == "1"
-    assert not Path(done.worktree_path or "").exists()
+    assert not wt_path(done).exists()
 
 
 async def test_pr_without_token_keeps_branch_and_says_why(
@@ -103,7 +111,7 @@ async def test_pr_without_token_keeps_branch_and_says_why(
     done = await run_engine(tmp_path / "home", github.api_url, pr_spec(repo))
     merge = done.merge or {}
     assert merge["status"] == "kept" and "GITHUB_TOKEN" in merge["reason"]
-    assert Path(done.worktree_path or "").is_dir() and not github.requests
+    assert wt_path(done).is_dir() and not github.requests
 
 
 async def test_pr_api_error_is_reported(
@@ -136,15 +144,18 @@ async def test_cli_lists_diffs_and_cleans_with_force_guard(repo: Path, tmp_path:
     assert (done.merge or {})["status"] == "kept"
     listed = json.loads(cli(home, "worktrees", "--json").stdout)
     assert [(r["task"], r["state"], r["ahead"]) for r in listed] == [(done.id, "unmerged", 1)]
+    table = cli(home, "worktrees").stdout
+    assert done.short_id in table and "unmerged" in table and (done.branch or "") in table
     assert "+new" in cli(home, "worktrees", "diff", done.short_id).stdout
+    assert cli(home, "worktrees", "diff", done.short_id, "--stat").stdout == "A\tn.txt\n"
     status = json.loads(cli(home, "status", done.short_id, "--json").stdout)
     assert status["branch"] == done.branch and status["worktree_path"] == done.worktree_path
     refused = cli(home, "worktrees", "clean")
     assert refused.returncode == 1 and "not discarded" in refused.stdout
-    assert Path(done.worktree_path or "").is_dir()
+    assert wt_path(done).is_dir()
     forced = cli(home, "worktrees", "clean", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert not Path(done.worktree_path or "").exists()
+    assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
     listed = json.loads(cli(home, "worktrees", "--json").stdout)
     assert listed[0]["state"] == "removed" and listed[0]["merge"]["status"] == "discarded"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def _no_inherited_home(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CLAUDINE_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def home_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh home and the environment for ``claudine --headless`` on it (fake agent)."""
+    from engine_helpers import cli_env
+
+    home = tmp_path / "home"
+    home.mkdir()
+    return home, cli_env(home, FAKE_CLAUDE_LOG=str(tmp_path / "agent-runs.jsonl"))
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for mcp_helpers

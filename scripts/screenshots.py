@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Drive the real console (real engine, fake `claude` agent, temporary home) and save SVGs.
+
+    python scripts/screenshots.py [--out screenshots]
+
+Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
+(the form with a validation error), narrow.svg (80x24) and wide.svg (180x44). PNGs are
+written too when ``rsvg-convert`` is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from engine_helpers import agent_env, make_config  # noqa: E402
+from textual.widgets import Input  # noqa: E402
+
+from claudine_core.engine import Engine  # noqa: E402
+from claudine_core.models import Priority, TaskSpec, TaskState  # noqa: E402
+from claudine_tui.app import ClaudineApp  # noqa: E402
+
+TASKS = [
+    ("Write the changelog for 2.3", "[text:Reading the git log.] [tool:Read] [text:Done.]",
+     Priority.P2),
+    ("Fix the flaky migration test", "[tool-error:Bash] [api-retry:1] [fail]", Priority.P1),
+    ("Add pagination to GET /users", "[tool:Read] [tool:Edit] [sleep:60]", Priority.P1),
+    ("Profile the search endpoint", "[text:Profiling.] [tool:Bash] [sleep:60]", Priority.P2),
+    ("Translate the README to French", "[text:Bonjour.] [sleep:60]", Priority.P2),
+    ("Upgrade Django to 5.2", "[sleep:60]", Priority.P0),
+    ("Write tests for the CSV exporter", "[sleep:60]", Priority.P2),
+]
+
+
+async def _until(pilot, condition, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the console did not reach the expected state")
+        await pilot.pause(0.05)
+
+
+async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: str,
+                mode: str) -> Path:
+    engine = Engine(make_config(home, max_agents=3), kind="console", env=agent_env(),
+                    tick_s=0.05)
+    app = ClaudineApp(engine)
+    async with app.run_test(size=size) as pilot:
+        await _until(pilot, lambda: app.engine_started and app.table.row_count == len(TASKS))
+        await _until(pilot, lambda: app.last_snapshot is not None
+                     and app.last_snapshot.running == 3)
+        await pilot.pause(1.0)  # let a few resource samples and log lines arrive
+        if mode == "log":
+            failed = next(t for t in app.table.tasks.values() if t.status is TaskState.FAILED)
+            app.table.move_cursor(row=app.table.get_row_index(failed.id))
+            await _until(pilot, lambda: app.pane.lines_written >= 4)
+        elif mode == "form":
+            await pilot.press("n")
+            app.screen.query_one("#field-cwd", Input).value = str(work)
+            app.screen.query_one("#field-timeout", Input).value = "ten minutes"
+            await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
+        if mode == "form":
+            await pilot.press("escape")
+        await pilot.press("q")
+        if app.screen.__class__.__name__ == "QuitScreen":
+            await pilot.press("l")  # the next shot's console adopts the agents
+    return path
+
+
+async def main(out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="claudine-shots-") as tmp:
+        home, work = Path(tmp) / "home", Path(tmp) / "work"
+        work.mkdir()
+        seed = Engine(make_config(home, max_agents=3), kind="console", env=agent_env())
+        for title, script, priority in TASKS:
+            seed.delegate(TaskSpec(f"{title} {script}", cwd=str(work), priority=priority))
+        seed.service.close()
+        shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),
+                 ((120, 36), "new-task", "form"), ((80, 24), "narrow", "busy"),
+                 ((180, 44), "wide", "log")]
+        paths = [await shoot(out, home, work, size, name, mode) for size, name, mode in shots]
+        final = Engine(make_config(home), kind="console", env=agent_env())
+        await final.start()
+        await final.stop(stop_agents=True)
+    for path in paths:
+        print(path)
+
+
+def to_png(paths: list[Path]) -> None:
+    if shutil.which("rsvg-convert"):
+        for path in paths:
+            subprocess.run(["rsvg-convert", str(path), "-o", str(path.with_suffix(".png"))],
+                           check=False)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "screenshots")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(out))
+    to_png(sorted(out.glob("*.svg")))

@@ -1,0 +1,74 @@
+"""Pictures of the console's main states, from the fake engine (fixed clock and figures)."""
+
+from __future__ import annotations
+
+from conftest import wait_for
+from fake_engine import FakeEngine, busy_engine
+from textual.widgets import Input
+
+from claudine_tui.app import ClaudineApp
+
+
+async def _ready(pilot, rows: int = 0) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.engine_started and app.table.row_count >= rows)
+    await pilot.pause()
+
+
+def test_empty(snap_compare) -> None:
+    """An empty home: zero gauges' history, no rows, the log pane invites `n`."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+
+    engine = FakeEngine()
+    assert snap_compare(ClaudineApp(engine), terminal_size=(120, 36), run_before=run_before)
+
+
+def test_busy_mixed_statuses(snap_compare) -> None:
+    """Eight tasks in every status with glyphs and colours; CPU over its limit, waiting reason."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+
+    assert snap_compare(ClaudineApp(busy_engine()), terminal_size=(120, 36),
+                        run_before=run_before)
+
+
+def test_failed_task_selected_with_log(snap_compare) -> None:
+    """The failed task selected; its log shows the tool error in red, the retry, the failure."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+        app = pilot.app
+        app.table.move_cursor(row=app.table.get_row_index(app.engine.get("0002").id))
+        await wait_for(pilot, lambda: app.pane.lines_written >= 6)
+        await pilot.pause()
+
+    assert snap_compare(ClaudineApp(busy_engine()), terminal_size=(120, 36),
+                        run_before=run_before)
+
+
+def test_new_task_form_with_validation_error(snap_compare) -> None:
+    """The new-task form after ctrl+s with an empty prompt and a bad timeout: errors in red."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+        await pilot.press("n")
+        pilot.app.screen.query_one("#field-cwd", Input).value = "/tmp"
+        pilot.app.screen.query_one("#field-timeout", Input).value = "soon"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    assert snap_compare(ClaudineApp(busy_engine()), terminal_size=(120, 36),
+                        run_before=run_before)
+
+
+def test_narrow_80x24(snap_compare) -> None:
+    """80x24: short gauge captions, table over log, footer keys still visible."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+
+    assert snap_compare(ClaudineApp(busy_engine()), terminal_size=(80, 24),
+                        run_before=run_before)
