@@ -93,7 +93,11 @@ def agents_text(snapshot: EngineSnapshot) -> Text:
         (str(snapshot.queued), "bold cyan"), " queued",
     )
     if snapshot.waiting_reason:
-        text.append(f"\nwaiting: {snapshot.waiting_reason}", style="yellow")
+        # The admission decision words its reason as "waiting: ..." already.
+        reason = snapshot.waiting_reason
+        if not reason.startswith("waiting"):
+            reason = f"waiting: {reason}"
+        text.append(f"\n{reason}", style="yellow")
     elif snapshot.queued:
         text.append("\nadmitting", style="dim")
     else:
