@@ -29,9 +29,13 @@ from claudine_core.engine import Engine  # noqa: E402
 from claudine_core.models import TaskSpec, TaskState  # noqa: E402
 from claudine_core.store.tables import TaskRow  # noqa: E402
 
-INSTANT_AGENT = """#!/bin/sh
-echo '{"type":"system","subtype":"init","session_id":"bench"}'
-echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"ok","session_id":"bench","total_cost_usd":0}'
+RESULT_LINE = (
+    '{"type":"result","subtype":"success","is_error":false,"num_turns":1,'
+    '"result":"ok","session_id":"bench","total_cost_usd":0}'
+)
+INSTANT_AGENT = f"""#!/bin/sh
+echo '{{"type":"system","subtype":"init","session_id":"bench"}}'
+echo '{RESULT_LINE}'
 """
 SLEEPING_AGENT = """#!/bin/sh
 echo '{"type":"system","subtype":"init","session_id":"bench"}'
