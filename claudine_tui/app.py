@@ -24,11 +24,12 @@ from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec, TaskS
 from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
 from claudine_core.store import StoreError
 from claudine_tui.screens.confirm import ConfirmScreen
+from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
-from claudine_tui.widgets.ports import EnginePort
+from claudine_tui.widgets.ports import EnginePort, ReviewPort
 from claudine_tui.widgets.task_rows import SORT_MODES, STATUS_FILTERS, TaskFilter
 from claudine_tui.widgets.task_table import TaskTable
 
@@ -54,17 +55,20 @@ class ClaudineApp(App[int]):
         Binding("2", "set_priority('P2')", "P2", group=PRIORITY),
         Binding("r", "retry_task", "Retry"),
         Binding("l", "follow_log", "Log"),
+        Binding("d", "review_task", "Diff"),
         Binding("slash", "filter", "Filter"),
         Binding("s", "cycle_status", "Status"),
-        Binding("o", "cycle_sort", "Sort"),
+        Binding("o", "cycle_sort", "Sort", show=False),  # also: click a column header
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "toggle_help", "Help"),
         Binding("escape", "close_filter", "Close filter", show=False),
     ]
 
-    def __init__(self, engine: EnginePort, *, bell: bool = False) -> None:
+    def __init__(self, engine: EnginePort, *, bell: bool = False,
+                 review: ReviewPort | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self._review = review
         self.bell_on_finish = bell
         self.last_snapshot: EngineSnapshot | None = None
         self.engine_started = False
@@ -253,6 +257,28 @@ class ClaudineApp(App[int]):
         if task is not None and (new := self._call(self.engine.retry, task.id)):
             self.notify(f"{task.short_id} queued again as {new.short_id}", timeout=3)
 
+    @property
+    def review(self) -> ReviewPort:
+        """The worktree review actions, on the engine's store (built on first use)."""
+        if self._review is None:
+            from claudine_core.worktrees import Worktrees
+
+            self._review = Worktrees(self.engine.config,
+                                     getattr(self.engine.service, "repo", None))
+        return self._review
+
+    def action_review_task(self) -> None:
+        task = self._selected()
+        if task is None:
+            return
+        task = self._fresh(task)
+        if not task.branch:
+            self.notify(f"task {task.short_id} has no worktree branch", severity="warning",
+                        timeout=4)
+            return
+        self.push_screen(DiffScreen(task, self.review, self.engine.get),
+                         lambda _: self.refresh_snapshot())
+
     # -- filter, sort, help ------------------------------------------------------------------
 
     def action_filter(self) -> None:
@@ -315,6 +341,7 @@ _HELP = {
     "cancel_task": "Cancel the selected task",
     "retry_task": "Queue the selected finished task again",
     "follow_log": "Follow the selected task's log",
+    "review_task": "Diff of the selected worktree task: merge, patch, PR or discard it",
     "filter": "Filter the table by text",
     "cycle_status": "Show only tasks in a status (cycles)",
     "cycle_sort": "Change the table order (cycles)",

@@ -1,4 +1,4 @@
-"""The new-task form: prompt, priority, working directory, timeout and model.
+"""The new-task form: prompt, priority, working directory, timeout, model and isolation.
 
 Every field is checked before the form closes; each error is written under its field in
 words that say how to fix it, and the first wrong field gets the focus.
@@ -13,13 +13,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, Select
 
-from claudine_core.models import Priority, TaskSpec
+from claudine_core.models import MergeStrategy, Priority, TaskSpec
 from claudine_core.service import MAX_PROMPT_CHARS, InvalidRequest, validate_cwd
 
-FIELDS = ("prompt", "priority", "cwd", "timeout", "model")
+FIELDS = ("prompt", "priority", "cwd", "timeout", "model", "worktree", "base", "merge")
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
+BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[^\s~^:?*\[\\]+(?<![./])$")
+STRATEGIES = tuple(s.value for s in MergeStrategy)
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,22 @@ def validate_form(values: dict[str, str]) -> FormResult:
     model = values.get("model", "").strip() or None
     if model is not None and not MODEL_RE.match(model):
         errors["model"] = "A model name has no spaces, e.g. sonnet, opus or claude-sonnet-4-5."
+    worktree = values.get("worktree", "").strip().lower() in ("1", "yes", "true", "on")
+    base = values.get("base", "").strip() or None
+    merge = values.get("merge", "").strip().lower() or None
+    if base is not None and not worktree:
+        errors["base"] = "A base branch needs 'Isolate in a git worktree' ticked (or clear it)."
+    elif base is not None and not BRANCH_RE.match(base):
+        errors["base"] = f"{base!r} is not a branch name (e.g. main or release/2.3)."
+    if merge is not None and merge not in STRATEGIES:
+        errors["merge"] = f"Use one of {', '.join(STRATEGIES)}."
+    elif merge is not None and not worktree:
+        errors["merge"] = "A merge strategy needs 'Isolate in a git worktree' ticked."
     if errors:
         return FormResult(None, errors)
-    spec = TaskSpec(prompt=prompt, priority=priority, cwd=cwd, timeout_s=timeout, model=model)
+    spec = TaskSpec(prompt=prompt, priority=priority, cwd=cwd, timeout_s=timeout, model=model,
+                    worktree=worktree, base_branch=base,
+                    merge_strategy=MergeStrategy(merge) if merge else None)
     return FormResult(spec, {})
 
 
@@ -91,6 +107,14 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
             yield from self._field("cwd", "Working directory", "", self.default_cwd)
             yield from self._field("timeout", "Timeout (s)", "empty: the configured default")
             yield from self._field("model", "Model", "empty: the agent's default")
+            with Horizontal(classes="isolation"):
+                yield Checkbox("Isolate in a git worktree", id="field-worktree")
+                yield Select([(f"merge: {name}", name) for name in STRATEGIES],
+                             id="field-merge", prompt="merge: default")
+            yield from self._error("worktree")
+            yield from self._error("merge")
+            yield from self._field("base", "Base branch",
+                                   "empty: the current branch (worktree only)")
             with Horizontal(classes="buttons"):
                 yield Button("Delegate (ctrl+s)", variant="primary", id="submit")
                 yield Button("Cancel (esc)", id="cancel")
@@ -98,12 +122,20 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
     def _field(self, name: str, label: str, hint: str, value: str = "") -> ComposeResult:
         yield Label(label, classes="field-label")
         yield Input(value=value, placeholder=hint, id=f"field-{name}")
+        yield from self._error(name)
+
+    def _error(self, name: str) -> ComposeResult:
         error = Label("", id=f"error-{name}", classes="error")
         error.display = False
         yield error
 
     def values(self) -> dict[str, str]:
-        return {name: self.query_one(f"#field-{name}", Input).value for name in FIELDS}
+        values = {name: self.query_one(f"#field-{name}", Input).value
+                  for name in FIELDS if name not in ("worktree", "merge")}
+        values["worktree"] = "yes" if self.query_one("#field-worktree", Checkbox).value else ""
+        merge = self.query_one("#field-merge", Select).value
+        values["merge"] = merge if isinstance(merge, str) else ""
+        return values
 
     def action_submit(self) -> None:
         result = validate_form(self.values())
@@ -112,12 +144,12 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
             message = result.errors.get(name, "")
             label.update(message)
             label.display = bool(message)
-            self.query_one(f"#field-{name}", Input).set_class(bool(message), "-invalid")
+            self.query_one(f"#field-{name}", Widget).set_class(bool(message), "-invalid")
         if result.spec is not None:
             self.dismiss(result.spec)
             return
         first = next(name for name in FIELDS if name in result.errors)
-        self.query_one(f"#field-{first}", Input).focus()
+        self.query_one(f"#field-{first}", Widget).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
