@@ -328,7 +328,8 @@ class ClaudineApp(App[int]):
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if binding.show:
+            # Every key with a description, including the ones kept out of the footer.
+            if binding.show or binding.action in _HELP:
                 title = f"{binding.description} ({binding.key_display or binding.key})"
                 yield SystemCommand(title, _HELP.get(binding.action, binding.description),
                                     _runner(self, binding.action))
