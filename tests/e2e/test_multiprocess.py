@@ -103,6 +103,16 @@ def home(tmp_path: Path) -> Iterator[Home]:
             proc.kill()
 
 
+def wait_pid_file(path: Path, timeout: float = 20) -> int:
+    """The pid a fake agent wrote at start (``[pid-file:PATH]``): proof it is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"the agent never wrote {path}")
+
+
 def prompts_run(home: Home) -> list[str]:
     runs = []
     for call in home.invocations():
@@ -134,10 +144,7 @@ def test_owner_killed_live_agent_is_adopted_not_rerun(home: Home) -> None:
     assert home.wait_owner() == first.pid
     pid_file = home.path.parent / "agent.pid"
     task_id = home.delegate(f"[pid-file:{pid_file}] [sleep:3] slow work")
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    agent_pid = int(pid_file.read_text())
+    agent_pid = wait_pid_file(pid_file)
     second = home.serve()
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -153,8 +160,7 @@ def test_agent_finishing_while_no_owner_is_recorded_by_next_owner(home: Home) ->
     home.wait_owner()
     pid_file = home.path.parent / "agent.pid"
     task_id = home.delegate(f"[pid-file:{pid_file}] [sleep:1] quick")
-    while not pid_file.exists():
-        time.sleep(0.05)
+    wait_pid_file(pid_file)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     agent_pid = int(pid_file.read_text())
@@ -172,8 +178,7 @@ def test_agent_killed_while_no_owner_is_resumed_by_policy(home: Home) -> None:
     home.wait_owner()
     pid_file = home.path.parent / "agent.pid"
     task_id = home.delegate(f"[pid-file:{pid_file}] [hang]")
-    while not pid_file.exists():
-        time.sleep(0.05)
+    wait_pid_file(pid_file)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     # The machine "restarts": the whole agent group dies with no exit record.
@@ -192,8 +197,7 @@ def test_client_cancel_and_priority_reach_the_owner(home: Home) -> None:
     home.wait_owner()
     pid_file = home.path.parent / "agent.pid"
     task_id = home.delegate(f"[pid-file:{pid_file}] [hang]")
-    while not pid_file.exists():
-        time.sleep(0.05)
+    wait_pid_file(pid_file)
     started = time.monotonic()
     home.run("cancel", task_id, "no longer needed")
     task = home.wait_status(task_id, {"cancelled"}, timeout=20)
