@@ -10,6 +10,7 @@ from typing import Any
 
 from claudine_core.agents.stream import LineSplitter, parse_line, render_plain
 from claudine_core.models import Task, iso_time
+from claudine_tui.widgets.task_rows import format_elapsed
 
 STATUS_GLYPHS = {
     "queued": "…",
@@ -19,17 +20,6 @@ STATUS_GLYPHS = {
     "failed": "✗",
     "cancelled": "⊘",
 }
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def elapsed(task: Task, now: float) -> float | None:
@@ -52,9 +42,10 @@ def task_table(tasks: list[Task], *, now: float) -> str:
         glyph = STATUS_GLYPHS.get(task.status.value, " ")
         cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
         turns = str(task.num_turns) if task.num_turns is not None else "-"
+        took = format_elapsed(elapsed(task, now)) or "-"
         rows.append(
             f"{task.short_id:8}  {glyph} {task.status.value:9}  {task.priority!s:3}  "
-            f"{duration(elapsed(task, now)):>7}  {turns:>5}  {cost:>7}  {excerpt(task.prompt, 60)}"
+            f"{took:>7}  {turns:>5}  {cost:>7}  {excerpt(task.prompt, 60)}"
         )
     return "\n".join(rows)
 
