@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
 from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
@@ -16,30 +16,14 @@ from claudine_core.worktrees import Worktrees, slugify
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-def wt_path(task: Task) -> Path:
-    return Path(task.worktree_path or "")
 
 
 def as_path(text: str) -> Path:
     return Path(text)
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.rstrip("\n")
 
 
-def make_repo(path: Path, *, commit: bool = True) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test User")
-    git(path, "config", "user.email", "test@example.com")
-    if commit:
-        (path / "a.txt").write_text("original\n")
-        (path / "README.md").write_text("readme\n")
-        git(path, "add", "-A")
-        git(path, "commit", "-q", "-m", "initial")
-    return path
 
 
 @pytest.fixture

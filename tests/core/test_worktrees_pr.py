@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import CLAUDINE, agent_env, cli_env, make_config, wait_for_state, wait_until
 from fakes.fake_github import FakeGitHub
+from git_helpers import git, wt_path
 
 from claudine_core.engine import Engine
 from claudine_core.github_pr import github_full_name
@@ -17,17 +18,10 @@ from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-def wt_path(task: Task) -> Path:
-    return Path(task.worktree_path or "")
 
 
-def as_path(text: str) -> Path:
-    return Path(text)
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.rstrip("\n")
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 from fakes.fake_anthropic import FakeAnthropic
+from git_helpers import git, make_repo
 
 from claudine_core.engine import Engine
 from claudine_core.models import Task, TaskSpec, TaskState
@@ -15,23 +15,13 @@ from claudine_core.models import Task, TaskSpec, TaskState
 pytestmark = pytest.mark.real_claude
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.rstrip("\n")
 
 
 async def test_real_agent_commits_on_task_branch(
     tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str],
     fake_api: FakeAnthropic,
 ) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.name", "Test User")
-    git(repo, "config", "user.email", "test@example.com")
-    (repo / "README.md").write_text("readme\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    repo = make_repo(tmp_path / "repo")
     (repo / "README.md").write_text("user's uncommitted edit\n")
 
     config = make_config(tmp_path / "home", claude_bin=str(real_claude_bin))

@@ -5,13 +5,13 @@ The review test drives a real Engine with the fake agent on a real git repositor
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import wait_for
 from engine_helpers import agent_env, make_config
 from fake_engine import FakeEngine, busy_engine
+from git_helpers import git, make_repo
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from claudine_core.engine import Engine
@@ -24,20 +24,8 @@ from claudine_tui.screens.new_task import NewTaskScreen, validate_form
 SIZE = (120, 36)
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.rstrip("\n")
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test User")
-    git(path, "config", "user.email", "test@example.com")
-    (path / "README.md").write_text("readme\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
 
 
 def static_text(screen: DiffScreen, selector: str) -> str:
