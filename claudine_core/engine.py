@@ -111,6 +111,7 @@ class Engine:
         self._last_sample = 0.0
         self._last_takeover_try = 0.0
         self._last_diff_at = 0.0
+        self._writes_seen = 0
         self.ticks = 0
 
     def __repr__(self) -> str:
@@ -260,11 +261,13 @@ class Engine:
             self.sample = self.monitor.sample()
         external = self._store_changed()
         if self.role == "owner":
-            self._owner_tick(now, external)
-        if external or self.role == "owner":
+            self._owner_tick(now)
+        # Re-read changed rows only when some process (this one included) wrote since.
+        if external or self.service.repo.writes != self._writes_seen:
+            self._writes_seen = self.service.repo.writes
             self._publish_changes()
 
-    def _owner_tick(self, now: float, external: bool) -> None:
+    def _owner_tick(self, now: float) -> None:
         self._apply_cancel_requests(now)
         for agent in list(self.supervisor.agents.values()):
             self._follow(agent, now)
@@ -479,6 +482,7 @@ class Engine:
         if not claimed:
             return 0  # cancelled or taken meanwhile
         task = repo.get(task.id)
+        reason: str | None = None
         try:
             cwd = validate_cwd(task.cwd)
             if self.hooks is not None:
@@ -500,9 +504,11 @@ class Engine:
                 started_at=now,
                 deadline=self._deadline(task, now),
             )
-        except (AgentNotFound, InvalidRequest, OSError, RuntimeError) as exc:
-            reason = str(exc) if not isinstance(exc, OSError) or isinstance(
-                exc, AgentNotFound) else f"could not start the agent: {exc}"
+        except (AgentNotFound, InvalidRequest, RuntimeError) as exc:
+            reason = str(exc)  # already says what is wrong and what to do
+        except OSError as exc:
+            reason = f"could not start the agent: {exc}"
+        if reason is not None:
             repo.transition(task.id, [TaskState.RUNNING], status=TaskState.FAILED,
                             ended_at=now, error=reason)
             log.error("task %s failed to start: %s", task.id, reason)
@@ -521,7 +527,7 @@ class Engine:
         self.supervisor.stop_all(now)
         deadline = time.monotonic() + self.config.kill_grace_s + 5
         while self.supervisor.agents and time.monotonic() < deadline:
-            self._owner_tick(self.clock(), external=False)
+            self._owner_tick(self.clock())
             await asyncio.sleep(0.05)
 
     # -- events ------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from claudine_core.agents.stream import StreamEvent, iter_file_events
 from claudine_core.config import Config
 from claudine_core.models import (
     TERMINAL_STATES,
+    MergeStrategy,
+    PermissionMode,
     Priority,
     Task,
     TaskSpec,
@@ -59,8 +61,7 @@ class TaskService:
 
     def delegate(self, spec: TaskSpec) -> Task:
         """Validate and queue a task; returns it once committed."""
-        prompt = spec.prompt.strip()
-        if not prompt:
+        if not spec.prompt.strip():
             raise InvalidRequest("the prompt is empty: say what the agent should do")
         if len(spec.prompt) > MAX_PROMPT_CHARS:
             raise InvalidRequest(
@@ -78,7 +79,7 @@ class TaskService:
             raise InvalidRequest(
                 f"max output {spec.max_output_bytes} bytes is out of range: 1024 to 1073741824"
             )
-        task = self.repo.insert(replace(spec, prompt=spec.prompt), cwd=cwd)
+        task = self.repo.insert(spec, cwd=cwd)
         self._notify()
         return task
 
@@ -180,8 +181,6 @@ def read_tail(path: Path, max_bytes: int) -> str:
 
 
 def _spec_from(task: Task, *, parent_id: str) -> TaskSpec:
-    from claudine_core.models import MergeStrategy, PermissionMode
-
     return TaskSpec(
         prompt=task.prompt,
         priority=task.priority,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -321,7 +320,3 @@ def mcp(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CommandError(f"'claudine mcp {args.action}' is not available: {exc}") from exc
     return int(cli_mcp.run(args.action, load(args)))
-
-
-def environment_home() -> str | None:
-    return os.environ.get("CLAUDINE_HOME")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,8 +82,7 @@ def build_argv(
 
 def build_env(base: Mapping[str, str]) -> dict[str, str]:
     """The owner's environment minus the nested-session markers."""
-    env = {k: v for k, v in base.items() if k not in NESTED_SESSION_VARIABLES}
-    return env
+    return {k: v for k, v in base.items() if k not in NESTED_SESSION_VARIABLES}
 
 
 def explain_failure(exit_code: int | None, signal_number: int | None, stderr_tail: str) -> str:
@@ -96,10 +96,8 @@ def explain_failure(exit_code: int | None, signal_number: int | None, stderr_tai
         )
     last_line = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
     if signal_number is not None:
-        import signal as _signal
-
         try:
-            name = _signal.Signals(signal_number).name
+            name = signal.Signals(signal_number).name
         except ValueError:
             name = f"signal {signal_number}"
         return f"agent killed by {name}" + (f": {last_line}" if last_line else "")

@@ -90,6 +90,7 @@ class TaskRepo:
     def __init__(self, db: peewee.SqliteDatabase, *, clock: Callable[[], float] = time.time):
         self.db = db
         self.clock = clock
+        self.writes = 0  # commits made through this repo: lets its owner skip idle re-reads
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -286,6 +287,7 @@ class TaskRepo:
         return self.list_tasks(statuses=ACTIVE_STATES, newest_first=False)
 
     def _write(self, operation: Callable[[], Any]) -> Any:
+        self.writes += 1
         try:
             return operation()
         except (peewee.OperationalError, peewee.DatabaseError) as exc:
