@@ -107,7 +107,7 @@ class ClaudineApp(App[int]):
         self.refresh_snapshot()
         self.pane.follow(self.table.selected_id)
         self.set_interval(REFRESH_S, self.refresh_snapshot, name="snapshot")
-        self.set_interval(LOG_POLL_S, self.pane.poll, name="log")
+        self.set_interval(LOG_POLL_S, self.poll_log, name="log")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.name == "engine" and event.state is WorkerState.ERROR:
@@ -141,7 +141,9 @@ class ClaudineApp(App[int]):
 
     def refresh_snapshot(self) -> None:
         """Apply one snapshot: gauges, keyed table diff, header, notifications."""
-        if not self.engine_started or self._engine_stopped:
+        # Textual clears ``is_running`` before it prunes the screens and only then stops
+        # the app's timers, so a tick can land on a half-dismantled DOM at exit.
+        if not self.is_running or not self.engine_started or self._engine_stopped:
             return
         snap = self.engine.snapshot()
         self.last_snapshot = snap
@@ -152,6 +154,10 @@ class ClaudineApp(App[int]):
         self._notify_finished(snap.tasks)
         if self.pane.task_id is None and self.table.selected_id is not None:
             self.pane.follow(self.table.selected_id)
+
+    def poll_log(self) -> None:
+        if self.is_running:  # see refresh_snapshot
+            self.pane.poll()
 
     def _role_text(self, snap: EngineSnapshot) -> str:
         home = str(self.engine.config.home)

@@ -38,9 +38,11 @@ class LogPane(Vertical):
         self.lines_written = 0
         self._path: Path | None = None
         self._skip_partial = False
+        # Held rather than queried: a query fails once the DOM is being torn down at exit.
+        self._log = RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
 
     def compose(self) -> ComposeResult:
-        yield RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
+        yield self._log
         with VerticalScroll(id="details-scroll"):
             yield Static(id="details")
 
@@ -50,7 +52,7 @@ class LogPane(Vertical):
 
     @property
     def log_widget(self) -> RichLog:
-        return self.query_one("#log", RichLog)
+        return self._log
 
     def follow(self, task_id: str | None) -> None:
         """Show ``task_id``'s output from (near) its end, then follow it."""

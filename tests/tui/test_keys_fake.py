@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from conftest import wait_for
@@ -303,3 +304,33 @@ async def test_engine_start_failure_is_reported() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.sub_title == "engine failed to start")
         assert any("read-only" in n.message for n in app._notifications)
+
+
+async def test_exit_survives_timers_firing_while_the_screen_is_torn_down(monkeypatch) -> None:
+    """Textual prunes the screens before it stops the app's timers; on a slow machine the
+    log and snapshot ticks land in between. Hold that window open until both have fired."""
+    from textual.app import App
+
+    ticks: list[str] = []
+    app = ClaudineApp(busy_engine())
+    poll_log, refresh = app.poll_log, app.refresh_snapshot
+    monkeypatch.setattr(app, "poll_log", lambda: (ticks.append("log"), poll_log())[1])
+    monkeypatch.setattr(app, "refresh_snapshot",
+                        lambda: (ticks.append("snapshot"), refresh())[1])
+    close_all = App._close_all
+
+    after_prune: list[str] = []
+
+    async def slow_close_all(self: App) -> None:
+        await close_all(self)
+        seen = len(ticks)
+        for _ in range(100):  # at most 5 s; both timers tick several times a second
+            after_prune[:] = ticks[seen:]
+            if {"log", "snapshot"} <= set(after_prune):
+                return
+            await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(App, "_close_all", slow_close_all)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, 8)
+    assert {"log", "snapshot"} <= set(after_prune)  # and run_test raised nothing
