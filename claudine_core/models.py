@@ -122,6 +122,7 @@ class TaskSpec:
     worktree: bool = False
     base_branch: str | None = None
     merge_strategy: MergeStrategy | None = None
+    commit_changes: bool | None = None  # None: the repository's setting (default: commit)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class Task:
     worktree_path: str | None = None
     merge_strategy: str | None = None
     merge: dict[str, Any] | None = None
+    commit_changes: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -79,6 +79,7 @@ class TaskService:
             raise InvalidRequest(
                 f"max output {spec.max_output_bytes} bytes is out of range: 1024 to 1073741824"
             )
+        _check_isolation_fields(spec, worktree=spec.worktree or self.config.default_worktree)
         task = self.repo.insert(spec, cwd=cwd)
         self._notify()
         return task
@@ -170,6 +171,17 @@ def validate_cwd(cwd: str) -> str:
     return str(path)
 
 
+def _check_isolation_fields(spec: TaskSpec, *, worktree: bool) -> None:
+    """Refuse isolation settings on a task that will not get a worktree (never ignore them)."""
+    given = [name for name, value in (("a base branch", spec.base_branch),
+                                      ("a merge strategy", spec.merge_strategy),
+                                      ("a commit choice", spec.commit_changes))
+             if value is not None]
+    if given and not worktree:
+        raise InvalidRequest(f"{' and '.join(given)} only apply to a task isolated in a git "
+                             "worktree: ask for one (--worktree / useWorktree) or drop them")
+
+
 def read_tail(path: Path, max_bytes: int) -> str:
     try:
         with open(path, "rb") as source:
@@ -194,4 +206,5 @@ def _spec_from(task: Task, *, parent_id: str) -> TaskSpec:
         worktree=task.worktree,
         base_branch=task.base_branch,
         merge_strategy=MergeStrategy(task.merge_strategy) if task.merge_strategy else None,
+        commit_changes=task.commit_changes,
     )

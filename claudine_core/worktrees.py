@@ -198,16 +198,19 @@ class Worktrees:
     def _finish(self, task: Task) -> dict[str, Any]:
         repo = self._task_repo(task)
         settings = self._settings(task)
+        commit = settings.commit if task.commit_changes is None else task.commit_changes
         with repo_lock(repo):
-            if settings.commit:
+            if commit:
                 gm.commit_all(task)
             strategy = self._strategy(task)
             if strategy != "manual" and task.status is not TaskState.COMPLETED:
                 return {"status": "kept", "reason": f"the task {task.status.value}: the branch "
                         f"is kept for review instead of {strategy}"}
             if gm.is_dirty(task):
-                return {"status": "kept", "reason": "the worktree has uncommitted changes "
-                        "(commit = false): review them there"}
+                why = ("the task said not to commit them" if task.commit_changes is False
+                       else f"commit = false in {SETTINGS_FILE}")
+                return {"status": "kept", "reason": f"the worktree has uncommitted changes "
+                        f"({why}): review them there"}
             if gm.ahead(repo, task) == 0:
                 gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=False)
                 return {"status": "empty", "reason": "the agent changed nothing"}

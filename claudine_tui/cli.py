@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", help="base branch for --worktree (default: the current one)")
     p.add_argument("--merge", choices=["manual", "auto", "patch", "pr"],
                    help="what to do with a --worktree task's branch when it finishes")
+    p.add_argument("--no-commit", dest="commit", action="store_false", default=None,
+                   help="leave what a --worktree agent did not commit uncommitted in its "
+                   "worktree, for review (default: commit it to the task branch)")
     p.add_argument("--no-serve", action="store_true",
                    help="do not start a background owner if none is running")
     _add_json(p)

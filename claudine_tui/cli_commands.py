@@ -123,6 +123,7 @@ def _spec_from_args(args: argparse.Namespace) -> TaskSpec:
         worktree=args.worktree,
         base_branch=args.base,
         merge_strategy=MergeStrategy(args.merge) if args.merge else None,
+        commit_changes=args.commit,
     )
 
 

@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,7 +77,13 @@ def _v2(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
 
 
-MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {1: _v1, 2: _v2}
+def _v3(db: peewee.SqliteDatabase) -> None:
+    # A per-task "commit what the agent left uncommitted" choice; NULL keeps the old
+    # behaviour (the repository's .claudine.toml, default yes).
+    db.execute_sql("ALTER TABLE task ADD COLUMN commit_changes INTEGER")
+
+
+MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def current_version(db: peewee.SqliteDatabase) -> int:

@@ -75,6 +75,7 @@ def _row_to_task(row: TaskRow) -> Task:
         worktree_path=row.worktree_path,
         merge_strategy=row.merge_strategy,
         merge=json.loads(row.merge) if row.merge else None,
+        commit_changes=None if row.commit_changes is None else bool(row.commit_changes),
         extra={"pid_started_at": row.pid_started_at, "resume_prompt": row.resume_prompt},
     )
 
@@ -209,6 +210,7 @@ class TaskRepo:
                 worktree=spec.worktree,
                 base_branch=spec.base_branch,
                 merge_strategy=spec.merge_strategy.value if spec.merge_strategy else None,
+                commit_changes=spec.commit_changes,
             ).execute()
         )
         return self.get(task_id)

@@ -69,6 +69,8 @@ class TaskRow(BaseModel):
     worktree_path = peewee.TextField(null=True)
     merge_strategy = peewee.TextField(null=True)
     merge = peewee.TextField(null=True)  # JSON outcome of the merge step
+    # Added by schema version 3: the task's own choice to commit leftovers (NULL: repo's).
+    commit_changes = peewee.BooleanField(null=True)
 
     class Meta:
         table_name = "task"

@@ -38,6 +38,24 @@ def test_upgrade_of_a_populated_v1_database_keeps_every_row(tmp_path: Path) -> N
     assert tasks[7].prompt == "prompt 7" and tasks[7].session_id == "session-7"
     assert tasks[7].cost_usd == pytest.approx(0.07)
     assert tasks[7].worktree is False and tasks[7].branch is None
+    assert tasks[7].commit_changes is None  # v3: the repository's setting decides
+
+
+def test_upgrade_of_a_v2_worktree_task_keeps_its_branch_and_merge(tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=2)
+    db.execute_sql(
+        "INSERT INTO task (id, prompt, priority, status, cwd, created_at, updated_at, "
+        "worktree, branch, merge) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("task-00000000000a", "isolated", 1, "completed", "/tmp", 1.0, 1.0, 1,
+         "claudine/00000000-isolated", '{"status": "kept"}'),
+    )
+    db.close()
+    task = open_repo(path).get("task-00000000000a")
+    assert (task.worktree, task.branch, task.merge) == (
+        True, "claudine/00000000-isolated", {"status": "kept"})
+    assert task.commit_changes is None
 
 
 def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:

@@ -16,14 +16,8 @@ from claudine_core.worktrees import Worktrees, slugify
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-
-
 def as_path(text: str) -> Path:
     return Path(text)
-
-
-
-
 
 
 @pytest.fixture
@@ -181,6 +175,32 @@ async def test_agent_without_changes_removes_worktree(engine: Engine, repo: Path
     assert (done.merge or {})["status"] == "empty"
     assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
+
+
+@pytest.mark.parametrize(("repo_setting", "task_choice", "committed"),
+                         [(None, False, False), ("commit = false", True, True),
+                          ("commit = false", None, False)])
+async def test_task_choice_to_commit_leftovers_beats_the_repo_setting(
+        engine: Engine, repo: Path, repo_setting: str | None, task_choice: bool | None,
+        committed: bool) -> None:
+    if repo_setting:
+        (repo / ".claudine.toml").write_text(f"[worktree]\n{repo_setting}\n")
+        git(repo, "add", ".claudine.toml")
+        git(repo, "commit", "-q", "-m", "settings")
+    spec = isolated("[write:left.txt=draft] leave a file", repo, "auto",
+                    commit_changes=task_choice)
+    done = await settled(engine, engine.delegate(spec).id)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.commit_changes is task_choice
+    merge = done.merge or {}
+    if committed:
+        assert merge["status"] == "merged", merge
+        assert (repo / "left.txt").read_text() == "draft"
+    else:
+        assert merge["status"] == "kept" and "uncommitted" in merge["reason"], merge
+        assert (wt_path(done) / "left.txt").read_text() == "draft"  # left for review
+        assert "?? left.txt" in git(wt_path(done), "status", "--porcelain")
+        assert not (repo / "left.txt").exists()
 
 
 async def test_repo_without_commits_fails_clearly(engine: Engine, tmp_path: Path) -> None:

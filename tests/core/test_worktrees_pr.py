@@ -18,12 +18,6 @@ from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-
-
-
-
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repo with a local bare repository as ``origin`` and a .claudine.toml naming it."""
@@ -129,6 +123,26 @@ def test_github_full_name_from_remote_urls() -> None:
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLAUDINE, *args], env=cli_env(home), capture_output=True,
                           text=True, timeout=120)
+
+
+def test_cli_isolation_flags_need_a_worktree_and_reach_the_task(repo: Path,
+                                                               tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for flags, named in ((["--base", "main"], "a base branch"),
+                         (["--merge", "auto"], "a merge strategy"),
+                         (["--no-commit"], "a commit choice")):
+        refused = cli(home, "delegate", "x", "--cwd", str(repo), "--no-serve", *flags)
+        assert refused.returncode == 1, refused.stderr
+        assert named in refused.stderr and "--worktree" in refused.stderr
+    assert json.loads(cli(home, "status", "--json").stdout) == []  # nothing was stored
+    made = cli(home, "delegate", "x", "--cwd", str(repo), "--no-serve", "--worktree",
+               "--no-commit", "--json")
+    assert made.returncode == 0, made.stderr
+    task = json.loads(made.stdout)
+    assert task["commit_changes"] is False and task["worktree"] is True
+    plain = json.loads(cli(home, "delegate", "y", "--cwd", str(repo), "--no-serve", "--worktree",
+                           "--json").stdout)
+    assert plain["commit_changes"] is None  # the repository's setting decides
 
 
 async def test_cli_lists_diffs_and_cleans_with_force_guard(repo: Path, tmp_path: Path) -> None:
