@@ -15,6 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
 from typing import Any
 
 from claudine_core.agents.claude import (
@@ -51,6 +54,16 @@ SUMMARY_FLUSH_S = 0.5  # batch output summaries: screens need ~2 Hz, SQLite than
 SAMPLE_EVERY_S = 1.0
 TAKEOVER_EVERY_S = 0.5
 RECENT_FINISHED_IN_SNAPSHOT = 300
+PREPARE_WORKERS = 2  # worktree creations (and setup commands) at once
+
+
+@dataclass
+class Preparation:
+    """A claimed task whose isolation hook runs on a thread before its agent can start."""
+
+    task: Task
+    future: Future[str | None]
+    claimed_at: float
 
 
 class Engine:
@@ -63,8 +76,10 @@ class Engine:
         monitor: resource sampler; tests pass one with scripted readings.
         env: environment the agents inherit (default: this process's).
         tick_s: how long the loop sleeps when nothing wakes it; bounds command latency.
-        hooks: optional isolation hooks (worktrees) with ``prepare(task) -> cwd`` and
-            ``finish(task)``; see worktrees.py.
+        hooks: optional isolation hooks (worktrees) with ``prepare(task) -> cwd``,
+            ``finish(task)``, and optionally ``needs_prepare(task)`` and ``close()``; see
+            worktrees.py. ``prepare`` runs on a thread: creating a worktree and a repository's
+            setup command can take minutes and must not freeze the loop (or the console).
     """
 
     def __init__(
@@ -112,6 +127,8 @@ class Engine:
         self._last_takeover_try = 0.0
         self._last_diff_at = 0.0
         self._writes_seen = 0
+        self._preparing: dict[str, Preparation] = {}
+        self._prepare_pool: ThreadPoolExecutor | None = None
         self.ticks = 0
 
     def __repr__(self) -> str:
@@ -146,10 +163,36 @@ class Engine:
                 await self._loop_task
             self._loop_task = None
         if self.role == "owner":
+            await self._settle_preparations()
             with contextlib.suppress(StoreError):
                 self._flush_summaries(force=True)
+            # Merge steps still running must end before another owner may take the lock
+            # (it would run them again); queued ones stay pending and that owner runs them.
+            close_hooks = getattr(self.hooks, "close", None)
+            if close_hooks is not None:
+                await asyncio.to_thread(close_hooks)
         self.lock.release()
         self.service.close()
+
+    async def _settle_preparations(self) -> None:
+        """Let running preparations end, then give their tasks back to the queue.
+
+        A stopping owner starts no agent; the worktree stays recorded on the task, so the
+        next owner's ``prepare`` reuses it instead of making another.
+        """
+        if self._prepare_pool is not None:
+            futures = [p.future for p in self._preparing.values()]
+            if futures:
+                await asyncio.to_thread(wait_futures, futures)
+            self._prepare_pool.shutdown(wait=False)
+            self._prepare_pool = None
+        for prep in self._preparing.values():
+            with contextlib.suppress(StoreError):
+                self.service.repo.transition(
+                    prep.task.id, [TaskState.RUNNING], status=TaskState.QUEUED,
+                    attempt=prep.task.attempt - 1, started_at=None,
+                )
+        self._preparing.clear()
 
     async def wait_closed(self) -> None:
         if self._loop_task is not None:
@@ -269,6 +312,7 @@ class Engine:
 
     def _owner_tick(self, now: float) -> None:
         self._apply_cancel_requests(now)
+        self._launch_prepared(now)
         for agent in list(self.supervisor.agents.values()):
             self._follow(agent, now)
         self.supervisor.enforce_stops(now)
@@ -313,6 +357,9 @@ class Engine:
                 deadline=self._deadline(task, task.started_at or self.clock()),
             )
             log.info("recovering task %s (pid %s)", task.id, task.pid)
+        for task in self.service.repo.unsettled_merges():
+            log.info("task %s: running its interrupted merge step again", task.id)
+            self._after_finish(task.id)
 
     # -- following agents --------------------------------------------------------------------
 
@@ -459,9 +506,10 @@ class Engine:
         sample = self.monitor.smoothed()
         self.admission = decide_admission(
             queued=len(candidates),
-            running=len(self.supervisor.agents),
+            running=len(self.supervisor.agents) + len(self._preparing),
             sample=sample,
-            started_at=[a.started_at for a in self.supervisor.agents.values()],
+            started_at=[a.started_at for a in self.supervisor.agents.values()]
+            + [p.claimed_at for p in self._preparing.values()],
             limits=self.limits,
             now=now,
         )
@@ -482,11 +530,63 @@ class Engine:
         if not claimed:
             return 0  # cancelled or taken meanwhile
         task = repo.get(task.id)
+        if self._needs_prepare(task):
+            try:
+                validate_cwd(task.cwd)  # fail fast, before a thread and a worktree
+            except InvalidRequest as exc:
+                self._fail_to_start(task.id, str(exc), now)
+                return 0
+            self._begin_preparation(task, now)
+            return 1
+        return self._launch(task, None, now)
+
+    def _needs_prepare(self, task: Task) -> bool:
+        if self.hooks is None:
+            return False
+        needs = getattr(self.hooks, "needs_prepare", None)
+        return True if needs is None else bool(needs(task))
+
+    def _begin_preparation(self, task: Task, now: float) -> None:
+        if self._prepare_pool is None:
+            self._prepare_pool = ThreadPoolExecutor(PREPARE_WORKERS,
+                                                    thread_name_prefix="claudine-prepare")
+        loop = asyncio.get_running_loop()
+        future = self._prepare_pool.submit(self.hooks.prepare, task)
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self.wake))
+        self._preparing[task.id] = Preparation(task, future, now)
+
+    def _launch_prepared(self, now: float) -> None:
+        """Start the agents whose preparation ended (or fail / cancel their tasks)."""
+        for task_id, prep in list(self._preparing.items()):
+            if not prep.future.done():
+                continue
+            del self._preparing[task_id]
+            task = self.service.repo.get(task_id)
+            error = prep.future.exception()
+            if task.cancel_requested:
+                self.service.repo.transition(
+                    task_id, [TaskState.RUNNING], status=TaskState.CANCELLED, ended_at=now,
+                    error=task.cancel_reason or "cancelled",
+                )
+                self._after_finish(task_id)
+            elif error is not None:
+                self._fail_to_start(task_id, str(error), now)
+            else:
+                self._launch(task, prep.future.result(), now)
+
+    def _fail_to_start(self, task_id: str, reason: str, now: float) -> None:
+        self.service.repo.transition(task_id, [TaskState.RUNNING], status=TaskState.FAILED,
+                                     ended_at=now, error=reason)
+        log.error("task %s failed to start: %s", task_id, reason)
+        self._after_finish(task_id)  # e.g. remove a worktree prepared for it
+
+    def _launch(self, task: Task, prepared_cwd: str | None, now: float) -> int:
+        """Spawn the agent of a claimed task, in ``prepared_cwd`` when a hook made one."""
+        repo = self.service.repo
+        attempt = task.attempt
         reason: str | None = None
         try:
-            cwd = validate_cwd(task.cwd)
-            if self.hooks is not None:
-                cwd = self.hooks.prepare(task) or cwd
+            cwd = prepared_cwd or validate_cwd(task.cwd)
             executable = resolve_executable(self.config.claude_bin, self.env)
             argv = build_argv(
                 task, executable,
@@ -509,10 +609,7 @@ class Engine:
         except OSError as exc:
             reason = f"could not start the agent: {exc}"
         if reason is not None:
-            repo.transition(task.id, [TaskState.RUNNING], status=TaskState.FAILED,
-                            ended_at=now, error=reason)
-            log.error("task %s failed to start: %s", task.id, reason)
-            self._after_finish(task.id)  # e.g. remove a worktree prepared for it
+            self._fail_to_start(task.id, reason, now)
             return 0
         repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
                         pid_started_at=agent.pid_started_at)

@@ -211,6 +211,20 @@ def ahead(repo: git.Repo, task: Task) -> int:
     return int(repo.git.rev_list("--count", spec))
 
 
+def merged_commit(repo: git.Repo, task: Task) -> str | None:
+    """The newest commit of the base branch that names the task, if its work is there.
+
+    Both the leftovers commit and the merge commit claudine writes end with ``Task: <id>``,
+    so this finds a merge that happened before an owner crash kept its outcome from being
+    recorded, even once the task branch is gone.
+    """
+    if not branch_exists(repo, task.base_branch):
+        return None
+    found = repo.git.rev_list("-n1", "--fixed-strings", f"--grep=Task: {task.id}",
+                              f"refs/heads/{task.base_branch}")
+    return str(found).strip() or None
+
+
 def unsafe_reason(repo: git.Repo, task: Task) -> str | None:
     """Why removing the task's worktree and branch would lose work (None: it would not)."""
     if is_dirty(task):
@@ -224,6 +238,11 @@ def unsafe_reason(repo: git.Repo, task: Task) -> str | None:
             return (f"branch {task.branch} has {count} commit(s) that are neither in "
                     f"{task.base_branch} nor pushed")
     return None
+
+
+def prune_worktrees(repo: git.Repo) -> None:
+    """Forget worktrees whose folders are gone, so their paths and branches can be reused."""
+    common(repo).git.worktree("prune")
 
 
 def remove_worktree(repo: git.Repo, path: Path, branch: str | None, *, force: bool) -> None:

@@ -124,9 +124,18 @@ class Worktrees:
 
     # -- engine hooks --------------------------------------------------------------------------
 
+    def needs_prepare(self, task: Task) -> bool:
+        return bool(task.worktree or self.config.default_worktree)
+
+    def close(self) -> None:
+        """Wait for running merge steps; queued ones stay ``pending`` for the next owner."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def prepare(self, task: Task) -> str | None:
         """Create (or, on a retry, reuse) the task's worktree; the agent's cwd in it."""
-        if not (task.worktree or self.config.default_worktree):
+        if not self.needs_prepare(task):
             return None
         try:
             return self._prepare(task)
@@ -142,30 +151,82 @@ class Worktrees:
             raise WorktreeError(f"{cwd} is inside a bare repository: nothing to branch from")
         top = Path(repo.working_tree_dir).resolve()
         rel = cwd.resolve().relative_to(top)
+        parent = self._resumed_parent(task)
         if task.worktree_path and task.branch and Path(task.worktree_path).is_dir():
-            return _subdir(Path(task.worktree_path), rel)  # a retry of the same task
-        base = task.base_branch or self._current_branch(repo, top)
+            path, branch, created = Path(task.worktree_path), task.branch, False  # a retry
+            base = task.base_branch or self._current_branch(repo, top)
+        elif parent is not None:
+            path, branch, base, created = self._reopen(repo, top, task, parent)
+        else:
+            base = task.base_branch or self._current_branch(repo, top)
+            self._check_base(repo, top, base)
+            branch = gm.unique_branch(repo, self._branch_name(task))
+            path = self.root / task.id
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with repo_lock(repo):
+                repo.git.worktree("add", "--no-track", "-b", branch, str(path), base)
+            created = True
+        strategy = task.merge_strategy or self.config.default_merge_strategy
+        self.store.transition(task.id, [TaskState.RUNNING], worktree=True, base_branch=base,
+                              branch=branch, worktree_path=str(path), merge_strategy=strategy)
+        if _is_ready(path):
+            return _subdir(path, rel)
+        logfile = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1)) / LOG_NAME
+        try:
+            _setup(load_settings(top), top, path, logfile)
+        except Exception:
+            if created:
+                gm.remove_worktree(repo, path, branch, force=True)
+            raise
+        _mark_ready(path)
+        return _subdir(path, rel)
+
+    @staticmethod
+    def _branch_name(task: Task) -> str:
+        return f"claudine/{short_id(task.id)}-{slugify(task.prompt)}"
+
+    @staticmethod
+    def _check_base(repo: git.Repo, top: Path, base: str) -> None:
         if not repo.head.is_valid():
             raise WorktreeError(f"the repository {top} has no commits yet: commit something "
                                 "first (a worktree starts from a commit)")
         if not gm.branch_exists(repo, base):
             raise WorktreeError(f"base branch {base!r} does not exist in {top} (local "
                                 "branches only: 'git branch --list' shows them)")
-        branch = gm.unique_branch(repo, f"claudine/{short_id(task.id)}-{slugify(task.prompt)}")
-        path = self.root / task.id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with repo_lock(repo):
-            repo.git.worktree("add", "--no-track", "-b", branch, str(path), base)
-        strategy = task.merge_strategy or self.config.default_merge_strategy
-        self.store.transition(task.id, [TaskState.RUNNING], worktree=True, base_branch=base,
-                              branch=branch, worktree_path=str(path), merge_strategy=strategy)
-        logfile = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1)) / LOG_NAME
+
+    def _resumed_parent(self, task: Task) -> Task | None:
+        """The isolated task this one resumes: its agent session lives in that worktree."""
+        if not (task.resume_session_id and task.parent_id):
+            return None
         try:
-            _setup(load_settings(top), top, path, logfile)
-        except Exception:
-            gm.remove_worktree(repo, path, branch, force=True)
-            raise
-        return _subdir(path, rel)
+            parent = self.store.get(task.parent_id)
+        except LookupError:
+            return None
+        return parent if parent.worktree_path and parent.branch else None
+
+    def _reopen(self, repo: git.Repo, top: Path, task: Task,
+                parent: Task) -> tuple[Path, str, str, bool]:
+        """The parent's worktree for a resumed task: ``(path, branch, base, created)``.
+
+        ``claude --resume`` finds a session only from the directory it ran in, so the
+        worktree must be at the parent's path: reused if it is still there, otherwise
+        re-created on the parent's branch or, once that is gone (merged, exported), on a new
+        branch from the base, which then holds the parent's work.
+        """
+        path = Path(parent.worktree_path or "")
+        base = task.base_branch or parent.base_branch or self._current_branch(repo, top)
+        if path.is_dir():
+            return path, parent.branch or "", base, False
+        with repo_lock(repo):
+            gm.prune_worktrees(repo)
+            if gm.branch_exists(repo, parent.branch):
+                repo.git.worktree("add", str(path), parent.branch)
+                return path, parent.branch or "", base, True
+            self._check_base(repo, top, base)
+            branch = gm.unique_branch(repo, self._branch_name(task))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            repo.git.worktree("add", "--no-track", "-b", branch, str(path), base)
+            return path, branch, base, True
 
     @staticmethod
     def _current_branch(repo: git.Repo, top: Path) -> str:
@@ -212,11 +273,31 @@ class Worktrees:
                 return {"status": "kept", "reason": f"the worktree has uncommitted changes "
                         f"({why}): review them there"}
             if gm.ahead(repo, task) == 0:
-                gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=False)
-                return {"status": "empty", "reason": "the agent changed nothing"}
+                earlier = self._outcome_before_a_crash(repo, task, strategy)
+                gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch,
+                                   force=earlier is not None)
+                return earlier or {"status": "empty", "reason": "the agent changed nothing"}
             if strategy == "manual":
                 return {"status": "kept", "branch": task.branch}
             return self._apply(repo, task, strategy, settings)
+
+    def _outcome_before_a_crash(self, repo: git.Repo, task: Task,
+                                strategy: str) -> dict[str, Any] | None:
+        """What an interrupted merge step already did, when recovery runs it again."""
+        if strategy == "auto":
+            commit = gm.merged_commit(repo, task)
+            if commit:
+                return {"status": "merged", "commit": commit, "base": task.base_branch,
+                        "recovered": True}
+        if strategy == "patch":
+            patch = self._patch_path(task)
+            if patch.is_file():
+                return {"status": "patch", "patch": str(patch.resolve()), "recovered": True}
+        return None
+
+    def _patch_path(self, task: Task) -> Path:
+        run_dir = latest_run_dir(self.config.runs_dir, task.id)
+        return (run_dir or self.config.runs_dir / task.id) / f"{short_id(task.id)}.patch"
 
     def _apply(self, repo: git.Repo, task: Task, strategy: str,
                settings: RepoSettings) -> dict[str, Any]:
@@ -226,10 +307,8 @@ class Worktrees:
                 gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=True)
             return outcome
         if strategy == "patch":
-            run_dir = latest_run_dir(self.config.runs_dir, task.id)
-            folder = run_dir or self.config.runs_dir / task.id
-            folder.mkdir(parents=True, exist_ok=True)
-            patch = folder / f"{short_id(task.id)}.patch"
+            patch = self._patch_path(task)
+            patch.parent.mkdir(parents=True, exist_ok=True)
             gm.write_patch(repo, task, patch)
             gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=True)
             return {"status": "patch", "patch": str(patch.resolve())}
@@ -265,6 +344,11 @@ class Worktrees:
     def discard(self, task: Task, force: bool = False) -> dict[str, Any]:
         """Remove the worktree and delete the branch; refuses unmerged or uncommitted work."""
         self._require_finished(task)
+        users = [t for t in self.store.active()
+                 if t.worktree_path == task.worktree_path and t.id != task.id]
+        if users:
+            raise WorktreeError(f"not discarded: task {users[0].short_id} (which resumed "
+                                f"{task.short_id}) is working in {task.worktree_path}")
         repo = self._task_repo(task)
         with repo_lock(repo):
             if not force:
@@ -355,6 +439,20 @@ class Worktrees:
 
 def default_hooks(config: Config) -> Worktrees:
     return Worktrees(config)
+
+
+def _ready_marker(worktree: Path) -> Path:
+    # In the worktree's own admin folder (.git/worktrees/<name>): git removes it with the
+    # worktree, and the agent never sees it.
+    return Path(git.Repo(worktree).git_dir) / "claudine-setup-done"
+
+
+def _is_ready(worktree: Path) -> bool:
+    return _ready_marker(worktree).exists()
+
+
+def _mark_ready(worktree: Path) -> None:
+    _ready_marker(worktree).touch()
 
 
 def _subdir(worktree: Path, rel: Path) -> str:

@@ -16,6 +16,7 @@ import peewee
 
 from claudine_core.models import (
     ACTIVE_STATES,
+    TERMINAL_STATES,
     Priority,
     Task,
     TaskSpec,
@@ -283,6 +284,21 @@ class TaskRepo:
         query = TaskRow.select().where(
             (TaskRow.status == TaskState.RUNNING.value) & (TaskRow.cancel_requested == True)  # noqa: E712
         )
+        return [_row_to_task(row) for row in query]
+
+    def unsettled_merges(self) -> list[Task]:
+        """Finished worktree tasks whose merge step never recorded an outcome.
+
+        That happens only when the owner died between a task's end and the end of its merge
+        step (which runs on a thread); the next owner runs the step again.
+        """
+        merge_status = peewee.fn.json_extract(TaskRow.merge, "$.status")
+        query = TaskRow.select().where(
+            TaskRow.status.in_([s.value for s in TERMINAL_STATES])
+            & TaskRow.branch.is_null(False)
+            & TaskRow.worktree_path.is_null(False)
+            & (TaskRow.merge.is_null() | (merge_status == "pending"))
+        ).order_by(TaskRow.seq)
         return [_row_to_task(row) for row in query]
 
     def active(self) -> list[Task]:
