@@ -46,7 +46,7 @@ from claudine_core.ownership import OwnerLock, current_owner
 from claudine_core.resources import ResourceMonitor
 from claudine_core.service import InvalidRequest, TaskService, read_tail, validate_cwd
 from claudine_core.store import StoreError
-from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for
+from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for, spawn_began
 
 log = logging.getLogger("claudine.engine")
 
@@ -348,6 +348,9 @@ class Engine:
             if task.id in self.supervisor.agents:
                 continue
             run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))
+            if task.pid is None and not spawn_began(run_dir):
+                self._requeue_unstarted(task)
+                continue
             self.supervisor.adopt(
                 task.id,
                 run_dir,
@@ -360,6 +363,16 @@ class Engine:
         for task in self.service.repo.unsettled_merges():
             log.info("task %s: running its interrupted merge step again", task.id)
             self._after_finish(task.id)
+
+    def _requeue_unstarted(self, task: Task) -> None:
+        """A task claimed by an owner that died before starting its agent (say, during a
+        worktree's setup): nothing ran, so it goes back to the queue without using up an
+        attempt or a retry."""
+        self.service.repo.transition(
+            task.id, [TaskState.RUNNING], status=TaskState.QUEUED, attempt=task.attempt - 1,
+            started_at=None,
+        )
+        log.info("task %s: its owner stopped before the agent started; queued again", task.id)
 
     # -- following agents --------------------------------------------------------------------
 

@@ -246,6 +246,12 @@ def process_matches(pid: int | None, started_at: float | None) -> bool:
         return False
 
 
+def spawn_began(run_dir: Path) -> bool:
+    """Whether an agent may have been started for this run (``spawn`` creates the wrapper's
+    log before it starts the process); False means certainly not."""
+    return (run_dir / "wrapper.log").exists()
+
+
 def _pid_from_wrapper_record(run_dir: Path) -> tuple[int | None, float | None]:
     """The wrapper writes its pid first thing: recovery's fallback when the owner died
     between starting an agent and committing its pid."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from engine_helpers import cli_env
+from git_helpers import git, make_repo
 
 from claudine_core.ownership import current_owner
 
@@ -153,6 +154,33 @@ def test_owner_killed_live_agent_is_adopted_not_rerun(home: Home) -> None:
     task = home.wait_status(task_id, {"completed"})
     assert task["attempt"] == 1
     assert prompts_run(home) == [f"[pid-file:{pid_file}] [sleep:3] slow work"]
+
+
+def test_owner_killed_during_worktree_setup_task_runs_once_in_that_worktree(
+        home: Home, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    gate = tmp_path / "gate"
+    runs = tmp_path / "setup-runs"
+    (repo / ".git" / "info" / "exclude").write_text(".claudine.toml\n")
+    setup = f"echo run >> {runs}; while [ ! -e {gate} ]; do sleep 0.02; done"
+    (repo / ".claudine.toml").write_text(f"[worktree]\nsetup = {json.dumps(setup)}\n")
+    first = home.serve()
+    assert home.wait_owner() == first.pid
+    task_id = home.delegate("[write:made.txt=1] isolated", "--worktree", "--cwd", str(repo))
+    deadline = time.monotonic() + 20
+    while not (runs.exists() and home.status(task_id)["worktree_path"]):
+        assert time.monotonic() < deadline, "the setup command never started"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # mid-setup: claimed, no agent yet
+    first.wait()
+    second = home.serve()
+    assert home.wait_owner(not_pid=first.pid) == second.pid
+    gate.touch()
+    task = home.wait_status(task_id, {"completed"})
+    assert task["attempt"] == 1  # the first owner's claim did not use up an attempt
+    assert prompts_run(home) == ["[write:made.txt=1] isolated"]  # the agent ran once
+    assert git(repo, "show", f"{task['branch']}:made.txt") == "1"
+    assert git(repo, "worktree", "list").count("\n") == 1  # one worktree, not two
 
 
 def test_agent_finishing_while_no_owner_is_recorded_by_next_owner(home: Home) -> None:
