@@ -15,8 +15,6 @@ from claudine_core.models import Task, TaskSpec, TaskState
 pytestmark = pytest.mark.real_claude
 
 
-
-
 async def test_real_agent_commits_on_task_branch(
     tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str],
     fake_api: FakeAnthropic,
@@ -41,15 +39,27 @@ async def test_real_agent_commits_on_task_branch(
             return current if current.merge and current.merge["status"] != "pending" else None
 
         done = await wait_until(settled)
+        # Resume: claude finds the session only from the folder it ran in, the worktree.
+        follow_up = engine.service.resume(task.id, (
+            "BASH: echo second > second.txt && git add second.txt && "
+            "git commit -q -m 'second commit' && git log -1 --format=%s"))
+        resumed = await wait_for_state(engine, follow_up.id,
+                                       (TaskState.COMPLETED, TaskState.FAILED), timeout=120)
+        assert resumed.status is TaskState.COMPLETED, (
+            resumed.error, engine.service.stderr_tail(follow_up.id))
     finally:
         await engine.stop(stop_agents=True)
 
+    assert resumed.session_id == done.session_id
+    assert resumed.worktree_path == done.worktree_path and resumed.branch == done.branch
+    assert git(repo, "log", "-2", "--format=%s", done.branch or "").splitlines() == [
+        "second commit", "agent commit"]
+
     assert done.result == "FAKE_DONE: agent commit"
     assert done.branch and done.branch.startswith(f"claudine/{done.short_id}-")
-    # The agent's own commit is the tip of the task branch (nothing left to auto-commit).
-    assert git(repo, "log", "-1", "--format=%s", done.branch) == "agent commit"
+    # The agents' own commits are the task branch (nothing left to auto-commit).
     assert git(repo, "show", f"{done.branch}:agent.txt") == "made-by-agent"
-    assert git(repo, "rev-list", "--count", f"main..{done.branch}") == "1"
+    assert git(repo, "rev-list", "--count", f"main..{done.branch}") == "2"
     assert (done.merge or {})["status"] == "kept"
     # The user's tree and branch were not touched.
     assert not (repo / "agent.txt").exists()
