@@ -146,6 +146,15 @@ class TaskService:
             return [], offset
         return iter_file_events(run_dir / "stdout.jsonl", offset, max_bytes)
 
+    def attempt_dirs(self, task_id: str) -> list[Path]:
+        """The run folders of every attempt that started, oldest first."""
+        task_dir = self.config.runs_dir / task_id
+        if not task_dir.is_dir():
+            return []
+        runs = [p for p in task_dir.iterdir()
+                if p.name.startswith("attempt-") and p.name[8:].isdigit()]
+        return sorted(runs, key=lambda p: int(p.name[8:]))
+
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         return None if run_dir is None else run_dir / name

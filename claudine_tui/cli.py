@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
     p.add_argument("--raw", action="store_true", help="the agent's JSON lines as written")
     p.add_argument("--stderr", action="store_true", help="the agent's stderr instead")
+    p.add_argument("--attempt", type=int, metavar="N",
+                   help="only attempt N (default: every attempt, oldest first)")
 
     p = sub.add_parser("cancel", help="cancel a queued or running task")
     p.add_argument("task", help="task id")

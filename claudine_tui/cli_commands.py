@@ -183,8 +183,11 @@ def logs(args: argparse.Namespace) -> int:
         if args.stderr:
             print(service.stderr_tail(task.id, 1024 * 1024), end="")
             return 0
-        return output.print_logs(service, task, tail=args.tail, follow=args.follow,
-                                 raw=args.raw, poll_s=POLL_S)
+        try:
+            return output.print_logs(service, task, tail=args.tail, follow=args.follow,
+                                     raw=args.raw, poll_s=POLL_S, attempt=args.attempt)
+        except ValueError as exc:  # no such attempt
+            raise CommandError(str(exc)) from exc
     finally:
         service.close()
 

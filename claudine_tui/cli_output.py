@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from claudine_core.agents.stream import LineSplitter, parse_line, render_plain
@@ -79,25 +80,31 @@ def one_line(task: Task) -> str:
 
 
 def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw: bool,
-               poll_s: float) -> int:
-    """Print a task's output (rendered, or raw JSON lines); follow until it ends."""
-    path = service.output_path(task.id)
-    if path is None and not follow:
+               poll_s: float, attempt: int | None = None) -> int:
+    """Print a task's output, every attempt in order (or only ``attempt``), rendered or as
+    raw JSON lines; with ``follow``, keep printing (into later attempts too) until it ends."""
+    runs = service.attempt_dirs(task.id)
+    if attempt is not None:
+        runs = [run for run in runs if attempt_number(run) == attempt]
+        if not runs:
+            raise ValueError(f"task {task.short_id} has no attempt {attempt} (it has "
+                              f"{task.attempt or 'none yet'}); try without --attempt")
+    if not runs and not follow:
         print(f"(task {task.short_id} is {task.status.value}; no output yet)", file=sys.stderr)
         return 0
-    offset = 0
-    splitter = LineSplitter()
     lines: deque[str] | list[str] = deque(maxlen=tail) if tail is not None else []
-    offset = _read_more(service, task.id, offset, splitter, raw, lines.append)
+    reader = _AttemptReader(raw, several=len(runs) > 1)
+    for run in runs:
+        reader.read(run, lines.append)
     for line in lines:
         print(line)
     sys.stdout.flush()
     while follow:
         current = service.repo.get(task.id)
-        new_offset = _read_more(service, task.id, offset, splitter, raw, _print_flush)
-        if new_offset == offset and current.status.is_terminal:
+        latest = runs[-1] if attempt is not None and runs else _latest(service, task.id)
+        moved = reader.read(latest, _print_flush) if latest is not None else False
+        if not moved and current.status.is_terminal:
             break
-        offset = new_offset
         time.sleep(poll_s)
     if follow:
         final = service.repo.get(task.id)
@@ -105,31 +112,58 @@ def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw:
     return 0
 
 
+def attempt_number(run_dir: Path) -> int:
+    return int(run_dir.name.removeprefix("attempt-"))
+
+
+def _latest(service: Any, task_id: str) -> Path | None:
+    runs = service.attempt_dirs(task_id)
+    return runs[-1] if runs else None
+
+
 def _print_flush(line: str) -> None:
     print(line, flush=True)
 
 
-def _read_more(service: Any, task_id: str, offset: int, splitter: LineSplitter, raw: bool,
-               emit: Any) -> int:
-    path = service.output_path(task_id)
-    if path is None:
-        return offset
-    try:
-        with open(path, "rb") as source:
-            source.seek(offset)
-            data = source.read()
-    except FileNotFoundError:
-        return offset
-    for line in splitter.feed(data):
-        if raw:
-            emit(line.decode("utf-8", "replace"))
-            continue
-        for event in parse_line(line):
-            rendered = render_plain(event)
-            if rendered is not None:
-                for part in rendered.splitlines():
-                    emit(part)
-    return offset + len(data)
+class _AttemptReader:
+    """Reads attempts' ``stdout.jsonl`` files incrementally, announcing each new attempt."""
+
+    def __init__(self, raw: bool, several: bool) -> None:
+        self.raw = raw
+        self.several = several  # announce attempts only when there is more than one
+        self.run: Path | None = None
+        self.offset = 0
+        self.splitter = LineSplitter()
+
+    def read(self, run: Path, emit: Any) -> bool:
+        """Emit what is new in ``run``; True if anything was read."""
+        if run != self.run:
+            if self.run is not None:
+                self._emit_lines(self.splitter.flush(), emit)  # a cut-off last line
+                self.several = True
+            self.run, self.offset, self.splitter = run, 0, LineSplitter()
+            if self.several and not self.raw:
+                emit(f"── attempt {attempt_number(run)} ──")
+        try:
+            with open(run / "stdout.jsonl", "rb") as source:
+                source.seek(self.offset)
+                data = source.read()
+        except FileNotFoundError:
+            return False
+        self.offset += len(data)
+        self._emit_lines(self.splitter.feed(data), emit)
+        return bool(data)
+
+    def _emit_lines(self, lines: list[bytes], emit: Any) -> None:
+        for line in lines:
+            if self.raw:
+                emit(line.decode("utf-8", "replace"))
+                continue
+            for event in parse_line(line):
+                rendered = render_plain(event)
+                if rendered is not None:
+                    for part in rendered.splitlines():
+                        emit(part)
 
 
 def timestamp(epoch: float | None) -> str:

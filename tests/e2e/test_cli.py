@@ -117,6 +117,27 @@ def test_logs_follow_streams_until_the_end(cli: Cli, tmp_path: Path) -> None:
     assert out.index("first") < out.index("second") < out.index("— completed")
 
 
+def test_logs_show_every_attempt_of_a_retried_task(cli: Cli, tmp_path: Path) -> None:
+    cli.env.update(CLAUDINE_MAX_RETRIES="1", CLAUDINE_RETRY_BASE_DELAY="0")
+    cli.start_owner()
+    marker = tmp_path / "failed-once"
+    task_id = cli("delegate", f"[text:trying] [api-error-once:529:{marker}]",
+                  "--no-serve").stdout.strip()
+    assert cli("wait", task_id, "--timeout", "60").returncode == 0
+    assert cli.json("status", task_id)["attempt"] == 2  # type: ignore[index]
+    logs = cli("logs", task_id).stdout
+    first, second = logs.index("── attempt 1 ──"), logs.index("── attempt 2 ──")
+    assert first < logs.index("trying") < logs.index("529") < second
+    assert logs.index("■ completed") > second
+    only_first = cli("logs", task_id, "--attempt", "1").stdout
+    assert "trying" in only_first and "■ completed" not in only_first
+    assert "── attempt" not in only_first
+    raw = cli("logs", task_id, "--raw").stdout.splitlines()
+    assert [json.loads(line)["type"] for line in raw].count("result") == 2
+    missing = cli("logs", task_id, "--attempt", "3")
+    assert missing.returncode == 1 and "no attempt 3" in missing.stderr
+
+
 def test_wait_exit_status_reflects_outcomes(cli: Cli) -> None:
     cli.start_owner()
     ok = cli("delegate", "fine", "--no-serve").stdout.strip()
