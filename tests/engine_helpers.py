@@ -12,7 +12,7 @@ from typing import Any
 from claudine_core.config import Config, load_config
 from claudine_core.engine import Engine
 from claudine_core.events import TaskStateChanged
-from claudine_core.models import Task, TaskState
+from claudine_core.models import TERMINAL_STATES, Task, TaskState
 
 TESTS_DIR = Path(__file__).resolve().parent
 FAKE_CLAUDE = TESTS_DIR / "fakes" / "fake_claude.py"
@@ -91,6 +91,17 @@ async def wait_for_state(
                             return engine.get(task_id)
     finally:
         engine.bus.unsubscribe(subscription)
+
+
+async def wait_for_merge(engine: Engine, task_id: str, timeout: float = 30.0) -> Task:
+    """The task once it ended and its worktree merge step stored an outcome."""
+    await wait_for_state(engine, task_id, TERMINAL_STATES, timeout)
+
+    def outcome() -> Task | None:
+        task = engine.get(task_id)
+        return task if task.merge and task.merge.get("status") != "pending" else None
+
+    return await wait_until(outcome, timeout)
 
 
 async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:

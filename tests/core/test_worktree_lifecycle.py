@@ -10,11 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from engine_helpers import (
+    agent_env,
+    make_config,
+    wait_for_merge,
+    wait_for_state,
+    wait_until,
+)
 from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
-from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
+from claudine_core.models import MergeStrategy, TaskSpec, TaskState
 from claudine_core.worktrees import Worktrees
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
@@ -50,16 +56,6 @@ def isolated(prompt: str, repo: Path, strategy: str = "manual", **kw: object) ->
                     merge_strategy=MergeStrategy(strategy), **kw)
 
 
-async def settled(engine: Engine, task_id: str) -> Task:
-    await wait_for_state(engine, task_id, DONE)
-
-    def outcome() -> Task | None:
-        task = engine.get(task_id)
-        return task if task.merge and task.merge.get("status") != "pending" else None
-
-    return await wait_until(outcome)
-
-
 async def test_slow_setup_does_not_hold_up_other_tasks(repo: Path, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     blocking_setup(repo, gate)
@@ -74,7 +70,7 @@ async def test_slow_setup_does_not_hold_up_other_tasks(repo: Path, tmp_path: Pat
         assert engine.get(slow.id).status is TaskState.RUNNING  # still setting up
         assert engine.get(slow.id).pid is None  # no agent yet
         gate.touch()
-        finished = await settled(engine, slow.id)
+        finished = await wait_for_merge(engine, slow.id)
         assert finished.status is TaskState.COMPLETED, finished.error
         assert git(repo, "show", f"{finished.branch}:slow.txt") == "1"
     finally:
@@ -91,7 +87,7 @@ async def test_cancel_during_setup_starts_no_agent(repo: Path, tmp_path: Path) -
         await wait_until(lambda: setup_runs(gate))
         engine.cancel(task.id, "changed my mind")
         gate.touch()
-        done = await settled(engine, task.id)
+        done = await wait_for_merge(engine, task.id)
         assert done.status is TaskState.CANCELLED and done.error == "changed my mind"
         assert done.pid is None and done.session_id is None  # the agent never ran
         assert not (wt_path(done) / "never.txt").exists()
@@ -117,7 +113,7 @@ async def test_owner_stopping_during_setup_requeues_and_next_owner_reuses_worktr
     await second.start()
     try:
         assert second.get(task.id).status in (TaskState.QUEUED, TaskState.RUNNING)
-        done = await settled(second, task.id)
+        done = await wait_for_merge(second, task.id)
         assert done.status is TaskState.COMPLETED, done.error
         assert done.attempt == 1  # the agent ran once, by the second owner
         assert done.worktree_path == prepared_path  # the same worktree, not a second one
@@ -135,7 +131,7 @@ async def test_next_owner_finishes_an_interrupted_merge_step(
     engine = new_engine(home)
     await engine.start()
     strategy = "auto" if merged_before_crash else "manual"
-    done = await settled(engine, engine.delegate(
+    done = await wait_for_merge(engine, engine.delegate(
         isolated("[write:m.txt=merged] merge me", repo, strategy)).id)
     # What an owner killed mid-step leaves: the outcome still "pending" in the store.
     engine.service.repo.transition(done.id, list(DONE), merge_strategy="auto",
@@ -146,7 +142,7 @@ async def test_next_owner_finishes_an_interrupted_merge_step(
     successor = new_engine(home)
     await successor.start()
     try:
-        again = await settled(successor, done.id)
+        again = await wait_for_merge(successor, done.id)
         merge = again.merge or {}
         assert merge["status"] == "merged", merge
         assert (repo / "m.txt").read_text() == "merged"
@@ -166,11 +162,11 @@ async def test_resume_continues_the_session_in_the_parents_worktree(
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        parent = await settled(engine, engine.delegate(
+        parent = await wait_for_merge(engine, engine.delegate(
             isolated("[write:first.txt=1] first part", repo, parent_strategy)).id)
         assert parent.status is TaskState.COMPLETED and parent.session_id
         child = engine.service.resume(parent.id, "[write:second.txt=2] second part")
-        done = await settled(engine, child.id)
+        done = await wait_for_merge(engine, child.id)
         # The fake agent, like claude, finds a session only from the directory it ran in.
         assert done.status is TaskState.COMPLETED, done.error
         assert done.session_id == parent.session_id
@@ -193,7 +189,7 @@ async def test_a_resumed_tasks_worktree_cannot_be_discarded_under_it(
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        parent = await settled(engine, engine.delegate(
+        parent = await wait_for_merge(engine, engine.delegate(
             isolated("[write:first.txt=1] first part", repo)).id)
         child = engine.service.resume(parent.id, "[sleep:30] long second part")
         await wait_for_state(engine, child.id, [TaskState.RUNNING])

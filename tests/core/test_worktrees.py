@@ -6,11 +6,17 @@ import re
 from pathlib import Path
 
 import pytest
-from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from engine_helpers import (
+    agent_env,
+    make_config,
+    wait_for_merge,
+    wait_for_state,
+    wait_until,
+)
 from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
-from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
+from claudine_core.models import MergeStrategy, TaskSpec, TaskState
 from claudine_core.worktrees import Worktrees, slugify
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
@@ -38,17 +44,6 @@ def isolated(prompt: str, cwd: Path, strategy: str | None = None, **kw: object) 
     return TaskSpec(prompt=prompt, cwd=str(cwd), worktree=True, merge_strategy=merge, **kw)
 
 
-async def settled(engine: Engine, task_id: str) -> Task:
-    """The task once it ended and its merge step stored an outcome."""
-    await wait_for_state(engine, task_id, DONE)
-
-    def outcome() -> Task | None:
-        task = engine.get(task_id)
-        return task if task.merge and task.merge.get("status") != "pending" else None
-
-    return await wait_until(outcome)
-
-
 def dirty_user_tree(repo: Path) -> None:
     """Uncommitted work of every kind: modified, staged, untracked."""
     (repo / "a.txt").write_text("user edit, not committed\n")
@@ -70,7 +65,7 @@ async def test_two_parallel_tasks_stay_isolated(engine: Engine, repo: Path) -> N
     both_running = await wait_until(
         lambda: all(engine.get(t.id).status is not TaskState.QUEUED for t in (one, two)))
     assert both_running
-    a, b = await settled(engine, one.id), await settled(engine, two.id)
+    a, b = await wait_for_merge(engine, one.id), await wait_for_merge(engine, two.id)
     assert a.status is b.status is TaskState.COMPLETED, (a.error, b.error)
     assert a.worktree_path != b.worktree_path and a.branch != b.branch
     for task, content in ((a, "one"), (b, "two")):
@@ -92,7 +87,7 @@ async def test_agent_runs_in_matching_subdirectory(engine: Engine, repo: Path) -
     (sub / "keep.txt").write_text("k\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "sub")
-    task = await settled(engine, engine.delegate(isolated("[write:made.txt=x]", sub)).id)
+    task = await wait_for_merge(engine, engine.delegate(isolated("[write:made.txt=x]", sub)).id)
     assert task.status is TaskState.COMPLETED, task.error
     assert git(repo, "show", f"{task.branch}:pkg/inner/made.txt") == "x"
     assert not (sub / "made.txt").exists()
@@ -104,7 +99,7 @@ async def test_user_uncommitted_changes_survive(engine: Engine, repo: Path,
     dirty_user_tree(repo)
     before = git(repo, "rev-parse", "main")
     task = engine.delegate(isolated("[write:new.txt=from agent] add a file", repo, strategy))
-    done = await settled(engine, task.id)
+    done = await wait_for_merge(engine, task.id)
     assert done.status is TaskState.COMPLETED, done.error
     assert_user_tree_intact(repo)
     merge = done.merge or {}
@@ -135,7 +130,7 @@ async def test_auto_merge_when_base_not_checked_out(engine: Engine, repo: Path) 
     git(repo, "branch", "release")
     (repo / "a.txt").write_text("user edit, not committed\n")
     task = engine.delegate(isolated("[write:rel.txt=r]", repo, "auto", base_branch="release"))
-    done = await settled(engine, task.id)
+    done = await wait_for_merge(engine, task.id)
     assert (done.merge or {})["status"] == "merged", done.merge
     assert git(repo, "show", "release:rel.txt") == "r"
     assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
@@ -149,7 +144,7 @@ async def test_conflicting_auto_merge_falls_back_to_manual(engine: Engine, repo:
     (repo / "a.txt").write_text("user version\n")  # a conflicting commit on main meanwhile
     git(repo, "commit", "-q", "-am", "user change")
     user_head = git(repo, "rev-parse", "main")
-    done = await settled(engine, task.id)
+    done = await wait_for_merge(engine, task.id)
     merge = done.merge or {}
     assert merge["status"] == "kept" and merge["fallback"] == "manual"
     assert "conflict" in merge["reason"] and "a.txt" in merge["reason"]
@@ -163,7 +158,7 @@ async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engi
                                                                      repo: Path) -> None:
     (repo / "a.txt").write_text("user edit, not committed\n")
     task = engine.delegate(isolated("[write:a.txt=agent] edit a", repo, "auto"))
-    done = await settled(engine, task.id)
+    done = await wait_for_merge(engine, task.id)
     merge = done.merge or {}
     assert merge["status"] == "kept" and "uncommitted" in merge["reason"], merge
     assert (repo / "a.txt").read_text() == "user edit, not committed\n"
@@ -171,7 +166,7 @@ async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engi
 
 
 async def test_agent_without_changes_removes_worktree(engine: Engine, repo: Path) -> None:
-    done = await settled(engine, engine.delegate(isolated("just answer", repo, "auto")).id)
+    done = await wait_for_merge(engine, engine.delegate(isolated("just answer", repo, "auto")).id)
     assert (done.merge or {})["status"] == "empty"
     assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
@@ -189,7 +184,7 @@ async def test_task_choice_to_commit_leftovers_beats_the_repo_setting(
         git(repo, "commit", "-q", "-m", "settings")
     spec = isolated("[write:left.txt=draft] leave a file", repo, "auto",
                     commit_changes=task_choice)
-    done = await settled(engine, engine.delegate(spec).id)
+    done = await wait_for_merge(engine, engine.delegate(spec).id)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.commit_changes is task_choice
     merge = done.merge or {}
@@ -219,7 +214,7 @@ async def test_detached_head_needs_a_base(engine: Engine, repo: Path) -> None:
     assert failed.status is TaskState.FAILED
     assert "detached" in (failed.error or "") and "--base" in (failed.error or "")
     assert not (repo / "x.txt").exists()
-    ok = await settled(engine, engine.delegate(
+    ok = await wait_for_merge(engine, engine.delegate(
         isolated("[write:x.txt=1]", repo, base_branch="main")).id)
     assert ok.status is TaskState.COMPLETED and ok.base_branch == "main"
     assert git(repo, "show", f"{ok.branch}:x.txt") == "1"
@@ -249,7 +244,7 @@ async def test_setup_copies_ignored_files_and_logs(engine: Engine, repo: Path,
         '[worktree]\ncopy = [".env", "missing.cfg"]\nsetup = "echo setup-says-hi; test -f .env"\n')
     git(repo, "add", ".gitignore")
     git(repo, "commit", "-q", "-m", "ignore")
-    done = await settled(engine, engine.delegate(isolated("[write:f.txt=1]", repo)).id)
+    done = await wait_for_merge(engine, engine.delegate(isolated("[write:f.txt=1]", repo)).id)
     assert done.status is TaskState.COMPLETED, done.error
     assert (wt_path(done) / ".env").read_text() == "SECRET=1\n"
     assert ".env" not in git(repo, "show", "--name-only", "--format=", done.branch or "")
@@ -269,7 +264,7 @@ async def test_failing_setup_fails_task_and_cleans_up(engine: Engine, repo: Path
 
 
 async def test_review_actions_and_discard_guard(engine: Engine, repo: Path) -> None:
-    done = await settled(engine, engine.delegate(isolated("[write:n.txt=new] review me",
+    done = await wait_for_merge(engine, engine.delegate(isolated("[write:n.txt=new] review me",
                                                           repo)).id)
     wt = Worktrees(engine.config, engine.service.repo)
     assert ("A", "n.txt") in wt.changed_files(done)

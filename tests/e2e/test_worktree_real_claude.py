@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from engine_helpers import agent_env, make_config, wait_for_merge, wait_for_state
 from fakes.fake_anthropic import FakeAnthropic
 from git_helpers import git, make_repo
 
 from claudine_core.engine import Engine
-from claudine_core.models import Task, TaskSpec, TaskState
+from claudine_core.models import TaskSpec, TaskState
 
 pytestmark = pytest.mark.real_claude
 
@@ -29,16 +29,9 @@ async def test_real_agent_commits_on_task_branch(
         prompt = ("BASH: echo made-by-agent > agent.txt && git add agent.txt && "
                   "git commit -q -m 'agent commit' && git log -1 --format=%s")
         task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(repo), worktree=True))
-        done = await wait_for_state(engine, task.id,
-                                    (TaskState.COMPLETED, TaskState.FAILED), timeout=120)
+        done = await wait_for_merge(engine, task.id, timeout=120)
         assert done.status is TaskState.COMPLETED, (done.error, engine.service.stderr_tail(
             task.id))
-
-        def settled() -> Task | None:
-            current = engine.get(task.id)
-            return current if current.merge and current.merge["status"] != "pending" else None
-
-        done = await wait_until(settled)
         # Resume: claude finds the session only from the folder it ran in, the worktree.
         follow_up = engine.service.resume(task.id, (
             "BASH: echo second > second.txt && git add second.txt && "
