@@ -32,15 +32,21 @@ STDERR_TAIL_BYTES = 2048
 
 @dataclass(frozen=True)
 class ToolOutcome:
-    """One tool result: ``structured`` for programs, ``text`` for the model."""
+    """One tool result: ``structured`` for programs, ``text`` for the model.
+
+    ``structured`` conforms to the tool's ``outputSchema`` (mcp_tools.py). An error has
+    none: the MCP spec does not ask errors to match the schema, but the TypeScript SDK's
+    client (the MCP Inspector's, for one) validates any structuredContent it gets, even on
+    an isError result, and would replace the message with a schema complaint.
+    """
 
     text: str
-    structured: dict[str, Any] = field(default_factory=dict)
+    structured: dict[str, Any] | None = field(default_factory=dict)
     is_error: bool = False
 
 
 def error(message: str) -> ToolOutcome:
-    return ToolOutcome(text=message, structured={"error": message}, is_error=True)
+    return ToolOutcome(text=message, structured=None, is_error=True)
 
 
 def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) -> ToolOutcome:
@@ -78,7 +84,7 @@ def _task_outcome(task: Task, text: str) -> ToolOutcome:
 
 def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     worktree = bool(args.get("useWorktree"))
-    for needs_worktree in ("baseBranch", "mergeStrategy"):
+    for needs_worktree in ("baseBranch", "mergeStrategy", "autoCommit"):
         if needs_worktree in args and not worktree:
             raise ToolInputError(f"{needs_worktree} only applies to a worktree task: "
                                  "add useWorktree: true or drop it")
@@ -96,6 +102,7 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
         worktree=worktree,
         base_branch=args.get("baseBranch"),
         merge_strategy=MergeStrategy(args["mergeStrategy"]) if "mergeStrategy" in args else None,
+        commit_changes=args.get("autoCommit"),
     )
     task = service.delegate(spec)
     return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, queued). "

@@ -61,11 +61,11 @@ def build_server(config: Config, *, engine: Engine | None = None) -> Server[Engi
         except Exception as exc:  # a bug must still answer the model, not kill the call
             log.exception("tool %s failed", params.name)
             outcome = error(f"internal error in {params.name}: {exc}; see the server's stderr")
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=outcome.text)],
-            structured_content=outcome.structured,
-            is_error=outcome.is_error,
-        )
+        content: list[types.ContentBlock] = [types.TextContent(type="text", text=outcome.text)]
+        if outcome.structured is None:  # left unset, so it is absent on the wire (not null)
+            return types.CallToolResult(content=content, is_error=outcome.is_error)
+        return types.CallToolResult(content=content, structured_content=outcome.structured,
+                                    is_error=outcome.is_error)
 
     return Server(
         SERVER_NAME,

@@ -17,6 +17,10 @@ Nothing but protocol reaches stdout: fd 1 is pointed at stderr for the whole run
 prints and child processes cannot corrupt the wire) and replies go to a private
 duplicate of the original stdout. This module imports no third-party package at import
 time; ``build_server`` is re-exported lazily for tests and embedders.
+
+SIGTERM and SIGINT end the run as the end of stdin does: requests already read are
+answered, the engine stops and releases the home, running agents are left to the next
+owner (they outlive the engine), and the exit status is 0 (tests/mcp/test_sigterm.py).
 """
 
 from __future__ import annotations

@@ -52,6 +52,110 @@ def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
     }
 
 
+# -- output schemas (MCP 2025-06-18 structured output) ----------------------------------------
+# They describe the structuredContent of successful results only: an isError result carries
+# no structuredContent (some clients validate it against outputSchema even on errors).
+
+
+def _maybe(kind: str, description: str | None = None, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": [kind, "null"], **extra}
+    if description:
+        spec["description"] = description
+    return spec
+
+
+_TIME = "ISO 8601 time in UTC"
+_STATUS: dict[str, Any] = {"type": "string", "enum": list(STATES)}
+# Task.to_json() plus taskId, field by field; a test keeps the two in step. The object is
+# left open (no additionalProperties: false) so a field added in a later version does not
+# make older clients reject every result.
+_TASK_FIELDS: dict[str, Any] = {
+    "taskId": {"type": "string", "pattern": TASK_ID_PATTERN, "description": "The task id."},
+    "id": {"type": "string", "pattern": TASK_ID_PATTERN, "description": "Same as taskId."},
+    "seq": {"type": "integer", "description": "Submit order (FIFO within a priority)."},
+    "prompt": {"type": "string"},
+    "priority": {"type": "string", "enum": list(PRIORITIES)},
+    "status": _STATUS,
+    "cwd": {"type": "string", "description": "Directory the agent runs in."},
+    "created_at": {"type": "string", "description": f"When it was delegated ({_TIME})."},
+    "model": _maybe("string"),
+    "timeout_s": _maybe("number", "Seconds before the agent is stopped (null: the default)."),
+    "max_output_bytes": _maybe("integer"),
+    "permission_mode": _maybe("string", "skip, acceptEdits, allowedTools or default "
+                              "(null: the configured one)."),
+    "allowed_tools": {"type": "array", "items": {"type": "string"}},
+    "started_at": _maybe("string", f"When the latest attempt started ({_TIME})."),
+    "ended_at": _maybe("string", f"When it finished ({_TIME})."),
+    "exit_code": _maybe("integer"),
+    "error": _maybe("string", "Why it failed, in words."),
+    "session_id": _maybe("string", "The agent's Claude session id (what ResumeTask resumes)."),
+    "num_turns": _maybe("integer"),
+    "cost_usd": _maybe("number"),
+    "pid": _maybe("integer", "Process id of the agent's wrapper, which leads its process "
+                  "group."),
+    "attempt": {"type": "integer", "minimum": 0, "description": "Attempts started so far."},
+    "not_before": _maybe("string", f"A retry waits until then ({_TIME})."),
+    "last_activity": _maybe("string", "What the agent did last (tool in use, ...)."),
+    "last_activity_at": _maybe("string", _TIME),
+    "result": _maybe("string", "The agent's final answer."),
+    "is_error": _maybe("boolean", "Whether the final result was an error."),
+    "api_error_status": _maybe("integer", "HTTP status of the API error that ended it."),
+    "resume_session_id": _maybe("string", "The session this task continues."),
+    "parent_id": _maybe("string", "The task this one retries or resumes."),
+    "cancel_requested": {"type": "boolean"},
+    "cancel_reason": _maybe("string"),
+    "output_bytes": {"type": "integer", "minimum": 0},
+    "output_truncated": {"type": "boolean"},
+    "worktree": {"type": "boolean", "description": "Isolated in a git worktree."},
+    "base_branch": _maybe("string"),
+    "branch": _maybe("string", "The task's worktree branch."),
+    "worktree_path": _maybe("string"),
+    "merge_strategy": _maybe("string", "null: the configured default strategy.",
+                             enum=[*MERGE_STRATEGIES, None]),
+    "merge": _maybe("object", "Outcome of the merge strategy: strategy, status (pending, "
+                    "merged, kept, ...) and details."),
+    "commit_changes": _maybe("boolean", "Commit what the agent left uncommitted (null: the "
+                             "repository's setting)."),
+}
+_TASK: dict[str, Any] = {"type": "object", "properties": _TASK_FIELDS,
+                         "required": list(_TASK_FIELDS)}
+
+
+def _result(properties: dict[str, Any]) -> dict[str, Any]:
+    return _schema(properties, tuple(properties))
+
+
+TASK_RESULT_SCHEMA = _result({
+    "taskId": _TASK_FIELDS["taskId"],
+    "status": _STATUS,
+    "task": _TASK,
+})
+TASK_PAGE_SCHEMA = _result({
+    "tasks": {"type": "array", "items": _TASK, "description": "Newest first."},
+    "total": {"type": "integer", "minimum": 0, "description": "Tasks matching the filter."},
+    "offset": {"type": "integer", "minimum": 0},
+    "limit": {"type": "integer", "minimum": 1},
+    "hasMore": {"type": "boolean"},
+    "nextOffset": _maybe("integer", "The offset of the next page (null: no more)."),
+    "counts": _result({state: {"type": "integer", "minimum": 0} for state in STATES}),
+})
+LOGS_RESULT_SCHEMA = _result({
+    "taskId": _TASK_FIELDS["taskId"],
+    "status": _STATUS,
+    "lines": {"type": "array", "items": {"type": "string"},
+              "description": "Readable lines, the last `tail` of them."},
+    "totalLines": {"type": "integer", "minimum": 0},
+    "truncated": {"type": "boolean", "description": "Earlier lines were left out."},
+    "stderr": _maybe("string", "The end of the agent's stderr."),
+    "path": _maybe("string", "The raw stream-json file (null: not started)."),
+})
+STATUS_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [TASK_RESULT_SCHEMA, TASK_PAGE_SCHEMA],
+    "description": "One task (with taskId) or a page of tasks (without).",
+}
+
+
 TOOLS: list[dict[str, Any]] = [
     {
         "name": "DelegateTask",
@@ -84,9 +188,15 @@ TOOLS: list[dict[str, Any]] = [
                 "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
                                   "description": "What happens to the worktree branch when "
                                   "the task ends (needs useWorktree)."},
+                "autoCommit": {"type": "boolean",
+                               "description": "Whether to commit what the agent left "
+                               "uncommitted in its worktree when it ends (needs useWorktree; "
+                               "default: the repository's .claudine.toml setting, which "
+                               "defaults to true)."},
             },
             ("prompt",),
         ),
+        "outputSchema": TASK_RESULT_SCHEMA,
     },
     {
         "name": "TaskStatus",
@@ -106,6 +216,7 @@ TOOLS: list[dict[str, Any]] = [
                            "description": "Tasks to skip (list mode); use nextOffset."},
             }
         ),
+        "outputSchema": STATUS_RESULT_SCHEMA,
     },
     {
         "name": "TaskLogs",
@@ -119,6 +230,7 @@ TOOLS: list[dict[str, Any]] = [
             },
             ("taskId",),
         ),
+        "outputSchema": LOGS_RESULT_SCHEMA,
     },
     {
         "name": "CancelTask",
@@ -128,11 +240,13 @@ TOOLS: list[dict[str, Any]] = [
              "reason": {"type": "string", "description": "Why; recorded on the task."}},
             ("taskId",),
         ),
+        "outputSchema": TASK_RESULT_SCHEMA,
     },
     {
         "name": "RetryTask",
         "description": "Run a finished task again from scratch, as a new task.",
         "inputSchema": _schema({"taskId": _TASK_ID}, ("taskId",)),
+        "outputSchema": TASK_RESULT_SCHEMA,
     },
     {
         "name": "ResumeTask",
@@ -145,12 +259,14 @@ TOOLS: list[dict[str, Any]] = [
                                    "(default: 'Continue the task.')."}},
             ("taskId",),
         ),
+        "outputSchema": TASK_RESULT_SCHEMA,
     },
     {
         "name": "SetTaskPriority",
         "description": "Change the priority of a task still waiting in the queue.",
         "inputSchema": _schema({"taskId": _TASK_ID, "priority": _PRIORITY},
                                ("taskId", "priority")),
+        "outputSchema": TASK_RESULT_SCHEMA,
     },
 ]
 TOOLS_BY_NAME = {tool["name"]: tool for tool in TOOLS}

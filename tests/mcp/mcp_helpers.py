@@ -15,6 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft7Validator, Draft202012Validator
+
+from claudine_core.mcp_tools import TOOLS_BY_NAME
+
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 INIT_PARAMS = {"protocolVersion": "2025-06-18", "capabilities": {},
                "clientInfo": {"name": "claudine-tests", "version": "1"}}
@@ -120,3 +124,18 @@ class StdioServer:
         for line in self.stdout_lines:
             message = json.loads(line)
             assert message.get("jsonrpc") == "2.0", line
+
+
+def assert_matches_output_schema(tool: str, structured: Any) -> None:
+    """``structured`` conforms to the tool's published outputSchema.
+
+    Checked under draft 2020-12 (the MCP spec's default, what the Python SDK client uses)
+    and draft-07 (what Ajv, in the TypeScript SDK that Claude Code uses, assumes).
+    """
+    schema = TOOLS_BY_NAME[tool]["outputSchema"]
+    for validator in (Draft202012Validator, Draft7Validator):
+        validator.check_schema(schema)
+        problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                    for e in validator(schema).iter_errors(structured)]
+        assert not problems, f"{tool} result breaks its outputSchema ({validator.__name__}):\n" \
+            + "\n".join(problems)

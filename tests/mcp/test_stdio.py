@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp_helpers import CLAUDINE, StdioServer
+from mcp_helpers import CLAUDINE, StdioServer, assert_matches_output_schema
 
 from claudine_core.mcp_tools import TOOLS
 from claudine_core.ownership import current_owner
@@ -46,14 +46,19 @@ def test_delegate_runs_and_logs_over_stdio(
         # Sent at once: answered when the SDK server has taken over the stream.
         result = server.call("DelegateTask", prompt="[text:over stdio] done", priority="P0")
         assert not result["isError"], result
+        assert_matches_output_schema("DelegateTask", result["structuredContent"])  # as sent
         task_id = result["structuredContent"]["taskId"]
         assert result["structuredContent"]["task"]["cwd"] == str(tmp_path)
         status = server.wait_for_status(task_id, {"completed", "failed"})
         assert status["status"] == "completed", status
         logs = server.call("TaskLogs", taskId=task_id, tail=50)
         assert "over stdio" in logs["content"][0]["text"]
+        assert_matches_output_schema("TaskLogs", logs["structuredContent"])
         bad = server.call("CancelTask", taskId=task_id)
         assert bad["isError"] and "already completed" in bad["content"][0]["text"]
+        # Only the text: a TypeScript host would check structuredContent against the
+        # outputSchema even on an error, and show its complaint instead of this message.
+        assert "structuredContent" not in bad
         assert server.request("tools/list")["result"]["tools"] == TOOLS  # SDK answers now
     finally:
         assert server.close() == 0

@@ -9,31 +9,40 @@ from typing import Any
 import pytest
 from engine_helpers import wait_for_state
 from mcp import Client
+from mcp_helpers import assert_matches_output_schema
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
 from claudine_core.mcp_server import build_server
 from claudine_core.models import TASK_ID_PATTERN, TaskState
 from claudine_core.ownership import OwnerLock
+from claudine_core.service import TaskService
 
 DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
-    """A successful call: (structured content, text)."""
+    """A successful call: (structured content, text); the content fits the outputSchema."""
     result = await client.call_tool(tool, arguments)
     text = result.content[0].text  # type: ignore[union-attr]
     assert not result.is_error, text
     assert result.structured_content is not None
+    assert_matches_output_schema(tool, result.structured_content)
     return result.structured_content, text
 
 
 async def call_error(client: Client, tool: str, **arguments: Any) -> str:
-    """A call that must fail as an isError result; returns its message."""
+    """A call that must fail as an isError result; returns its message.
+
+    An error is readable text and nothing else: structured content on it would be checked
+    against the outputSchema by the TypeScript SDK and replace the message with a complaint.
+    """
     result = await client.call_tool(tool, arguments)
-    text = result.content[0].text  # type: ignore[union-attr]
+    assert len(result.content) == 1 and result.content[0].type == "text", result.content
+    text = result.content[0].text
     assert result.is_error, text
-    assert result.structured_content == {"error": text}
+    assert result.structured_content is None
+    assert text.strip()
     return text
 
 
@@ -105,6 +114,11 @@ async def test_delegate_defaults(connect: Any, workdir: str, monkeypatch: Any) -
         ({"prompt": "x", "useWorktree": "yes"}, "useWorktree must be true or false"),
         ({"prompt": "x", "baseBranch": "main"}, "add useWorktree: true"),
         ({"prompt": "x", "mergeStrategy": "auto"}, "add useWorktree: true"),
+        ({"prompt": "x", "autoCommit": False},
+         "autoCommit only applies to a worktree task: add useWorktree: true or drop it"),
+        ({"prompt": "x", "useWorktree": False, "autoCommit": True}, "add useWorktree: true"),
+        ({"prompt": "x", "useWorktree": True, "autoCommit": "no"},
+         "autoCommit must be true or false"),
         ({"prompt": "x", "useWorktree": True, "mergeStrategy": "squash"},
          "mergeStrategy 'squash' is not one of manual, auto, patch, pr"),
         ({"prompt": "x" * 100_001}, "the limit is 100,000"),
@@ -142,12 +156,40 @@ async def test_delegate_maps_the_isolation_fields(
             True, "main", "patch")
 
 
+@pytest.mark.parametrize(("auto_commit", "stored"), [(False, False), (True, True), (None, None)])
+async def test_delegate_auto_commit_lands_in_the_store(
+    connect_waiting: Any, config: Config, workdir: str, auto_commit: bool | None,
+    stored: bool | None,
+) -> None:
+    """autoCommit is the task's commit choice; omitted, the repository's setting decides."""
+    extra = {} if auto_commit is None else {"autoCommit": auto_commit}
+    async with connect_waiting() as waiting_client:
+        structured, _ = await call(waiting_client, "DelegateTask", prompt="isolated",
+                                   workingDirectory=workdir, useWorktree=True, **extra)
+    assert structured["task"]["commit_changes"] is stored
+    service = TaskService(config)  # what the owner will read, not what the tool echoed
+    try:
+        assert service.get(structured["taskId"]).commit_changes is stored
+    finally:
+        service.close()
+
+
+async def test_delegate_without_a_worktree_stores_no_commit_choice(
+    connect_waiting: Any, workdir: str
+) -> None:
+    async with connect_waiting() as waiting_client:
+        structured, _ = await call(waiting_client, "DelegateTask", prompt="plain",
+                                   workingDirectory=workdir)
+    assert structured["task"]["commit_changes"] is None
+    assert structured["task"]["worktree"] is False
+
+
 async def test_unknown_tool_is_an_error_result(connect: Any) -> None:
     async with connect() as client:
         assert "unknown tool 'Nope'" in await call_error(client, "Nope")
 
 
-    # -- TaskStatus -----------------------------------------------------------------------------
+# -- TaskStatus -----------------------------------------------------------------------------
 
 
 async def test_status_of_one_task_by_full_and_short_id(
@@ -210,7 +252,7 @@ async def test_status_rejects_bad_input(
         assert expected in await call_error(client, "TaskStatus", **arguments)
 
 
-    # -- TaskLogs -------------------------------------------------------------------------------
+# -- TaskLogs -------------------------------------------------------------------------------
 
 
 async def test_logs_are_readable_text_with_a_line_tail(
@@ -262,7 +304,7 @@ async def test_logs_reject_bad_input(
         assert expected in await call_error(client, "TaskLogs", **arguments)
 
 
-    # -- CancelTask -----------------------------------------------------------------------------
+# -- CancelTask -----------------------------------------------------------------------------
 
 
 async def test_cancel_a_running_task(connect: Any, engine: Engine, workdir: str) -> None:
@@ -300,7 +342,7 @@ async def test_cancel_unknown_task(connect: Any) -> None:
         assert "no task with id 'task-abcdefabcdef'" in message
 
 
-    # -- RetryTask / ResumeTask -----------------------------------------------------------------
+# -- RetryTask / ResumeTask -----------------------------------------------------------------
 
 
 async def test_retry_and_resume_a_finished_task(
@@ -346,7 +388,7 @@ async def test_retry_resume_bad_input(connect: Any, tool: str) -> None:
         assert "does not take 'prompt'" in await call_error(client, tool, taskId="x", prompt="y")
 
 
-    # -- SetTaskPriority ------------------------------------------------------------------------
+# -- SetTaskPriority ------------------------------------------------------------------------
 
 
 async def test_set_priority_of_a_queued_task(connect_waiting: Any, workdir: str) -> None:
