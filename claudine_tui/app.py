@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
 
 from claudine_core.config import Config
@@ -27,6 +27,7 @@ from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
+from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
 from claudine_tui.widgets.ports import EnginePort, ReviewPort
@@ -37,6 +38,13 @@ REFRESH_S = 1 / 3  # the table's keyed diff; 3 Hz is calm and still "within a se
 LOG_POLL_S = 0.25
 ENGINE_ERRORS = (InvalidRequest, InvalidTransition, UnknownTask, ValueError, StoreError)
 PRIORITY = Binding.Group("Priority", compact=True)
+# Under 120 columns the footer cannot hold every key; these stay (the rest: palette, `?`).
+FOOTER_KEEP = ("new_task", "cancel_task", "retry_task", "review_task", "filter", "quit",
+               "toggle_help")
+# Actions on the task table: off while a full screen (the diff review) covers it.
+TABLE_ACTIONS = frozenset({"new_task", "cancel_task", "bump_priority", "set_priority",
+                           "retry_task", "follow_log", "review_task", "filter", "cycle_status",
+                           "cycle_sort", "close_filter", "details"})
 
 
 class ClaudineApp(App[int]):
@@ -44,7 +52,8 @@ class ClaudineApp(App[int]):
 
     CSS_PATH = "claudine.tcss"
     TITLE = "claudine"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+    # -narrow: the footer keeps FOOTER_KEEP; -wide: the table and the pane side by side.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-medium"), (140, "-wide")]
     BINDINGS = [
         Binding("n", "new_task", "New"),
         Binding("c", "cancel_task", "Cancel"),
@@ -83,7 +92,7 @@ class ClaudineApp(App[int]):
             yield LogPane(self.engine.service, id="pane")
         yield Input(placeholder="filter: words in prompt, id, cwd… (enter keeps, esc clears)",
                     id="filter")
-        yield Footer()
+        yield KeyFooter(keep=FOOTER_KEEP)
 
     @property
     def table(self) -> TaskTable:
@@ -330,17 +339,30 @@ class ClaudineApp(App[int]):
         else:
             self.action_show_help_panel()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Under the diff review the table's keys would act on a task out of sight (and `n`
+        # would open a form over the review): off, and so out of its footer and `?` help.
+        return action not in TABLE_ACTIONS or not self._table_covered()
+
+    def _table_covered(self) -> bool:
+        """A full screen (not a dialog) is over the task table."""
+        return any(not screen.is_modal for screen in self.screen_stack[1:])
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        covered = self._table_covered()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
+            if covered and binding.action.split("(", 1)[0] in TABLE_ACTIONS:
+                continue
             # Every key with a description, including the ones kept out of the footer.
             if binding.show or binding.action in _HELP:
                 title = f"{binding.description} ({binding.key_display or binding.key})"
                 yield SystemCommand(title, _HELP.get(binding.action, binding.description),
                                     _runner(self, binding.action))
-        yield SystemCommand("Details (enter)", "Full details of the selected task",
-                            self.action_details)
+        if not covered:
+            yield SystemCommand("Details (enter)", "Full details of the selected task",
+                                self.action_details)
 
 
 _HELP = {

@@ -4,8 +4,9 @@
     python scripts/screenshots.py [--out screenshots]
 
 Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
-(the form with a validation error), narrow.svg (80x24) and wide.svg (180x44). PNGs are
-written too when ``rsvg-convert`` is installed.
+(the form with a validation error), narrow.svg (80x24), wide.svg (180x44) and review.svg
+(the diff review of a worktree task, on a git repository made for it). PNGs are written
+too when ``rsvg-convert`` is installed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from engine_helpers import agent_env, make_config  # noqa: E402
+from git_helpers import make_repo  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 from claudine_core.engine import Engine  # noqa: E402
@@ -39,6 +41,11 @@ TASKS = [
     ("Upgrade Django to 5.2", "[sleep:60]", Priority.P0),
     ("Write tests for the CSV exporter", "[sleep:60]", Priority.P2),
 ]
+# Runs in its own worktree of a small repository; kept on its branch for review.
+REVIEW_TASK = ("Document the pagination of GET /users",
+               "[write:README.md=# api\\n\\nGET /users?page=2&size=50 returns the second page "
+               "of users.\\n] [write:CHANGELOG.md=## 2.3\\n\\n- GET /users is paginated "
+               "(page, size).\\n] [text:Documented the page and size parameters.]")
 
 
 async def _until(pilot, condition, limit_s: float = 30.0) -> None:
@@ -55,7 +62,8 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
                     tick_s=0.05)
     app = ClaudineApp(engine)
     async with app.run_test(size=size) as pilot:
-        await _until(pilot, lambda: app.engine_started and app.table.row_count == len(TASKS))
+        await _until(pilot, lambda: app.engine_started
+                     and app.table.row_count == len(TASKS) + 1)
         await _until(pilot, lambda: app.last_snapshot is not None
                      and app.last_snapshot.running == 3)
         await pilot.pause(1.0)  # let a few resource samples and log lines arrive
@@ -63,6 +71,13 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             failed = next(t for t in app.table.tasks.values() if t.status is TaskState.FAILED)
             app.table.move_cursor(row=app.table.get_row_index(failed.id))
             await _until(pilot, lambda: app.pane.lines_written >= 4)
+        elif mode == "review":
+            task = next(t for t in app.table.tasks.values() if t.branch)
+            await _until(pilot, lambda: (engine.get(task.id).merge or {}).get("status")
+                         == "kept")
+            app.table.move_cursor(row=app.table.get_row_index(task.id))
+            await pilot.press("d")
+            await _until(pilot, lambda: getattr(app.screen, "loaded", False))
         elif mode == "form":
             await pilot.press("n")
             app.screen.query_one("#field-cwd", Input).value = str(work)
@@ -70,7 +85,7 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
-        if mode == "form":
+        if mode in ("form", "review"):
             await pilot.press("escape")
         await pilot.press("q")
         if app.screen.__class__.__name__ == "QuitScreen":
@@ -85,10 +100,13 @@ async def main(out: Path) -> None:
         seed = Engine(make_config(home, max_agents=3), kind="console", env=agent_env())
         for title, script, priority in TASKS:
             seed.delegate(TaskSpec(f"{title} {script}", cwd=str(work), priority=priority))
+        repo = make_repo(work / "api")
+        seed.delegate(TaskSpec(" ".join(REVIEW_TASK), cwd=str(repo), priority=Priority.P0,
+                               worktree=True))
         seed.service.close()
         shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),
                  ((120, 36), "new-task", "form"), ((80, 24), "narrow", "busy"),
-                 ((180, 44), "wide", "log")]
+                 ((180, 44), "wide", "log"), ((120, 36), "review", "review")]
         paths = [await shoot(out, home, work, size, name, mode) for size, name, mode in shots]
         final = Engine(make_config(home), kind="console", env=agent_env())
         await final.start()

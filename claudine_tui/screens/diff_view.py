@@ -20,12 +20,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
 
 from claudine_core.models import Task
 from claudine_core.worktrees import WorktreeError
 from claudine_tui.cli_worktrees import describe
 from claudine_tui.screens.confirm import ConfirmScreen
+from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.ports import ReviewPort
 
 MAX_DIFF_CHARS = 400_000  # past this, rendering stalls the UI; the CLI shows it all
@@ -67,7 +68,7 @@ class DiffScreen(Screen[None]):
         with VerticalScroll(id="diff-scroll"):
             yield Static(Text("Loading the diff…", style="dim"), id="diff-files")
             yield Static("", id="diff-body")
-        yield Footer()
+        yield KeyFooter(keep=("act", "close", "toggle_help"))
 
     def on_mount(self) -> None:
         self.query_one("#diff-scroll").focus()
@@ -135,7 +136,7 @@ class DiffScreen(Screen[None]):
         try:
             outcome = await asyncio.to_thread(self._call, action, task, force)
         except WorktreeError as exc:
-            if action == "discard" and not force and str(exc).startswith("not discarded"):
+            if action == "discard" and not force and "use force" in str(exc):
                 self._ask_force(task, str(exc))
             else:
                 self.notify(str(exc), title=f"{task.short_id}: {action} failed",
@@ -164,6 +165,7 @@ class DiffScreen(Screen[None]):
             if yes:
                 self._run("discard", task, True)
 
+        reason = reason.split(" (use force", 1)[0]  # the CLI's hint; here the dialog asks
         question = f"{task.short_id}: {reason}.\nDiscard it anyway? This cannot be undone."
         self.app.push_screen(ConfirmScreen(question, yes="Discard anyway", no="Keep"),
                              confirmed)

@@ -1,5 +1,8 @@
 """The new-task form: prompt, priority, working directory, timeout, model and isolation.
 
+Isolation is a git worktree, with optionally a base branch, a merge strategy and "do not
+commit the agent's leftover changes"; each of those needs the worktree ticked.
+
 Every field is checked before the form closes; each error is written under its field in
 words that say how to fix it, and the first wrong field gets the focus.
 """
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select
@@ -19,7 +22,9 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 from claudine_core.models import MergeStrategy, Priority, TaskSpec
 from claudine_core.service import MAX_PROMPT_CHARS, InvalidRequest, validate_cwd
 
-FIELDS = ("prompt", "priority", "cwd", "timeout", "model", "worktree", "base", "merge")
+FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "worktree", "merge", "base",
+          "no_commit")  # in the form's order: the first wrong one gets the focus
+TICKS = ("worktree", "no_commit")  # checkboxes; the other fields are text
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
 BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[^\s~^:?*\[\\]+(?<![./])$")
 STRATEGIES = tuple(s.value for s in MergeStrategy)
@@ -53,7 +58,8 @@ def validate_form(values: dict[str, str]) -> FormResult:
     model = values.get("model", "").strip() or None
     if model is not None and not MODEL_RE.match(model):
         errors["model"] = "A model name has no spaces, e.g. sonnet, opus or claude-sonnet-4-5."
-    worktree = values.get("worktree", "").strip().lower() in ("1", "yes", "true", "on")
+    worktree = _ticked(values.get("worktree", ""))
+    no_commit = _ticked(values.get("no_commit", ""))
     base = values.get("base", "").strip() or None
     merge = values.get("merge", "").strip().lower() or None
     if base is not None and not worktree:
@@ -64,12 +70,20 @@ def validate_form(values: dict[str, str]) -> FormResult:
         errors["merge"] = f"Use one of {', '.join(STRATEGIES)}."
     elif merge is not None and not worktree:
         errors["merge"] = "A merge strategy needs 'Isolate in a git worktree' ticked."
+    if no_commit and not worktree:
+        errors["no_commit"] = ("Leaving the agent's changes uncommitted needs 'Isolate in a "
+                               "git worktree' ticked.")
     if errors:
         return FormResult(None, errors)
     spec = TaskSpec(prompt=prompt, priority=priority, cwd=cwd, timeout_s=timeout, model=model,
                     worktree=worktree, base_branch=base,
-                    merge_strategy=MergeStrategy(merge) if merge else None)
+                    merge_strategy=MergeStrategy(merge) if merge else None,
+                    commit_changes=False if no_commit else None)  # None: the repo decides
     return FormResult(spec, {})
+
+
+def _ticked(text: str) -> bool:
+    return text.strip().lower() in ("1", "yes", "true", "on")
 
 
 def _timeout(text: str, errors: dict[str, str]) -> float | None:
@@ -78,7 +92,7 @@ def _timeout(text: str, errors: dict[str, str]) -> float | None:
     try:
         seconds = float(text.removesuffix("s"))
     except ValueError:
-        errors["timeout"] = f"{text!r} is not a number of seconds (e.g. 600), or leave it empty."
+        errors["timeout"] = f"{text!r} is not a number of seconds (e.g. 600)."
         return None
     if not 1 <= seconds <= 86_400:
         errors["timeout"] = "The timeout must be between 1 and 86400 seconds."
@@ -103,10 +117,14 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
         with VerticalScroll(classes="dialog form"):
             yield Label("New task", classes="title")
             yield from self._field("prompt", "Prompt", "what the agent should do")
-            yield from self._field("priority", "Priority", "P0, P1 or P2", "P2")
             yield from self._field("cwd", "Working directory", "", self.default_cwd)
-            yield from self._field("timeout", "Timeout (s)", "empty: the configured default")
-            yield from self._field("model", "Model", "empty: the agent's default")
+            with Horizontal(classes="columns"):  # short fields side by side: fewer rows
+                with Vertical():
+                    yield from self._field("priority", "Priority", "P0, P1 or P2", "P2")
+                with Vertical():
+                    yield from self._field("timeout", "Timeout (s)", "empty: default")
+                with Vertical():
+                    yield from self._field("model", "Model", "empty: default")
             with Horizontal(classes="isolation"):
                 yield Checkbox("Isolate in a git worktree", id="field-worktree")
                 yield Select([(f"merge: {name}", name) for name in STRATEGIES],
@@ -115,6 +133,9 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
             yield from self._error("merge")
             yield from self._field("base", "Base branch",
                                    "empty: the current branch (worktree only)")
+            yield Checkbox("Do not commit the agent's leftover changes (worktree only)",
+                           id="field-no_commit")
+            yield from self._error("no_commit")
             with Horizontal(classes="buttons"):
                 yield Button("Delegate (ctrl+s)", variant="primary", id="submit")
                 yield Button("Cancel (esc)", id="cancel")
@@ -131,8 +152,9 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
 
     def values(self) -> dict[str, str]:
         values = {name: self.query_one(f"#field-{name}", Input).value
-                  for name in FIELDS if name not in ("worktree", "merge")}
-        values["worktree"] = "yes" if self.query_one("#field-worktree", Checkbox).value else ""
+                  for name in FIELDS if name not in (*TICKS, "merge")}
+        for name in TICKS:
+            values[name] = "yes" if self.query_one(f"#field-{name}", Checkbox).value else ""
         merge = self.query_one("#field-merge", Select).value
         values["merge"] = merge if isinstance(merge, str) else ""
         return values

@@ -139,6 +139,50 @@ class FakeEngine:
         return task
 
 
+class FakeReview:
+    """A ReviewPort with a fixed diff; merge succeeds, and every action is recorded."""
+
+    DIFF = (
+        "diff --git a/app/users.py b/app/users.py\n--- a/app/users.py\n+++ b/app/users.py\n"
+        "@@ -10,7 +10,12 @@ def list_users(request):\n"
+        "-    users = User.objects.all()\n"
+        "-    return JsonResponse({\"users\": [u.as_dict() for u in users]})\n"
+        "+    page = int(request.GET.get(\"page\", 1))\n"
+        "+    size = min(int(request.GET.get(\"size\", 50)), 200)\n"
+        "+    users = User.objects.order_by(\"id\")[(page - 1) * size:page * size]\n"
+        "+    return JsonResponse({\"users\": [u.as_dict() for u in users], \"page\": page})\n"
+        "diff --git a/tests/test_users.py b/tests/test_users.py\nnew file mode 100644\n"
+        "--- /dev/null\n+++ b/tests/test_users.py\n@@ -0,0 +1,3 @@\n"
+        "+def test_second_page(client):\n"
+        "+    assert client.get(\"/users?page=2&size=1\").json()[\"page\"] == 2\n"
+    )
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def changed_files(self, task: Task) -> list[tuple[str, str]]:
+        return [("M", "app/users.py"), ("A", "tests/test_users.py")]
+
+    def diff(self, task: Task) -> str:
+        return self.DIFF
+
+    def merge(self, task: Task) -> dict[str, Any]:
+        self.calls.append("merge")
+        return {"status": "merged", "commit": "0" * 40, "base": task.base_branch}
+
+    def export_patch(self, task: Task) -> dict[str, Any]:
+        self.calls.append("patch")
+        return {"status": "kept", "reason": "not in the fake"}
+
+    def open_pr(self, task: Task) -> dict[str, Any]:
+        self.calls.append("pr")
+        return {"status": "kept", "reason": "not in the fake"}
+
+    def discard(self, task: Task, force: bool = False) -> dict[str, Any]:
+        self.calls.append("discard")
+        return {"status": "kept", "reason": "not in the fake"}
+
+
 def make_task(seq: int, status: TaskState, prompt: str, **fields: Any) -> Task:
     """A task with a deterministic id and times relative to NOW."""
     started = NOW - 60 * seq if status is not TaskState.QUEUED else None

@@ -34,7 +34,9 @@ async def test_form_delegates_and_log_follows_to_completion(engine: Engine,
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_started)
         assert engine.role == "owner" and app.sub_title.startswith("owner · console")
-        await pilot.press("n", *"[text:hello from the agent] [tool-error:Bash]")
+        await pilot.press("n")  # typing into the form: test_keys_fake (slow with a real engine)
+        app.screen.query_one("#field-prompt", Input).value = (
+            "[text:hello from the agent] [tool-error:Bash]")
         app.screen.query_one("#field-cwd", Input).value = str(tmp_path)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.table.row_count == 1, what="the row")

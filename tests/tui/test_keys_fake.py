@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from conftest import wait_for
 from fake_engine import FakeEngine, busy_engine, make_task
 from textual.widgets import Input, RichLog, Static
+from textual.widgets._footer import FooterKey  # not exported; its regions are the test
 
 from claudine_core.models import Priority, TaskState
 from claudine_tui.app import ClaudineApp
@@ -230,6 +232,53 @@ async def test_every_key_is_in_the_command_palette() -> None:
         for word in ("New", "Cancel", "Raise", "Lower", "P0", "P1", "P2", "Retry", "Log",
                      "Filter", "Status", "Sort", "Quit", "Help", "Details"):
             assert word in titles
+
+
+def footer_keys(app: ClaudineApp) -> tuple[set[str], set[str]]:
+    """The keys the footer shows whole, and the ones it shows cut off (or hides behind the
+    command palette key docked on its right)."""
+    whole: set[str] = set()
+    cut: set[str] = set()
+    palettes = app.screen.query(".-command-palette")
+    if not palettes or not palettes.first().region:
+        return whole, cut  # not laid out yet
+    palette = palettes.first()
+    for key in app.screen.query(FooterKey):
+        if key is palette or not key.region:
+            continue  # not displayed
+        fits = key.region.right <= palette.region.x and palette.region.right <= app.size.width
+        (whole if fits else cut).add(key.key)
+    return whole, cut
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (119, 30), (120, 36), (160, 40)])
+async def test_footer_shows_the_essential_keys_whole(size: tuple[int, int]) -> None:
+    app = ClaudineApp(busy_engine())
+    async with app.run_test(size=size) as pilot:
+        await started(pilot, 8)
+        await wait_for(pilot, lambda: "n" in set.union(*footer_keys(app)), what="the footer")
+        whole, cut = footer_keys(app)
+        assert not cut
+        assert {"n", "c", "r", "d", "slash", "q", "question_mark"} <= whole
+        if size[0] >= 120:  # room for every key
+            assert {"plus", "l", "s"} <= whole
+
+
+async def test_keys_left_out_of_a_narrow_footer_still_work() -> None:
+    engine = busy_engine()
+    app = ClaudineApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, 8)
+        await wait_for(pilot, lambda: "n" in set.union(*footer_keys(app)), what="the footer")
+        whole, _ = footer_keys(app)
+        assert not {"s", "l", "plus", "0"} & whole
+        await pilot.press("s")
+        assert app.table.task_filter.status == "active"
+        await select(pilot, "0008")
+        await pilot.press("0")
+        assert engine.get("0008").priority is Priority.P0
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Status (s)", "Sort (o)", "P0 (0)", "Log (l)"} <= set(titles)
 
 
 async def test_quit_with_nothing_running_exits_at_once() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from conftest import wait_for
-from fake_engine import FakeEngine, busy_engine
+from fake_engine import FakeEngine, FakeReview, busy_engine
 from textual.widgets import Input
 
 from claudine_tui.app import ClaudineApp
@@ -65,10 +67,29 @@ def test_new_task_form_with_validation_error(snap_compare) -> None:
 
 
 def test_narrow_80x24(snap_compare) -> None:
-    """80x24: short gauge captions, table over log, footer keys still visible."""
+    """80x24: short gauge captions, table over log; the footer keeps n c r d / q ? whole."""
 
     async def run_before(pilot) -> None:
         await _ready(pilot, 8)
 
     assert snap_compare(ClaudineApp(busy_engine()), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_review_80x24(snap_compare) -> None:
+    """80x24 diff review: files, coloured diff; footer m p g x esc ? (no table keys)."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+        app = pilot.app
+        app.table.move_cursor(row=app.table.get_row_index(app.engine.get("0001").id))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: getattr(app.screen, "loaded", False))
+        await pilot.pause()
+
+    engine = busy_engine()
+    done = engine.get("0001")
+    engine.tasks[done.id] = replace(done, branch="claudine/0001c0ff-users-paging",
+                                    base_branch="main", worktree_path="/srv/wt/0001")
+    assert snap_compare(ClaudineApp(engine, review=FakeReview()), terminal_size=(80, 24),
                         run_before=run_before)
