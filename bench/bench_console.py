@@ -2,114 +2,312 @@
 """Console responsiveness under load: key-to-screen latency and the console's CPU use.
 
     python bench/bench_console.py [--agents 50] [--seconds 10]
+                                  [--load flood,contention,idle] [--repeat N] [--profile FILE]
 
 Starts the real console (in-process, headless, 120x36) owning a temporary home, with N fake
-agents each printing a few hundred stream-json lines a second. Then it presses keys that move
-the selection (the table cursor and the log pane must follow) and measures the time from the
-key press to the screen being updated, while sampling this process's CPU (the console *is*
-the owner here: engine, table diff, log pane). Prints the figures.
+agents. Then it presses keys that move the selection (the table cursor and the log pane
+must follow) and measures the time from the key press to the first frame composed with the
+new row highlighted and the pane following it, scrolled to its newest line, while sampling
+this process's CPU (the console *is* the owner here: engine, table diff, log pane) and the
+whole machine's. It also reports how late a 10 ms sleep on the event loop wakes (the
+loop's stalls) and the frames composed per second.
+
+Each load is one run on a fresh home:
+
+- ``flood``: the console's agents each print about 250 stream-json lines a second (the
+  figure that matters);
+- ``contention``: the console's agents are alive but silent (a long Bash ``sleep``), and
+  the same flood runs beside it from agents the console does not follow (started the
+  way the supervisor starts them, wrapper and all): the same CPU pressure on the machine,
+  none of the reading;
+- ``idle``: silent agents only: the console's own floor.
+
+The agents are Python processes too, so part of any figure under load could be plain CPU
+contention: ``contention`` minus ``idle`` is that part, ``flood`` minus ``contention``
+what following the output costs the console.
+
+The key is posted as the terminal driver would post it, and the end is observed in
+``App._display`` (where a frame goes to the terminal), so the figure holds no test-harness
+waiting. Textual's ``Pilot.press`` and ``Pilot.pause()`` wait until the whole process is
+idle for 20 ms, up to 1 s each (three times per key in the first version of this script):
+under load that measures how busy the process is, not the key.
+
+``--repeat N`` runs each load N times and prints the median of each figure (other work on
+the machine comes and goes). ``--profile FILE`` runs cProfile over the measured window of
+the first run (the event loop thread) and prints the top functions to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
+import pstats
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from engine_helpers import agent_env, make_config  # noqa: E402
+from engine_helpers import FAKE_CLAUDE, agent_env, make_config  # noqa: E402
+from textual import events  # noqa: E402
 
 from claudine_core.engine import Engine  # noqa: E402
 from claudine_core.models import TaskSpec  # noqa: E402
+from claudine_core.supervisor import WRAPPER, signal_group  # noqa: E402
 from claudine_tui.app import ClaudineApp  # noqa: E402
 
-LINE = "[text:flood line lorem ipsum]"
+LINE = "[text:flood]"  # one ~500-byte assistant line
 BURST, PAUSE = 50, 0.2  # 50 lines then 0.2 s: ~250 lines/s per agent
+BLOCK = LINE * BURST + f"[sleep:{PAUSE}]"
+PROMPT_LIMIT = 99_000  # the engine refuses prompts over 100,000 characters
+LOADS = ("flood", "contention", "idle")
 
 
-def flood_prompt(blocks: int) -> str:
-    return f"bench agent {(LINE * BURST + f'[sleep:{PAUSE}]') * blocks}"
+def flood_prompt(seconds: float) -> str:
+    """Enough blocks to keep printing through the window (and the start-up before it)."""
+    blocks = min(int((seconds + 20) / PAUSE), PROMPT_LIMIT // len(BLOCK))
+    return f"bench agent {BLOCK * blocks}"
 
 
-async def until(pilot, condition, limit_s: float) -> None:
+def idle_prompt() -> str:
+    return "bench agent [sleep:600]"
+
+
+async def until(condition: Any, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
-        await pilot.pause(0.01)
+        await asyncio.sleep(0.02)
 
 
-async def probe(pilot, app: ClaudineApp, key: str) -> float:
-    """Seconds from pressing ``key`` to the new row highlighted and its log pane refilled."""
-    before = app.table.cursor_row
-    start = time.perf_counter()
-    await pilot.press(key)
-    await until(pilot, lambda: app.table.cursor_row != before
-                and app.pane.task_id == app.table.selected_id, 5)
-    await pilot.pause()  # the refresh that puts it on screen
-    return time.perf_counter() - start
+class FrameWatch:
+    """Stamps the first frame the app composes after a condition starts to hold."""
+
+    def __init__(self, app: ClaudineApp) -> None:
+        self.app = app
+        self.condition: Any = None
+        self.seen = asyncio.Event()
+        self.frames = 0
+        original = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original(screen, renderable)
+            if renderable is None:
+                return
+            self.frames += 1
+            # A real terminal also turns the update into escape sequences: count that work.
+            render = getattr(renderable, "render_segments", None)
+            if render is not None:
+                render(app.console)
+            if self.condition is not None and self.condition():
+                self.condition = None
+                self.seen.set()
+
+        app._display = display  # type: ignore[method-assign]
+
+    async def key_to_frame(self, key: str) -> float:
+        """Seconds from posting ``key`` to the frame showing the new row and its log's end."""
+        app = self.app
+        before = app.table.cursor_row
+        self.seen.clear()
+        log = app.pane.log_widget
+
+        def shown() -> bool:
+            # The new row highlighted, the pane on its task and scrolled to the newest line.
+            return (app.table.cursor_row != before
+                    and app.pane.task_id == app.table.selected_id
+                    and log.scroll_offset.y >= log.max_scroll_y)
+
+        self.condition = shown
+        start = time.perf_counter()
+        assert app._driver is not None
+        app._driver.send_message(events.Key(key, None))
+        await asyncio.wait_for(self.seen.wait(), 5)
+        return time.perf_counter() - start
 
 
-async def run(agents: int, seconds: float) -> dict[str, float]:
+class LoopLag:
+    """How late a 10 ms sleep on the event loop wakes: the loop's own stalls."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - start - 0.01)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _output(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in root.rglob("stdout.jsonl")}
+
+
+def start_unfollowed(root: Path, agents: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Flooding agents under the wrapper, as the supervisor starts them, that no engine reads."""
+    processes = []
+    for n in range(agents):
+        run_dir = root / f"agent-{n}"
+        run_dir.mkdir(parents=True)
+        argv = [str(FAKE_CLAUDE), "-p", flood_prompt(seconds), "--output-format", "stream-json",
+                "--verbose", "--dangerously-skip-permissions"]
+        processes.append(subprocess.Popen(
+            [sys.executable, "-I", str(WRAPPER), str(run_dir), str(10 * 1024 * 1024), "--", *argv],
+            cwd=root, env=agent_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        ))
+    return processes
+
+
+def stop_unfollowed(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        signal_group(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+def _lines_between(before: dict[Path, int], after: dict[Path, int]) -> int:
+    lines = 0
+    for path, size in after.items():
+        with open(path, "rb") as handle:
+            handle.seek(before.get(path, 0))
+            lines += handle.read(size - before.get(path, 0)).count(b"\n")
+    return lines
+
+
+async def run(load: str, agents: int, seconds: float, profile: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="claudine-bench-") as tmp:
         home = Path(tmp) / "home"
         engine = Engine(make_config(home), kind="console", env=agent_env())
         for _ in range(agents):
-            engine.delegate(TaskSpec(flood_prompt(blocks=60), cwd=tmp))
-        app = ClaudineApp(engine)
-        async with app.run_test(size=(120, 36)) as pilot:
-            await until(pilot, lambda: app.last_snapshot is not None
-                        and app.last_snapshot.running == agents, 60)
-            await pilot.pause(1.0)
-            me = psutil.Process()
-            me.cpu_percent()
-            running = app.last_snapshot.running if app.last_snapshot else 0
-            output_before = _output_bytes(home)
-            latencies: list[float] = []
-            start = time.monotonic()
-            while time.monotonic() - start < seconds:
-                key = "down" if len(latencies) % 10 < 5 else "up"
-                latencies.append(await probe(pilot, app, key))
-                await pilot.pause(0.1)
-            elapsed = time.monotonic() - start
-            cpu = me.cpu_percent()
-            rate = (_output_bytes(home) - output_before) / elapsed
-            await pilot.press("q", "s")
-            await until(pilot, lambda: not app.is_running, 60)
+            prompt = flood_prompt(seconds) if load == "flood" else idle_prompt()
+            engine.delegate(TaskSpec(prompt, cwd=tmp))
+        contention = load == "contention"
+        beside = start_unfollowed(Path(tmp) / "beside", agents, seconds) if contention else []
+        try:
+            return await measure(ClaudineApp(engine), Path(tmp), seconds, agents, profile)
+        finally:
+            stop_unfollowed(beside)
+
+
+async def measure(
+    app: ClaudineApp, tmp: Path, seconds: float, agents: int, profile: str | None
+) -> dict[str, float]:
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(lambda: app.last_snapshot is not None
+                    and app.last_snapshot.running == agents, 60)
+        await pilot.pause(1.5)
+        watch = FrameWatch(app)
+        lag = LoopLag()
+        me = psutil.Process()
+        me.cpu_percent()
+        machine_before = _busy_seconds()
+        running = app.last_snapshot.running if app.last_snapshot else 0
+        output_before = _output(tmp)
+        profiler = cProfile.Profile() if profile else None
+        latencies: list[float] = []
+        lag.start()
+        if profiler:
+            profiler.enable()
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            key = "down" if len(latencies) % 10 < 5 else "up"
+            latencies.append(await watch.key_to_frame(key))
+            await asyncio.sleep(0.15)
+        elapsed = time.monotonic() - start
+        if profiler:
+            profiler.disable()
+        lag.stop()
+        cpu = me.cpu_percent()
+        machine = (_busy_seconds() - machine_before) / elapsed * 100  # % of one core
+        output_after = _output(tmp)
+        await pilot.press("q", "s")
+        await until(lambda: not app.is_running, 60)
+    written = sum(output_after.values()) - sum(output_before.values())
+    lines = _lines_between(output_before, output_after)
+    if profiler and profile:
+        profiler.dump_stats(profile)
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs()
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+        print(out.getvalue(), file=sys.stderr)
     latencies.sort()
+    lag.lags.sort()
     return {
-        "agents running at start": running,
-        "agent output MB/s": rate / 1e6,
-        "agent lines/s (approx)": rate / 330,
+        "agents running": running,
+        "agent output MB/s": written / elapsed / 1e6,
+        "agent lines/s": lines / elapsed,
         "key presses": len(latencies),
-        "latency median ms": statistics.median(latencies) * 1000,
-        "latency p95 ms": latencies[int(len(latencies) * 0.95) - 1] * 1000,
-        "latency max ms": latencies[-1] * 1000,
-        "console CPU %": cpu,
-        "cores": psutil.cpu_count() or 0,
+        "key→frame median ms": statistics.median(latencies) * 1000,
+        "key→frame p95 ms": _p95(latencies) * 1000,
+        "key→frame max ms": latencies[-1] * 1000,
+        "loop lag median ms": statistics.median(lag.lags) * 1000,
+        "loop lag p95 ms": _p95(lag.lags) * 1000,
+        "frames/s": watch.frames / elapsed,
+        "console CPU % of a core": cpu,
+        "rest of machine, % of a core": max(0.0, machine - cpu),
     }
 
 
-def _output_bytes(home: Path) -> int:
-    return sum(p.stat().st_size for p in (home / "runs").rglob("stdout.jsonl"))
+def _busy_seconds() -> float:
+    # Not psutil.cpu_percent(): the engine's resource monitor calls it too, which resets
+    # the interval it measures.
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _p95(values: list[float]) -> float:
+    return values[max(0, int(len(values) * 0.95) - 1)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--load", default=",".join(LOADS),
+                        help=f"comma-separated loads to run, of {', '.join(LOADS)} (default all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per load; each figure is the median over them")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the first load's measured window into FILE")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.agents, args.seconds))
-    for name, value in figures.items():
-        print(f"{name:24} {value:10.1f}")
+    loads = [load.strip() for load in args.load.split(",") if load.strip()]
+    unknown = set(loads) - set(LOADS)
+    if unknown:
+        parser.error(f"unknown load {', '.join(sorted(unknown))}: use {', '.join(LOADS)}")
+    results: dict[str, dict[str, float]] = {}
+    for index, load in enumerate(loads):
+        runs = []
+        for repeat in range(args.repeat):
+            profile = args.profile if index == 0 and repeat == 0 else None
+            runs.append(asyncio.run(run(load, args.agents, args.seconds, profile)))
+        # The median of each figure over the repeats: other work on the machine comes and goes.
+        results[load] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+    repeats = f", median of {args.repeat} runs" if args.repeat > 1 else ""
+    print(f"{args.agents} agents, {psutil.cpu_count()} cores, {args.seconds:g} s per load{repeats}")
+    print(f"{'':30}" + "".join(f"{load:>11}" for load in loads))
+    for name in results[loads[0]]:
+        print(f"{name:30}" + "".join(f"{results[load][name]:11.1f}" for load in loads))
 
 
 if __name__ == "__main__":

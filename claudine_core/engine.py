@@ -377,7 +377,10 @@ class Engine:
     # -- following agents --------------------------------------------------------------------
 
     def _follow(self, agent: RunningAgent, now: float) -> None:
-        events = self.supervisor.read_output(agent)
+        # Every line is parsed only for a TaskOutput subscriber; otherwise the supervisor
+        # parses just the lines that can change the summary (the console reads the files).
+        publish = self.bus.wants(TaskOutput)
+        events = self.supervisor.read_output(agent, events=publish)
         if events:
             self.bus.publish(TaskOutput(agent.task_id, tuple(events)))
         if agent.deadline is not None and now >= agent.deadline and agent.stop_state is None:
@@ -392,10 +395,12 @@ class Engine:
             # It may have written the record between our two looks.
             record = self.supervisor.exit_record(agent)
         while self.supervisor.has_unread_output(agent):
-            more = self.supervisor.read_output(agent)
-            if not more:
+            offset = agent.offset
+            more = self.supervisor.read_output(agent, events=publish)
+            if more:
+                self.bus.publish(TaskOutput(agent.task_id, tuple(more)))
+            if agent.offset == offset:
                 break
-            self.bus.publish(TaskOutput(agent.task_id, tuple(more)))
         for line in agent.splitter.flush():  # a last line cut off by the agent's death
             for event in parse_line(line):
                 agent.summary.update(event)

@@ -46,14 +46,20 @@ class RoleChanged(Event):
 
 @dataclass(eq=False)
 class Subscription:
-    """One subscriber's bounded queue of events."""
+    """One subscriber's bounded queue of events (of the ``kinds`` it asked for)."""
 
     maxsize: int
+    kinds: tuple[type[Event], ...] | None = None  # None: every event
     dropped: int = 0
     _items: deque[Event] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def wants(self, kind: type[Event]) -> bool:
+        return self.kinds is None or issubclass(kind, self.kinds)
+
     def put(self, event: Event) -> None:
+        if self.kinds is not None and not isinstance(event, self.kinds):
+            return
         if len(self._items) >= self.maxsize:
             self._items.popleft()
             self.dropped += 1
@@ -81,10 +87,19 @@ class EventBus:
         self._subscribers: list[Subscription] = []
         self.published = 0
 
-    def subscribe(self, maxsize: int = 10_000) -> Subscription:
-        subscription = Subscription(maxsize=maxsize)
+    def subscribe(
+        self, maxsize: int = 10_000, kinds: tuple[type[Event], ...] | None = None
+    ) -> Subscription:
+        """A new subscription to every event, or only to those of ``kinds``."""
+        subscription = Subscription(maxsize=maxsize, kinds=kinds)
         self._subscribers.append(subscription)
         return subscription
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether any subscriber takes events of ``kind``: a publisher can then skip the
+        work of making ones nobody would receive (the owner parses agent output only for
+        :class:`TaskOutput` subscribers)."""
+        return any(subscription.wants(kind) for subscription in self._subscribers)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscribers:

@@ -360,6 +360,20 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """The lines completed by ``data``, without their newlines."""
+        last = data.rfind(b"\n")
+        if last < 0 or self._discarding or len(self._buffer) + last > self.max_line_bytes:
+            return self._feed_capped(data)
+        # No complete line can be over the cap: one split instead of a slice per line.
+        lines = data[:last].split(b"\n")
+        if self._buffer:
+            self._buffer += lines[0]
+            lines[0] = bytes(self._buffer)
+            self._buffer.clear()
+        if last + 1 < len(data):
+            self._take(memoryview(data)[last + 1 :], lines)
+        return lines
+
+    def _feed_capped(self, data: bytes) -> list[bytes]:
         lines: list[bytes] = []
         view = memoryview(data)
         start = 0
@@ -459,6 +473,15 @@ def _skip_long_line(
 # ---------------------------------------------------------------------------------------
 
 
+# Compact JSON with ``type`` first, as the CLI writes it; the comma closes the value, so a
+# prefix names the type exactly (an escaped or spaced spelling just misses the fast path).
+_ASSISTANT_PREFIX = b'{"type":"assistant",'
+_SKIP_PREFIXES = (b'{"type":"user",', b'{"type":"stream_event",')  # no summary case
+# A JSON string token, never text inside a string (there a quote is written \"): any line
+# with a tool_use block has it, whatever the spacing (a stop_reason costs a parse, no more).
+_TOOL_USE = b'"tool_use"'
+
+
 def _last_line(text: str) -> str | None:
     for line in reversed(text.splitlines()):
         if line.strip():
@@ -516,6 +539,61 @@ class StreamSummary:
         changed = False
         for event in events:
             changed = self.update(event) or changed
+        return changed
+
+    def update_from_lines(self, lines: Iterable[bytes]) -> bool:
+        """Fold in raw output lines, parsing only the ones that can change the summary.
+
+        The same summary as ``update_all(parse_lines(lines))`` (the tests check it on the
+        real transcript and on floods), at a fraction of the cost: the owner follows every
+        agent, and most of what an agent prints (tool results, streamed text) changes
+        nothing here. A cheap look at each line's start (the CLI writes compact JSON with
+        ``type`` first) sorts it:
+
+        - ``user`` and ``stream_event`` (tool results, partial messages): skipped, they
+          have no summary case;
+        - ``assistant`` without a ``tool_use`` block: only the last one with text before
+          the next parsed line can set ``last_activity``, so only that one is parsed;
+        - everything else (``system``, ``result``, tool calls, anything unexpected): parsed.
+
+        A line that does not end in ``}`` (cut by a crash, garbage) is always parsed, so
+        ``invalid_lines`` still counts those; a skipped line that ends in ``}`` but is not
+        valid JSON inside is not counted.
+        """
+        changed = False
+        texts: list[bytes] = []  # assistant text lines since the last parsed line
+        for line in lines:
+            if line.endswith(b"}"):
+                if line.startswith(_ASSISTANT_PREFIX):
+                    if _TOOL_USE not in line:
+                        texts.append(line)
+                        continue
+                elif line.startswith(_SKIP_PREFIXES):
+                    continue
+            if texts:
+                changed = self._fold_texts(texts) or changed
+                texts.clear()
+            changed = self.update_all(parse_line(line)) or changed
+        if texts:
+            changed = self._fold_texts(texts) or changed
+        return changed
+
+    def _fold_texts(self, lines: list[bytes]) -> bool:
+        """Apply a run of text-only assistant lines: the latest with a visible last line.
+
+        Between two tool calls or runs, text only sets ``last_activity`` (to the last
+        non-blank line of the latest text) and the turn estimate (the same for all of
+        them), so the latest line that sets the activity decides; a blank text still
+        counts for the estimate.
+        """
+        changed = False
+        for line in reversed(lines):
+            events = parse_line(line)
+            texts = [e for e in events if isinstance(e, AssistantText)]
+            if texts or any(isinstance(e, InvalidLine) for e in events):
+                changed = self.update_all(events) or changed
+            if any(_last_line(e.text) for e in texts):
+                break
         return changed
 
     def _apply(self, event: StreamEvent) -> None:

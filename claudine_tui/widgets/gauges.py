@@ -55,6 +55,7 @@ class Gauge(Widget):
     def __init__(self, label: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.label = label
+        self._shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="gauge--bar")
@@ -70,7 +71,10 @@ class Gauge(Widget):
             tail = Text(f" {self.short_caption}")
             room = self.size.width - head.cell_len - tail.cell_len - 2
         line = Text.assemble(head, render_bar(self.percent, self.mark, room), tail)
-        self.query_one(".gauge--bar", Static).update(line)
+        if line != self._shown:
+            self._shown = line
+            # One line high by CSS: a new text never changes the layout, so skip that pass.
+            self.query_one(".gauge--bar", Static).update(line, layout=False)
 
     def watch_percent(self) -> None:
         self._refresh_bar()
@@ -108,6 +112,10 @@ def agents_text(snapshot: EngineSnapshot) -> Text:
 class Dashboard(Horizontal):
     """Gauges across the top of the screen."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._agents: Text | None = None
+
     def compose(self) -> ComposeResult:
         yield Gauge("CPU", id="cpu-gauge")
         yield Gauge("MEM", id="mem-gauge")
@@ -130,4 +138,8 @@ class Dashboard(Horizontal):
         cpu.mark = snapshot.cpu_threshold
         cpu.history = tuple(snapshot.cpu_history)
         mem.history = tuple(snapshot.memory_history)
-        self.query_one("#agents", Static).update(agents_text(snapshot))
+        agents = agents_text(snapshot)
+        if agents != self._agents:
+            self._agents = agents
+            # A fixed size by CSS (#agents): no layout pass, which would redraw everything.
+            self.query_one("#agents", Static).update(agents, layout=False)

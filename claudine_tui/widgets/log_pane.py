@@ -110,9 +110,10 @@ class LogPane(Vertical):
 
     def _write(self, events: list[StreamEvent]) -> int:
         rendered = [text for text in map(render_rich, events) if text is not None]
-        log = self.log_widget
-        for text in rendered[-MAX_LINES:]:
-            log.write(text)
+        if rendered:
+            # One write per batch: RichLog measures, renders and trims its buffer per call,
+            # which per line costs several times the rendering itself.
+            self.log_widget.write(Text("\n").join(rendered[-MAX_LINES:]))
         self.lines_written += len(rendered)
         return len(rendered)
 

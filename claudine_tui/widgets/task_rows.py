@@ -80,7 +80,17 @@ def short_path(path: str, width: int = 16) -> str:
 
 
 def one_line(text: str | None, width: int) -> str:
-    flat = " ".join((text or "").split())
+    """``text`` on one line (whitespace runs become one space), cut to ``width``."""
+    text = (text or "").lstrip()
+    # Only the start can show, and a prompt may be 100,000 characters: flatten a prefix.
+    # Its flattening is a prefix of the whole text's, so once it is longer than ``width``
+    # the cut is the same.
+    size = 2 * width + 16
+    while True:
+        flat = " ".join(text[:size].split())
+        if len(flat) > width or size >= len(text):
+            break
+        size *= 4
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from claudine_core.agents.stream import (
     ToolUse,
     iter_file_events,
     parse_line,
+    parse_lines,
     render_plain,
     render_rich,
 )
@@ -639,3 +643,222 @@ def test_iter_file_events_skips_line_longer_than_max_bytes(tmp_path: Path) -> No
 
 def test_iter_file_events_missing_file(tmp_path: Path) -> None:
     assert iter_file_events(tmp_path / "nope.jsonl", 5) == ([], 5)
+
+
+# --- the summary from raw lines (the owner's fast path) ----------------------------------
+
+FAKE_CLAUDE = Path(__file__).resolve().parent.parent / "fakes" / "fake_claude.py"
+
+
+def compact(obj: Any) -> bytes:
+    """A line as the CLI writes it: compact JSON, ``type`` first."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def summary_state(summary: StreamSummary) -> tuple[Any, ...]:
+    return (
+        summary.session_id, summary.model, summary.num_turns, summary.cost_usd,
+        summary.last_activity, summary.result, summary.tool_uses, summary.invalid_lines,
+        summary.api_retries, summary._run_tool_uses,
+    )  # fmt: skip
+
+
+def assert_fast_summary_matches(data: bytes, seed: int = 0) -> StreamSummary:
+    """Feed ``data`` in random chunks to both summaries; they agree after every chunk."""
+    rng = random.Random(seed)
+    full, fast = StreamSummary(), StreamSummary()
+    full_split, fast_split = LineSplitter(), LineSplitter()
+    position = 0
+    while position < len(data):
+        chunk = data[position : position + rng.choice([1, 7, 100, 700, 5000, 10**6])]
+        position += len(chunk)
+        full.update_all(parse_lines(full_split.feed(chunk)))
+        fast.update_from_lines(fast_split.feed(chunk))
+        assert summary_state(fast) == summary_state(full)
+    for rest in fast_split.flush():
+        fast.update_all(parse_line(rest))
+    for rest in full_split.flush():
+        full.update_all(parse_line(rest))
+    assert summary_state(fast) == summary_state(full)
+    return fast
+
+
+def fake_output(prompt: str, *args: str) -> bytes:
+    argv = [sys.executable, str(FAKE_CLAUDE), "-p", prompt, "--output-format", "stream-json",
+            "--verbose", *args]  # fmt: skip
+    env = {**os.environ, "IS_SANDBOX": "1"}
+    return subprocess.run(argv, capture_output=True, env=env, timeout=60).stdout
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference transcript not present")
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_summary_on_real_reference_transcript(seed: int) -> None:
+    summary = assert_fast_summary_matches(REFERENCE.read_bytes(), seed)
+    assert summary.session_id == SESSION
+    assert summary.num_turns == 2
+    assert summary.cost_usd == pytest.approx(0.0183)
+    assert summary.last_activity == "FAKE_DONE: hi-from-bash"
+    assert summary.result == EXPECTED[-1]
+    assert summary.result.is_error is False and summary.result.api_error_status is None
+
+
+def test_fast_summary_on_inline_transcript() -> None:
+    data = b"".join(compact(obj) + b"\n" for obj in TRANSCRIPT)
+    summary = assert_fast_summary_matches(data)
+    assert summary.result == EXPECTED[-1] and summary.last_activity == "FAKE_DONE: hi-from-bash"
+
+
+FAKE_PROMPTS = [
+    "plain answer",
+    "bench " + ("[text:flood]" * 50 + "[sleep:0]") * 3,  # what bench_console.py floods with
+    "[text:one][tool:Read][tool-error:Bash][text:two]",
+    "[api-retry:3][text:after the retries]",
+    "[invalid-json:3][text:still going]",
+    "[text:about to fail][fail]",
+    "[api-error:529]",
+    "[text:about to crash][crash]",
+    "[flood:0.2]",
+]
+
+
+@pytest.mark.parametrize("prompt", FAKE_PROMPTS)
+def test_fast_summary_on_fake_agent_output(prompt: str) -> None:
+    data = fake_output(prompt)
+    assert data.count(b"\n") >= 2
+    expected = StreamSummary()
+    expected.update_all(parse_lines(data.splitlines()))
+    for seed in range(3):
+        summary = assert_fast_summary_matches(data, seed)
+        assert summary_state(summary) == summary_state(expected)
+
+
+def test_fast_summary_on_a_resumed_run() -> None:
+    first = fake_output("[text:first][tool:Read]")
+    session = json.loads(first.splitlines()[0])["session_id"]
+    second = fake_output("[text:second]", "--resume", session)
+    summary = assert_fast_summary_matches(first + second)
+    assert summary.session_id == session and summary.result is not None
+    assert summary.last_activity is not None and summary.last_activity.startswith("RESUMED")
+
+
+def _assistant(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "assistant", "message": {"content": list(blocks), "stop_reason": None}}
+
+
+def _random_line(rng: random.Random) -> bytes:
+    text = {"type": "text", "text": rng.choice(["hello", "two\nlines", "  \n ", "x" * 300])}
+    tool = {"type": "tool_use", "id": "t", "name": "Bash", "input": {"command": "ls"}}
+    choices: list[Any] = [
+        _assistant(text),
+        _assistant(text, {"type": "text", "text": "   "}),
+        _assistant({"type": "thinking", "thinking": "hmm"}),
+        _assistant(text, tool),
+        _assistant({"type": "text", "text": 'says "type":"tool_use" in text'}),
+        {"type": "assistant", "message": {"content": "a string content"}},
+        {"type": "assistant", "message": {"content": [text], "stop_reason": "tool_use"}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": "ok"}]}},
+        {"type": "stream_event", "event": {"type": "content_block_delta"}},
+        {"type": "system", "subtype": "init", "session_id": rng.choice(["s1", "s2"])},
+        {"type": "system", "subtype": "api_retry", "attempt": 1, "error_status": 529},
+        {"type": "result", "subtype": "success", "is_error": rng.random() < 0.3,
+         "num_turns": rng.randrange(1, 9), "total_cost_usd": rng.random(), "result": "r",
+         "api_error_status": rng.choice([None, 429])},
+        {"type": "rate_limit_event"},
+    ]  # fmt: skip
+    pick = rng.randrange(len(choices) + 5)
+    if pick < len(choices):
+        raw = compact(choices[pick])
+        return raw if rng.random() < 0.8 else json.dumps(choices[pick]).encode()  # spaced
+    return [
+        b"",
+        b"Warning: not json at all",
+        b'{"type":"assistant","message":{"content":[{"type":"te',  # cut by a crash
+        b'{"type":"\\u0061ssistant","message":{"content":"escaped type"}}',
+        b'{"type":"assistant","message":{"content":[]}}  ',
+    ][pick - len(choices)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_fast_summary_matches_on_random_streams(seed: int) -> None:
+    rng = random.Random(seed)
+    data = b"".join(_random_line(rng) + b"\n" for _ in range(rng.randrange(1, 400)))
+    assert_fast_summary_matches(data, seed)
+
+
+def test_fast_summary_parses_only_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import claudine_core.agents.stream as stream
+
+    parsed: list[bytes | str] = []
+    real = stream.parse_line
+
+    def counting(line: bytes | str) -> list[StreamEvent]:
+        parsed.append(line)
+        return real(line)
+
+    monkeypatch.setattr(stream, "parse_line", counting)
+    data = fake_output("bench " + ("[text:flood]" * 50 + "[sleep:0]") * 4)
+    lines = data.splitlines()
+    StreamSummary().update_from_lines(lines)
+    # init, 4 x (last text before the tool call + the tool call), the final text, result
+    assert len(parsed) <= 12 < len(lines) // 10
+
+
+def test_fast_summary_counts_truncated_lines_but_not_skipped_invalid_ones() -> None:
+    summary = StreamSummary()
+    summary.update_from_lines([
+        b'{"type":"user","message":{"content":[{"type":"te',  # no closing brace: parsed
+        b"garbage",
+        b'{"type":"user",not json}',  # looks whole and cannot change a summary: skipped
+    ])  # fmt: skip
+    assert summary.invalid_lines == 2
+
+
+# --- LineSplitter: the one-split path agrees with the capped path --------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_splitter_fast_path_matches_capped_path(seed: int) -> None:
+    rng = random.Random(seed)
+    cap = rng.choice([1, 5, 40, 1000])
+    data = b"".join(
+        b"y" * rng.choice([0, 1, 4, 5, 6, 39, 40, 41, 300]) + b"\n" for _ in range(200)
+    ) + b"z" * rng.randrange(0, 60)  # fmt: skip
+    fast, capped = LineSplitter(cap), LineSplitter(cap)
+    position = 0
+    while position < len(data):
+        chunk = data[position : position + rng.choice([1, 3, 50, 999, 10**6])]
+        position += len(chunk)
+        assert fast.feed(chunk) == capped._feed_capped(chunk)
+        assert fast.buffered_bytes == capped.buffered_bytes <= cap
+    assert fast.flush() == capped.flush()
+
+
+# --- what the supervisor keeps of an agent's output ----------------------------------------
+
+
+def test_read_output_without_events_keeps_the_same_summary_and_tail(tmp_path: Path) -> None:
+    from claudine_core.supervisor import READ_CHUNK, RunningAgent, Supervisor
+
+    data = fake_output("[text:a][tool:Read][invalid-json:2]" + "[text:flood]" * 30)
+    (tmp_path / "stdout.jsonl").write_bytes(data)
+    supervisor = Supervisor(kill_grace_s=1)
+    agents = [RunningAgent(f"task-{n}", tmp_path, None, None, 0.0, None) for n in range(2)]
+    published = supervisor.read_output(agents[0])
+    assert supervisor.read_output(agents[1], events=False) == []
+    assert len(data) < READ_CHUNK and agents[0].offset == agents[1].offset == len(data)
+    assert summary_state(agents[0].summary) == summary_state(agents[1].summary)
+    assert agents[0].dirty and agents[1].dirty
+    assert list(agents[1].tail) == list(agents[0].tail) == published
+
+
+def test_recent_output_is_bounded_in_lines_and_bytes() -> None:
+    from claudine_core.supervisor import RecentOutput
+
+    tail = RecentOutput(maxlen=10, max_raw_bytes=1000)
+    line_bytes = compact(_assistant({"type": "text", "text": "z" * 200}))
+    tail.extend_raw([line_bytes] * 20)
+    assert len(tail) == 1000 // len(line_bytes)
+    tail.extend([AssistantText("parsed")] * 20)
+    assert len(tail) == 10 and list(tail) == [AssistantText("parsed")] * 10
+    tail.extend_raw([compact(_assistant({"type": "text", "text": f"t{n}"})) for n in range(3)])
+    assert [e.text for e in tail if isinstance(e, AssistantText)][-3:] == ["t0", "t1", "t2"]
