@@ -27,7 +27,7 @@ from claudine_core.models import (
 from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
 from claudine_core.store.repo import InvalidTransition, UnknownTask
-from claudine_core.supervisor import latest_run_dir
+from claudine_core.supervisor import attempt_dirs, latest_run_dir
 
 MAX_PROMPT_CHARS = 100_000  # far above any real prompt; stops a pasted file by mistake
 __all__ = ["InvalidRequest", "InvalidTransition", "TaskService", "UnknownTask"]
@@ -148,12 +148,7 @@ class TaskService:
 
     def attempt_dirs(self, task_id: str) -> list[Path]:
         """The run folders of every attempt that started, oldest first."""
-        task_dir = self.config.runs_dir / task_id
-        if not task_dir.is_dir():
-            return []
-        runs = [p for p in task_dir.iterdir()
-                if p.name.startswith("attempt-") and p.name[8:].isdigit()]
-        return sorted(runs, key=lambda p: int(p.name[8:]))
+        return attempt_dirs(self.config.runs_dir, task_id)
 
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
         run_dir = latest_run_dir(self.config.runs_dir, task_id)

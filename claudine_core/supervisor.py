@@ -132,15 +132,20 @@ def run_dir_for(runs_dir: Path, task_id: str, attempt: int) -> Path:
     return runs_dir / task_id / f"attempt-{attempt}"
 
 
-def latest_run_dir(runs_dir: Path, task_id: str) -> Path | None:
-    """The folder of the task's most recent attempt, if it ever started."""
+def attempt_dirs(runs_dir: Path, task_id: str) -> list[Path]:
+    """The run folders of every attempt of the task that started, oldest first."""
     task_dir = runs_dir / task_id
     if not task_dir.is_dir():
-        return None
-    attempts = [p for p in task_dir.iterdir() if p.name.startswith("attempt-")]
-    if not attempts:
-        return None
-    return max(attempts, key=lambda p: int(p.name.removeprefix("attempt-") or 0))
+        return []
+    runs = [p for p in task_dir.iterdir()
+            if p.name.startswith("attempt-") and p.name[8:].isdigit()]
+    return sorted(runs, key=lambda p: int(p.name[8:]))
+
+
+def latest_run_dir(runs_dir: Path, task_id: str) -> Path | None:
+    """The folder of the task's most recent attempt, if it ever started."""
+    runs = attempt_dirs(runs_dir, task_id)
+    return runs[-1] if runs else None
 
 
 class Supervisor:

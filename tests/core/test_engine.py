@@ -18,14 +18,6 @@ from claudine_core.store.repo import InvalidTransition, UnknownTask
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
-@pytest.fixture
-async def engine(tmp_path: Path):
-    eng = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05)
-    await eng.start()
-    yield eng
-    await eng.stop(stop_agents=True)
-
-
 def spec(prompt: str, cwd: Path, **kw) -> TaskSpec:
     return TaskSpec(prompt=prompt, cwd=str(cwd), **kw)
 

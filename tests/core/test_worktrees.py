@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import (
-    agent_env,
-    make_config,
     wait_for_merge,
     wait_for_state,
     wait_until,
@@ -29,14 +27,6 @@ def as_path(text: str) -> Path:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
-
-
-@pytest.fixture
-async def engine(tmp_path: Path):
-    eng = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05)
-    await eng.start()
-    yield eng
-    await eng.stop(stop_agents=True)
 
 
 def isolated(prompt: str, cwd: Path, strategy: str | None = None, **kw: object) -> TaskSpec:
