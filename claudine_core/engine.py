@@ -188,10 +188,7 @@ class Engine:
             self._prepare_pool = None
         for prep in self._preparing.values():
             with contextlib.suppress(StoreError):
-                self.service.repo.transition(
-                    prep.task.id, [TaskState.RUNNING], status=TaskState.QUEUED,
-                    attempt=prep.task.attempt - 1, started_at=None,
-                )
+                self._unclaim(prep.task)
         self._preparing.clear()
 
     async def wait_closed(self) -> None:
@@ -364,14 +361,18 @@ class Engine:
             log.info("task %s: running its interrupted merge step again", task.id)
             self._after_finish(task.id)
 
-    def _requeue_unstarted(self, task: Task) -> None:
-        """A task claimed by an owner that died before starting its agent (say, during a
-        worktree's setup): nothing ran, so it goes back to the queue without using up an
-        attempt or a retry."""
+    def _unclaim(self, task: Task) -> None:
+        """Undo a claim whose agent never started: queued again, its attempt given back."""
         self.service.repo.transition(
             task.id, [TaskState.RUNNING], status=TaskState.QUEUED, attempt=task.attempt - 1,
             started_at=None,
         )
+
+    def _requeue_unstarted(self, task: Task) -> None:
+        """A task claimed by an owner that died before starting its agent (say, during a
+        worktree's setup): nothing ran, so it goes back to the queue without using up an
+        attempt or a retry."""
+        self._unclaim(task)
         log.info("task %s: its owner stopped before the agent started; queued again", task.id)
 
     # -- following agents --------------------------------------------------------------------
