@@ -31,6 +31,7 @@ from claudine_core.agents.stream import StreamEvent, parse_line
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
 from claudine_core.config import Config
 from claudine_core.events import EventBus, RoleChanged, ScaleChanged, TaskOutput, TaskStateChanged
+from claudine_core.faults import crash_point
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -431,6 +432,7 @@ class Engine:
             final = outcome.state
             repo.transition(task.id, [TaskState.RUNNING], status=final, error=outcome.error,
                             **fields)
+            crash_point("finished")
             self._after_finish(task.id)
         self.supervisor.forget(agent)
 
@@ -548,6 +550,7 @@ class Engine:
         )
         if not claimed:
             return 0  # cancelled or taken meanwhile
+        crash_point("claimed")
         task = repo.get(task.id)
         if self._needs_prepare(task):
             try:
@@ -630,8 +633,10 @@ class Engine:
         if reason is not None:
             self._fail_to_start(task.id, reason, now)
             return 0
+        crash_point("spawned")
         repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
                         pid_started_at=agent.pid_started_at)
+        crash_point("pid_recorded")
         return 1
 
     def _deadline(self, task: Task, started_at: float) -> float | None:

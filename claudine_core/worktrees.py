@@ -38,6 +38,7 @@ import git
 
 from claudine_core import github_pr as gm
 from claudine_core.config import Config
+from claudine_core.faults import crash_point
 from claudine_core.github_pr import PullRequestError, push_and_open
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, short_id
 from claudine_core.supervisor import latest_run_dir, run_dir_for
@@ -257,6 +258,7 @@ class Worktrees:
         self._record(task_id, {"strategy": self._strategy(task), **outcome})
 
     def _finish(self, task: Task) -> dict[str, Any]:
+        crash_point("merging")
         repo = self._task_repo(task)
         settings = self._settings(task)
         commit = settings.commit if task.commit_changes is None else task.commit_changes
