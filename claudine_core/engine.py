@@ -41,6 +41,7 @@ from claudine_core.models import (
     Task,
     TaskSpec,
     TaskState,
+    iso_time,
 )
 from claudine_core.outcomes import Outcome, classify, retry_delay
 from claudine_core.ownership import OwnerLock, current_owner
@@ -101,7 +102,7 @@ class Engine:
         self.hooks = hooks if hooks is not None else _default_hooks(config)
         self.env = dict(os.environ if env is None else env)
         self.bus = EventBus()
-        self.service = TaskService(config, clock=clock)
+        self.service = TaskService(config, clock=clock, env=self.env)
         self.service.on_command = self.wake
         self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s)
         self.monitor = monitor or ResourceMonitor()
@@ -426,6 +427,8 @@ class Engine:
             output_bytes=(record or {}).get("output_bytes", agent.offset),
             output_truncated=bool((record or {}).get("dropped_bytes")),
         )
+        fields["attempts"] = _with_attempt(task, outcome.state, outcome.error,
+                                           outcome.exit_code, now)
         if self._should_retry(task, outcome, record):
             self._requeue(task, agent, outcome, fields, now)
         else:
@@ -513,6 +516,18 @@ class Engine:
                 self.supervisor.request_stop(
                     agent, TaskState.CANCELLED, task.cancel_reason or "cancelled", now
                 )
+            elif task.id not in self._preparing:
+                # Claimed but with no agent to stop (its start failed half-way, or it is
+                # a row no owner follows): nothing runs, so it is cancelled at once.
+                self._cancel_unstarted(task, now)
+
+    def _cancel_unstarted(self, task: Task, now: float) -> None:
+        reason = task.cancel_reason or "cancelled"
+        if self.service.repo.transition(
+            task.id, [TaskState.RUNNING], status=TaskState.CANCELLED, ended_at=now, error=reason,
+            attempts=_with_attempt(task, TaskState.CANCELLED, reason, None, now),
+        ):
+            self._after_finish(task.id)
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -552,14 +567,18 @@ class Engine:
             return 0  # cancelled or taken meanwhile
         crash_point("claimed")
         task = repo.get(task.id)
-        if self._needs_prepare(task):
-            try:
+        try:
+            if self._needs_prepare(task):
                 validate_cwd(task.cwd)  # fail fast, before a thread and a worktree
-            except InvalidRequest as exc:
-                self._fail_to_start(task.id, str(exc), now)
-                return 0
-            self._begin_preparation(task, now)
-            return 1
+                self._begin_preparation(task, now)
+                return 1
+        except InvalidRequest as exc:
+            self._fail_to_start(task.id, str(exc), now)
+            return 0
+        except Exception as exc:  # one bad task must never stop the owner's tick
+            log.exception("task %s: unexpected error while preparing it", task.id)
+            self._fail_to_start(task.id, f"could not prepare the task: {exc}", now)
+            return 0
         return self._launch(task, None, now)
 
     def _needs_prepare(self, task: Task) -> bool:
@@ -586,19 +605,18 @@ class Engine:
             task = self.service.repo.get(task_id)
             error = prep.future.exception()
             if task.cancel_requested:
-                self.service.repo.transition(
-                    task_id, [TaskState.RUNNING], status=TaskState.CANCELLED, ended_at=now,
-                    error=task.cancel_reason or "cancelled",
-                )
-                self._after_finish(task_id)
+                self._cancel_unstarted(task, now)
             elif error is not None:
                 self._fail_to_start(task_id, str(error), now)
             else:
                 self._launch(task, prep.future.result(), now)
 
     def _fail_to_start(self, task_id: str, reason: str, now: float) -> None:
-        self.service.repo.transition(task_id, [TaskState.RUNNING], status=TaskState.FAILED,
-                                     ended_at=now, error=reason)
+        task = self.service.repo.get(task_id)
+        self.service.repo.transition(
+            task_id, [TaskState.RUNNING], status=TaskState.FAILED, ended_at=now, error=reason,
+            attempts=_with_attempt(task, TaskState.FAILED, reason, None, now),
+        )
         log.error("task %s failed to start: %s", task_id, reason)
         self._after_finish(task_id)  # e.g. remove a worktree prepared for it
 
@@ -609,18 +627,20 @@ class Engine:
         reason: str | None = None
         try:
             cwd = prepared_cwd or validate_cwd(task.cwd)
-            executable = resolve_executable(self.config.claude_bin, self.env)
+            # The task's own settings, fixed when it was delegated; the owner's only for
+            # rows older than that (schema version 4).
+            executable = resolve_executable(task.claude_bin or self.config.claude_bin, self.env)
             argv = build_argv(
                 task, executable,
                 default_permission_mode=self.config.permission_mode,
                 default_allowed_tools=self.config.allowed_tools,
-                extra_args=self.config.extra_agent_args,
+                extra_args=task.agent_args if task.claude_bin else self.config.extra_agent_args,
             )
             agent = self.supervisor.spawn(
                 task.id,
                 run_dir_for(self.config.runs_dir, task.id, attempt),
                 argv,
-                env=build_env(self.env),
+                env=build_env({**self.env, **task.agent_env}),
                 cwd=cwd,
                 max_output_bytes=task.max_output_bytes or self.config.max_output_bytes,
                 started_at=now,
@@ -630,6 +650,9 @@ class Engine:
             reason = str(exc)  # already says what is wrong and what to do
         except OSError as exc:
             reason = f"could not start the agent: {exc}"
+        except Exception as exc:  # one bad task must never stop the owner's tick
+            log.exception("task %s: unexpected error while starting its agent", task.id)
+            reason = f"could not start the agent: {type(exc).__name__}: {exc}"
         if reason is not None:
             self._fail_to_start(task.id, reason, now)
             return 0
@@ -666,6 +689,16 @@ class Engine:
             self._known[task.id] = task.status
             if not full:
                 self.bus.publish(TaskStateChanged(task, previous))
+
+
+def _with_attempt(
+    task: Task, state: TaskState, error: str | None, exit_code: int | None, now: float
+) -> list[dict[str, Any]]:
+    """The task's attempt history with the attempt now ending appended."""
+    entry = {"attempt": task.attempt, "started_at": iso_time(task.started_at),
+             "ended_at": iso_time(now), "state": state.value, "error": error,
+             "exit_code": exit_code}
+    return [*task.attempts, entry]
 
 
 def _default_hooks(config: Config) -> Any:

@@ -123,6 +123,9 @@ class TaskSpec:
     base_branch: str | None = None
     merge_strategy: MergeStrategy | None = None
     commit_changes: bool | None = None  # None: the repository's setting (default: commit)
+    claude_bin: str | None = None  # None: the delegating process's setting, resolved
+    agent_env: dict[str, str] = field(default_factory=dict)  # filled from the delegator
+    agent_args: tuple[str, ...] | None = None  # None: the delegating process's setting
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,14 @@ class Task:
     merge_strategy: str | None = None
     merge: dict[str, Any] | None = None
     commit_changes: bool | None = None
+    claude_bin: str | None = None
+    """The agent executable, resolved when the task was delegated (None: the owner's)."""
+    agent_env: dict[str, str] = field(default_factory=dict)
+    """Agent-facing variables of the delegating process (never printed: they hold keys)."""
+    agent_args: tuple[str, ...] = ()
+    """Extra arguments for the agent, as configured where the task was delegated."""
+    attempts: tuple[dict[str, Any], ...] = ()
+    """How each earlier attempt ended: attempt, started_at, ended_at, state, error."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -181,7 +192,10 @@ class Task:
         data["priority"] = str(self.priority)
         data["status"] = self.status.value
         data["allowed_tools"] = list(self.allowed_tools)
+        data["agent_args"] = list(self.agent_args)
+        data["attempts"] = [dict(a) for a in self.attempts]
         data.pop("extra", None)
+        data.pop("agent_env", None)  # API keys and the like stay in the store
         for key in _TIMESTAMP_FIELDS:
             data[key] = iso_time(data[key])
         return data

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from claudine_core.agents.claude import (
+    NESTED_SESSION_VARIABLES,
+    AgentNotFound,
+    resolve_executable,
+)
 from claudine_core.agents.stream import StreamEvent, iter_file_events
 from claudine_core.config import Config
 from claudine_core.models import (
@@ -29,7 +34,15 @@ from claudine_core.store.migrations import migrate
 from claudine_core.store.repo import InvalidTransition, UnknownTask
 from claudine_core.supervisor import attempt_dirs, latest_run_dir
 
-MAX_PROMPT_CHARS = 100_000  # far above any real prompt; stops a pasted file by mistake
+MAX_PROMPT_BYTES = 1_048_576
+"""The largest prompt, in bytes of UTF-8: far above any real prompt (it goes to the agent
+on its stdin, so no argv limit applies), it stops a pasted binary or log by mistake."""
+MAX_FIELD_CHARS = 4_096  # a model name, a branch, a tool name: never longer in practice
+
+# Variables a task takes from the process that delegates it, so any owner runs its agent
+# the same way: the API endpoint and key, the CLI's own switches, cloud-provider access.
+AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "AWS_", "GOOGLE_", "CLOUD_ML_")
+AGENT_ENV_NAMES = frozenset({"IS_SANDBOX", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
 __all__ = ["InvalidRequest", "InvalidTransition", "TaskService", "UnknownTask"]
 
 
@@ -43,10 +56,19 @@ class TaskService:
     Args:
         config: the loaded configuration (home, defaults).
         clock: timestamp source (tests pass a fake).
+        env: the environment a delegated task's agent-facing variables are taken from
+            (default: this process's).
     """
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.env = dict(os.environ if env is None else env)
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         config.runs_dir.mkdir(mode=0o700, exist_ok=True)
         self.db = open_database(config.db_path)
@@ -61,13 +83,10 @@ class TaskService:
 
     def delegate(self, spec: TaskSpec) -> Task:
         """Validate and queue a task; returns it once committed."""
+        _check_text_fields(spec)
         if not spec.prompt.strip():
             raise InvalidRequest("the prompt is empty: say what the agent should do")
-        if len(spec.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(
-                f"the prompt is {len(spec.prompt):,} characters; the limit is "
-                f"{MAX_PROMPT_CHARS:,}. Put long material in a file and refer to it."
-            )
+        check_prompt_size(spec.prompt)
         cwd = validate_cwd(spec.cwd)
         if spec.timeout_s is not None and not 1 <= spec.timeout_s <= 86_400:
             raise InvalidRequest(
@@ -79,10 +98,37 @@ class TaskService:
             raise InvalidRequest(
                 f"max output {spec.max_output_bytes} bytes is out of range: 1024 to 1073741824"
             )
-        _check_isolation_fields(spec, worktree=spec.worktree or self.config.default_worktree)
-        task = self.repo.insert(spec, cwd=cwd)
+        worktree = spec.worktree or self.config.default_worktree
+        _check_isolation_fields(spec, worktree=worktree)
+        if spec.worktree and not _inside_git_repository(Path(cwd)):
+            raise InvalidRequest(
+                f"{cwd} is not inside a git repository: a worktree task needs one (run "
+                "'git init' and commit there, or drop --worktree / useWorktree)"
+            )
+        task = self.repo.insert(self._with_task_settings(spec), cwd=cwd)
         self._notify()
         return task
+
+    def _with_task_settings(self, spec: TaskSpec) -> TaskSpec:
+        """Fix the task-scoped agent settings now, from this (the delegating) process.
+
+        Whichever owner runs the task later (a console started hours ago, a background
+        owner another shell started with other settings) runs it as asked here: the
+        agent binary, resolved now so a wrong one is refused at once, its extra
+        arguments, and the agent-facing environment variables.
+        """
+        if spec.claude_bin is not None:
+            return spec  # a retry or resume keeps the settings of the task it repeats
+        try:
+            binary = resolve_executable(self.config.claude_bin, self.env)
+        except AgentNotFound as exc:
+            raise InvalidRequest(str(exc)) from None
+        return replace(
+            spec,
+            claude_bin=binary,
+            agent_args=self.config.extra_agent_args,
+            agent_env=agent_facing_env(self.env),
+        )
 
     def cancel(self, ref: str, reason: str | None = None) -> Task:
         task = self.repo.request_cancel(self.repo.resolve(ref).id, reason)
@@ -163,6 +209,57 @@ class TaskService:
             self.on_command()
 
 
+def agent_facing_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that shape how the agent runs (see AGENT_ENV_PREFIXES)."""
+    return {
+        name: value for name, value in env.items()
+        if (name.startswith(AGENT_ENV_PREFIXES) or name in AGENT_ENV_NAMES)
+        and name not in NESTED_SESSION_VARIABLES
+    }
+
+
+def check_prompt_size(prompt: str) -> None:
+    """InvalidRequest when the prompt is over :data:`MAX_PROMPT_BYTES` in UTF-8."""
+    size = len(prompt.encode("utf-8", "surrogatepass"))
+    if size > MAX_PROMPT_BYTES:
+        raise InvalidRequest(
+            f"the prompt is {size:,} bytes; the limit is {MAX_PROMPT_BYTES:,} bytes (UTF-8). "
+            "Put long material in a file in the working directory and refer to it."
+        )
+
+
+def _check_text_fields(spec: TaskSpec) -> None:
+    """Refuse text no agent can be given: NUL bytes, lone surrogates, absurd lengths."""
+    fields: list[tuple[str, str | None]] = [
+        ("prompt", spec.prompt), ("working directory", spec.cwd), ("model", spec.model),
+        ("base branch", spec.base_branch), ("resume message", spec.resume_prompt),
+    ]
+    fields += [("allowed tool", tool) for tool in spec.allowed_tools]
+    for name, value in fields:
+        if value is None:
+            continue
+        if "\x00" in value:
+            raise InvalidRequest(f"the {name} contains a NUL byte (\\0): remove it")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"the {name} is not valid Unicode text (it holds a lone surrogate): "
+                "send it as UTF-8"
+            ) from None
+        if name not in ("prompt", "resume message") and len(value) > MAX_FIELD_CHARS:
+            raise InvalidRequest(f"the {name} is {len(value):,} characters long; the limit "
+                                 f"is {MAX_FIELD_CHARS:,}")
+    if spec.resume_prompt is not None:
+        check_prompt_size(spec.resume_prompt)
+
+
+def _inside_git_repository(path: Path) -> bool:
+    """Whether ``path`` is in a git work tree, found the way git does (a ``.git`` entry
+    in it or a parent), without loading git or GitPython into a short-lived CLI call."""
+    return any((folder / ".git").exists() for folder in (path, *path.parents))
+
+
 def validate_cwd(cwd: str) -> str:
     """Absolute, existing directory the agent can enter; InvalidRequest otherwise."""
     path = Path(os.path.expanduser(cwd or ".")).resolve()
@@ -211,4 +308,7 @@ def _spec_from(task: Task, *, parent_id: str) -> TaskSpec:
         base_branch=task.base_branch,
         merge_strategy=MergeStrategy(task.merge_strategy) if task.merge_strategy else None,
         commit_changes=task.commit_changes,
+        claude_bin=task.claude_bin,
+        agent_env=task.agent_env,
+        agent_args=task.agent_args if task.claude_bin else None,
     )

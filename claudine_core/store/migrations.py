@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,7 +83,16 @@ def _v3(db: peewee.SqliteDatabase) -> None:
     db.execute_sql("ALTER TABLE task ADD COLUMN commit_changes INTEGER")
 
 
-MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(db: peewee.SqliteDatabase) -> None:
+    # Task-scoped agent settings recorded at delegate time, and each attempt's outcome.
+    # NULL in old rows means what it meant before: the owner's settings, no history.
+    for ddl in ("claude_bin TEXT", "agent_env TEXT", "agent_args TEXT", "attempts TEXT"):
+        db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
+
+
+MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
+    1: _v1, 2: _v2, 3: _v3, 4: _v4,
+}
 
 
 def current_version(db: peewee.SqliteDatabase) -> int:

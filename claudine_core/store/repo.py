@@ -8,6 +8,7 @@ same row, can never resurrect a finished task or start one twice.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -25,6 +26,10 @@ from claudine_core.models import (
 )
 from claudine_core.store.db import StoreError, describe_sqlite_error
 from claudine_core.store.tables import TaskRow
+
+MIN_PREFIX_DIGITS = 4
+"""Hex digits a task id prefix needs before it may stand for a task."""
+_HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 
 
 class UnknownTask(LookupError):
@@ -77,6 +82,10 @@ def _row_to_task(row: TaskRow) -> Task:
         merge_strategy=row.merge_strategy,
         merge=json.loads(row.merge) if row.merge else None,
         commit_changes=None if row.commit_changes is None else bool(row.commit_changes),
+        claude_bin=row.claude_bin,
+        agent_env=json.loads(row.agent_env) if row.agent_env else {},
+        agent_args=tuple(json.loads(row.agent_args or "[]")),
+        attempts=tuple(json.loads(row.attempts or "[]")),
         extra={"pid_started_at": row.pid_started_at, "resume_prompt": row.resume_prompt},
     )
 
@@ -105,13 +114,28 @@ class TaskRepo:
     def resolve(self, ref: str) -> Task:
         """Find a task by full id, short id or unique id prefix (``task-`` optional).
 
+        A prefix needs at least :data:`MIN_PREFIX_DIGITS` hex digits: with fewer, a typo
+        (or a placeholder such as ``TASK-0``) would pick some random task to act on.
+
         Raises:
-            UnknownTask: nothing matches, or the prefix matches several tasks.
+            UnknownTask: nothing matches, the prefix is too short or not hex, or it
+                matches several tasks.
         """
         text = ref.strip().lower()
         if not text:
             raise UnknownTask("an empty task id was given")
-        full = text if text.startswith("task-") else "task-" + text
+        digits = text.removeprefix("task-")
+        if not _HEX_RE.fullmatch(digits):
+            raise UnknownTask(
+                f"{ref!r} is not a task id: ids look like task-3f9c2a1b7e40 (the task- part "
+                "is optional); run 'claudine status' to list the task ids"
+            )
+        if len(digits) < MIN_PREFIX_DIGITS:
+            raise UnknownTask(
+                f"task id {ref!r} is too short: give at least {MIN_PREFIX_DIGITS} hex digits "
+                "of the id"
+            )
+        full = "task-" + digits
         row = TaskRow.get_or_none(TaskRow.id == full)
         if row is not None:
             return _row_to_task(row)
@@ -212,6 +236,9 @@ class TaskRepo:
                 base_branch=spec.base_branch,
                 merge_strategy=spec.merge_strategy.value if spec.merge_strategy else None,
                 commit_changes=spec.commit_changes,
+                claude_bin=spec.claude_bin,
+                agent_env=json.dumps(spec.agent_env) if spec.agent_env else None,
+                agent_args=None if spec.agent_args is None else json.dumps(list(spec.agent_args)),
             ).execute()
         )
         return self.get(task_id)

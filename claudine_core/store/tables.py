@@ -71,6 +71,13 @@ class TaskRow(BaseModel):
     merge = peewee.TextField(null=True)  # JSON outcome of the merge step
     # Added by schema version 3: the task's own choice to commit leftovers (NULL: repo's).
     commit_changes = peewee.BooleanField(null=True)
+    # Added by schema version 4: the task's own agent settings, fixed at delegate time so
+    # that whichever owner runs it runs it as the delegating process asked; and the
+    # outcome of every earlier attempt.
+    claude_bin = peewee.TextField(null=True)
+    agent_env = peewee.TextField(null=True)  # JSON object
+    agent_args = peewee.TextField(null=True)  # JSON list
+    attempts = peewee.TextField(null=True)  # JSON list of {attempt, started_at, ...}
 
     class Meta:
         table_name = "task"

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
 from claudine_core.models import MergeStrategy, Priority, TaskSpec
-from claudine_core.service import MAX_PROMPT_CHARS, InvalidRequest, validate_cwd
+from claudine_core.service import InvalidRequest, check_prompt_size, validate_cwd
 
 FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "worktree", "merge", "base",
           "no_commit")  # in the form's order: the first wrong one gets the focus
@@ -42,8 +42,11 @@ def validate_form(values: dict[str, str]) -> FormResult:
     prompt = values.get("prompt", "").strip()
     if not prompt:
         errors["prompt"] = "The prompt is empty: say what the agent should do."
-    elif len(prompt) > MAX_PROMPT_CHARS:
-        errors["prompt"] = f"The prompt is longer than {MAX_PROMPT_CHARS:,} characters."
+    else:
+        try:
+            check_prompt_size(prompt)  # the same words as the CLI's and MCP's refusal
+        except InvalidRequest as exc:
+            errors["prompt"] = str(exc)
     priority = Priority.P2
     try:
         priority = Priority.parse(values.get("priority", "").strip() or "P2")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from engine_helpers import FAKE_CLAUDE, agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.engine import Engine
 from claudine_core.models import Priority, TaskSpec, TaskState
-from claudine_core.service import InvalidRequest
+from claudine_core.service import InvalidRequest, TaskService
 from claudine_core.store.repo import InvalidTransition, UnknownTask
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
@@ -131,16 +132,29 @@ async def test_invalid_json_lines_do_not_break_the_task(engine: Engine, tmp_path
     assert sum(type(e).__name__ == "InvalidLine" for e in events) >= 5
 
 
-async def test_missing_binary_fails_with_advice(tmp_path: Path) -> None:
+async def test_missing_binary_is_refused_at_delegate_with_advice(tmp_path: Path) -> None:
     config = make_config(tmp_path / "home", claude_bin="no-such-claude-binary")
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(spec("hello", tmp_path))
+        with pytest.raises(InvalidRequest) as refused:
+            eng.delegate(spec("hello", tmp_path))
+        assert eng.service.list_tasks() == []  # nothing queued that could never run
+    assert "not found on PATH" in str(refused.value)
+    assert "CLAUDINE_CLAUDE_BIN" in str(refused.value)
+
+
+async def test_binary_removed_after_delegate_fails_the_task_with_advice(tmp_path: Path) -> None:
+    binary = tmp_path / "claude"
+    shutil.copy(FAKE_CLAUDE, binary)
+    config = make_config(tmp_path / "home", claude_bin=str(binary))
+    delegator = TaskService(config, env=agent_env())  # a client: no owner runs it yet
+    task = delegator.delegate(spec("hello", tmp_path))
+    delegator.close()
+    binary.unlink()
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
         done = await wait_for_state(eng, task.id, DONE)
-        other = eng.delegate(spec("again", tmp_path))
-        assert (await wait_for_state(eng, other.id, DONE)).status is TaskState.FAILED
     assert done.status is TaskState.FAILED
-    assert "not found on PATH" in (done.error or "")
-    assert "CLAUDINE_CLAUDE_BIN" in (done.error or "")
+    assert str(binary) in (done.error or "")
+    assert done.attempts and done.attempts[-1]["error"] == done.error
 
 
 async def test_root_refusal_is_explained(tmp_path: Path) -> None:
@@ -201,6 +215,19 @@ async def test_max_agents_limits_concurrency(tmp_path: Path) -> None:
     assert all(t.status is TaskState.COMPLETED for t in finished)
 
 
+async def test_task_ids_need_four_hex_digits(engine: Engine, tmp_path: Path) -> None:
+    task = engine.delegate(spec("[hang]", tmp_path, priority=Priority.P2))
+    digits = task.id.removeprefix("task-")
+    for too_short in (digits[:1], digits[:3], "TASK-" + digits[:1], "task-"):
+        with pytest.raises(UnknownTask, match="too short|empty|not a task id"):
+            engine.cancel(too_short)
+    with pytest.raises(UnknownTask, match="not a task id"):
+        engine.get("TASK-0zz9")
+    assert engine.get(task.id).cancel_requested is False  # nothing was acted on
+    assert engine.get(digits[:4]).id == task.id
+    assert engine.get("TASK-" + digits[:4].upper()).id == task.id
+
+
 async def test_bad_requests_are_rejected_clearly(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="empty"):
         engine.delegate(spec("   ", tmp_path))
@@ -210,8 +237,19 @@ async def test_bad_requests_are_rejected_clearly(engine: Engine, tmp_path: Path)
     a_file.write_text("x")
     with pytest.raises(InvalidRequest, match="not a directory"):
         engine.delegate(spec("x", a_file))
-    with pytest.raises(InvalidRequest, match="characters"):
-        engine.delegate(spec("x" * 200_001, tmp_path))
+    with pytest.raises(InvalidRequest, match="1,048,577 bytes; the limit is 1,048,576 bytes"):
+        engine.delegate(spec("x" * 1_048_577, tmp_path))
+    with pytest.raises(InvalidRequest, match="1,048,578 bytes"):  # counted in UTF-8 bytes
+        engine.delegate(spec("é" * 524_289, tmp_path))
+    with pytest.raises(InvalidRequest, match="prompt contains a NUL byte"):
+        engine.delegate(spec("fix\x00it", tmp_path))
+    with pytest.raises(InvalidRequest, match="model contains a NUL byte"):
+        engine.delegate(spec("x", tmp_path, model="opus\x00"))
+    with pytest.raises(InvalidRequest, match="working directory contains a NUL byte"):
+        engine.delegate(spec("x", tmp_path / "a\x00b"))
+    with pytest.raises(InvalidRequest, match="lone surrogate"):
+        engine.delegate(spec("broken \ud800 text", tmp_path))
+    assert engine.service.list_tasks() == []  # none of those left a row behind
     with pytest.raises(UnknownTask, match="no task"):
         engine.cancel("task-000000000000")
     done = engine.delegate(spec("quick", tmp_path))
@@ -284,3 +322,43 @@ async def test_task_options_reach_the_agent_command_line(tmp_path: Path) -> None
     defaults = calls["defaults"]
     start = defaults.index("--output-format")
     assert defaults[start:start + 3] == ["--output-format", "stream-json", "--verbose"]
+
+
+async def test_a_task_that_cannot_launch_fails_alone(engine: Engine, tmp_path: Path) -> None:
+    # A row written before validation existed (or by an older claudine) whose model holds
+    # a NUL byte: starting its agent raises inside the owner's tick.
+    bad = engine.service.repo.insert(
+        TaskSpec(prompt="hello", cwd=str(tmp_path), model="opus\x00"), cwd=str(tmp_path)
+    )
+    good = engine.delegate(spec("after the bad one", tmp_path))
+    failed = await wait_for_state(engine, bad.id, DONE)
+    assert failed.status is TaskState.FAILED
+    assert "could not start the agent" in (failed.error or "")
+    assert "null" in (failed.error or "").lower()
+    assert (await wait_for_state(engine, good.id, DONE)).status is TaskState.COMPLETED
+
+
+async def test_cancel_of_a_claimed_task_with_no_agent_takes_effect(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # A running row that no agent backs (its start failed half-way in an older owner).
+    task = engine.service.repo.insert(TaskSpec(prompt="x", cwd=str(tmp_path)), cwd=str(tmp_path))
+    engine.service.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING,
+                                   attempt=1, started_at=1.0)
+    engine.cancel(task.id, "not wanted")
+    done = await wait_for_state(engine, task.id, DONE, timeout=10)
+    assert done.status is TaskState.CANCELLED and done.error == "not wanted"
+
+
+async def test_a_retried_task_keeps_each_attempts_outcome(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "home", max_retries=2)
+    marker = tmp_path / "failed-once"
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.COMPLETED and done.attempt == 2
+    first, second = done.attempts
+    assert first["attempt"] == 1 and first["state"] == "failed"
+    assert "API error 529" in first["error"]
+    assert second == {**second, "attempt": 2, "state": "completed", "error": None}
+    assert done.to_json()["attempts"][0]["error"] == first["error"]
