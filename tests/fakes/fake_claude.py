@@ -27,6 +27,13 @@ Directives::
     [as-root-refusal]      the real CLI's root refusal (also automatic, see below)
     [env:NAME]             assistant text ``ENV NAME=<value or <unset>>``
     [pid-file:PATH]        write own pid to PATH at start
+    [ledger:PATH]          append one JSON line ``{"event": "start"|"end", "marker", "run",
+                           "pid", "time", "resumed"}`` to PATH (O_APPEND, one write) at start
+                           and once the result line is out; ``marker`` is the prompt without
+                           its directives, ``run`` the wrapper's run folder (task and attempt)
+                           or null. ``FAKE_CLAUDE_LEDGER=PATH`` does the same for every run,
+                           resumed ones too (their prompt has no directive). Fault tests
+                           count agent runs with it.
 
 Like the real CLI: as root with ``--dangerously-skip-permissions`` (or ``--permission-mode
 bypassPermissions``) and without ``IS_SANDBOX=1`` it refuses, exit 1, nothing on stdout.
@@ -361,6 +368,42 @@ def log_invocation(argv: list[str]) -> None:
             fh.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "pid": os.getpid()}) + "\n")
 
 
+def ledger(prompt: str, event: str, resumed: bool) -> None:
+    """A line per ``[ledger:PATH]`` directive and for ``FAKE_CLAUDE_LEDGER``: one O_APPEND
+    write each, so lines from many agents at once never interleave (each is far below
+    PIPE_BUF)."""
+    paths = [m.group(2) for m in DIRECTIVE_RE.finditer(prompt) if m.group(1) == "ledger"]
+    if os.environ.get("FAKE_CLAUDE_LEDGER"):
+        paths.append(os.environ["FAKE_CLAUDE_LEDGER"])
+    paths = list(dict.fromkeys(paths))  # the same file named twice gets one line
+    if not paths:
+        return
+    record = {"event": event, "marker": DIRECTIVE_RE.sub("", prompt).strip(),
+              "run": wrapper_run_dir(), "pid": os.getpid(), "time": time.time(),
+              "resumed": resumed}
+    data = (json.dumps(record) + "\n").encode()
+    for path in paths:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+def wrapper_run_dir() -> str | None:
+    """The run folder claudine's wrapper (our parent) names in its argv, if it is one:
+    ``RUN_DIR`` of ``wrapper.py RUN_DIR MAX_OUTPUT_BYTES -- ARGV...`` (Linux only)."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
+            words = fh.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+    for n, word in enumerate(words[:-1]):
+        if word.endswith("wrapper.py"):
+            return words[n + 1]
+    return None
+
+
 def session_file(session_id: str) -> str | None:
     """Where the real CLI keeps a session; None when no CLAUDE_CONFIG_DIR (then not tracked)."""
     config = os.environ.get("CLAUDE_CONFIG_DIR")
@@ -563,6 +606,7 @@ def main(argv: list[str]) -> int:
         die(1, "Error: When using --print, --output-format=stream-json requires --verbose")
 
     resume_id = args.get("--resume", "-r")
+    ledger(prompt or "", "start", bool(resume_id))
     session_id = resume_id or args.get("--session-id") or str(uuid.uuid4())
     model = args.get("--model") or DEFAULT_MODEL
     em = Emitter(session_id, model, out_format)
@@ -596,6 +640,7 @@ def main(argv: list[str]) -> int:
         code = run_turn(em, turn_prompt, args, resumed=bool(resume_id))
         if code:
             break
+        ledger(turn_prompt, "end", bool(resume_id))
     if store is not None:
         with open(store, "a", encoding="utf-8") as fh:
             for obj in em.transcript:
