@@ -10,7 +10,8 @@ silent fallback to the default.
 
 The settings are described once, in ``_SPECS``; parsing, validation, error messages and
 :func:`settings_table` (docs and ``claudine config``) are all driven from that table so
-they cannot drift apart.
+they cannot drift apart. Each setting also has a *scope* (task, owner or local, see
+:data:`Scope`), so front ends know which values a client's environment can change.
 """
 
 from __future__ import annotations
@@ -32,11 +33,20 @@ import platformdirs
 __all__ = [
     "Config",
     "ConfigError",
+    "Mismatch",
+    "config_file_path",
     "default_config_path",
     "default_home",
+    "describe_settings",
+    "format_value",
     "load_config",
+    "owner_mismatches",
+    "owner_setting_names",
+    "owner_settings",
     "parse_size",
+    "setting_scope",
     "settings_table",
+    "task_setting_names",
 ]
 
 CONFIG_ENV = "CLAUDINE_CONFIG"
@@ -73,6 +83,19 @@ Kind = Literal[
     "path", "str", "float", "int", "size", "optint", "bool", "choice", "list", "args", "url"
 ]
 
+Scope = Literal["task", "owner", "local"]
+"""Whose value a setting is, when several processes share a home.
+
+- ``task``: how one task's agent runs (binary, timeout, permissions, output limit, extra
+  arguments). The delegating process's value is copied into the task row, so a task runs
+  as it was asked for whichever process owns the home when it starts.
+- ``owner``: how the engine owner schedules and supervises every task (admission limits,
+  retries, recovery, stopping, idle exit, worktree defaults and merges). Only the running
+  owner's values count; it publishes them in ``engine.lock`` so a client can tell when its
+  own differ (see :func:`owner_mismatches`).
+- ``local``: this process alone (which home it talks to, how verbosely it logs).
+"""
+
 
 @dataclass(frozen=True)
 class _Env:
@@ -98,6 +121,7 @@ class _Spec:
     unit: str = ""
     choices: tuple[str, ...] = ()
     default_text: str | None = None  # for defaults whose repr would mislead (computed paths)
+    scope: Scope = field(kw_only=True)  # required: every setting says whose it is
 
 
 _SPECS: tuple[_Spec, ...] = (
@@ -107,12 +131,14 @@ _SPECS: tuple[_Spec, ...] = (
         "Directory holding the task database, run output and the engine lock.",
         env=(_Env("CLAUDINE_HOME"),),
         default_text="platformdirs user_data_dir('claudine'), e.g. ~/.local/share/claudine",
+        scope="local",
     ),
     _Spec(
         "claude_bin",
         "str",
         "Claude Code executable: a name looked up on PATH, or a path.",
         env=(_Env("CLAUDINE_CLAUDE_BIN"),),
+        scope="task",
     ),
     _Spec(
         "task_timeout_s",
@@ -122,6 +148,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=1,
         hi=86400,
         unit="seconds",
+        scope="task",
     ),
     _Spec(
         "max_output_bytes",
@@ -131,6 +158,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=1024,
         hi=1073741824,
         unit="bytes",
+        scope="task",
     ),
     _Spec(
         "cpu_threshold",
@@ -140,6 +168,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=1,
         hi=100,
         unit="percent",
+        scope="owner",
     ),
     _Spec(
         "memory_reserve",
@@ -148,6 +177,7 @@ _SPECS: tuple[_Spec, ...] = (
         env=(_Env("MEMORY_RESERVE"), _Env("CLAUDINE_MEMORY_RESERVE")),
         lo=0,
         unit="bytes",
+        scope="owner",
     ),
     _Spec(
         "max_agents",
@@ -155,6 +185,7 @@ _SPECS: tuple[_Spec, ...] = (
         "Hard cap on agents running at once; none means only CPU and memory limit it.",
         env=(_Env("CLAUDINE_MAX_AGENTS"),),
         lo=1,
+        scope="owner",
     ),
     _Spec(
         "log_level",
@@ -162,6 +193,7 @@ _SPECS: tuple[_Spec, ...] = (
         "Log verbosity.",
         env=(_Env("LOG_LEVEL"), _Env("CLAUDINE_LOG_LEVEL")),
         choices=("debug", "info", "warn", "error"),
+        scope="local",
     ),
     _Spec(
         "permission_mode",
@@ -171,12 +203,14 @@ _SPECS: tuple[_Spec, ...] = (
         "default = risky tools are denied.",
         env=(_Env("CLAUDINE_PERMISSION_MODE"),),
         choices=("skip", "acceptEdits", "allowedTools", "default"),
+        scope="task",
     ),
     _Spec(
         "allowed_tools",
         "list",
         "Tools agents may use when permission_mode is allowedTools (then required).",
         env=(_Env("CLAUDINE_ALLOWED_TOOLS"),),
+        scope="task",
     ),
     _Spec(
         "max_retries",
@@ -185,6 +219,7 @@ _SPECS: tuple[_Spec, ...] = (
         env=(_Env("CLAUDINE_MAX_RETRIES"),),
         lo=0,
         hi=20,
+        scope="owner",
     ),
     _Spec(
         "retry_base_delay_s",
@@ -194,6 +229,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=3600,
         unit="seconds",
+        scope="owner",
     ),
     _Spec(
         "retry_max_delay_s",
@@ -203,6 +239,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=86400,
         unit="seconds",
+        scope="owner",
     ),
     _Spec(
         "recovery_policy",
@@ -211,6 +248,7 @@ _SPECS: tuple[_Spec, ...] = (
         "Claude session, requeue from scratch, or fail it.",
         env=(_Env("CLAUDINE_RECOVERY"),),
         choices=("resume", "requeue", "fail"),
+        scope="owner",
     ),
     _Spec(
         "kill_grace_s",
@@ -220,6 +258,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=300,
         unit="seconds",
+        scope="owner",
     ),
     _Spec(
         "idle_exit_s",
@@ -230,6 +269,15 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=86400,
         unit="seconds",
+        scope="owner",
+    ),
+    _Spec(
+        "handoff_on_exit",
+        "bool",
+        "An owner that exits with tasks queued or running starts a background `claudine "
+        "serve` to take them over (unless you chose to stop the agents).",
+        env=(_Env("CLAUDINE_HANDOFF_ON_EXIT"),),
+        scope="owner",
     ),
     _Spec(
         "agent_cpu_cost",
@@ -239,6 +287,7 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=100,
         unit="percent",
+        scope="owner",
     ),
     _Spec(
         "agent_memory_cost",
@@ -247,6 +296,7 @@ _SPECS: tuple[_Spec, ...] = (
         env=(_Env("CLAUDINE_AGENT_MEMORY"),),
         lo=0,
         unit="bytes",
+        scope="owner",
     ),
     _Spec(
         "settle_window_s",
@@ -256,12 +306,24 @@ _SPECS: tuple[_Spec, ...] = (
         lo=0,
         hi=600,
         unit="seconds",
+        scope="owner",
+    ),
+    _Spec(
+        "cpu_limit_when_idle",
+        "bool",
+        "Apply cpu_threshold even when no agent of this home is running. Off (the default), "
+        "the CPU limit only holds back a new agent while one of ours runs, as GNU make's -l "
+        "does, so a machine kept busy by other work still runs the queue one agent at a "
+        "time; the memory reserve and max_agents always hold.",
+        env=(_Env("CLAUDINE_CPU_LIMIT_WHEN_IDLE"),),
+        scope="owner",
     ),
     _Spec(
         "default_worktree",
         "bool",
         "Run new tasks in their own git worktree by default.",
         env=(_Env("CLAUDINE_WORKTREE"),),
+        scope="owner",
     ),
     _Spec(
         "default_merge_strategy",
@@ -269,18 +331,21 @@ _SPECS: tuple[_Spec, ...] = (
         "How a worktree task's changes come back by default.",
         env=(_Env("CLAUDINE_MERGE_STRATEGY"),),
         choices=("manual", "auto", "patch", "pr"),
+        scope="owner",
     ),
     _Spec(
         "github_api_url",
         "url",
         "GitHub API base URL for pull requests (GitHub Enterprise); none = api.github.com.",
         env=(_Env("CLAUDINE_GITHUB_API_URL"),),
+        scope="owner",
     ),
     _Spec(
         "extra_agent_args",
         "args",
         "Extra command-line arguments appended to every claude invocation (shell syntax).",
         env=(_Env("CLAUDINE_AGENT_ARGS"),),
+        scope="task",
     ),
 )
 
@@ -529,9 +594,11 @@ class Config:
     recovery_policy: str = "resume"
     kill_grace_s: float = 5.0
     idle_exit_s: float = 60.0
+    handoff_on_exit: bool = True
     agent_cpu_cost: float = 5.0
     agent_memory_cost: int = 314572800
     settle_window_s: float = 15.0
+    cpu_limit_when_idle: bool = False
     default_worktree: bool = False
     default_merge_strategy: str = "manual"
     github_api_url: str | None = None
@@ -610,10 +677,18 @@ def _where(path: Path, text: str, key: str) -> str:
     return f"{path}:{line}: {key}" if line else f"{path}: {key}"
 
 
+def config_file_path(env: Mapping[str, str] | None = None) -> Path:
+    """The TOML file settings are read from: ``CLAUDINE_CONFIG``, else the platform's."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    named = environ.get(CONFIG_ENV, "").strip()
+    return Path(named).expanduser() if named else default_config_path()
+
+
 def load_config(
     env: Mapping[str, str] | None = None,
     *,
     config_file: Path | None = None,
+    override_sources: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Config:
     """Build the settings from defaults, the TOML file, the environment and ``overrides``.
@@ -622,8 +697,10 @@ def load_config(
     TOML file explicitly, and then it must exist; otherwise the platform config dir's
     ``config.toml`` is read if present. ``overrides`` are field values from CLI flags,
     already typed (strings are parsed as in the environment); ``None`` means "flag not
-    given" and is skipped. Every source is validated, even one that a later source
-    overrides, so a typo never hides. Raises :class:`ConfigError`.
+    given" and is skipped. ``override_sources`` names the flag each override came from
+    (``{"home": "--home"}``), recorded in ``Config.sources`` instead of ``"override"``.
+    Every source is validated, even one that a later source overrides, so a typo never
+    hides. Raises :class:`ConfigError`.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -632,8 +709,7 @@ def load_config(
 
     explicit = config_file is not None or bool(environ.get(CONFIG_ENV, "").strip())
     if config_file is None:
-        named = environ.get(CONFIG_ENV, "").strip()
-        config_file = Path(named).expanduser() if named else default_config_path()
+        config_file = config_file_path(environ)
     data, text = _read_toml(config_file, explicit)
     for key, raw in data.items():
         spec = _BY_NAME.get(key)
@@ -675,8 +751,9 @@ def load_config(
             values[name] = _from_value(spec, raw)
         except _Invalid:
             raise _error(name, raw, spec) from None
-        sources[name] = "override"
-        labels[name] = f"option {name}"
+        flag = (override_sources or {}).get(name)
+        sources[name] = flag or "override"
+        labels[name] = flag or f"option {name}"
 
     # Cross-field rules need the defaults too; `home` has a factory but no rule uses it.
     defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.name != "sources"}
@@ -711,3 +788,123 @@ def settings_table() -> list[tuple[str, str, str, str]]:
                 default = str(value)
         rows.append((spec.name, env, default, f"{spec.doc} Valid: {_expected(spec)}."))
     return rows
+
+
+# --------------------------------------------------------------------------------------
+# Whose setting is it: task, owner or this process
+
+
+def setting_scope(name: str) -> Scope:
+    """``task``, ``owner`` or ``local`` for a setting name (see :data:`Scope`)."""
+    return _BY_NAME[name].scope
+
+
+def task_setting_names() -> tuple[str, ...]:
+    """Settings that travel with a task: copied into its row when it is delegated."""
+    return tuple(spec.name for spec in _SPECS if spec.scope == "task")
+
+
+def owner_setting_names() -> tuple[str, ...]:
+    """Settings only the running engine owner's values count for."""
+    return tuple(spec.name for spec in _SPECS if spec.scope == "owner")
+
+
+def owner_settings(config: Config) -> dict[str, Any]:
+    """The owner-scope values of ``config``, JSON-ready: what an owner publishes."""
+    values = config.to_dict()
+    return {name: values[name] for name in owner_setting_names()}
+
+
+def format_value(name: str, value: Any) -> str:
+    """A setting's value as a person would write it (``none``, ``true``, ``512 MiB``)."""
+    spec = _BY_NAME.get(name)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        if spec is not None and spec.kind == "args":
+            return shlex.join(value) if value else "(empty)"
+        return ",".join(value) if value else "(empty)"
+    if spec is not None and spec.kind == "size" and isinstance(value, int):
+        return f"{value} ({_human_size(value)})" if value >= 1024 else str(value)
+    if isinstance(value, float | int):
+        return _fmt(value)
+    return str(value)
+
+
+def describe_settings(config: Config) -> list[dict[str, Any]]:
+    """Every setting's effective value and where it came from, for ``claudine config``.
+
+    One dict per setting: ``name``, ``value`` (JSON-ready), ``source`` (``default``, the
+    config file's path, the environment variable's name, or the flag), ``env`` (the
+    variables that set it), ``default``, ``scope`` and ``description``.
+    """
+    values = config.to_dict()
+    rows = []
+    for spec, (_, _, default, description) in zip(_SPECS, settings_table(), strict=True):
+        rows.append({
+            "name": spec.name,
+            "value": values[spec.name],
+            "source": config.sources.get(spec.name, "default"),
+            "env": [e.name for e in spec.env],
+            "default": default,
+            "scope": spec.scope,
+            "description": description,
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """An owner setting this process sets explicitly to something the owner does not use."""
+
+    name: str
+    here: str  # how it is set here: ``CLAUDINE_MAX_AGENTS=2`` or ``max_agents=2 in FILE``
+    owner_value: str  # the owner's value, formatted
+
+    def warning(self, owner_pid: object) -> str:
+        return (
+            f"{self.here} here, but the running owner (pid {owner_pid}) uses "
+            f"{self.name}={self.owner_value}; owner settings come from the owner — "
+            "restart it to apply"
+        )
+
+
+def owner_mismatches(
+    config: Config, published: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+) -> list[Mismatch]:
+    """Owner settings ``config`` sets explicitly (environment, file or flag, not defaults)
+    to a value other than the one the running owner ``published``.
+
+    ``published`` is the owner's :func:`owner_settings` as read back from its lock record;
+    a setting it does not mention (an older owner) is not compared. ``env`` is where
+    ``config`` was loaded from (default ``os.environ``), to quote the variable as written.
+    """
+    if not published:
+        return []
+    environ: Mapping[str, str] = os.environ if env is None else env
+    ours = owner_settings(config)
+    found = []
+    for name, value in ours.items():
+        source = config.sources.get(name, "default")
+        if source == "default" or name not in published or _same(value, published[name]):
+            continue
+        spec = _BY_NAME[name]
+        if source in {e.name for e in spec.env} and source in environ:
+            here = f"{source}={environ[source].strip()}"
+        elif source.startswith("-") or source == "override":
+            here = f"{name}={format_value(name, value)} ({source})"
+        else:
+            here = f"{name}={format_value(name, value)} in {source}"
+        found.append(Mismatch(name, here, format_value(name, published[name])))
+    return found
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    # Both sides went through to_dict(); the owner's also through JSON (tuples -> lists).
+    if isinstance(ours, list | tuple) and isinstance(theirs, list | tuple):
+        return list(ours) == list(theirs)
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
+    return bool(ours == theirs)

@@ -51,6 +51,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.agent_cpu_cost == 5
     assert cfg.agent_memory_cost == 300 * MiB
     assert cfg.settle_window_s == 15
+    assert cfg.cpu_limit_when_idle is False
     assert cfg.default_worktree is False
     assert cfg.default_merge_strategy == "manual"
     assert cfg.github_api_url is None
@@ -118,6 +119,8 @@ def test_uses_os_environ_when_env_is_none(monkeypatch: pytest.MonkeyPatch) -> No
         ("CLAUDINE_AGENT_CPU", "12.5", "agent_cpu_cost", 12.5),
         ("CLAUDINE_AGENT_MEMORY", "1G", "agent_memory_cost", GiB),
         ("CLAUDINE_SETTLE_WINDOW", "30", "settle_window_s", 30.0),
+        ("CLAUDINE_CPU_LIMIT_WHEN_IDLE", "true", "cpu_limit_when_idle", True),
+        ("CLAUDINE_CPU_LIMIT_WHEN_IDLE", "0", "cpu_limit_when_idle", False),
         ("CLAUDINE_WORKTREE", "yes", "default_worktree", True),
         ("CLAUDINE_MERGE_STRATEGY", "pr", "default_merge_strategy", "pr"),
         (
@@ -268,6 +271,8 @@ INVALID = [
     ("CLAUDINE_AGENT_CPU", "101", ["0", "100"]),
     ("CLAUDINE_AGENT_MEMORY", "lots", ["at least 0"]),
     ("CLAUDINE_SETTLE_WINDOW", "601", ["0", "600"]),
+    ("CLAUDINE_CPU_LIMIT_WHEN_IDLE", "sometimes", ["true", "false", "yes", "no", "on", "off"]),
+    ("CLAUDINE_HANDOFF_ON_EXIT", "later", ["true", "false"]),
     ("CLAUDINE_WORKTREE", "maybe", ["true", "false", "yes", "no", "on", "off"]),
     ("CLAUDINE_MERGE_STRATEGY", "rebase", ["manual, auto, patch, pr"]),
     ("CLAUDINE_GITHUB_API_URL", "ghe.example.com", ["http://", "https://"]),
@@ -443,6 +448,8 @@ idle_exit_s = 0
 agent_cpu_cost = 10
 agent_memory_cost = "512M"
 settle_window_s = 5
+cpu_limit_when_idle = true
+handoff_on_exit = false
 default_worktree = true
 default_merge_strategy = "auto"
 github_api_url = "http://localhost:8080"
@@ -468,6 +475,8 @@ extra_agent_args = ["--model", "sonnet"]
     assert cfg.agent_cpu_cost == 10
     assert cfg.agent_memory_cost == 512 * MiB
     assert cfg.settle_window_s == 5
+    assert cfg.cpu_limit_when_idle is True
+    assert cfg.handoff_on_exit is False
     assert cfg.default_worktree is True
     assert cfg.default_merge_strategy == "auto"
     assert cfg.github_api_url == "http://localhost:8080"
@@ -607,3 +616,92 @@ def test_settings_table_covers_every_field() -> None:
     assert table["max_agents"][2] == "none"
     assert table["default_worktree"][2] == "false"
     assert "debug, info, warn, error" in table["log_level"][3]
+
+
+# ------------------------------------------------------------- sources, shown as a user sees
+
+
+def test_sources_name_the_file_the_variable_and_the_flag(tmp_path: Path) -> None:
+    path = write(tmp_path, "max_retries = 5\n")
+    cfg = load_config({"CLAUDINE_MAX_AGENTS": "2", "TASK_TIMEOUT": "60000"}, config_file=path,
+                      override_sources={"home": "--home"}, home=tmp_path / "h")
+    rows = {row["name"]: row for row in config_mod.describe_settings(cfg)}
+    assert rows["max_retries"]["source"] == str(path)
+    assert rows["max_agents"]["source"] == "CLAUDINE_MAX_AGENTS"
+    assert rows["task_timeout_s"]["source"] == "TASK_TIMEOUT"
+    assert rows["task_timeout_s"]["value"] == 60.0
+    assert rows["home"]["source"] == "--home"
+    assert rows["cpu_threshold"]["source"] == "default"
+    assert rows["cpu_threshold"]["env"] == ["CPU_THRESHOLD", "CLAUDINE_CPU_THRESHOLD"]
+    assert rows["cpu_threshold"]["scope"] == "owner"
+    assert "1 to 100" in rows["cpu_threshold"]["description"]
+    assert [row["name"] for row in config_mod.describe_settings(cfg)] == [
+        f.name for f in dataclasses.fields(Config) if f.name != "sources"]
+
+
+# ------------------------------------------------------------------- task and owner scope
+
+TASK_SETTINGS = {"claude_bin", "task_timeout_s", "max_output_bytes", "permission_mode",
+                 "allowed_tools", "extra_agent_args"}
+LOCAL_SETTINGS = {"home", "log_level"}
+
+
+def test_every_setting_is_task_owner_or_local() -> None:
+    names = {f.name for f in dataclasses.fields(Config) if f.name != "sources"}
+    assert set(config_mod.task_setting_names()) == TASK_SETTINGS
+    owner = set(config_mod.owner_setting_names())
+    assert owner == names - TASK_SETTINGS - LOCAL_SETTINGS
+    assert {"cpu_threshold", "memory_reserve", "max_agents", "agent_cpu_cost",
+            "agent_memory_cost", "settle_window_s", "cpu_limit_when_idle", "max_retries",
+            "recovery_policy", "idle_exit_s", "kill_grace_s"} <= owner
+    assert {config_mod.setting_scope(n) for n in LOCAL_SETTINGS} == {"local"}
+
+
+def test_owner_settings_are_json_ready_owner_values() -> None:
+    import json
+
+    cfg = load_config({"CLAUDINE_MAX_AGENTS": "3", "CLAUDINE_CPU_LIMIT_WHEN_IDLE": "yes"})
+    published = config_mod.owner_settings(cfg)
+    assert set(published) == set(config_mod.owner_setting_names())
+    assert published["max_agents"] == 3 and published["cpu_limit_when_idle"] is True
+    assert json.loads(json.dumps(published)) == published
+
+
+def _owner(**env: str) -> dict[str, object]:
+    """An owner's published settings, as a client reads them back from the lock record."""
+    import json
+
+    return dict(json.loads(json.dumps(config_mod.owner_settings(load_config(env)))))
+
+
+def test_mismatch_names_the_variable_both_values_and_the_owner() -> None:
+    env = {"CLAUDINE_MAX_AGENTS": "2", "MEMORY_RESERVE": "2G"}
+    found = config_mod.owner_mismatches(load_config(env), _owner(), env)
+    assert [m.name for m in found] == ["memory_reserve", "max_agents"]
+    assert found[1].warning(123) == (
+        "CLAUDINE_MAX_AGENTS=2 here, but the running owner (pid 123) uses max_agents=none; "
+        "owner settings come from the owner — restart it to apply"
+    )
+    assert found[0].here == "MEMORY_RESERVE=2G"
+    assert found[0].owner_value == "1073741824 (1 GiB)"
+
+
+def test_no_mismatch_for_defaults_equal_values_or_task_settings() -> None:
+    # The owner runs with max_agents=4; this process leaves it unset: the default is no claim.
+    assert config_mod.owner_mismatches(load_config({}), _owner(CLAUDINE_MAX_AGENTS="4"), {}) == []
+    same = {"CLAUDINE_MAX_AGENTS": "4", "CPU_THRESHOLD": "80"}  # 80 is also the default
+    assert config_mod.owner_mismatches(load_config(same), _owner(CLAUDINE_MAX_AGENTS="4"),
+                                       same) == []
+    task_only = {"CLAUDINE_TASK_TIMEOUT": "60", "LOG_LEVEL": "debug"}
+    assert config_mod.owner_mismatches(load_config(task_only), _owner(), task_only) == []
+    # An owner that published nothing (an older claudine) is never compared.
+    assert config_mod.owner_mismatches(load_config(same), None, same) == []
+
+
+def test_mismatch_from_the_config_file_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "cpu_limit_when_idle = true\n")
+    found = config_mod.owner_mismatches(load_config({}, config_file=path), _owner(), {})
+    assert [m.warning(7) for m in found] == [
+        f"cpu_limit_when_idle=true in {path} here, but the running owner (pid 7) uses "
+        "cpu_limit_when_idle=false; owner settings come from the owner — restart it to apply"
+    ]
