@@ -15,13 +15,21 @@ Settling cost fades linearly: an agent started ``age`` seconds ago is charged
 measurement gradually (process start-up, then the first API round trip), so charging the full
 cost until the window ends and then nothing would double count it near the end of the window
 and make admission jerky.
+
+The CPU limit follows GNU make's ``-l``: it holds back a new agent only while at least one
+agent of this home is running. On a machine kept busy by other work (a build, another
+user) a threshold applied with nothing of ours running would hold the whole queue for as
+long as that load lasts; instead one agent starts, and the limit holds back the next.
+The memory reserve and ``max_agents`` always hold. ``cpu_limit_when_idle`` restores the
+strict rule.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 from claudine_core.models import ResourceSample
 
@@ -45,6 +53,14 @@ class AdmissionLimits:
     agent_cpu_cost: float = 5.0  # projected percent of the whole machine per new agent
     agent_memory_cost: int = 512 * 1024**2  # projected bytes per new agent
     settle_window_s: float = 10.0
+    cpu_limit_when_idle: bool = False  # True: CPU holds back even the first agent
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> AdmissionLimits:
+        """From settings named as in config.py (a Config's ``to_dict()`` or the owner's
+        published settings); names it does not use are ignored, missing ones default."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in names})
 
     def __post_init__(self) -> None:
         # Fail loudly on nonsense: a negative cost would silently admit without bound.
@@ -106,6 +122,9 @@ def decide_admission(
     cpu = sample.cpu_percent + settling * limits.agent_cpu_cost
     memory = max(0, int(sample.memory_available - settling * limits.agent_memory_cost))
     fits = _fits(cpu, memory, running, limits)
+    if running == 0 and not limits.cpu_limit_when_idle:
+        # make -l: with none of ours running, CPU load (someone else's) stops no first agent.
+        fits["cpu"] = max(fits["cpu"], 1)
     start = max(0, min(queued, *fits.values()))
     if start == 0 and _idle_exception(queued, running, settling, sample, limits):
         start = 1
@@ -138,17 +157,20 @@ def _fit_max(running: int, max_agents: int | None) -> int:
 def _idle_exception(
     queued: int, running: int, settling: float, sample: ResourceSample, limits: AdmissionLimits
 ) -> bool:
-    """On an idle machine under its limits, one agent may start whatever its projected cost.
+    """With nothing of ours running, one agent may start whatever its projected cost, as
+    long as memory is above the reserve (and, with ``cpu_limit_when_idle``, CPU is under
+    the threshold).
 
     Without this a per-agent cost larger than the headroom (e.g. a 2-core machine, where one
     agent is a big share) would deadlock: nothing runs, so nothing ever frees headroom.
     """
+    cpu_ok = not limits.cpu_limit_when_idle or sample.cpu_percent < limits.cpu_threshold
     return (
         queued > 0
         and running == 0
         and settling == 0
         and _fit_max(0, limits.max_agents) > 0
-        and sample.cpu_percent < limits.cpu_threshold
+        and cpu_ok
         and sample.memory_available > limits.memory_reserve
     )
 
@@ -172,6 +194,8 @@ def _reason(
 
 
 def _cpu_reason(projected: float, limits: AdmissionLimits) -> str:
+    # Projections can pass 100% (settling agents on a busy machine); no machine does.
+    projected = min(projected, 100.0)
     threshold = _pct(limits.cpu_threshold)
     if projected > limits.cpu_threshold:
         return f"waiting: CPU {_pct(projected)} > {threshold}"

@@ -29,7 +29,7 @@ from claudine_core.agents.claude import (
 )
 from claudine_core.agents.stream import StreamEvent, parse_line
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
-from claudine_core.config import Config
+from claudine_core.config import Config, owner_settings
 from claudine_core.events import EventBus, RoleChanged, ScaleChanged, TaskOutput, TaskStateChanged
 from claudine_core.faults import crash_point
 from claudine_core.models import (
@@ -108,14 +108,7 @@ class Engine:
         self.monitor = monitor or ResourceMonitor()
         self.lock = OwnerLock(config.lock_path, kind=kind)
         self.role = "client"
-        self.limits = AdmissionLimits(
-            cpu_threshold=config.cpu_threshold,
-            memory_reserve=config.memory_reserve,
-            max_agents=config.max_agents,
-            agent_cpu_cost=config.agent_cpu_cost,
-            agent_memory_cost=config.agent_memory_cost,
-            settle_window_s=config.settle_window_s,
-        )
+        self.limits = AdmissionLimits.from_settings(owner_settings(config))
         self.sample: ResourceSample | None = None
         self.admission: Admission | None = None
         self.last_busy_at = clock()

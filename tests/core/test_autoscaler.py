@@ -165,8 +165,10 @@ class TestIdleRule:
         assert result.start == 0
         assert result.reason == "waiting: CPU 10% + 60% for the next agent > 50%"
 
-    def test_not_when_cpu_is_already_over_the_threshold(self) -> None:
-        result = decide(queued=3, sample=reading(cpu=91.0))
+    def test_not_when_cpu_is_already_over_the_threshold_and_the_strict_rule_is_on(
+        self,
+    ) -> None:
+        result = decide(queued=3, sample=reading(cpu=91.0), cpu_limit_when_idle=True)
         assert result.start == 0
         assert result.reason == "waiting: CPU 91% > 80%"
 
@@ -174,6 +176,76 @@ class TestIdleRule:
         result = decide(queued=3, sample=reading(available=GIB * 8 // 10))
         assert result.start == 0
         assert result.reason == "waiting: memory 0.8 GiB free, reserve 1.0 GiB"
+
+
+class TestMakeLoadRule:
+    """GNU make's -l: the CPU limit holds back a new agent only while one of ours runs."""
+
+    def test_a_machine_busy_with_other_work_still_starts_one_agent(self) -> None:
+        result = decide(queued=3, sample=reading(cpu=97.0))
+        assert result.start == 1
+        assert result.reason == "waiting: CPU 100% > 80%"  # 97% + 5% for the one started
+
+    def test_the_next_one_waits_while_ours_runs(self) -> None:
+        result = decide(queued=2, running=1, sample=reading(cpu=97.0), now=NOW + 60,
+                        started_at=[NOW])
+        assert result.start == 0
+        assert result.reason == "waiting: CPU 97% > 80%"
+
+    def test_the_queue_makes_progress_for_as_long_as_the_load_lasts(self) -> None:
+        """Someone else keeps the machine at 97% for an hour; each agent runs 5 minutes.
+
+        One tick a second with a fake clock: every task runs, one at a time. Under the
+        strict rule nothing starts in that hour.
+        """
+        for strict, expected in ((False, 5), (True, 0)):
+            queued, running_until, started_log = 5, [], []
+            for second in range(3600):
+                now = NOW + second
+                running_until = [end for end in running_until if end > now]
+                result = decide(queued=queued, running=len(running_until),
+                                sample=reading(cpu=97.0), now=now,
+                                started_at=[end - 300 for end in running_until],
+                                cpu_limit_when_idle=strict)
+                assert len(running_until) + result.start <= 1
+                for _ in range(result.start):
+                    running_until.append(now + 300)
+                    started_log.append(now)
+                queued -= result.start
+            assert len(started_log) == expected, strict
+            if expected:
+                gaps = [b - a for a, b in zip(started_log, started_log[1:], strict=False)]
+                assert all(gap == 300 for gap in gaps)  # the next starts as soon as one ends
+
+    def test_fits_by_cpu_are_still_all_started(self) -> None:
+        # Under the threshold the rule changes nothing: as many as fit, not one.
+        assert decide(queued=20).start == 14
+
+    def test_memory_reserve_still_holds_with_nothing_running(self) -> None:
+        result = decide(queued=3, sample=reading(cpu=97.0, available=GIB * 8 // 10))
+        assert result.start == 0
+        assert result.reason == "waiting: memory 0.8 GiB free, reserve 1.0 GiB"
+
+    def test_max_agents_still_holds(self) -> None:
+        assert decide(queued=3, sample=reading(cpu=97.0), max_agents=0).start == 0
+
+    def test_a_big_agent_on_a_busy_machine_starts_too(self) -> None:
+        # Memory above the reserve but below one agent's projected cost: the idle rule.
+        result = decide(queued=1, sample=reading(cpu=97.0, available=2 * GIB),
+                        agent_memory_cost=4 * GIB)
+        assert result.start == 1
+        strict = decide(queued=1, sample=reading(cpu=97.0, available=2 * GIB),
+                        agent_memory_cost=4 * GIB, cpu_limit_when_idle=True)
+        assert strict.start == 0
+
+    def test_limits_from_settings_named_as_in_the_config(self) -> None:
+        from claudine_core.config import Config, owner_settings
+
+        config = Config(home="/tmp/unused", cpu_limit_when_idle=True, max_agents=3)  # type: ignore[arg-type]
+        built = AdmissionLimits.from_settings(owner_settings(config))
+        assert built == AdmissionLimits(
+            cpu_threshold=80.0, memory_reserve=GIB, max_agents=3, agent_cpu_cost=5.0,
+            agent_memory_cost=300 * 1024**2, settle_window_s=15.0, cpu_limit_when_idle=True)
 
 
 class TestNoSample:
@@ -193,7 +265,8 @@ class TestNoSample:
 
 class TestReasons:
     def test_fractional_cpu_is_not_rounded_into_a_contradiction(self) -> None:
-        assert decide(queued=1, sample=reading(cpu=80.4)).reason == "waiting: CPU 80.4% > 80%"
+        result = decide(queued=1, running=1, sample=reading(cpu=80.4))
+        assert result.reason == "waiting: CPU 80.4% > 80%"
 
     def test_cap_named_when_it_ties_with_a_resource(self) -> None:
         # CPU allows 2 more and so does the cap: the cap is the clearer explanation.
