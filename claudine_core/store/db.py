@@ -24,6 +24,22 @@ class StoreError(RuntimeError):
     """The database cannot be used; the message says what is wrong and what to do."""
 
 
+class _Database(peewee.SqliteDatabase):
+    """peewee's SQLite database, minus one way it hides the error that matters.
+
+    After some errors (disk full, I/O error, out of memory) SQLite rolls the transaction
+    back by itself. peewee's ``atomic()`` then sends ROLLBACK anyway, which fails with
+    "cannot rollback - no transaction is active", and that error replaces the real one:
+    an owner on a full disk logged it twice a second and never said "disk full".
+    """
+
+    def rollback(self) -> None:
+        conn = None if self.is_closed() else self.connection()
+        if conn is not None and not conn.in_transaction:
+            return  # SQLite already rolled back; let the original error propagate
+        super().rollback()
+
+
 def open_database(path: Path) -> peewee.SqliteDatabase:
     """Open (creating if needed) the store at ``path`` and bind the tables to it.
 
@@ -32,7 +48,7 @@ def open_database(path: Path) -> peewee.SqliteDatabase:
             claudine database.
     """
     _create_private_file(path)
-    db = peewee.SqliteDatabase(str(path), pragmas=_PRAGMAS, check_same_thread=False)
+    db = _Database(str(path), pragmas=_PRAGMAS, check_same_thread=False)
     try:
         db.connect(reuse_if_open=True)
     except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
@@ -79,6 +95,12 @@ def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
         )
     if ("disk" in lowered and "full" in lowered) or "no space" in lowered:
         return f"the disk holding {path} is full ({text}). Free some space and retry."
+    if "disk i/o error" in lowered or "input/output error" in lowered:
+        return (
+            f"the disk holding {path} failed a read or write ({text}): its file system may "
+            "have gone read-only after an error, or the disk may be failing (see dmesg). "
+            "Stop claudine, repair or remount the file system, then start it again."
+        )
     if "not a database" in lowered or "malformed" in lowered:
         return (
             f"{path} is not a usable claudine database ({text}). Move it aside; "
