@@ -75,6 +75,7 @@ def ensure_owner(config: Config) -> int | None:
     if current_owner(config.lock_path) is not None:
         return None
     log_path = config.home / "serve.log"
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # serve --detach, fresh home
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = subprocess.Popen(
