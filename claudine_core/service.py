@@ -69,7 +69,14 @@ class TaskService:
     ) -> None:
         self.config = config
         self.env = dict(os.environ if env is None else env)
+        # Private: prompts and logs can hold secrets. A folder someone chose for the home
+        # keeps its mode; claudine's own default one is narrowed (older consoles made it
+        # 0755).
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if config.sources.get("home") == "default" and (
+            config.home.stat().st_mode & 0o077
+        ):
+            config.home.chmod(0o700)
         config.runs_dir.mkdir(mode=0o700, exist_ok=True)
         self.db = open_database(config.db_path)
         migrate(self.db)

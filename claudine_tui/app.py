@@ -390,8 +390,16 @@ def run_console(config: Config) -> int:
     from claudine_core.engine import Engine
 
     log_path = config.home / "console.log"
-    config.home.mkdir(parents=True, exist_ok=True)
-    # The screen owns the terminal: engine logs go to a file, never over the UI.
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The screen owns the terminal: engine logs go to a file, never over the UI. Made
+    # 0600 like every file of the home (and narrowed if an older console made it 0644);
+    # the process umask stays as it is, since the agents inherit it.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
     logging.basicConfig(filename=log_path, level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = ClaudineApp(Engine(config, kind="console"),
