@@ -9,11 +9,23 @@ The claude-CLI doubles live in ``tests/fakes/``:
   marked ``@pytest.mark.real_claude``.
 
 Add further shared fixtures below, one small well-named fixture each.
+
+The session ends with none of its processes left: every process the suite starts inherits
+a marker in its environment, and the run fails if any marked process outlives it (see
+``pytest_sessionfinish`` below).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
 import sys
+import tempfile
+import time
+import types
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +89,98 @@ def real_claude_env(fake_api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
         "IS_SANDBOX": "1",  # lets --dangerously-skip-permissions run as root (containers/CI)
         "CLAUDE_CODE_MAX_RETRIES": "0",
     }
+
+
+# -- no process outlives the session ----------------------------------------------------------
+#
+# The marker is a variable of its own (not CLAUDINE_*: tests strip those from the
+# environments they build), named after this session so that a nested pytest adds its
+# own without hiding ours. Detached owners (``serve --auto``) idle-exit after
+# CLAUDINE_IDLE_EXIT=2 s, so survivors get a short grace before they count as leaked.
+
+LEAK_MARKER = f"PYTEST_CLAUDINE_RUN_{uuid.uuid4().hex}"
+LEAK_GRACE_S = float(os.environ.get("PYTEST_LEAK_GRACE_S", "15"))  # its own test shortens it
+_first_seen: dict[tuple[int, str], str] = {}  # (pid, start time) -> test it appeared in
+_leaks: list[str] = []
+_tmux_dir: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ[LEAK_MARKER] = "1"
+    # tmux keeps one server per socket: give the suite a server of its own, so a test's
+    # console never lands in (or is killed along with) a server the user or another run
+    # owns, and ours exits with its last session.
+    _tmux_dir.append(tempfile.mkdtemp(prefix="claudine-tests-tmux-"))
+    os.environ["TMUX_TMPDIR"] = _tmux_dir[0]
+    os.environ.pop("TMUX", None)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19].decode()  # field 22, counted after "pid (comm)"
+
+
+def marked_processes() -> dict[tuple[int, str], str]:
+    """The live processes started by this session: (pid, start time) -> command line."""
+    wanted = f"{LEAK_MARKER}=1".encode()
+    found: dict[tuple[int, str], str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if wanted not in environ.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone, or not ours to read
+        started = _start_time(int(entry))
+        if started is not None and command:  # a zombie has no command line
+            found[(int(entry), started)] = command.strip()
+    return found
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    # Which test a process appeared in, to name the leaker (scanned after its teardown).
+    for key in marked_processes():
+        _first_seen.setdefault(key, nodeid)
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if any process it started is still there after a grace period (for
+    detached owners' idle exit), naming the test it appeared in; kill what is left."""
+    interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED  # no waiting on ^C
+    deadline = time.monotonic() + (0 if interrupted else LEAK_GRACE_S)
+    while (alive := marked_processes()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for (pid, started), command in sorted(alive.items()):
+        test = _first_seen.get((pid, started), "the session's end")
+        _leaks.append(f"pid {pid} from {test}: {command}")
+        if _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if _leaks and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if _leaks and session.config.pluginmanager.get_plugin("terminalreporter") is None:
+        print("processes left running by the tests (killed):\n  " + "\n  ".join(_leaks),
+              file=sys.stderr)
+    for folder in _tmux_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _leaks:
+        return
+    terminalreporter.section(f"{len(_leaks)} processes left running by the tests (killed)",
+                             red=True, bold=True)
+    for line in _leaks:
+        terminalreporter.line(line)
+    # "N leaked" in the closing line; other plugins read these entries' attributes.
+    terminalreporter.stats.setdefault("leaked", []).extend(
+        types.SimpleNamespace(nodeid="", leak=line) for line in _leaks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,18 +93,31 @@ def test_requests_before_the_handshake_answer_are_kept_in_order(
 def test_input_closed_with_unanswered_requests_still_answers(
     home_env: tuple[Path, dict[str, str]],
 ) -> None:
-    _, env = home_env
+    home, env = home_env
     server = StdioServer(env)
     server.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                  "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                             "clientInfo": {"name": "t", "version": "1"}}})
     server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     server.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                 "params": {"name": "DelegateTask", "arguments": {"prompt": "[hang]"}}})
+                 "params": {"name": "DelegateTask", "arguments": {"prompt": "closed input"}}})
     assert server.close() == 0
     replies = [json.loads(line) for line in server.stdout_lines]
     assert [r["id"] for r in replies] == [1, 2]
     assert replies[1]["result"]["structuredContent"]["status"] == "queued"
+    # The server may have started the agent before it exited, and leaves it running for
+    # the next owner, as it should; this one ends by itself: let it, so that nothing this
+    # test started outlives it (the wrapper writes exit.json as it ends).
+    for run in home.glob("runs/*/attempt-*"):
+        _wait_for(lambda run=run: (run / "exit.json").exists(), f"the agent in {run} to end")
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
