@@ -44,7 +44,7 @@ from claudine_core.models import (
     iso_time,
 )
 from claudine_core.outcomes import Outcome, classify, retry_delay
-from claudine_core.ownership import OwnerLock, current_owner
+from claudine_core.ownership import OwnerLock, current_owner, published_admission
 from claudine_core.resources import ResourceMonitor
 from claudine_core.service import InvalidRequest, TaskService, read_tail, validate_cwd
 from claudine_core.store import StoreError
@@ -106,7 +106,7 @@ class Engine:
         self.service.on_command = self.wake
         self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s)
         self.monitor = monitor or ResourceMonitor()
-        self.lock = OwnerLock(config.lock_path, kind=kind)
+        self.lock = OwnerLock(config.lock_path, kind=kind, settings=owner_settings(config))
         self.role = "client"
         self.limits = AdmissionLimits.from_settings(owner_settings(config))
         self.sample: ResourceSample | None = None
@@ -255,7 +255,12 @@ class Engine:
             return None
         if self.role == "owner" and self.admission is not None:
             return self.admission.reason
-        # A client cannot see the owner's decision; re-derive it from the same inputs.
+        # A client cannot see the owner's decision: read what the owner published, else
+        # (an older owner, or none) re-derive it from the same inputs.
+        published = published_admission(self.config.lock_path)
+        if published is not None:
+            reason = published.get("reason")
+            return None if reason is None else str(reason)
         decision = decide_admission(
             queued=queued, running=running, sample=sample, started_at=(),
             limits=self.limits, now=self.clock(),
@@ -529,6 +534,7 @@ class Engine:
         candidates = repo.dispatchable(limit=1_000, now=now)
         if not candidates:
             self.admission = None
+            self.lock.publish_admission(None)
             return
         self.last_busy_at = now
         # Averaged over the last few readings so one spike does not stall admission.
@@ -542,6 +548,7 @@ class Engine:
             limits=self.limits,
             now=now,
         )
+        self.lock.publish_admission(self.admission.reason)  # a file write only on change
         started = 0
         for task in candidates[: self.admission.start]:
             started += self._start_agent(task, now)

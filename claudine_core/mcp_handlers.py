@@ -23,6 +23,7 @@ from claudine_core.mcp_tools import ToolInputError, check_arguments
 from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
 from claudine_core.service import InvalidRequest, InvalidTransition, TaskService, UnknownTask
 from claudine_core.store import StoreError
+from claudine_core.waiting import task_waiting_reason
 
 log = logging.getLogger("claudine.mcp")
 
@@ -112,7 +113,11 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     if "taskId" in args:
         task = service.get(args["taskId"])
-        return _task_outcome(task, _describe(task))
+        waiting = task_waiting_reason(service.config, service.repo, task)
+        text = _describe(task) + (f" Waiting: {waiting}." if waiting else "")
+        structured: dict[str, Any] = {"taskId": task.id, "status": task.status.value,
+                                      "task": task_view(task), "waitingReason": waiting}
+        return ToolOutcome(text=text, structured=structured)
     states = [TaskState(s) for s in args.get("status") or []] or None
     limit, offset = args["limit"], args["offset"]
     tasks = service.list_tasks(states, limit=limit + 1, offset=offset)

@@ -149,9 +149,16 @@ LOGS_RESULT_SCHEMA = _result({
     "stderr": _maybe("string", "The end of the agent's stderr."),
     "path": _maybe("string", "The raw stream-json file (null: not started)."),
 })
+TASK_STATUS_SCHEMA = _result({
+    **TASK_RESULT_SCHEMA["properties"],
+    "waitingReason": _maybe("string", "Why a queued task has not started, as the engine "
+                            "owner decided it (e.g. 'CPU 91% > 80%', '2/2 agents running "
+                            "(max)', a memory shortage, a retry back-off, or no owner "
+                            "running); null when it is not queued or is about to start."),
+})
 STATUS_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "oneOf": [TASK_RESULT_SCHEMA, TASK_PAGE_SCHEMA],
+    "oneOf": [TASK_STATUS_SCHEMA, TASK_PAGE_SCHEMA],
     "description": "One task (with taskId) or a page of tasks (without).",
 }
 

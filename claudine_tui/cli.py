@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-agents-on-exit", action="store_true",
                    help="stop running agents on exit (default: leave them to the next owner)")
 
-    sub.add_parser("config", help="print the effective settings and where they come from")
+    p = sub.add_parser("config", help="print the effective settings and where they come from")
+    _add_json(p)
 
     p = sub.add_parser("mcp", help="the MCP server: start, test, config")
     p.add_argument("action", choices=["start", "test", "config"])

@@ -47,7 +47,7 @@ def load(args: argparse.Namespace) -> Config:
         overrides: dict[str, Any] = {}
         if getattr(args, "home", None):
             overrides["home"] = Path(args.home).expanduser().resolve()
-        return load_config(**overrides)
+        return load_config(override_sources={"home": "--home"}, **overrides)
     except ConfigError as exc:
         raise CommandError(str(exc), 2) from exc
 
@@ -143,27 +143,61 @@ def _ensure_owner(config: Config) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
+    from claudine_core.waiting import queue_waiting_reason, task_waiting_reason
+
     service = open_service(args)
     try:
+        warn_owner_mismatch(service.config)
         if args.task:
             task = _guard(lambda: service.get(args.task))
             position = service.repo.queue_position(task)
+            waiting = _guard_store(
+                lambda: task_waiting_reason(service.config, service.repo, task))
             if args.json:
                 data = task.to_json()
                 data["queue_position"] = position
+                data["waiting_reason"] = waiting
                 print(json.dumps(data))
             else:
-                print(output.task_details(task, position))
+                print(output.task_details(task, position, waiting))
             return 0
         statuses = [_parse_state(s) for s in args.status] if args.status else None
         tasks = service.list_tasks(statuses, limit=args.limit)
         if args.json:
             print(json.dumps([t.to_json() for t in tasks]))
-        else:
-            print(output.task_table(tasks, now=time.time()))
+            return 0
+        print(output.task_table(tasks, now=time.time()))
+        if any(t.status is TaskState.QUEUED for t in tasks):
+            waiting = _guard_store(lambda: queue_waiting_reason(service.config, service.repo))
+            if waiting:
+                print(f"queued tasks are waiting: {waiting}")
         return 0
     finally:
         service.close()
+
+
+def _guard_store(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def warn_owner_mismatch(config: Config) -> None:
+    """Warn on stderr, one line per setting, when this process's environment or config
+    file sets an owner setting (config.py, scope ``owner``) differently from the running
+    owner: those come from the owner, so the client's value has no effect. Defaults are
+    never compared; nothing is printed when this process is the owner or none runs."""
+    import os
+
+    from claudine_core.config import owner_mismatches
+    from claudine_core.ownership import current_owner
+
+    owner = current_owner(config.lock_path)
+    if not owner or owner.get("pid") == os.getpid():
+        return
+    for mismatch in owner_mismatches(config, owner.get("settings")):
+        print(f"claudine: warning: {mismatch.warning(owner.get('pid'))}", file=sys.stderr)
 
 
 def _parse_state(text: str) -> TaskState:
@@ -281,12 +315,24 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def show_config(args: argparse.Namespace) -> int:
-    from claudine_core.config import settings_table
+    """Each setting's effective value, where it came from and whose it is (--json too)."""
+    from claudine_core.config import config_file_path, describe_settings, format_value
 
     config = load(args)
-    for field_name, env_names, default, description in settings_table():
-        value = getattr(config, field_name, None)
-        print(f"{field_name:22} = {value!r:30}  [{env_names}] {description} (default {default})")
+    rows = describe_settings(config)
+    warn_owner_mismatch(config)
+    if getattr(args, "json", False):
+        print(json.dumps(rows))
+        return 0
+    path = config_file_path()
+    print(f"config file: {path}{'' if path.exists() else ' (not present)'}")
+    print("scope: task = copied into each task when delegated; owner = the running "
+          "engine owner's value counts; local = this process")
+    for row in rows:
+        value = format_value(row["name"], row["value"])
+        print(f"{row['name']} = {value}   [{row['source']}, {row['scope']}]")
+        env = f" Environment: {', '.join(row['env'])}." if row["env"] else ""
+        print(f"    {row['description']}{env} Default: {row['default']}.")
     return 0
 
 

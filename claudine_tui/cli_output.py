@@ -51,11 +51,14 @@ def task_table(tasks: list[Task], *, now: float) -> str:
     return "\n".join(rows)
 
 
-def task_details(task: Task, queue_position: int | None) -> str:
+def task_details(task: Task, queue_position: int | None,
+                 waiting_reason: str | None = None) -> str:
     data = task.to_json()
     lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"]
     if queue_position is not None:
         lines.append(f"  queue position: {queue_position}")
+    if waiting_reason:
+        lines.append(f"  {'waiting:':15} {waiting_reason}")
     order = [
         "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
         "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
