@@ -9,7 +9,9 @@ front ends are imported only by the commands that need them, so ``claudine statu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from claudine_tui import cli_commands as commands
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,6 +157,34 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``claudine`` command; returns its exit status.
+
+    Output piped into a reader that stops early (``claudine status | head -3``) ends the
+    command quietly with status 141, what a shell shows for a tool ended by SIGPIPE.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flushed here, not by the interpreter at exit, so that a reader gone by
+            # then is caught below too (help, --version and the last lines included).
+            if sys.stdout is not None:  # None: started with stdout closed
+                sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    # The Python docs' recipe: what is still buffered for stdout would fail again when
+    # the interpreter flushes it at exit; send it to /dev/null instead.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import select
 import sys
 import time
 from collections import deque
@@ -108,11 +110,26 @@ def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw:
         moved = reader.read(latest, _print_flush) if latest is not None else False
         if not moved and current.status.is_terminal:
             break
+        if output_closed():
+            # Like ``tail -f | head``: a reader that is gone ends the command now, not
+            # whenever the agent next prints.
+            raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
         time.sleep(poll_s)
     if follow:
         final = service.repo.get(task.id)
         print(f"— {final.status.value}" + (f": {final.error}" if final.error else ""))
     return 0
+
+
+def output_closed() -> bool:
+    """True when stdout is a pipe whose reader has closed it (poll reports an error)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return False  # not a real file (a test's capture)
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are reported whatever the mask
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def attempt_number(run_dir: Path) -> int:
