@@ -331,3 +331,65 @@ def flow_prompts(count: int, rng: random.Random, *, min_s: float = 0.05,
                  max_s: float = 0.8, label: str = "flow") -> list[str]:
     """Prompts whose fake agents each take a random short time."""
     return [f"{label} {n} [sleep:{rng.uniform(min_s, max_s):.2f}]" for n in range(count)]
+
+
+# -- many clients at once --------------------------------------------------------------------
+
+# One client process delegating COUNT tasks in a row through the CLI's own entry point (the
+# argument parsing, store opening and error handling of `claudine delegate`), printing each
+# acknowledged id. A fresh `claudine` process costs ~0.5 s of CPU to start; this costs the
+# same per-call work without paying that 400 times on a 2-core machine.
+_CLIENT_LOOP = """
+import contextlib, io, json, sys
+from claudine_tui.cli import main
+label, count, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+for n in range(count):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["delegate", f"{label} {n}", "--json", *extra])
+    if code:
+        sys.exit(code)
+    print(json.loads(out.getvalue())["id"], flush=True)
+"""
+
+
+def many_clients(home: FaultHome, *, processes: int, per_process: int, real_cli: bool,
+                 no_serve: bool = True, prompt: str = "client") -> tuple[list[str], list[str]]:
+    """``processes`` clients delegating ``per_process`` tasks each, all at once.
+
+    ``real_cli``: every delegation is its own ``claudine delegate`` process (``processes``
+    of them running at any moment); otherwise each client is one process looping over the
+    CLI's entry point. Returns the acknowledged ids and the errors (stderr) of failed calls.
+    """
+    extra = ["--no-serve"] if no_serve else []
+    ids: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def real(client: int) -> None:
+        for n in range(per_process):
+            result = home.run("delegate", f"{prompt} {client}-{n}", "--json", *extra,
+                              check=False, timeout=120)
+            with lock:
+                if result.returncode == 0:
+                    ids.append(str(json.loads(result.stdout)["id"]))
+                else:
+                    errors.append(result.stderr)
+
+    if real_cli:
+        threads = [threading.Thread(target=real, args=(c,)) for c in range(processes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return ids, errors
+    clients = [subprocess.Popen([sys.executable, "-c", _CLIENT_LOOP, f"{prompt} {c}",
+                                 str(per_process), *extra], env=home.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for c in range(processes)]
+    for client in clients:
+        out, err = client.communicate(timeout=600)
+        ids.extend(out.split())
+        if client.returncode != 0:
+            errors.append(err)
+    return ids, errors
