@@ -23,6 +23,7 @@ from typing import Any
 from claudine_core.agents.claude import (
     RESUME_AFTER_INTERRUPTION,
     AgentNotFound,
+    agent_input,
     build_argv,
     build_env,
     resolve_executable,
@@ -645,6 +646,7 @@ class Engine:
                 max_output_bytes=task.max_output_bytes or self.config.max_output_bytes,
                 started_at=now,
                 deadline=self._deadline(task, now),
+                prompt=agent_input(task),
             )
         except (AgentNotFound, InvalidRequest, RuntimeError) as exc:
             reason = str(exc)  # already says what is wrong and what to do

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from claudine_core.agents.claude import ROOT_REFUSAL_MARKER, explain_failure
+from claudine_core.agents.claude import ROOT_REFUSAL_MARKER, explain_failure, usage_error
 from claudine_core.agents.stream import AgentResult
 from claudine_core.models import TaskState
 
@@ -65,6 +65,15 @@ def classify(
     if ROOT_REFUSAL_MARKER in stderr_tail:
         return Outcome(
             TaskState.FAILED, explain_failure(exit_code, None, stderr_tail), exit_code=exit_code
+        )
+    refused = usage_error(stderr_tail) if exit_code else None
+    if refused:
+        # The same command line is refused the same way every time: never worth a retry.
+        return Outcome(
+            TaskState.FAILED,
+            f"the agent refused its command line: {refused} (check the task's model and "
+            "options and the extra_agent_args setting)",
+            exit_code=exit_code,
         )
     return Outcome(
         TaskState.FAILED,

@@ -1,9 +1,15 @@
 """Agent processes: start, follow, stop, and learn how they ended.
 
 An agent runs under ``agents/wrapper.py`` in its own session, so the wrapper's pid is
-also the process group id of the agent and everything it spawns. Output goes to files,
-never pipes to the engine, so the agent keeps running if the engine dies; the wrapper
-records the exit status in ``exit.json`` whether or not anybody is watching.
+also the process group id of the agent and everything it spawns. Its prompt reaches it on
+stdin from a file, and its output goes to files, never pipes to the engine, so the agent
+keeps running if the engine dies; the wrapper records the exit status in ``exit.json``
+whether or not anybody is watching.
+
+Stopping: SIGTERM to the group. On Linux the wrapper is a subreaper and stops every
+descendant itself, detached ones included, SIGKILL after the grace period; the engine
+SIGKILLs the whole tree only if the wrapper has not finished a little after that. Where
+there is no subreaper (macOS) the supervisor also walks the tree with psutil.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ WRAPPER = Path(__file__).parent / "agents" / "wrapper.py"
 TAIL_EVENTS = 500  # recent events kept in memory per running agent
 TAIL_RAW_BYTES = 64 * 1024  # ... of which unparsed lines hold at most this many bytes
 READ_CHUNK = 1024 * 1024  # bytes read from one agent per tick: bounds a tick's work
+# The wrapper SIGKILLs what is left once the grace period is over; the engine steps in
+# only this much later, so it never kills the wrapper while the wrapper is still
+# killing processes the group signal cannot reach.
+ESCALATION_MARGIN_S = 2.0
+# Without a subreaper a process that detached from the agent's tree re-parents to init:
+# the supervisor signals the tree as it stands when a stop begins.
+SUBREAPER = sys.platform.startswith("linux")
+PROMPT_FILE = "prompt.txt"
 
 
 class RecentOutput:
@@ -152,7 +166,8 @@ class Supervisor:
     """Starts agents under the wrapper and watches them.
 
     Args:
-        kill_grace_s: seconds between SIGTERM and SIGKILL when stopping an agent.
+        kill_grace_s: seconds between SIGTERM and SIGKILL when stopping an agent (the
+            wrapper applies it to every process of the agent's tree).
     """
 
     def __init__(self, *, kill_grace_s: float) -> None:
@@ -174,24 +189,33 @@ class Supervisor:
         max_output_bytes: int,
         started_at: float,
         deadline: float | None,
+        prompt: str | None = None,
     ) -> RunningAgent:
-        """Start one agent. Raises OSError when the wrapper itself cannot start."""
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        wrapper_log = open(run_dir / "wrapper.log", "ab")  # noqa: SIM115 - child owns it
+        """Start one agent. ``prompt`` is what it reads on stdin (none: an empty stdin).
+
+        Raises OSError when the wrapper itself cannot start (or its files cannot be made).
+        """
+        make_run_dir(run_dir)
+        command = [sys.executable, "-I", str(WRAPPER), str(run_dir), str(max_output_bytes),
+                   "--grace", f"{self.kill_grace_s:g}"]
+        if prompt is not None:
+            prompt_file = run_dir / PROMPT_FILE
+            _write_private(prompt_file, prompt.encode("utf-8", errors="replace"))
+            command += ["--stdin", str(prompt_file)]
+        log_fd = os.open(run_dir / "wrapper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-I", str(WRAPPER), str(run_dir), str(max_output_bytes), "--",
-                 *argv],
+                [*command, "--", *argv],
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=wrapper_log,
-                stderr=wrapper_log,
+                stdout=log_fd,
+                stderr=log_fd,
                 start_new_session=True,
                 close_fds=True,
             )
         finally:
-            wrapper_log.close()
+            os.close(log_fd)
         self.spawned += 1
         agent = RunningAgent(
             task_id=task_id,
@@ -280,19 +304,38 @@ class Supervisor:
         return process_matches(agent.pid, agent.pid_started_at)
 
     def request_stop(self, agent: RunningAgent, state: TaskState, reason: str, now: float) -> None:
-        """Begin stopping: SIGTERM to the whole group now, SIGKILL after the grace period."""
+        """Begin stopping: SIGTERM to the whole group now (the wrapper takes it from there),
+        SIGKILL to the whole tree if it is not over some time after the grace period."""
         if agent.stop_state is None:
             agent.stop_state, agent.stop_reason = state, reason
         if agent.term_sent_at is None:
             agent.term_sent_at = now
+            if not SUBREAPER:
+                signal_tree(self._wrapper(agent), signal.SIGTERM)
             signal_group(agent.pid, signal.SIGTERM)
 
     def enforce_stops(self, now: float) -> None:
+        due_after = self.kill_grace_s + ESCALATION_MARGIN_S
         for agent in self.agents.values():
-            due = agent.term_sent_at is not None and now - agent.term_sent_at >= self.kill_grace_s
+            due = agent.term_sent_at is not None and now - agent.term_sent_at >= due_after
             if due and not agent.kill_sent:
                 agent.kill_sent = True
+                # The wrapper did not finish the stop (it hangs, or was killed): the tree
+                # first, while the wrapper still links it together, then the group.
+                wrapper = self._wrapper(agent)
+                signal_tree(wrapper, signal.SIGKILL)
                 signal_group(agent.pid, signal.SIGKILL)
+                if wrapper is not None:
+                    _signal_process(wrapper, signal.SIGKILL)
+
+    def _wrapper(self, agent: RunningAgent) -> psutil.Process | None:
+        """The agent's wrapper process, if it is still the one we started."""
+        if agent.pid is None or not process_matches(agent.pid, agent.pid_started_at):
+            return None
+        try:
+            return psutil.Process(agent.pid)
+        except psutil.Error:
+            return None
 
     def forget(self, agent: RunningAgent) -> None:
         """Drop a finished agent, killing anything it left behind in its group."""
@@ -307,6 +350,45 @@ class Supervisor:
     def stop_all(self, now: float) -> None:
         for agent in list(self.agents.values()):
             self.request_stop(agent, TaskState.CANCELLED, "stopped when the owner shut down", now)
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create a run folder and its task folder private to the owner (0700), also when an
+    earlier step made them with looser permissions."""
+    for folder in (run_dir.parent, run_dir):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only the owner can read (0600 from the start, not chmod-ed after)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def signal_tree(root: psutil.Process | None, signum: signal.Signals) -> None:
+    """Signal every descendant of ``root`` (not ``root`` itself), parents first."""
+    if root is None:
+        return
+    try:
+        descendants = root.children(recursive=True)
+    except psutil.Error:
+        return
+    for process in descendants:
+        _signal_process(process, signum)
+
+
+def _signal_process(process: psutil.Process, signum: signal.Signals) -> None:
+    try:
+        process.send_signal(signum)
+    except psutil.Error:
+        pass
 
 
 def signal_group(pgid: int | None, signum: signal.Signals) -> None:

@@ -7,6 +7,7 @@ behind the same narrow seam: argv, environment, and how to read its failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 from collections.abc import Mapping
@@ -25,6 +26,17 @@ NESTED_SESSION_VARIABLES = (
 )
 
 ROOT_REFUSAL_MARKER = "cannot be used with root/sudo privileges"
+
+# How the CLI's argument parser (commander.js) rejects a command line, measured on 2.1.197:
+# exit 1, nothing on stdout, and on stderr e.g. "error: unknown option '--bogus'" (plus
+# "(Did you mean --verbose?)"), "error: option '--model <model>' argument missing", or
+# "error: option '--output-format <format>' argument 'x' is invalid. Allowed choices are ...".
+_USAGE_ERROR = re.compile(
+    r"^error: (?:unknown option|unknown command|option '[^\n]*' (?:argument|cannot be used)"
+    r"|too many arguments|missing required argument|required option)[^\n]*"
+    r"(?:\n\(Did you mean [^\n]*\))?",
+    re.MULTILINE,
+)
 
 RESUME_AFTER_INTERRUPTION = (
     "Your previous run of this task was interrupted before it finished. "
@@ -58,12 +70,11 @@ def build_argv(
     default_allowed_tools: tuple[str, ...],
     extra_args: tuple[str, ...] = (),
 ) -> list[str]:
-    """The agent's argv as a list (never a shell string: prompts are not shell-quoted)."""
+    """The agent's argv as a list, without the prompt: that goes in on stdin (see
+    :func:`agent_input`), so a prompt starting with ``-`` is never read as a flag and a long
+    one does not hit the kernel's 128 KiB limit on one argv word."""
     resume_from = task.resume_session_id
-    prompt = task.prompt
-    if resume_from and task.extra.get("resume_prompt"):
-        prompt = str(task.extra["resume_prompt"])
-    argv = [executable, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    argv = [executable, "-p", "--output-format", "stream-json", "--verbose"]
     if resume_from:
         argv += ["--resume", resume_from]
     if task.model:
@@ -80,9 +91,25 @@ def build_argv(
     return argv
 
 
+def agent_input(task: Task) -> str:
+    """What the agent reads on stdin: the prompt, or for a resumed session the follow-up."""
+    if task.resume_session_id and task.extra.get("resume_prompt"):
+        return str(task.extra["resume_prompt"])
+    return task.prompt
+
+
 def build_env(base: Mapping[str, str]) -> dict[str, str]:
     """The owner's environment minus the nested-session markers."""
     return {k: v for k, v in base.items() if k not in NESTED_SESSION_VARIABLES}
+
+
+def usage_error(stderr_tail: str) -> str | None:
+    """The CLI's own message when it refused its command line (a bad flag or flag value).
+
+    Such a run never started working, and the same command line fails the same way again.
+    """
+    match = _USAGE_ERROR.search(stderr_tail)
+    return " ".join(match.group(0).split("\n")) if match else None
 
 
 def explain_failure(exit_code: int | None, signal_number: int | None, stderr_tail: str) -> str:

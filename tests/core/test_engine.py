@@ -181,9 +181,9 @@ async def test_nested_session_variables_are_removed(tmp_path: Path) -> None:
 
 
 async def test_priority_order_and_fifo(tmp_path: Path) -> None:
-    log = tmp_path / "invocations.jsonl"
+    ledger = tmp_path / "ledger.jsonl"
     config = make_config(tmp_path / "home", max_agents=1)
-    eng = Engine(config, env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
+    eng = Engine(config, env=agent_env(FAKE_CLAUDE_LEDGER=str(ledger)), tick_s=0.05)
     # Queue everything before the engine starts so the order is the queue's alone.
     first = eng.delegate(spec("p2 first", tmp_path))
     second = eng.delegate(spec("p2 second", tmp_path))
@@ -196,8 +196,8 @@ async def test_priority_order_and_fifo(tmp_path: Path) -> None:
             await wait_for_state(eng, task.id, DONE)
     finally:
         await eng.stop()
-    prompts = [json.loads(line)["argv"][json.loads(line)["argv"].index("-p") + 1]
-               for line in log.read_text().splitlines()]
+    runs = [json.loads(line) for line in ledger.read_text().splitlines()]
+    prompts = [run["marker"] for run in runs if run["event"] == "start"]
     assert prompts == ["p0 urgent", "p2 moved up", "p2 first", "p2 second"]
 
 
@@ -299,9 +299,9 @@ async def test_faulty_agents_do_not_stop_the_engine_serving_others(tmp_path: Pat
 async def test_task_options_reach_the_agent_command_line(tmp_path: Path) -> None:
     from claudine_core.models import PermissionMode
 
-    log = tmp_path / "calls.jsonl"
-    async with Engine(make_config(tmp_path / "home"), env=agent_env(FAKE_CLAUDE_LOG=str(log)),
-                      tick_s=0.05) as eng:
+    log, ledger = tmp_path / "calls.jsonl", tmp_path / "ledger.jsonl"
+    env = agent_env(FAKE_CLAUDE_LOG=str(log), FAKE_CLAUDE_LEDGER=str(ledger))
+    async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
         first = eng.delegate(spec("with options", tmp_path, model="claude-sonnet-4-5",
                                   permission_mode=PermissionMode.ALLOWED_TOOLS,
                                   allowed_tools=("Read", "Bash(git:*)")))
@@ -310,8 +310,12 @@ async def test_task_options_reach_the_agent_command_line(tmp_path: Path) -> None
         third = eng.delegate(spec("defaults", tmp_path))
         for task in (first, second, third):
             await wait_for_state(eng, task.id, DONE)
-    argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
-    calls = {argv[argv.index("-p") + 1]: argv for argv in argvs}
+    # The prompt is not on the command line (it goes in on stdin): the fake's ledger says
+    # which prompt each agent process read.
+    runs = map(json.loads, ledger.read_text().splitlines())
+    prompts = {run["pid"]: run["marker"] for run in runs}
+    calls = {prompts[call["pid"]]: call["argv"]
+             for call in map(json.loads, log.read_text().splitlines())}
     options = calls["with options"]
     assert options[options.index("--model") + 1] == "claude-sonnet-4-5"
     assert options[options.index("--allowedTools") + 1:][:2] == ["Read", "Bash(git:*)"]

@@ -34,7 +34,9 @@ class Home:
         self.path = root / "home"
         self.path.mkdir()
         self.log = root / "invocations.jsonl"
-        self.env = cli_env(self.path, FAKE_CLAUDE_LOG=str(self.log))
+        self.ledger = root / "ledger.jsonl"
+        self.env = cli_env(self.path, FAKE_CLAUDE_LOG=str(self.log),
+                           FAKE_CLAUDE_LEDGER=str(self.ledger))
         self.serves: list[subprocess.Popen[bytes]] = []
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -115,11 +117,12 @@ def wait_pid_file(path: Path, timeout: float = 20) -> int:
 
 
 def prompts_run(home: Home) -> list[str]:
-    runs = []
-    for call in home.invocations():
-        argv = call["argv"]
-        runs.append(argv[argv.index("-p") + 1])
-    return runs
+    """The prompt of every agent run, in order: the fake's ledger names each run's folder,
+    where the prompt it read on stdin is kept."""
+    if not home.ledger.exists():
+        return []
+    runs = [json.loads(line) for line in home.ledger.read_text().splitlines()]
+    return [Path(run["run"], "prompt.txt").read_text() for run in runs if run["event"] == "start"]
 
 
 def test_two_serves_one_owner_and_every_task_runs_once(home: Home) -> None:
