@@ -257,14 +257,18 @@ class Engine:
         if self.role == "owner" and self.admission is not None:
             return self.admission.reason
         # A client cannot see the owner's decision: read what the owner published, else
-        # (an older owner, or none) re-derive it from the same inputs.
-        published = published_admission(self.config.lock_path)
+        # (an older owner, or none) re-derive it from the same inputs, with the owner's
+        # limits when its lock record carries them.
+        owner = current_owner(self.config.lock_path)
+        published = published_admission(self.config.lock_path, owner)
         if published is not None:
             reason = published.get("reason")
             return None if reason is None else str(reason)
+        settings = (owner or {}).get("settings")
+        limits = AdmissionLimits.from_settings(settings) if settings else self.limits
         decision = decide_admission(
             queued=queued, running=running, sample=sample, started_at=(),
-            limits=self.limits, now=self.clock(),
+            limits=limits, now=self.clock(),
         )
         return decision.reason
 

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from typing import Any
 import pytest
 from engine_helpers import CLAUDINE, agent_env, cli_env, make_config
 
+from claudine_core.config import Config
 from claudine_core.engine import Engine
+from claudine_core.models import TaskSpec, TaskState
 from claudine_core.ownership import current_owner
 
 pytestmark = pytest.mark.slow
@@ -137,5 +140,49 @@ async def test_a_console_client_shows_the_owners_reason(held: Held) -> None:
         assert engine.role == "client"
         reason = eventually(lambda: engine.snapshot().waiting_reason, "the reason")
         assert reason == f"waiting: {MAX_ONE}"
+    finally:
+        await engine.stop()
+
+
+OLDER_OWNER = """
+import sys, time
+from pathlib import Path
+from claudine_core.config import Config, owner_settings
+from claudine_core.ownership import OwnerLock
+settings = owner_settings(Config(home=sys.argv[2], max_agents=1))
+lock = OwnerLock(Path(sys.argv[1]), kind="test", settings=settings)
+assert lock.try_acquire()
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def older_owner(tmp_path: Path) -> Iterator[Config]:
+    """A home owned by another process that publishes its settings (max_agents=1) but no
+    decision, as an owner that has not dispatched yet does."""
+    config = make_config(tmp_path / "home")  # this process: no max_agents
+    owner = subprocess.Popen([sys.executable, "-c", OLDER_OWNER, str(config.lock_path),
+                              str(config.home)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
+        yield config
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+async def test_a_console_client_falls_back_to_the_owners_published_limits(
+    older_owner: Config, tmp_path: Path
+) -> None:
+    """With no decision to read, the client re-derives it with the owner's limits."""
+    engine = Engine(older_owner, kind="console", env=agent_env())
+    try:
+        first = engine.delegate(TaskSpec(prompt="one", cwd=str(tmp_path)))
+        engine.delegate(TaskSpec(prompt="two", cwd=str(tmp_path)))
+        engine.service.repo.transition(first.id, [TaskState.QUEUED], status=TaskState.RUNNING)
+        await engine.start()
+        assert engine.role == "client"
+        assert engine.snapshot().waiting_reason == f"waiting: {MAX_ONE}"
     finally:
         await engine.stop()
