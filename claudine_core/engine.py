@@ -125,6 +125,8 @@ class Engine:
         self._writes_seen = 0
         self._preparing: dict[str, Preparation] = {}
         self._prepare_pool: ThreadPoolExecutor | None = None
+        self.handoff_on_exit = config.handoff_on_exit
+        self.handed_over_to: int | None = None  # pid of the owner this one handed over to
         self.ticks = 0
 
     def __repr__(self) -> str:
@@ -149,8 +151,16 @@ class Engine:
         self._loop_task = asyncio.create_task(self._run(), name=f"claudine-engine-{self.kind}")
 
     async def stop(self, *, stop_agents: bool = False) -> None:
-        """Stop the loop. Agents keep running (the next owner adopts them) unless asked."""
-        if stop_agents and self.role == "owner":
+        """Stop the loop. Agents keep running (the next owner adopts them) unless asked.
+
+        An owner that leaves work behind (queued, blocked or running tasks) hands the
+        home over to a detached ``claudine serve`` once it has let go of the lock, unless
+        ``stop_agents`` (the user chose to stop everything) or ``handoff_on_exit`` is off.
+        The check comes after the release, so a task delegated while this owner was
+        stopping (its delegator saw the lock still held) is found too.
+        """
+        was_owner = self.role == "owner"
+        if stop_agents and was_owner:
             await self._stop_all_agents()
         self._stopping = True
         self.wake()
@@ -168,7 +178,33 @@ class Engine:
             if close_hooks is not None:
                 await asyncio.to_thread(close_hooks)
         self.lock.release()
-        self.service.close()
+        self.role = "client"
+        try:
+            if was_owner and self.handoff_on_exit and not stop_agents:
+                self.handed_over_to = self._hand_over()
+        finally:
+            self.service.close()
+
+    def _hand_over(self) -> int | None:
+        """Start a background owner if work is left and nobody owns the home now."""
+        try:
+            counts = self.service.repo.count_by_status()
+        except StoreError as exc:
+            log.error("cannot check for work left behind: %s", exc)
+            return None
+        if not any(counts.get(state) for state in ACTIVE_STATES):
+            return None
+        from claudine_core.serve import ensure_owner  # serve imports this module
+
+        try:
+            pid = ensure_owner(self.config)
+        except OSError as exc:
+            log.error("could not hand the home over to a background owner: %s; the work "
+                      "left waits until a console or 'claudine serve' runs", exc)
+            return None
+        if pid is not None:
+            log.info("handed %s over to a background owner (pid %d)", self.config.home, pid)
+        return pid
 
     async def _settle_preparations(self) -> None:
         """Let running preparations end, then give their tasks back to the queue.

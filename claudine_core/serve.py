@@ -18,7 +18,7 @@ import time
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.models import TaskState
+from claudine_core.models import ACTIVE_STATES
 from claudine_core.ownership import current_owner
 
 log = logging.getLogger("claudine.serve")
@@ -43,12 +43,19 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
     if auto and engine.role != "owner":
         await engine.stop()
         return 0
-    log.info("claudine serve: %s of %s (pid %d)", engine.role, config.home, os.getpid())
+    if engine.role == "owner":
+        log.info("claudine serve: owner of %s (pid %d)", config.home, os.getpid())
+    else:
+        owner = current_owner(config.lock_path) or {}
+        log.warning("claudine serve: %s is owned by pid %s (%s); waiting as a client and "
+                    "taking over when it exits", config.home, owner.get("pid", "?"),
+                    owner.get("kind", "unknown kind"))
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
-            if idle_exit_s is not None and _idle_for(engine) >= idle_exit_s:
+            idle = _idle_for(engine)
+            if idle_exit_s is not None and idle is not None and idle >= idle_exit_s:
                 log.info("idle for %gs: exiting", idle_exit_s)
                 break
     finally:
@@ -56,14 +63,15 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
     return 0
 
 
-def _idle_for(engine: Engine) -> float:
-    """Seconds the home has had nothing queued or running (0 for a client)."""
+def _idle_for(engine: Engine) -> float | None:
+    """Seconds the home has had nothing queued, blocked or running; None while it has
+    work, and for a client (only an owner's idleness may end it)."""
     if engine.role != "owner":
-        return 0.0
+        return None
     counts = engine.service.repo.count_by_status()
-    if engine.supervisor.agents or counts.get(TaskState.QUEUED) or counts.get(TaskState.RUNNING):
+    if engine.supervisor.agents or any(counts.get(state) for state in ACTIVE_STATES):
         engine.last_busy_at = engine.clock()
-        return 0.0
+        return None
     return engine.clock() - engine.last_busy_at
 
 

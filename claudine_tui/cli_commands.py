@@ -226,16 +226,14 @@ def logs(args: argparse.Namespace) -> int:
         service.close()
 
 
-def _task_command(
-    args: argparse.Namespace, action: Callable[[Any], Task], *, queues: bool = False
-) -> Task:
-    """Run one command against the store; ``queues``: it adds a task, so make sure an
-    owner will run it."""
+def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Task:
+    """Run one command against the store, then make sure an owner exists to act on it:
+    a cancel with nobody to stop the agent, or a queued retry with nobody to start it,
+    would otherwise wait for whoever opens a console next."""
     service = open_service(args)
     try:
         task = _guard(lambda: action(service))
-        if queues:
-            _ensure_owner(service.config)
+        _ensure_owner(service.config)
         return task
     finally:
         service.close()
@@ -249,13 +247,13 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    task = _task_command(args, lambda s: s.retry(args.task), queues=True)
+    task = _task_command(args, lambda s: s.retry(args.task))
     _print_task_result(task, args.json, "queued")
     return 0
 
 
 def resume(args: argparse.Namespace) -> int:
-    task = _task_command(args, lambda s: s.resume(args.task, args.context), queues=True)
+    task = _task_command(args, lambda s: s.resume(args.task, args.context))
     _print_task_result(task, args.json, "queued")
     return 0
 
@@ -271,10 +269,16 @@ def wait(args: argparse.Namespace) -> int:
     try:
         ids = [_resolve(service, ref).id for ref in args.tasks]
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
+        next_owner_check = 0.0
         while True:
             tasks = [service.repo.get(task_id) for task_id in ids]
             if all(t.status.is_terminal for t in tasks):
                 break
+            if time.monotonic() >= next_owner_check:
+                # Waiting on tasks nobody runs would never end: keep an owner alive
+                # (one killed meanwhile is replaced within a second).
+                next_owner_check = time.monotonic() + 1.0
+                _ensure_owner(service.config)
             if deadline is not None and time.monotonic() >= deadline:
                 pending = ", ".join(t.short_id for t in tasks if not t.status.is_terminal)
                 raise CommandError(f"timed out waiting for {pending}", 3)

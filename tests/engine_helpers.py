@@ -38,6 +38,9 @@ def make_config(home: Path, **overrides: Any) -> Config:
         "retry_base_delay_s": 0,
         "max_retries": 0,
         "default_worktree": False,
+        # In-process engines stop with work left on purpose; a test of the hand-over
+        # turns it on (or runs separate processes, which keep the default).
+        "handoff_on_exit": False,
     }
     values.update(overrides)
     return load_config(env={}, config_file=_empty_toml(home), **values)
@@ -64,6 +67,9 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
             "CLAUDINE_AGENT_MEMORY": "0",
             "CLAUDINE_KILL_GRACE": "1",
             "CLAUDINE_IDLE_EXIT": "2",  # background owners a test starts leave soon
+            # An owner a test stops with work left would hand it to a background owner
+            # that outlives the test; the hand-over tests turn this back on.
+            "CLAUDINE_HANDOFF_ON_EXIT": "0",
         }
     )
     env.update(extra)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from engine_helpers import cli_env
 
+from claudine_core.ownership import current_owner
+
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 
 STATUS_FIELDS = {
@@ -60,11 +62,15 @@ def test_wrong_flag_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_unknown_task_id_is_an_error_for_every_command(cli: Cli) -> None:
-    for args in (["status", "task-000000000000"], ["logs", "abc"], ["cancel", "abc"],
-                 ["retry", "abc"], ["priority", "abc", "P0"], ["wait", "abc"]):
+    for args in (["status", "task-000000000000"], ["logs", "abcd"], ["cancel", "abcd"],
+                 ["retry", "abcd"], ["priority", "abcd", "P0"], ["wait", "abcd"]):
         result = cli(*args)
         assert result.returncode == 1, args
         assert "no task with id" in result.stderr, args
+    for args in (["cancel", "abc"], ["retry", "TASK-0"], ["status", "0"]):
+        result = cli(*args)
+        assert result.returncode == 1, args
+        assert "too short: give at least 4 hex digits" in result.stderr, args
 
 
 def test_bad_priority_and_cwd_are_rejected_and_nothing_is_stored(
@@ -152,25 +158,30 @@ def test_wait_exit_status_reflects_outcomes(cli: Cli) -> None:
 
 
 def test_priority_and_cancel_of_queued_task_without_owner(cli: Cli) -> None:
-    task_id = cli("delegate", "later", "--no-serve").stdout.strip()
+    task_id = cli("delegate", "[sleep:30] later", "--no-serve").stdout.strip()
+    # Queued with nobody to run it; the priority command then makes sure an owner exists.
     assert cli.json("priority", task_id, "P0")["priority"] == "P0"  # type: ignore[index]
-    cancelled = cli.json("cancel", task_id, "not needed")
+    requested = cli.json("cancel", task_id, "not needed")
+    assert isinstance(requested, dict) and requested["cancel_requested"] is True
+    assert cli("wait", task_id, "--timeout", "30").returncode == 1
+    cancelled = cli.json("status", task_id)
     assert isinstance(cancelled, dict)
     assert cancelled["status"] == "cancelled" and cancelled["error"] == "not needed"
     again = cli("cancel", task_id)
     assert again.returncode == 1 and "already cancelled" in again.stderr
     retried = cli.json("retry", task_id)
     assert isinstance(retried, dict) and retried["parent_id"] == task_id
+    cli("cancel", retried["id"])  # the retry's 30 s agent is not needed either
+    assert cli("wait", retried["id"], "--timeout", "30").returncode == 1
 
 
-def test_missing_claude_binary_fails_the_task_with_advice(cli: Cli) -> None:
+def test_missing_claude_binary_is_refused_with_advice(cli: Cli) -> None:
     cli.env["CLAUDINE_CLAUDE_BIN"] = "claude-is-not-installed"
-    cli.start_owner()
-    task_id = cli("delegate", "hello", "--no-serve").stdout.strip()
-    assert cli("wait", task_id, "--timeout", "30").returncode == 1
-    status = cli.json("status", task_id)
-    assert isinstance(status, dict)
-    assert "not found on PATH" in status["error"] and "npm install" in status["error"]
+    result = cli("delegate", "hello")
+    assert result.returncode == 1
+    assert "not found on PATH" in result.stderr and "npm install" in result.stderr
+    assert cli.json("status") == []  # nothing queued, no background owner started for it
+    assert current_owner(cli.home / "engine.lock") is None
 
 
 @pytest.fixture
