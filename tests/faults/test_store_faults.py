@@ -350,3 +350,22 @@ def test_home_gone_read_only_mid_run_fails_clearly_and_loses_no_row(tmp_path: Pa
             assert set(result.run_twice) <= {running}, result.summary()
         finally:
             home.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 8: outcomes.classify ignores the wrapper's exit.json 'storage_error' (e.g. 'No "
+    "space left on device (stdout.jsonl)'), so a run whose result line the full disk "
+    "swallowed fails as 'agent exited with code 0 without a final result'"))
+def test_a_run_whose_output_the_full_disk_swallowed_says_so(tmpfs_home: FaultHome) -> None:
+    home = tmpfs_home
+    home.env["CLAUDINE_MAX_RETRIES"] = "0"  # the first reason is the final one
+    home.serve()
+    home.wait_owner()
+    task = home.delegate("output into a full disk " + "[sleep:0.2] " * 5)
+    wait_for(lambda: ledger_started(home, "output into"), 30, "the agent")
+    with disk_filled(home.path):
+        wait_for(lambda: any(line["event"] == "end" for line in home.ledger_lines()), 30,
+                 "the agent to end")
+    row = home.wait_settled([task], timeout=60)[task]
+    assert row["status"] == "failed", row
+    assert "No space left" in row["error"] or "disk" in row["error"], row["error"]
