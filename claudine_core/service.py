@@ -32,7 +32,7 @@ from claudine_core.models import (
 from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
 from claudine_core.store.repo import InvalidTransition, UnknownTask
-from claudine_core.supervisor import attempt_dirs, latest_run_dir
+from claudine_core.supervisor import attempt_dirs, latest_run_dir, process_matches, run_dir_for
 
 MAX_PROMPT_BYTES = 1_048_576
 """The largest prompt, in bytes of UTF-8: far above any real prompt (it goes to the agent
@@ -206,6 +206,22 @@ class TaskService:
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         return None if run_dir is None else run_dir / name
+
+    def agent_has_ended(self, task: Task) -> bool:
+        """Whether the store says ``running`` but the task's agent is gone.
+
+        Only an owner records how an agent ended; until one does (it takes over within a
+        second, see the hand-over), front ends must not show such a task as working:
+        they say its agent has ended and the outcome is not recorded yet.
+        """
+        if task.status is not TaskState.RUNNING:
+            return False
+        run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))
+        if (run_dir / "exit.json").exists():
+            return True
+        if task.pid is None:
+            return False  # being prepared or just starting: nothing to look at yet
+        return not process_matches(task.pid, task.extra.get("pid_started_at"))
 
     def stderr_tail(self, task_id: str, max_bytes: int = 4096) -> str:
         path = self.output_path(task_id, "stderr.log")

@@ -92,6 +92,7 @@ def delegate(args: argparse.Namespace) -> int:
     try:
         spec = _spec_from_args(args)
         task = _guard(lambda: service.delegate(spec))
+        warn_owner_mismatch(service.config)
         if not args.no_serve:
             _ensure_owner(service.config)
     finally:
@@ -153,20 +154,24 @@ def status(args: argparse.Namespace) -> int:
             position = service.repo.queue_position(task)
             waiting = _guard_store(
                 lambda: task_waiting_reason(service.config, service.repo, task))
+            ended = service.agent_has_ended(task)
             if args.json:
                 data = task.to_json()
                 data["queue_position"] = position
                 data["waiting_reason"] = waiting
+                data["agent_ended"] = ended
                 print(json.dumps(data))
             else:
-                print(output.task_details(task, position, waiting))
+                print(output.task_details(task, position, waiting, agent_ended=ended))
             return 0
         statuses = [_parse_state(s) for s in args.status] if args.status else None
         tasks = service.list_tasks(statuses, limit=args.limit)
+        ended_ids = frozenset(t.id for t in tasks if service.agent_has_ended(t))
         if args.json:
-            print(json.dumps([t.to_json() for t in tasks]))
+            print(json.dumps([{**t.to_json(), "agent_ended": t.id in ended_ids}
+                              for t in tasks]))
             return 0
-        print(output.task_table(tasks, now=time.time()))
+        print(output.task_table(tasks, now=time.time(), ended=ended_ids))
         if any(t.status is TaskState.QUEUED for t in tasks):
             waiting = _guard_store(lambda: queue_waiting_reason(service.config, service.repo))
             if waiting:
@@ -233,6 +238,7 @@ def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Ta
     service = open_service(args)
     try:
         task = _guard(lambda: action(service))
+        warn_owner_mismatch(service.config)
         _ensure_owner(service.config)
         return task
     finally:

@@ -36,7 +36,12 @@ def excerpt(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def task_table(tasks: list[Task], *, now: float) -> str:
+ENDED_UNRECORDED = ("its agent has ended; the outcome is not recorded yet (an owner "
+                    "records it as soon as one runs)")
+
+
+def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozenset()) -> str:
+    """The tasks, one a row; ``ended``: ids of running tasks whose agent is gone."""
     if not tasks:
         return "no tasks yet: claudine delegate \"PROMPT\" queues one"
     header = f"{'ID':8}  {'STATUS':11}  {'PRI':3}  {'TIME':>7}  {'TURNS':>5}  {'COST':>7}  PROMPT"
@@ -46,17 +51,21 @@ def task_table(tasks: list[Task], *, now: float) -> str:
         cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
         turns = str(task.num_turns) if task.num_turns is not None else "-"
         took = format_elapsed(elapsed(task, now)) or "-"
+        state = task.status.value + ("*" if task.id in ended else "")
         rows.append(
-            f"{task.short_id:8}  {glyph} {task.status.value:9}  {task.priority!s:3}  "
+            f"{task.short_id:8}  {glyph} {state:9}  {task.priority!s:3}  "
             f"{took:>7}  {turns:>5}  {cost:>7}  {excerpt(task.prompt, 60)}"
         )
+    if ended:
+        rows.append(f"* {ENDED_UNRECORDED}")
     return "\n".join(rows)
 
 
 def task_details(task: Task, queue_position: int | None,
-                 waiting_reason: str | None = None) -> str:
+                 waiting_reason: str | None = None, *, agent_ended: bool = False) -> str:
     data = task.to_json()
-    lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"]
+    lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"
+             + (f": {ENDED_UNRECORDED}" if agent_ended else "")]
     if queue_position is not None:
         lines.append(f"  queue position: {queue_position}")
     if waiting_reason:
@@ -66,6 +75,11 @@ def task_details(task: Task, queue_position: int | None,
         "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
         "last_activity", "result", "parent_id", "branch", "worktree_path", "merge",
     ]
+    for entry in task.attempts[:-1] if task.status.is_terminal else task.attempts:
+        # Earlier attempts' outcomes: a retry that succeeded keeps why the others failed.
+        lines.append(f"  {'attempt ' + str(entry.get('attempt')) + ':':15} "
+                     f"{entry.get('state')}" + (f": {entry['error']}" if entry.get("error")
+                                                else ""))
     for key in order:
         value = data.get(key)
         if value in (None, "", 0) and key not in ("priority",):

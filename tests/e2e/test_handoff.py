@@ -236,3 +236,28 @@ def test_cancels_racing_an_owner_that_stops_take_effect(home: Home, signal_owner
         agent.wait(timeout=15)
         owner.wait(timeout=20)
         home.wait_no_owner()
+
+
+def test_status_never_shows_a_finished_agent_as_working(home: Home, tmp_path: Path) -> None:
+    pid_file = tmp_path / "agent.pid"
+    owner = home.serve()
+    home.wait_owner()
+    task_id = home.delegate(f"[pid-file:{pid_file}][sleep:1]", "--no-serve")
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the agent never started"
+        time.sleep(0.05)
+    agent = psutil.Process(int(pid_file.read_text()))
+    os.kill(owner.pid, signal.SIGKILL)  # nobody will record the end for now
+    owner.wait(timeout=10)
+    agent.wait(timeout=30)
+    status = home.status(task_id)  # status only reads: it starts no owner
+    assert status["status"] == "running" and status["agent_ended"] is True
+    text = home.run("status", task_id).stdout
+    assert "its agent has ended; the outcome is not recorded yet" in text
+    table = home.run("status").stdout
+    assert "running*" in table and "* its agent has ended" in table
+    assert home.owner_pid() is None
+    result = home.run("wait", task_id, "--json", "--timeout", "30")  # starts an owner
+    assert json.loads(result.stdout)[0]["status"] == "completed"
+    assert home.status(task_id)["agent_ended"] is False

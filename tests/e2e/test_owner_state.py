@@ -129,6 +129,12 @@ def test_a_client_setting_an_owner_setting_differently_is_warned(held: Held) -> 
     # A task setting is the client's own business: no warning.
     task_setting = run(cli_env(held.home, CLAUDINE_TASK_TIMEOUT="60"), "status")
     assert task_setting.stderr == ""
+    # Commands that write warn too: there the setting would most surprise by doing nothing.
+    env = cli_env(held.home, CLAUDINE_MAX_AGENTS="2")
+    delegated = run(env, "delegate", "[hang] another", "--no-serve")
+    cancelled = run(env, "cancel", delegated.stdout.strip())
+    for result in (delegated, cancelled):
+        assert result.returncode == 0 and f"owner (pid {pid}) uses max_agents=1" in result.stderr
 
 
 async def test_a_console_client_shows_the_owners_reason(held: Held) -> None:

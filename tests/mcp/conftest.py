@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config
+from git_helpers import make_repo
 from mcp import Client
 
 from claudine_core.config import Config
@@ -47,6 +48,12 @@ def workdir(tmp_path: Path) -> str:
     path = tmp_path / "work"
     path.mkdir()
     return str(path)
+
+
+@pytest.fixture
+def repo_dir(tmp_path: Path) -> str:
+    """A git repository with a first commit, for worktree tasks."""
+    return str(make_repo(tmp_path / "repo"))
 
 
 @pytest.fixture(autouse=True)

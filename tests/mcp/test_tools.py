@@ -131,6 +131,16 @@ async def test_delegate_rejects_bad_input(
         assert expected in await call_error(client, "DelegateTask", **arguments)
 
 
+async def test_delegate_refuses_a_worktree_outside_a_repository(
+    connect: Any, workdir: str
+) -> None:
+    async with connect() as client:
+        message = await call_error(client, "DelegateTask", prompt="isolated",
+                                   workingDirectory=workdir, useWorktree=True)
+        assert "is not inside a git repository" in message
+        assert (await call(client, "TaskStatus"))[0]["total"] == 0  # nothing was queued
+
+
 async def test_delegate_accepts_lower_case_priority(connect: Any, workdir: str) -> None:
     async with connect() as client:
         structured, _ = await call(client, "DelegateTask", prompt="[hang] p", priority="p0",
@@ -139,12 +149,12 @@ async def test_delegate_accepts_lower_case_priority(connect: Any, workdir: str) 
 
 
 async def test_delegate_maps_the_isolation_fields(
-    connect_waiting: Any, workdir: str
+    connect_waiting: Any, repo_dir: str
 ) -> None:
     async with connect_waiting() as waiting_client:
         import importlib.util
 
-        arguments = {"prompt": "isolated", "workingDirectory": workdir, "useWorktree": True,
+        arguments = {"prompt": "isolated", "workingDirectory": repo_dir, "useWorktree": True,
                      "baseBranch": "main", "mergeStrategy": "patch"}
         if importlib.util.find_spec("claudine_core.worktrees") is None:
             message = await call_error(waiting_client, "DelegateTask", **arguments)
@@ -158,14 +168,14 @@ async def test_delegate_maps_the_isolation_fields(
 
 @pytest.mark.parametrize(("auto_commit", "stored"), [(False, False), (True, True), (None, None)])
 async def test_delegate_auto_commit_lands_in_the_store(
-    connect_waiting: Any, config: Config, workdir: str, auto_commit: bool | None,
+    connect_waiting: Any, config: Config, repo_dir: str, auto_commit: bool | None,
     stored: bool | None,
 ) -> None:
     """autoCommit is the task's commit choice; omitted, the repository's setting decides."""
     extra = {} if auto_commit is None else {"autoCommit": auto_commit}
     async with connect_waiting() as waiting_client:
         structured, _ = await call(waiting_client, "DelegateTask", prompt="isolated",
-                                   workingDirectory=workdir, useWorktree=True, **extra)
+                                   workingDirectory=repo_dir, useWorktree=True, **extra)
     assert structured["task"]["commit_changes"] is stored
     service = TaskService(config)  # what the owner will read, not what the tool echoed
     try:
