@@ -1,0 +1,277 @@
+"""Stopping a REAL `claude` agent stops every process it started, detached ones included.
+
+The claude Bash tool runs each command in a session of its own, outside the agent's
+process group, so a signal to the group alone misses it and whatever it puts in the
+background. Here the agent's Bash tool starts four sleepers that each write a pid file,
+sleep, then write ``<kind>.out``: one under ``setsid``, one under ``nohup ... &``, one
+double-forked by ``bash -c '( ... ) &'`` and one detached and ignoring SIGTERM. The task is
+stopped at moments from 0.3 s to 5 s into that tool call, by cancel, timeout, the owner
+stopping its agents, ``claudine cancel`` from another process and the MCP CancelTask tool.
+Every process of the agent (they all carry a marker in their environment) must be gone by
+the time the task has ended, and no ``.out`` file may ever appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from engine_helpers import CLAUDINE, agent_env, cli_env, make_config, wait_for_state, wait_until
+
+from claudine_core.config import Config
+from claudine_core.engine import Engine
+from claudine_core.models import TERMINAL_STATES, Task, TaskSpec, TaskState
+from claudine_core.service import TaskService
+
+pytestmark = pytest.mark.real_claude
+KINDS = ("setsid", "nohup", "double-fork", "stubborn")
+MARKER_VARIABLE = "CLAUDINE_TEST_STOP_MARKER"
+
+
+@dataclass
+class Sleepers:
+    """The detached sleepers one agent's Bash tool starts, and how to look for them."""
+
+    folder: Path
+    seconds: float
+    marker: str = ""
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True)
+        self.marker = uuid.uuid4().hex
+
+    def command(self, *, then: str) -> str:
+        """The Bash tool's command: start the four, then run ``then`` in the foreground."""
+        d, s = self.folder, self.seconds
+
+        def body(kind: str, pid: str = "$$") -> str:
+            return f"echo {pid} > {d}/{kind}.pid; sleep {s}; echo finished > {d}/{kind}.out"
+
+        quiet = ">/dev/null 2>&1 </dev/null &"
+        return " ".join([
+            f"setsid sh -c '{body('setsid')}' {quiet}",
+            f"nohup sh -c '{body('nohup')}' {quiet}",
+            f"bash -c '({body('double-fork', '$BASHPID')}) {quiet}';",
+            f"setsid sh -c 'trap \"\" TERM; {body('stubborn')}' {quiet}",
+            then,
+        ])
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, MARKER_VARIABLE: self.marker}
+
+    def processes(self) -> dict[int, str]:
+        """Live processes carrying the marker: pid -> command line."""
+        wanted = f"{MARKER_VARIABLE}={self.marker}".encode()
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as environ:
+                    if wanted not in environ.read().split(b"\0"):
+                        continue
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    found[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(
+                        errors="replace")
+            except OSError:
+                continue
+        return {pid: command for pid, command in found.items() if command}  # no zombies
+
+    def tool_started(self) -> bool:
+        """The Bash tool's shell is running: its command line names the folder (and is not
+        the prompt, in case an agent gets that on its command line)."""
+        return any(str(self.folder) in command and "BASH:" not in command
+                   for command in self.processes().values())
+
+    def recorded_pids(self) -> list[int]:
+        return [int(p.read_text()) for p in self.folder.glob("*.pid") if p.read_text().strip()]
+
+    def assert_all_gone(self, wrapper_pid: int | None, *others: int) -> None:
+        """Nothing of the agent is left but (for a moment) its wrapper, which has written
+        exit.json and is exiting: the wrapper records the end only once all are gone.
+        ``others``: processes of the test's own that carry the marker too (an owner)."""
+        ours = {wrapper_pid, *others}
+        survivors = {pid: cmd for pid, cmd in self.processes().items() if pid not in ours}
+        assert not survivors, survivors
+        for pid in self.recorded_pids():
+            assert not _alive(pid), pid
+
+    async def assert_never_finish(self, started: float) -> None:
+        """No sleeper gets to write its file, until well past when it would have."""
+        deadline = started + self.seconds + 1.5
+        while time.monotonic() < deadline:
+            assert not list(self.folder.glob("*.out")), list(self.folder.glob("*.out"))
+            await asyncio.sleep(0.1)
+        assert not list(self.folder.glob("*.out"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def real_config(tmp_path: Path, real_claude_bin: Path, **overrides: object) -> Config:
+    return make_config(tmp_path / "home", claude_bin=str(real_claude_bin), kill_grace_s=1,
+                       **overrides)
+
+
+async def start_sleepers(
+    engine: Engine, sleepers: Sleepers, cwd: Path, **spec: object
+) -> tuple[Task, float]:
+    """Delegate the task and wait for its Bash tool call to begin; (task, when it began)."""
+    prompt = f"Start the sleepers.\nBASH: {sleepers.command(then='sleep 60')}"
+    task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(cwd), **spec))  # type: ignore[arg-type]
+    await wait_until(sleepers.tool_started, timeout=60, interval=0.02)
+    return engine.get(task.id), time.monotonic()
+
+
+@pytest.mark.parametrize("offset", [0.3, 1.0, 2.5, 5.0])
+async def test_cancel_stops_detached_processes(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str], offset: float
+) -> None:
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=offset + 2.5)
+    config = real_config(tmp_path, real_claude_bin)
+    async with Engine(config, env=sleepers.env(agent_env(**real_claude_env)),
+                      tick_s=0.05) as engine:
+        task, began = await start_sleepers(engine, sleepers, tmp_path)
+        await asyncio.sleep(offset)  # the moment of the cancel, not a wait for an event
+        engine.cancel(task.id, "changed my mind")
+        done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=30)
+        sleepers.assert_all_gone(engine.get(task.id).pid)
+        record = json.loads(engine.service.output_path(task.id, "exit.json").read_text())
+    assert done.status is TaskState.CANCELLED and done.error == "changed my mind"
+    assert record["terminated"] is True
+    await sleepers.assert_never_finish(began)
+    await wait_until(lambda: not sleepers.processes(), timeout=10)
+
+
+async def test_timeout_stops_detached_processes(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str]
+) -> None:
+    # The real CLI needs 2 to 4 s (on a busy machine) to reach its first tool call, so the
+    # timeout comes 4 to 6 s into it.
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=11)
+    config = real_config(tmp_path, real_claude_bin)
+    async with Engine(config, env=sleepers.env(agent_env(**real_claude_env)),
+                      tick_s=0.05) as engine:
+        task, began = await start_sleepers(engine, sleepers, tmp_path, timeout_s=8)
+        done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=30)
+        sleepers.assert_all_gone(task.pid)
+    assert done.status is TaskState.FAILED and "timed out after 8s" in (done.error or "")
+    assert len(sleepers.recorded_pids()) == len(KINDS)  # they had all started
+    await sleepers.assert_never_finish(began)
+    await wait_until(lambda: not sleepers.processes(), timeout=10)
+
+
+async def test_owner_stopping_its_agents_stops_detached_processes(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str]
+) -> None:
+    offset = 1.0
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=offset + 3)
+    config = real_config(tmp_path, real_claude_bin)
+    engine = Engine(config, env=sleepers.env(agent_env(**real_claude_env)), tick_s=0.05)
+    await engine.start()
+    try:
+        task, began = await start_sleepers(engine, sleepers, tmp_path)
+        await asyncio.sleep(offset)  # the moment of the stop
+    finally:
+        await engine.stop(stop_agents=True)
+    service = TaskService(config)
+    try:
+        done = service.get(task.id)
+    finally:
+        service.close()
+    sleepers.assert_all_gone(task.pid)
+    assert done.status is TaskState.CANCELLED
+    await sleepers.assert_never_finish(began)
+    await wait_until(lambda: not sleepers.processes(), timeout=10)
+
+
+async def test_what_a_finished_agent_left_running_is_stopped(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str]
+) -> None:
+    """The agent ends on its own with the sleepers still running in the background."""
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=3)
+    config = real_config(tmp_path, real_claude_bin)
+    async with Engine(config, env=sleepers.env(agent_env(**real_claude_env)),
+                      tick_s=0.05) as engine:
+        prompt = f"Start and leave.\nBASH: {sleepers.command(then='echo started')}"
+        task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+        began = time.monotonic()
+        done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=60)
+        sleepers.assert_all_gone(engine.get(task.id).pid)
+        record = json.loads(engine.service.output_path(task.id, "exit.json").read_text())
+    assert done.status is TaskState.COMPLETED, done.error
+    assert (done.result or "").startswith("FAKE_DONE:")  # the Bash tool call returned
+    assert record["terminated"] is False and record["leftover_processes"] >= len(KINDS)
+    await sleepers.assert_never_finish(began)
+
+
+# -- stops that come from another process or another front end --------------------------------
+
+
+def test_claudine_cancel_from_another_process(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str]
+) -> None:
+    """`claudine cancel` in one process, the agent owned by `claudine serve` in another."""
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=6)
+    home = tmp_path / "home"
+    env = sleepers.env(cli_env(home, CLAUDINE_CLAUDE_BIN=str(real_claude_bin),
+                               CLAUDINE_IDLE_EXIT="30", **real_claude_env))
+
+    def claudine(*args: str, codes: tuple[int, ...] = (0,)) -> str:
+        result = subprocess.run([*CLAUDINE, *args], env=env, capture_output=True, text=True,
+                                timeout=60, cwd=tmp_path)
+        assert result.returncode in codes, (result.returncode, result.stderr)
+        return result.stdout
+
+    serve = subprocess.Popen([*CLAUDINE, "serve"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        prompt = f"Start the sleepers.\nBASH: {sleepers.command(then='sleep 60')}"
+        task_id = json.loads(claudine("delegate", prompt, "--no-serve", "--json"))["id"]
+        asyncio.run(wait_until(sleepers.tool_started, timeout=60, interval=0.02))
+        began = time.monotonic()
+        claudine("cancel", task_id, "from the command line")
+        # `wait` exits 1 when a task ended other than completed.
+        done = json.loads(claudine("wait", task_id, "--timeout", "30", "--json", codes=(1,)))[0]
+        sleepers.assert_all_gone(done.get("pid"), serve.pid)
+        assert done["status"] == "cancelled", done
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    asyncio.run(sleepers.assert_never_finish(began))
+    assert not sleepers.processes()
+
+
+async def test_mcp_cancel_task(
+    tmp_path: Path, real_claude_bin: Path, real_claude_env: dict[str, str]
+) -> None:
+    from mcp import Client
+
+    from claudine_core.mcp_server import build_server
+
+    sleepers = Sleepers(tmp_path / "sleepers", seconds=4)
+    config = real_config(tmp_path, real_claude_bin)
+    async with Engine(config, kind="mcp", env=sleepers.env(agent_env(**real_claude_env)),
+                      tick_s=0.05) as engine:
+        task, began = await start_sleepers(engine, sleepers, tmp_path)
+        async with Client(build_server(config, engine=engine)) as client:
+            result = await client.call_tool("CancelTask", {"taskId": task.id,
+                                                           "reason": "over MCP"})
+            assert not result.is_error, result.content
+        done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=30)
+        sleepers.assert_all_gone(task.pid)
+    assert done.status is TaskState.CANCELLED and done.error == "over MCP"
+    await sleepers.assert_never_finish(began)
+    await wait_until(lambda: not sleepers.processes(), timeout=10)
