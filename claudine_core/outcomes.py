@@ -62,6 +62,15 @@ def classify(
         return Outcome(TaskState.COMPLETED, None, exit_code=0)
     if result is not None and result.is_error:
         return _api_failure(result, exit_code)
+    if result is None and exit_record.get("unstored_bytes"):
+        # The final result may be among what the wrapper could not write down.
+        return Outcome(
+            TaskState.FAILED,
+            f"the agent's output could not be stored ({exit_record.get('storage_error')}; "
+            f"{exit_record['unstored_bytes']} bytes lost), so its final result is unknown; "
+            f"it exited with code {exit_code}",
+            exit_code=exit_code,
+        )
     if ROOT_REFUSAL_MARKER in stderr_tail:
         return Outcome(
             TaskState.FAILED, explain_failure(exit_code, None, stderr_tail), exit_code=exit_code

@@ -63,7 +63,8 @@ class Sink:
         self._torn = False
 
     def write(self, data: bytes) -> int:
-        """Store ``data``; returns how many of its bytes were stored."""
+        """Store ``data``; returns how many of its bytes were stored. ``stored`` counts
+        the bytes in the file (with the newlines that ended cut lines)."""
         if not data:
             return 0
         done = 0
@@ -71,6 +72,7 @@ class Sink:
             if self._torn:
                 self._write_all(b"\n")
                 self._torn = False
+                self.stored += 1
             while done < len(data):
                 done += os.write(self.fd, data[done:])
         except OSError as exc:
