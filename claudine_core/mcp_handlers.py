@@ -60,6 +60,10 @@ def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) 
     except StoreError as exc:
         log.error("store error in %s: %s", name, exc)
         return error(f"the claudine store is unavailable ({exc}); try again shortly")
+    except OSError as exc:  # the system refused a path the arguments led to
+        log.info("%s: %s", name, exc)
+        where = f" {exc.filename}" if exc.filename else ""
+        return error(f"{name} could not use{where}: {exc.strerror or exc}")
 
 
 def _clean(exc: Exception) -> str:

@@ -29,9 +29,16 @@ PRIORITIES = ("P0", "P1", "P2")
 MERGE_STRATEGIES = ("manual", "auto", "patch", "pr")
 MAX_LIST_LIMIT = 200
 MAX_TAIL_LINES = 10_000
+# Door limits (a test keeps them in step with service.py, which checks them again):
+MAX_PROMPT_BYTES = 1_048_576  # == service.MAX_PROMPT_BYTES: a prompt, in bytes of UTF-8
+MAX_FIELD_CHARS = 4_096  # == service.MAX_FIELD_CHARS: a model, a branch, a path, an id
+NAME_MAX = 255  # bytes in one file or directory name, on Linux and macOS alike
+MAX_INTEGER = 2**53 - 1  # any integer argument: what every JSON parser reads exactly
+_PROMPT_FIELDS = frozenset({"prompt", "additionalContext"})  # limited in bytes of UTF-8
 
 _TASK_ID: dict[str, Any] = {
     "type": "string",
+    "maxLength": MAX_FIELD_CHARS,
     "pattern": TASK_ID_PATTERN,
     "description": "Task id as DelegateTask returned it (task- and 12 hex digits). The "
     "8-digit short id shown in the console, or a unique prefix, is accepted too.",
@@ -170,11 +177,12 @@ TOOLS: list[dict[str, Any]] = [
         "once (the agent runs asynchronously; follow it with TaskStatus and TaskLogs).",
         "inputSchema": _schema(
             {
-                "prompt": {"type": "string", "minLength": 1,
+                "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_BYTES,
                            "description": "What the agent should do, self-contained."},
                 "priority": {**_PRIORITY, "default": "P2"},
                 "workingDirectory": {
                     "type": "string",
+                    "maxLength": MAX_FIELD_CHARS,
                     "description": "Existing directory the agent runs in (absolute path; "
                     "default: the directory the server was started in).",
                 },
@@ -185,11 +193,12 @@ TOOLS: list[dict[str, Any]] = [
                                     "maximum": 1_073_741_824,
                                     "description": "Bytes of agent output kept (default: "
                                     "the configured MAX_OUTPUT_BUFFER)."},
-                "model": {"type": "string", "minLength": 1,
+                "model": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
                           "description": "Model for the agent (claude --model), e.g. sonnet."},
                 "useWorktree": {"type": "boolean", "default": False,
                                 "description": "Run in a new git worktree on its own branch."},
                 "baseBranch": {"type": "string", "minLength": 1,
+                               "maxLength": MAX_FIELD_CHARS,
                                "description": "Branch the worktree starts from (needs "
                                "useWorktree; default: the current branch)."},
                 "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
@@ -219,7 +228,8 @@ TOOLS: list[dict[str, Any]] = [
                 },
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT,
                           "default": 20, "description": "Tasks per page (list mode)."},
-                "offset": {"type": "integer", "minimum": 0, "default": 0,
+                "offset": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER,
+                           "default": 0,
                            "description": "Tasks to skip (list mode); use nextOffset."},
             }
         ),
@@ -244,7 +254,8 @@ TOOLS: list[dict[str, Any]] = [
         "description": "Cancel a queued or running task (a running agent is stopped).",
         "inputSchema": _schema(
             {"taskId": _TASK_ID,
-             "reason": {"type": "string", "description": "Why; recorded on the task."}},
+             "reason": {"type": "string", "maxLength": MAX_FIELD_CHARS,
+                        "description": "Why; recorded on the task."}},
             ("taskId",),
         ),
         "outputSchema": TASK_RESULT_SCHEMA,
@@ -261,7 +272,7 @@ TOOLS: list[dict[str, Any]] = [
         "task, with optional extra instructions.",
         "inputSchema": _schema(
             {"taskId": _TASK_ID,
-             "additionalContext": {"type": "string",
+             "additionalContext": {"type": "string", "maxLength": MAX_PROMPT_BYTES,
                                    "description": "What to tell the resumed agent "
                                    "(default: 'Continue the task.')."}},
             ("taskId",),
@@ -295,30 +306,41 @@ def initialize_result(params: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def check_arguments(name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
+def check_arguments(name: Any, arguments: Any) -> dict[str, Any]:
     """Validate ``arguments`` against the tool's schema; defaults filled in.
+
+    Whatever a client sends (any JSON value, or any Python value from an embedder), this
+    returns clean arguments or raises ToolInputError naming the argument at fault: never
+    another exception. Text is refused if no agent or store could take it (a NUL
+    character, a lone UTF-16 surrogate) or it is over its maxLength; integers must be
+    exact (no more than 2**53 - 1 in size) and within the schema's range.
 
     Raises:
         ToolInputError: unknown tool, unknown or missing fields, wrong types or ranges.
     """
-    tool = TOOLS_BY_NAME.get(name)
+    tool = TOOLS_BY_NAME.get(name) if isinstance(name, str) else None
     if tool is None:
-        raise ToolInputError(f"unknown tool {name!r}: the tools are {', '.join(TOOLS_BY_NAME)}")
-    args = dict(arguments or {})
+        raise ToolInputError(f"unknown tool {_show(name)}: the tools are "
+                             f"{', '.join(TOOLS_BY_NAME)}")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise ToolInputError(f"{name} takes its arguments as an object (field: value), "
+                             f"not {_json_type(arguments)}")
     schema = tool["inputSchema"]
     props: dict[str, Any] = schema["properties"]
-    unknown = sorted(set(args) - set(props))
+    unknown = [field for field in arguments if field not in props]
     if unknown:
-        raise ToolInputError(
-            f"{name} does not take {', '.join(map(repr, unknown))}; "
-            f"its fields are {', '.join(props)}"
-        )
-    missing = [field for field in schema["required"] if args.get(field) is None]
+        shown = ", ".join(_show(field) for field in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ToolInputError(f"{name} does not take {shown}{more}; "
+                             f"its fields are {', '.join(props)}")
+    missing = [field for field in schema["required"] if arguments.get(field) is None]
     if missing:
         raise ToolInputError(f"{name} needs {', '.join(map(repr, missing))}")
     clean: dict[str, Any] = {}
     for field, spec in props.items():
-        value = args.get(field)
+        value = arguments.get(field)
         if value is None:
             if "default" in spec:
                 clean[field] = spec["default"]
@@ -332,23 +354,29 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise ToolInputError(f"{field} must be a string, not {_json_type(value)}")
+        _check_text(field, value, spec)
         if len(value.strip()) < spec.get("minLength", 0):
             raise ToolInputError(f"{field} is empty")
         if "enum" in spec and value not in spec["enum"]:
             upper = value.strip().upper() if spec["enum"] == list(PRIORITIES) else value
             if upper in spec["enum"]:
                 return upper
-            raise ToolInputError(f"{field} {value!r} is not one of {', '.join(spec['enum'])}")
+            raise ToolInputError(f"{field} {_show(value)} is not one of "
+                                 f"{', '.join(spec['enum'])}")
         return value
     if kind == "integer":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ToolInputError(f"{field} must be an integer, not {_json_type(value)}")
-        low, high = spec.get("minimum"), spec.get("maximum")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ToolInputError(f"{field} {value} is out of range: use {low} to {high}"
-                                 if high is not None else f"{field} must be at least {low}")
+        low = spec.get("minimum", -MAX_INTEGER)
+        high = min(spec.get("maximum", MAX_INTEGER), MAX_INTEGER)
+        if high < MAX_INTEGER and not low <= value <= high:
+            raise ToolInputError(f"{field} {_show(value)} is out of range: use {low} to {high}")
+        if value < low:
+            raise ToolInputError(f"{field} must be at least {low}")
+        if value > high:
+            raise ToolInputError(f"{field} {_show(value)} is too large: the most is {high}")
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -358,8 +386,51 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
         items = [value] if isinstance(value, str) else value  # a lone state is fine too
         if not isinstance(items, list):
             raise ToolInputError(f"{field} must be a list, not {_json_type(value)}")
-        return [_check_value(field, item, spec["items"]) for item in items]
+        checked = [_check_value(field, item, spec["items"]) for item in items]
+        if "enum" in spec["items"]:  # a set of choices: each once, however often it is sent
+            checked = list(dict.fromkeys(checked))
+        return checked
     return value
+
+
+def _check_text(field: str, value: str, spec: dict[str, Any]) -> None:
+    """Refuse text that no store, process or JSON encoder can carry, or that is too long."""
+    limit = spec.get("maxLength")
+    if limit is not None and len(value) > limit:
+        raise ToolInputError(f"{field} is {len(value):,} characters long: the limit is "
+                             f"{limit:,}")
+    if "\x00" in value:
+        raise ToolInputError(f"{field} contains a NUL character (\\u0000) at position "
+                             f"{value.index(chr(0)):,}: remove it")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ToolInputError(
+            f"{field} is not valid Unicode text: it holds a lone UTF-16 surrogate "
+            f"({ascii(value[exc.start])[1:-1]}) at position {exc.start:,}; send the text "
+            "as UTF-8 (or escape a character outside the BMP as a surrogate pair)"
+        ) from None
+    if field == "workingDirectory":
+        longest = max(value.split("/"), key=lambda name: len(name.encode("utf-8")))
+        if len(longest.encode("utf-8")) > NAME_MAX:
+            raise ToolInputError(f"workingDirectory has a name of {len(longest.encode()):,} "
+                                 f"bytes in it ({_show(longest, 24)}): no file system takes "
+                                 f"names over {NAME_MAX} bytes")
+    if field in _PROMPT_FIELDS and size > MAX_PROMPT_BYTES:
+        raise ToolInputError(f"{field} is {size:,} bytes of UTF-8: the limit is "
+                             f"{MAX_PROMPT_BYTES:,}; put long material in a file in the "
+                             "working directory and refer to it")
+
+
+def _show(value: Any, width: int = 60) -> str:
+    """``repr`` of a client's value for a message: ASCII, and cut short if it is long."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+        try:
+            return f"(a {len(str(abs(value)))}-digit number)"
+        except ValueError:  # past the int-to-text conversion limit
+            return "(a number of thousands of digits)"
+    text = ascii(value)
+    return text if len(text) <= width else text[: width - 5] + "...'"
 
 
 def _json_type(value: Any) -> str:
