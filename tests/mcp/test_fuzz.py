@@ -49,7 +49,7 @@ def edges(field: str, spec: dict[str, Any]) -> list[Any]:
         return [True, False]
     if kind == "array":
         items = edges(field, spec["items"])
-        return [[], items[:1], items, items * 50, items[0]]
+        return [[], items[:1], items, items * 50, items[:1] * 300_000, items[0]]
     if field == "workingDirectory":
         return [WORKDIR, "/", "/no/such/dir", "~", "relative", "/" + "a" * 300,
                 "/" + "é" * 200, "/etc/passwd", "/etc/passwd/x", "/proc/self/root" * 200,
