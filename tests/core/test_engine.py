@@ -366,3 +366,43 @@ async def test_a_retried_task_keeps_each_attempts_outcome(tmp_path: Path) -> Non
     assert "API error 529" in first["error"]
     assert second == {**second, "attempt": 2, "state": "completed", "error": None}
     assert done.to_json()["attempts"][0]["error"] == first["error"]
+
+
+async def test_a_task_stored_before_agent_settings_runs_with_the_owners(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # A row from schema 3 has no recorded binary: the owner's claude_bin runs it.
+    task = engine.service.repo.insert(TaskSpec(prompt="old row", cwd=str(tmp_path)),
+                                      cwd=str(tmp_path))
+    assert task.claude_bin is None
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.COMPLETED and done.result == "FAKE_DONE: old row"
+
+
+async def test_the_delegating_process_settings_travel_with_the_task(tmp_path: Path) -> None:
+    """The task runs with the binary, arguments and agent-facing variables of the process
+    that delegated it, not those of whichever owner runs it."""
+    marker = tmp_path / "the-clients-binary-ran"
+    binary = tmp_path / "my-claude"
+    binary.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{FAKE_CLAUDE}" "$@"\n')
+    binary.chmod(0o755)
+    invocations = tmp_path / "invocations.jsonl"
+    delegating = make_config(tmp_path / "home", claude_bin=str(binary),
+                             extra_agent_args=("--model", "from-the-client"))
+    client = TaskService(delegating, env={**agent_env(), "ANTHROPIC_BASE_URL": "http://x.test",
+                                          "CLAUDECODE": "1", "UNRELATED": "no"})
+    task = client.delegate(spec("[env:ANTHROPIC_BASE_URL]", tmp_path))
+    client.close()
+    assert task.claude_bin == str(binary) and "UNRELATED" not in task.agent_env
+    assert "CLAUDECODE" not in task.agent_env  # a nested-session marker never travels
+    assert "agent_env" not in task.to_json()  # API keys stay in the store
+    owner_config = make_config(tmp_path / "home")  # the plain fake, no extra arguments
+    owner_env = agent_env(FAKE_CLAUDE_LOG=str(invocations))
+    async with Engine(owner_config, env=owner_env, tick_s=0.05) as eng:
+        done = await wait_for_state(eng, task.id, DONE)
+        events, _ = eng.service.read_events(task.id)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert marker.exists()
+    assert "ENV ANTHROPIC_BASE_URL=http://x.test" in [getattr(e, "text", "") for e in events]
+    argv = json.loads(invocations.read_text().splitlines()[0])["argv"]
+    assert argv[argv.index("--model") + 1] == "from-the-client"

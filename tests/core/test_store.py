@@ -58,6 +58,33 @@ def test_upgrade_of_a_v2_worktree_task_keeps_its_branch_and_merge(tmp_path: Path
     assert task.commit_changes is None
 
 
+def test_upgrade_of_a_v3_database_keeps_rows_and_leaves_agent_settings_to_the_owner(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=3)
+    for n, status in enumerate(("queued", "running", "failed")):
+        db.execute_sql(
+            "INSERT INTO task (id, prompt, priority, status, cwd, created_at, updated_at, "
+            "attempt, error, pid, commit_changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"task-{n:012x}", f"prompt {n}", 1, status, "/tmp", 1.0 + n, 1.0 + n, n,
+             "boom" if status == "failed" else None, 4242 if status == "running" else None,
+             0),
+        )
+    db.close()
+    repo = open_repo(path)
+    assert current_version(repo.db) == SCHEMA_VERSION
+    queued, running, failed = repo.list_tasks(newest_first=False)
+    assert (queued.status, running.status, failed.status) == (
+        TaskState.QUEUED, TaskState.RUNNING, TaskState.FAILED)
+    assert running.pid == 4242 and failed.error == "boom" and failed.attempt == 2
+    assert queued.commit_changes is False
+    # v4 columns: NULL means "as before": the owner's binary and arguments, no history.
+    assert (queued.claude_bin, queued.agent_env, queued.agent_args, queued.attempts) == (
+        None, {}, (), ())
+
+
 def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:
     path = tmp_path / "claudine.db"
     open_repo(path).db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
