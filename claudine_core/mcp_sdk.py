@@ -16,11 +16,25 @@ import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
 from claudine_core.mcp_handlers import error, run_tool
-from claudine_core.mcp_tools import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, TOOLS
+from claudine_core.mcp_server import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    REPLAY_INIT_ID,
+    error_frame,
+    recover_id,
+)
+from claudine_core.mcp_tools import (
+    INSTRUCTIONS,
+    LATEST_HANDSHAKE_VERSION,
+    SERVER_NAME,
+    SERVER_VERSION,
+    TOOLS,
+)
 
 log = logging.getLogger("claudine.mcp")
 
@@ -82,6 +96,9 @@ class StreamBridge:
 
     The stdio front feeds it raw JSON-RPC lines (``feed``) and gets serialized replies
     through ``write``; replies to ids in ``swallow`` (the replayed handshake) are dropped.
+    A line the SDK cannot take as a JSON-RPC message (which it would drop without an
+    answer) is answered here: -32700 if it is no JSON the SDK can read, -32600 otherwise,
+    with the request's id when it can be read.
     """
 
     def __init__(self, server: Server[Any], write: Callable[[bytes], None]) -> None:
@@ -98,12 +115,23 @@ class StreamBridge:
     async def feed(self, line: bytes) -> None:
         try:
             message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        except Exception as exc:  # the server answers a bad frame with a JSON-RPC error
-            await self._to_server.send(exc)
+        except Exception as exc:
+            self._refuse(line, exc)
             return
+        if isinstance(message, types.JSONRPCRequest) and message.id == REPLAY_INIT_ID:
+            message.params = replayable_handshake(message.params)
         if isinstance(message, types.JSONRPCRequest):
             self._outstanding.add(message.id)
         await self._to_server.send(SessionMessage(message))
+
+    def _refuse(self, line: bytes, exc: Exception) -> None:
+        request_id = recover_id(line.decode("utf-8", "replace"))
+        if request_id in self.swallow:
+            log.error("the replayed handshake was refused: %s", exc)
+            return
+        code, text = describe_invalid(exc)
+        log.info("refused a message: %s", text)
+        self.write(error_frame(request_id, code, text))
 
     async def close_input(self, drain_s: float = 10.0) -> None:
         """End the input, once every request fed so far is answered (or ``drain_s`` passed).
@@ -136,3 +164,54 @@ class StreamBridge:
                         continue
                 data = message.model_dump_json(by_alias=True, exclude_unset=True)
                 self.write(data.encode() + b"\n")
+
+
+def describe_invalid(exc: Exception) -> tuple[int, str]:
+    """The JSON-RPC error code and a short message for a frame the SDK refused."""
+    if not isinstance(exc, ValidationError):
+        return INVALID_REQUEST, f"Invalid Request: {exc}"[:300]
+    problems = exc.errors(include_url=False, include_input=False)
+    for problem in problems:
+        if problem["type"] == "json_invalid":
+            detail = str(problem["msg"]).removeprefix("Invalid JSON: ")
+            if "recursion limit" in detail:
+                detail += " (the JSON is nested too deeply)"
+            return PARSE_ERROR, f"Parse error: {detail}"
+    # One complaint per kind of message it might have been; the closest is the one with
+    # the fewest problems (a request with a bad field, rather than a response).
+    by_kind: dict[str, list[str]] = {}
+    for problem in problems:
+        kind, *where = [str(part) for part in problem["loc"]] or ["message"]
+        by_kind.setdefault(kind, []).append(f"{'.'.join(where) or 'message'}: {problem['msg']}")
+    closest = min(by_kind.values(), key=len, default=["not a JSON-RPC 2.0 message"])
+    return INVALID_REQUEST, "Invalid Request: " + "; ".join(closest[:3])
+
+
+def replayable_handshake(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The client's initialize params as the SDK accepts them, for the replayed handshake.
+
+    The front answers ``initialize`` from a light check; params the SDK would refuse
+    (capabilities or clientInfo of the wrong shape) would leave its session never
+    initialized, and every later request refused. The parts it refuses are replaced.
+    """
+    params = dict(params or {})
+    try:
+        types.InitializeRequestParams.model_validate(params, by_name=False)
+        return params
+    except ValidationError as exc:
+        log.warning("the client's initialize params are malformed (%s); serving it anyway",
+                    exc.error_count())
+    version = params.get("protocolVersion")
+    fixed: dict[str, Any] = {
+        "protocolVersion": version if isinstance(version, str) else LATEST_HANDSHAKE_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "unknown", "version": "0"},
+    }
+    for field, model in (("capabilities", types.ClientCapabilities),
+                         ("clientInfo", types.Implementation)):
+        try:
+            model.model_validate(params.get(field), by_name=False)
+        except ValidationError:
+            continue
+        fixed[field] = params[field]
+    return fixed

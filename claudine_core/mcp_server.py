@@ -21,6 +21,19 @@ time; ``build_server`` is re-exported lazily for tests and embedders.
 SIGTERM and SIGINT end the run as the end of stdin does: requests already read are
 answered, the engine stops and releases the home, running agents are left to the next
 owner (they outlive the engine), and the exit status is 0 (tests/mcp/test_sigterm.py).
+
+Every line is screened here first (:func:`screen`), in both phases, because the SDK
+drops a frame it cannot parse without a word and the host would wait forever: a line
+that is not UTF-8, not JSON or nested too deeply gets -32700; JSON that is no acceptable
+message (not an object, a bad id, a lone UTF-16 surrogate, over :data:`MAX_FRAME_BYTES`)
+gets -32600 (-32602 when the surrogate is in params); either carries the request's id
+when one can be read. A tools/call whose arguments hold a lone surrogate gets the tool's
+own isError result, as the SDK path gives for any other bad argument. What passes the
+screen and the SDK still refuses is answered by the bridge (mcp_sdk.StreamBridge). No
+line can stop the server.
+
+A home the server cannot write is reported in one line on stderr before anything is
+served (exit status 1): the engine could not keep its store or lock there.
 """
 
 from __future__ import annotations
@@ -31,12 +44,16 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
+import sqlite3
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudine_core.mcp_tools import TOOLS, initialize_result
+from claudine_core.mcp_tools import TOOLS, ToolInputError, check_arguments, initialize_result
 
 if TYPE_CHECKING:
     from claudine_core.config import Config
@@ -47,6 +64,13 @@ log = logging.getLogger("claudine.mcp")
 
 REPLAY_INIT_ID = "claudine-replayed-initialize"
 _TOOLS_RESULT = {"tools": TOOLS}
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32602, -32603
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The longest line read as a message: six times the largest prompt, fully escaped."""
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects in a message (the SDK's parser stops near 200;
+no MCP message comes close to either)."""
+EXIT_BAD_HOME = 1  # as every other "claudine: error: ..." of the CLI
 
 
 def build_server(config: Config, *, engine: Engine | None = None) -> Any:
@@ -58,6 +82,10 @@ def build_server(config: Config, *, engine: Engine | None = None) -> Any:
 
 def run_stdio(config: Config) -> int:
     """Serve MCP on this process's stdin/stdout until stdin closes or a signal arrives."""
+    problem = home_problem(config.home)
+    if problem is not None:
+        print(f"claudine: error: {problem}", file=sys.stderr, flush=True)
+        return EXIT_BAD_HOME
     wire_in = _claim_fd(0, os.O_RDONLY)
     wire_out = _claim_fd(1, os.O_WRONLY)
     sys.stdout = sys.stderr  # print() now lands on stderr too
@@ -97,7 +125,7 @@ class StdioFront:
 
     async def serve(self, wire_in: int) -> int:
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        lines: asyncio.Queue[bytes | TooLong | None] = asyncio.Queue()
         threading.Thread(target=_read_lines, args=(wire_in, loop, lines), daemon=True,
                          name="claudine-mcp-stdin").start()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -124,11 +152,19 @@ class StdioFront:
                 line = next_line.result()
                 if line is None:
                     break
-                await self._handle(line)
+                await self._handle_safely(line)
             if bridge_run is None and self.pending:
                 # The client sent requests only the SDK server answers, then closed its
                 # input: answer them before leaving.
                 bridge_run = await self._attach(await backend)
+        except HomeUnusable as exc:
+            for queued in self.pending:  # the host is told why, not left waiting
+                with contextlib.suppress(Exception):
+                    request_id = json.loads(queued).get("id")
+                    if _is_id(request_id):
+                        self.write(error_frame(request_id, INTERNAL_ERROR, str(exc)))
+            print(f"claudine: error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_BAD_HOME
         except Exception:
             log.exception("the headless server failed")
             return 1
@@ -136,20 +172,46 @@ class StdioFront:
             await self._shutdown(backend, bridge_run)
         return 0
 
+    async def _handle_safely(self, line: bytes | TooLong) -> None:
+        """Handle one line; whatever goes wrong costs that line an error reply, not the run."""
+        try:
+            if isinstance(line, TooLong):
+                log.info("refused a message of %d bytes", line.size)
+                self.write(error_frame(recover_id(line.head.decode("utf-8", "replace")),
+                                       INVALID_REQUEST,
+                                       f"Invalid Request: the message is {line.size:,} bytes "
+                                       f"long; the limit is {MAX_FRAME_BYTES:,}"))
+                return
+            await self._handle(line)
+        except Exception as exc:
+            log.exception("could not handle a message")
+            with contextlib.suppress(OSError):  # the host may be gone
+                self.write(error_frame(recover_id(line.decode("utf-8", "replace"))
+                                       if isinstance(line, bytes) else None,
+                                       INTERNAL_ERROR, f"Internal error: {exc}; see the "
+                                       "server's stderr"))
+
     async def _handle(self, line: bytes) -> None:
-        if not line.strip():
+        message, rejection = screen(line)
+        if rejection is not None:
+            log.info("refused a message (%s): %s", "front" if self.bridge is None else "bridge",
+                     rejection[:300].decode(errors="replace").rstrip())
+            self.write(rejection)
+            return
+        if message is None:  # a blank line
             return
         if self.bridge is not None:
             await self.bridge.feed(line)
             return
-        try:
-            message = json.loads(line)
-        except ValueError:
-            message = None
-        method = message.get("method") if isinstance(message, dict) else None
-        request_id = message.get("id") if isinstance(message, dict) else None
-        if method == "initialize" and not self.answered_init and request_id is not None:
-            self.reply(request_id, initialize_result(message.get("params")))
+        request_id = message.get("id")  # screen() let through only a valid id, or none
+        params = message.get("params")
+        # Only what is plainly well-formed is answered here; the rest waits for the SDK,
+        # which answers it (an error, as often as not) exactly as it will later.
+        plain = message.get("jsonrpc") == "2.0" and (params is None or isinstance(params, dict))
+        method = message.get("method") if plain else None
+        if (method == "initialize" and not self.answered_init and request_id is not None
+                and isinstance(params, dict) and isinstance(params.get("protocolVersion"), str)):
+            self.reply(request_id, initialize_result(params))
             self.answered_init = True
             self.replay.append(json.dumps({**message, "id": REPLAY_INIT_ID}).encode())
         elif method == "notifications/initialized" and self.answered_init and not self.pending:
@@ -162,8 +224,12 @@ class StdioFront:
     async def _start_backend(self, engine_ready: asyncio.Future[Any],
                              sdk_ready: asyncio.Future[Any]) -> Any:
         engine_module = await engine_ready
-        self.engine = engine_module.Engine(self.config, kind="mcp")
-        await self.engine.start()
+        try:
+            self.engine = engine_module.Engine(self.config, kind="mcp")
+            await self.engine.start()
+        except (OSError, sqlite3.Error, _store_errors()) as exc:  # the home, as found now
+            raise HomeUnusable(f"the engine cannot use the claudine home {self.config.home}: "
+                               f"{exc}. {_HOME_ADVICE}") from exc
         log.info("headless server is the %s of %s", self.engine.role, self.config.home)
         return await sdk_ready
 
@@ -198,10 +264,28 @@ class StdioFront:
             await self.engine.stop()
 
 
+class HomeUnusable(Exception):
+    """The engine could not open its store or lock in the home (said in one line)."""
+
+
+class TooLong:
+    """A line over :data:`MAX_FRAME_BYTES`: its start (for the id) and its length."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head = head
+        self.size = size
+
+
 def _read_lines(fd: int, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[Any]) -> None:
     with contextlib.suppress(Exception), os.fdopen(fd, "rb", closefd=False) as source:
-        for line in source:
-            loop.call_soon_threadsafe(lines.put_nowait, line)
+        while line := source.readline(MAX_FRAME_BYTES + 1):
+            item: bytes | TooLong = line
+            if len(line) > MAX_FRAME_BYTES and not line.endswith(b"\n"):
+                size = len(line)
+                while (rest := source.readline(MAX_FRAME_BYTES)) and not rest.endswith(b"\n"):
+                    size += len(rest)
+                item = TooLong(line[:4096], size + len(rest.rstrip(b"\n")))
+            loop.call_soon_threadsafe(lines.put_nowait, item)
     with contextlib.suppress(RuntimeError):  # the loop may be gone already
         loop.call_soon_threadsafe(lines.put_nowait, None)
 
@@ -251,3 +335,224 @@ def _configure_logging(config: Config) -> None:
     level = {"warn": "WARNING"}.get(config.log_level, config.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+# -- screening: what the SDK would drop in silence gets an answer ----------------------------
+
+def screen(line: bytes) -> tuple[dict[str, Any] | None, bytes | None]:
+    """``(message, None)`` for a line to serve, ``(None, reply)`` for one to refuse.
+
+    ``(None, None)`` is a blank line. The message is the parsed JSON object: it is still
+    to be validated as JSON-RPC by the SDK (which :class:`StreamBridge` answers for).
+    """
+    if not line.strip():
+        return None, None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, error_frame(
+            recover_id(line.decode("utf-8", "replace")), PARSE_ERROR,
+            f"Parse error: the message is not UTF-8 text (byte 0x{line[exc.start]:02x} at "
+            f"offset {exc.start}); send JSON encoded as UTF-8")
+    try:
+        message = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        return None, error_frame(recover_id(text), PARSE_ERROR,
+                                 "Parse error: the JSON is nested too deeply")
+    except ValueError as exc:
+        return None, error_frame(recover_id(text), PARSE_ERROR,
+                                 f"Parse error: {_first_sentence(exc)}")
+    if not isinstance(message, dict):
+        batch = " (batches are not supported)" if isinstance(message, list) else ""
+        return None, error_frame(None, INVALID_REQUEST,
+                                 f"Invalid Request: a message is a JSON object{batch}")
+    if _deeper_than(message, MAX_DEPTH):
+        return None, error_frame(None if _is_response(message) else message.get("id"),
+                                 PARSE_ERROR, f"Parse error: the JSON is nested too deeply "
+                                 f"(over {MAX_DEPTH} levels)")
+    request_id = message.get("id")
+    if "id" in message and not _is_id(request_id):
+        return None, error_frame(None, INVALID_REQUEST,
+                                 "Invalid Request: the id must be a string (of valid "
+                                 "Unicode) or an integer")
+    reply_id = None if _is_response(message) else request_id
+    where = _lone_surrogate(message) if ("\\ud" in text or "\\uD" in text) else None
+    if where is not None:
+        if (message.get("method") == "tools/call" and reply_id is not None
+                and where[:2] == ["params", "arguments"] and isinstance(message["params"], dict)):
+            try:
+                check_arguments(message["params"].get("name"), message["params"]["arguments"])
+            except ToolInputError as exc:
+                return None, _frame({"jsonrpc": "2.0", "id": reply_id, "result": {
+                    "content": [{"type": "text", "text": str(exc)}], "isError": True}})
+        code = INVALID_PARAMS if where[:1] == ["params"] else INVALID_REQUEST
+        kind = "Invalid params" if code == INVALID_PARAMS else "Invalid Request"
+        return None, error_frame(
+            reply_id, code,
+            f"{kind}: {_path(where)} is not valid Unicode: it holds a lone UTF-16 surrogate; "
+            "send text as UTF-8 (a character outside the BMP as a surrogate pair)")
+    return message, None
+
+
+def error_frame(request_id: Any, code: int, message: str) -> bytes:
+    """A JSON-RPC error response, as one line."""
+    return _frame({"jsonrpc": "2.0", "id": request_id if _is_id(request_id) else None,
+                   "error": {"code": code, "message": message}})
+
+
+_STRUCTURE = re.compile(r'[\\"{}\[\]:,]')
+_SCALAR = json.JSONDecoder()
+_MAX_SCAN = 1_000_000  # structural characters looked at for an id; past that, none is found
+
+
+def recover_id(text: str) -> str | int | None:
+    """The id of a request that could not be parsed, if its top level shows one.
+
+    Reads JSON-ish text, however broken (cut short, nested too deep, not UTF-8), as far
+    as its structure allows. A response (``result`` or ``error`` and no ``method``) gets
+    no id: the client might take the answer for one to a request of its own.
+    """
+    depth, in_string, escaped_at, string_start = 0, False, -1, 0
+    key_next, key, found, keys = False, None, None, set()
+    for count, match in enumerate(_STRUCTURE.finditer(text)):
+        if count > _MAX_SCAN:
+            return None
+        pos = match.start()
+        char = text[pos]
+        if in_string:
+            if pos == escaped_at:
+                continue
+            if char == "\\":
+                escaped_at = pos + 1
+            elif char == '"':
+                in_string = False
+                if key_next:
+                    key, key_next = text[string_start + 1:pos], False
+            continue
+        if char == '"':
+            in_string, string_start = True, pos
+        elif char in "{[":
+            depth += 1
+            key_next = depth == 1 and char == "{"
+        elif char in "}]":
+            depth -= 1
+            if depth <= 0:
+                break
+        elif char == ",":
+            key_next = depth == 1
+        elif char == ":" and depth == 1 and key is not None:
+            if key == "id":
+                found = _scalar_at(text, pos + 1)
+            keys.add(key)
+            key = None
+    return None if _is_response(keys) or not _is_id(found) else found
+
+
+def _scalar_at(text: str, pos: int) -> Any:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    if pos >= len(text) or text[pos] not in '"-0123456789':
+        return None  # an object or array is no id (and is not parsed: it may be deep)
+    try:
+        return _SCALAR.raw_decode(text, pos)[0]
+    except (ValueError, RecursionError):
+        return None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep in ``value``."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [item for node in level if isinstance(node, (dict, list))
+                 for item in (node.values() if isinstance(node, dict) else node)]
+        if not level:
+            return False
+    return any(isinstance(node, (dict, list)) for node in level)
+
+
+def _is_response(keys: Any) -> bool:
+    return "method" not in keys and ("result" in keys or "error" in keys)
+
+
+def _is_id(value: Any) -> bool:
+    """A JSON-RPC id MCP allows (a string or an integer) that can be sent back as it came."""
+    if isinstance(value, str):
+        return _is_unicode(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _lone_surrogate(message: dict[str, Any]) -> list[str | int] | None:
+    """Where in ``message`` a string (a key or a value) holds a lone surrogate, if anywhere."""
+    todo: list[tuple[list[str | int], Any]] = [([], message)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_unicode(key):
+                    return [*path, key]
+                todo.append(([*path, key], item))
+        elif isinstance(value, list):
+            todo.extend(([*path, index], item) for index, item in enumerate(value))
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _path(where: list[str | int]) -> str:
+    parts = [f"[{part}]" if isinstance(part, int) else
+             f".{part}" if _is_unicode(part) and part.isidentifier() else f"[{ascii(part)}]"
+             for part in where]
+    return "the message" if not parts else "".join(parts).lstrip(".")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _first_sentence(exc: Exception) -> str:
+    return str(exc).split(";")[0][:200]
+
+
+def _frame(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+
+
+# -- the home ---------------------------------------------------------------------------------
+
+_HOME_ADVICE = ("Point CLAUDINE_HOME at a directory this user can write (or fix the "
+                "permissions of this one) and start the server again.")
+
+
+def home_problem(home: Path) -> str | None:
+    """Why the engine could not keep its store and lock in ``home``, in a sentence; or None.
+
+    Checked before the first answer, so a host sees the server exit with the reason
+    rather than a handshake followed by a dead server. A real file is written and
+    removed: permission bits say nothing when running as root, and a read-only mount
+    or a file in the way only shows when something tries.
+    """
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe, name = tempfile.mkstemp(prefix=".write-test-", dir=home)
+        os.close(probe)
+        os.unlink(name)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(home) else ""
+        return f"the claudine home {home} is not usable: {reason}{where}. {_HOME_ADVICE}"
+    return None
+
+
+def _store_errors() -> type[Exception]:
+    """The store's error class, without importing the store before it is needed."""
+    store = sys.modules.get("claudine_core.store")
+    return getattr(store, "StoreError", OSError) if store is not None else OSError
