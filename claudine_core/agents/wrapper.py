@@ -38,7 +38,8 @@ STDERR_CAP = 1024 * 1024
 CHUNK = 64 * 1024
 DRAIN_SECONDS = 3.0
 DEFAULT_GRACE = 5.0
-STOP_POLL = 0.05  # how often a stop looks again for processes still alive
+STOP_POLL = (0.02, 0.25)  # first and longest pause of a stop between looks for survivors
+KILL_WAIT = 10.0  # how long SIGKILL may take before a stop records what it could not end
 EXIT_RECORD_ROOM = 8192  # bytes set aside up front so exit.json fits on a full disk
 PR_SET_CHILD_SUBREAPER = 36
 # Lines that must survive truncation: without the final result a flooded run could
@@ -241,11 +242,15 @@ def tree_members(root: int) -> list[int]:
     return found + [pid for pid in group if pid not in seen]
 
 
-def _kill(pid: int, signum: int) -> None:
+def _kill(pid: int, signum: int) -> bool:
+    """Signal ``pid``; False if it is not ours to signal."""
     try:
         os.kill(pid, signum)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         pass
+    except PermissionError:
+        return False
+    return True
 
 
 class Reaper:
@@ -285,42 +290,54 @@ class Reaper:
         except (BlockingIOError, InterruptedError):
             pass
 
-    def stop_tree(self, grace: float) -> int:
-        """SIGTERM every process of the tree, SIGKILL what is left after ``grace`` seconds;
-        returns once none is left (and all are reaped). Returns how many were signalled."""
+    def stop_tree(self, grace: float) -> tuple[int, list[int]]:
+        """SIGTERM every process of the tree, SIGKILL what is left after ``grace`` seconds,
+        and return once none is left (all reaped): (how many got SIGTERM, survivors).
+
+        Survivors are what the wrapper may not signal (another user's process: a sudo) or
+        what SIGKILL did not end within KILL_WAIT (stuck in the kernel); without that
+        bound the end of the run would never be recorded.
+        """
         me = os.getpid()
-        deadline = time.monotonic() + grace
+        kill_at = time.monotonic() + grace
         termed: set[int] = set()
+        foreign: set[int] = set()
+        pause = STOP_POLL[0]
         while True:
             self.reap()
-            members = tree_members(me)
-            if not members:
-                return len(termed)
-            kill = time.monotonic() >= deadline
+            members = [pid for pid in tree_members(me) if pid not in foreign]
+            now = time.monotonic()
+            if not members or now >= kill_at + KILL_WAIT:
+                return len(termed), sorted(foreign) + members
             for pid in members:
-                if kill:
-                    _kill(pid, signal.SIGKILL)
-                elif pid not in termed:
+                if now >= kill_at:
+                    allowed = _kill(pid, signal.SIGKILL)
+                elif pid in termed:
+                    continue
+                else:
                     termed.add(pid)
-                    _kill(pid, signal.SIGTERM)
+                    allowed = _kill(pid, signal.SIGTERM)
                     _kill(pid, signal.SIGCONT)  # a stopped process must see it too
-            self.sleep(STOP_POLL)
+                if not allowed:
+                    foreign.add(pid)
+            self.sleep(pause)
+            pause = min(pause * 2, STOP_POLL[1])
 
 
-def supervise(reaper: Reaper, grace: float) -> int:
+def supervise(reaper: Reaper, grace: float) -> tuple[int, list[int]]:
     """Wait for the agent to end and for every process it started to be gone.
 
-    Returns how many processes had to be stopped after the agent ended on its own.
+    Returns how many processes had to be stopped after the agent ended on its own, and
+    the pids of any that could not be (see :meth:`Reaper.stop_tree`).
     """
     while True:
         reaper.reap()
         if reaper.terminated:
-            reaper.stop_tree(grace)
-            return 0
+            return 0, reaper.stop_tree(grace)[1]
         if reaper.agent_status is not None:
             # What the agent left running (a server its Bash tool put in the background)
             # would hold its output pipe open and outlive the task: stop it the same way.
-            return reaper.stop_tree(grace) if tree_members(os.getpid()) else 0
+            return reaper.stop_tree(grace) if tree_members(os.getpid()) else (0, [])
         reaper.sleep(None)
 
 
@@ -453,11 +470,13 @@ def main(argv: list[str]) -> int:
     ]
     for thread in threads:
         thread.start()
-    leftovers = supervise(reaper, grace)
-    if reaper.agent_status is None:  # it died as the last look for survivors began
-        reaper.agent_status = os.waitpid(reaper.agent_pid, 0)[1]
-    # Every process that could hold the pipes is gone on Linux; elsewhere one that escaped
-    # the tree may still hold them: do not wait for it forever.
+    leftovers, survivors = supervise(reaper, grace)
+    if reaper.agent_status is None:  # it is one of the survivors: a last look
+        pid, last = os.waitpid(reaper.agent_pid, os.WNOHANG)
+        if pid:
+            reaper.agent_status = last
+    # Every process that could hold the pipes is gone on Linux (survivors aside); elsewhere
+    # one that escaped the tree may still hold them: do not wait for it forever.
     for thread in threads:
         thread.join(timeout=DRAIN_SECONDS)
     with lock:
@@ -475,6 +494,7 @@ def main(argv: list[str]) -> int:
         "unstored_bytes": out.sink.unstored + err.unstored,
         "terminated": bool(reaper.terminated),
         "leftover_processes": leftovers,
+        "survivors": survivors,
     }
     storage_errors = [e for e in (out.sink.error, err.error) if e]
     if storage_errors:
