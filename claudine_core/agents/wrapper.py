@@ -28,7 +28,6 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -211,6 +210,8 @@ def _process_table() -> Iterator[tuple[int, int, int]]:
                 continue  # gone meanwhile
             yield int(entry), int(fields[1]), int(fields[2])
         return
+    import subprocess  # only where there is no /proc (macOS): start-up time matters
+
     listing = subprocess.run(
         ["ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid="],
         capture_output=True, text=True, check=False,
@@ -303,14 +304,17 @@ class Reaper:
         termed: set[int] = set()
         foreign: set[int] = set()
         pause = STOP_POLL[0]
+        killing = False
         while True:
             self.reap()
             members = [pid for pid in tree_members(me) if pid not in foreign]
             now = time.monotonic()
             if not members or now >= kill_at + KILL_WAIT:
                 return len(termed), sorted(foreign) + members
+            if now >= kill_at and not killing:
+                killing, pause = True, STOP_POLL[0]  # SIGKILL acts at once: look again soon
             for pid in members:
-                if now >= kill_at:
+                if killing:
                     allowed = _kill(pid, signal.SIGKILL)
                 elif pid in termed:
                     continue
