@@ -123,6 +123,15 @@ _TASK_FIELDS: dict[str, Any] = {
                     "merged, kept, ...) and details."),
     "commit_changes": _maybe("boolean", "Commit what the agent left uncommitted (null: the "
                              "repository's setting)."),
+    "claude_bin": _maybe("string", "The agent executable, fixed when the task was delegated "
+                         "(null: the owner's)."),
+    "agent_args": {"type": "array", "items": {"type": "string"},
+                   "description": "Extra agent arguments, fixed when it was delegated."},
+    "attempts": {"type": "array", "description": "How each attempt so far ended.",
+                 "items": {"type": "object", "properties": {
+                     "attempt": {"type": "integer"}, "started_at": _maybe("string", _TIME),
+                     "ended_at": _maybe("string", _TIME), "state": _STATUS,
+                     "error": _maybe("string"), "exit_code": _maybe("integer")}}},
 }
 _TASK: dict[str, Any] = {"type": "object", "properties": _TASK_FIELDS,
                          "required": list(_TASK_FIELDS)}
@@ -396,7 +405,9 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
 def _check_text(field: str, value: str, spec: dict[str, Any]) -> None:
     """Refuse text that no store, process or JSON encoder can carry, or that is too long."""
     limit = spec.get("maxLength")
-    if limit is not None and len(value) > limit:
+    # A prompt's limit is in bytes of UTF-8 (checked below, in the service's words); the
+    # character count can only be lower, so it would give a second, vaguer message.
+    if limit is not None and len(value) > limit and field not in _PROMPT_FIELDS:
         raise ToolInputError(f"{field} is {len(value):,} characters long: the limit is "
                              f"{limit:,}")
     if "\x00" in value:

@@ -246,8 +246,9 @@ def check_prompt_size(prompt: str) -> None:
     size = len(prompt.encode("utf-8", "surrogatepass"))
     if size > MAX_PROMPT_BYTES:
         raise InvalidRequest(
-            f"the prompt is {size:,} bytes; the limit is {MAX_PROMPT_BYTES:,} bytes (UTF-8). "
-            "Put long material in a file in the working directory and refer to it."
+            # Word for word what the MCP door says (mcp_tools.check_arguments).
+            f"the prompt is {size:,} bytes of UTF-8: the limit is {MAX_PROMPT_BYTES:,}; put "
+            "long material in a file in the working directory and refer to it"
         )
 
 

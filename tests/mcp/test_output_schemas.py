@@ -55,7 +55,11 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         cancel_reason="why", output_bytes=10, output_truncated=True, worktree=True,
         base_branch="main", branch="claudine/01234567-p", worktree_path="/w",
         merge_strategy="patch", merge={"strategy": "patch", "status": "kept", "at": 1.5},
-        commit_changes=False,
+        commit_changes=False, claude_bin="/usr/bin/claude", agent_env={"IS_SANDBOX": "1"},
+        agent_args=("--verbose",),
+        attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
+                   "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
+                   "error": "API error 529", "exit_code": 1},),
     )
     unset = [f.name for f in dataclasses.fields(Task)
              if f.name != "extra" and getattr(full, f.name) == getattr(a_task(), f.name)

@@ -121,7 +121,9 @@ async def test_delegate_defaults(connect: Any, workdir: str, monkeypatch: Any) -
          "autoCommit must be true or false"),
         ({"prompt": "x", "useWorktree": True, "mergeStrategy": "squash"},
          "mergeStrategy 'squash' is not one of manual, auto, patch, pr"),
-        ({"prompt": "x" * 100_001}, "the limit is 100,000"),
+        ({"prompt": "x" * 1_048_577}, "prompt is 1,048,577 bytes of UTF-8: the limit is "
+                                      "1,048,576; put long material in a file"),
+        ({"prompt": "é" * 524_289}, "prompt is 1,048,578 bytes of UTF-8"),
     ],
 )
 async def test_delegate_rejects_bad_input(
