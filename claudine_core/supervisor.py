@@ -373,7 +373,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def signal_tree(root: psutil.Process | None, signum: signal.Signals) -> None:
-    """Signal every descendant of ``root`` (not ``root`` itself), parents first."""
+    """Signal every descendant of ``root`` (not ``root`` itself)."""
     if root is None:
         return
     try:
