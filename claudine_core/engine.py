@@ -318,9 +318,13 @@ class Engine:
             self._wake.clear()
             if self._stopping:
                 break
+            writes_before = self.service.repo.writes
             try:
                 self._tick()
-                failures = 0
+                # Only a tick that wrote proves the store works again: most ticks write
+                # nothing, and a full disk fails just the summary flush every half second.
+                if self.service.repo.writes != writes_before:
+                    failures = 0
             except StoreError as exc:
                 # A locked or full disk must not kill the engine: say so, back off, go on.
                 failures += 1

@@ -231,10 +231,6 @@ def test_disk_full_before_and_during_agent_output_clear_errors_then_all_tasks_en
     assert "cannot rollback" not in log, log
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 8: Engine._run resets its failure count after any tick that did not raise, and "
-    "most ticks write nothing; so while the disk stays full the summary flush fails every "
-    "SUMMARY_FLUSH_S and the owner logs 'store error (attempt 1)' twice a second, forever"))
 def test_owner_backs_off_while_the_disk_stays_full(tmpfs_home: FaultHome) -> None:
     home = tmpfs_home
     home.serve()
