@@ -345,7 +345,10 @@ def write_patch(repo: git.Repo, task: Task, path: Path) -> None:
     """The branch's commits as an mbox ``git am`` applies."""
     text = repo.git.format_patch("--stdout", "--binary",
                                  f"refs/heads/{task.base_branch}..refs/heads/{task.branch}")
-    path.write_text(text + "\n")
+    # The home is private (0600 files): a patch holds the user's code.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text + "\n")
 
 
 def _merge_base(repo: git.Repo, task: Task) -> str:

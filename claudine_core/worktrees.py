@@ -23,6 +23,7 @@ Per-repository settings, optional, in ``.claudine.toml`` at the repository root:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -163,9 +164,10 @@ class Worktrees:
             self._check_base(repo, top, base)
             branch = gm.unique_branch(repo, self._branch_name(task))
             path = self.root / task.id
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             with repo_lock(repo):
                 repo.git.worktree("add", "--no-track", "-b", branch, str(path), base)
+            path.chmod(0o700)  # git makes it with the umask; it lives in the private home
             created = True
         strategy = task.merge_strategy or self.config.default_merge_strategy
         self.store.transition(task.id, [TaskState.RUNNING], worktree=True, base_branch=base,
@@ -222,11 +224,13 @@ class Worktrees:
             gm.prune_worktrees(repo)
             if gm.branch_exists(repo, parent.branch):
                 repo.git.worktree("add", str(path), parent.branch)
+                path.chmod(0o700)
                 return path, parent.branch or "", base, True
             self._check_base(repo, top, base)
             branch = gm.unique_branch(repo, self._branch_name(task))
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             repo.git.worktree("add", "--no-track", "-b", branch, str(path), base)
+            path.chmod(0o700)
             return path, branch, base, True
 
     @staticmethod
@@ -310,7 +314,7 @@ class Worktrees:
             return outcome
         if strategy == "patch":
             patch = self._patch_path(task)
-            patch.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(patch.parent)
             gm.write_patch(repo, task, patch)
             gm.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=True)
             return {"status": "patch", "patch": str(patch.resolve())}
@@ -453,6 +457,13 @@ def _is_ready(worktree: Path) -> bool:
     return _ready_marker(worktree).exists()
 
 
+def private_dir(path: Path) -> None:
+    """Make a folder of the home, 0700 whatever the umask (older versions made 0755)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def _mark_ready(worktree: Path) -> None:
     _ready_marker(worktree).touch()
 
@@ -466,8 +477,9 @@ def _subdir(worktree: Path, rel: Path) -> str:
 def _setup(settings: RepoSettings, top: Path, worktree: Path, logfile: Path) -> None:
     if not settings.copy and not settings.setup:
         return
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    with open(logfile, "a") as out:
+    private_dir(logfile.parent)
+    fd = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as out:
         for name in settings.copy:
             source = (top / name).resolve()
             if not source.is_relative_to(top) or name.startswith("/"):

@@ -274,3 +274,27 @@ def test_slugify() -> None:
     assert slugify("Fix the LOGIN bug, please!") == "fix-the-login-bug-please"
     assert slugify("***") == "task"
     assert len(slugify("word " * 40)) <= 40 and not slugify("word " * 40).endswith("-")
+
+
+async def test_worktree_tasks_keep_the_home_private(engine: Engine, repo: Path) -> None:
+    """claudine's own files for a worktree task (the worktrees folder, the worktree's top,
+    the setup log, a patch) are 0700/0600 like the rest of the home."""
+    (repo / ".gitignore").write_text(".claudine.toml\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore settings")
+    (repo / ".claudine.toml").write_text('[worktree]\nsetup = "echo set-up"\n')
+    task = engine.delegate(isolated("[write:new.txt=hello] patch me", repo, "patch"))
+    done = await wait_for_merge(engine, task.id)
+    assert done.merge and done.merge["status"] == "patch", done.merge
+    home = engine.config.home  # made by the test (a chosen home keeps its mode)
+    wide = [f"{oct(p.stat().st_mode & 0o777)} {p}" for p in home.rglob("*")
+            if not p.is_symlink()
+            and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)]
+    assert wide == []
+    assert Path(done.merge["patch"]).stat().st_mode & 0o777 == 0o600
+    kept = await wait_for_merge(engine, engine.delegate(isolated("keep me", repo)).id)
+    worktree = Path(kept.worktree_path or "")
+    # Its contents are the user's code, made by git and the agent with the user's umask
+    # (they are merged back); the folder that holds them is private.
+    assert worktree.is_dir() and worktree.stat().st_mode & 0o777 == 0o700
+    assert worktree.parent.stat().st_mode & 0o777 == 0o700
