@@ -20,6 +20,11 @@ from claudine_core.worktrees import Worktrees, slugify
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 
 
+def mode(path: Path) -> int:
+    """The permission bits of ``path``."""
+    return path.stat().st_mode & 0o777
+
+
 def as_path(text: str) -> Path:
     return Path(text)
 
@@ -291,10 +296,9 @@ async def test_worktree_tasks_keep_the_home_private(engine: Engine, repo: Path) 
             if not p.is_symlink()
             and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)]
     assert wide == []
-    assert Path(done.merge["patch"]).stat().st_mode & 0o777 == 0o600
+    assert mode(Path(done.merge["patch"])) == 0o600
     kept = await wait_for_merge(engine, engine.delegate(isolated("keep me", repo)).id)
     worktree = Path(kept.worktree_path or "")
     # Its contents are the user's code, made by git and the agent with the user's umask
     # (they are merged back); the folder that holds them is private.
-    assert worktree.is_dir() and worktree.stat().st_mode & 0o777 == 0o700
-    assert worktree.parent.stat().st_mode & 0o777 == 0o700
+    assert mode(worktree) == 0o700 and mode(worktree.parent) == 0o700
