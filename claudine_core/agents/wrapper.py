@@ -430,7 +430,9 @@ def main(argv: list[str]) -> int:
               "-- ARGV...", file=sys.stderr)
         return 2
     run_dir, cap, stdin_path, grace, command = parsed
-    os.umask(0o077)
+    # No umask here: the agent inherits this process's, and the files it writes in the
+    # user's repository must get the user's usual modes. The wrapper's own files are
+    # created 0600 explicitly.
     subreaper = become_subreaper()
     reaper = Reaper()
     started = time.time()

@@ -407,3 +407,24 @@ async def test_the_delegating_process_settings_travel_with_the_task(tmp_path: Pa
     assert "ENV ANTHROPIC_BASE_URL=http://x.test" in [getattr(e, "text", "") for e in events]
     argv = json.loads(invocations.read_text().splitlines()[0])["argv"]
     assert argv[argv.index("--model") + 1] == "from-the-client"
+
+
+async def test_files_the_agent_writes_keep_the_users_modes(engine: Engine,
+                                                           tmp_path: Path) -> None:
+    """The run files are private, but the agent works in the user's repository: what it
+    writes there gets the user's umask, not claudine's 0600."""
+    previous = os.umask(0o022)
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        task = engine.delegate(spec("[write:made.txt=by the agent]", work))
+        done = await wait_for_state(engine, task.id, DONE)
+    finally:
+        os.umask(previous)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert file_mode(work / "made.txt") == 0o644
+    assert file_mode(engine.config.runs_dir / task.id / "attempt-1" / "stdout.jsonl") == 0o600
+
+
+def file_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from engine_helpers import (
+    agent_env,
+    make_config,
     wait_for_merge,
     wait_for_state,
     wait_until,
@@ -15,6 +18,7 @@ from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
 from claudine_core.models import MergeStrategy, TaskSpec, TaskState
+from claudine_core.service import InvalidRequest, TaskService
 from claudine_core.worktrees import Worktrees, slugify
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
@@ -215,14 +219,30 @@ async def test_detached_head_needs_a_base(engine: Engine, repo: Path) -> None:
     assert git(repo, "show", f"{ok.branch}:x.txt") == "1"
 
 
-async def test_cwd_not_a_repository_fails_clearly(engine: Engine, tmp_path: Path) -> None:
+async def test_cwd_not_a_repository_is_refused_at_delegate(
+    engine: Engine, tmp_path: Path
+) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
-    done = await wait_for_state(engine, engine.delegate(isolated("[write:x.txt=1]", plain)).id,
-                                DONE)
+    with pytest.raises(InvalidRequest, match="not inside a git repository"):
+        engine.delegate(isolated("[write:x.txt=1]", plain))
+    assert engine.service.list_tasks() == []
+
+
+async def test_repository_gone_before_dispatch_fails_clearly(tmp_path: Path) -> None:
+    """The check at delegate time cannot see the future: a repository removed before the
+    task runs still fails it with the reason, and the agent never runs."""
+    gone = make_repo(tmp_path / "gone")
+    config = make_config(tmp_path / "home")
+    client = TaskService(config, env=agent_env())
+    task = client.delegate(isolated("[write:x.txt=1]", gone))
+    client.close()
+    shutil.rmtree(gone / ".git")
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert "not inside a git repository" in (done.error or "")
-    assert not (plain / "x.txt").exists()
+    assert not (gone / "x.txt").exists()
 
 
 async def test_missing_base_branch_fails_clearly(engine: Engine, repo: Path) -> None:
@@ -297,7 +317,8 @@ async def test_worktree_tasks_keep_the_home_private(engine: Engine, repo: Path) 
             and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)]
     assert wide == []
     assert mode(Path(done.merge["patch"])) == 0o600
-    kept = await wait_for_merge(engine, engine.delegate(isolated("keep me", repo)).id)
+    kept = await wait_for_merge(
+        engine, engine.delegate(isolated("[write:kept.txt=x] keep me", repo, "manual")).id)
     worktree = Path(kept.worktree_path or "")
     # Its contents are the user's code, made by git and the agent with the user's umask
     # (they are merged back); the folder that holds them is private.
