@@ -705,3 +705,15 @@ def test_mismatch_from_the_config_file_names_the_file(tmp_path: Path) -> None:
         f"cpu_limit_when_idle=true in {path} here, but the running owner (pid 7) uses "
         "cpu_limit_when_idle=false; owner settings come from the owner — restart it to apply"
     ]
+
+
+def test_the_readme_settings_table_is_the_declared_one() -> None:
+    """README's configuration table is generated from the settings declarations (see
+    scripts/settings_table.py); a setting added or changed in one place only fails here."""
+    from claudine_core.config import setting_scope, settings_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, env, default, description in settings_table():
+        row = f"| `{name}` | {env} | {default} | {setting_scope(name)} | {description} |"
+        assert row in readme, f"README's row for {name} is out of date: run " \
+                              "python scripts/settings_table.py"
