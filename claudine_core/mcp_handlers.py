@@ -118,9 +118,13 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     if "taskId" in args:
         task = service.get(args["taskId"])
         waiting = task_waiting_reason(service.config, service.repo, task)
-        text = _describe(task) + (f" Waiting: {waiting}." if waiting else "")
+        ended = service.agent_has_ended(task)
+        text = _describe(task) + (f" Waiting: {waiting}." if waiting else "") + (
+            " Its agent has ended; the outcome is not recorded yet (an owner records it "
+            "as soon as one runs)." if ended else "")
         structured: dict[str, Any] = {"taskId": task.id, "status": task.status.value,
-                                      "task": task_view(task), "waitingReason": waiting}
+                                      "task": task_view(task), "waitingReason": waiting,
+                                      "agentEnded": ended}
         return ToolOutcome(text=text, structured=structured)
     states = [TaskState(s) for s in args.get("status") or []] or None
     limit, offset = args["limit"], args["offset"]

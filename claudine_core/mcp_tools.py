@@ -171,6 +171,8 @@ TASK_STATUS_SCHEMA = _result({
                             "owner decided it (e.g. 'CPU 91% > 80%', '2/2 agents running "
                             "(max)', a memory shortage, a retry back-off, or no owner "
                             "running); null when it is not queued or is about to start."),
+    "agentEnded": {"type": "boolean", "description": "The task is still recorded as running "
+                   "but its agent has ended: an owner has not recorded the outcome yet."},
 })
 STATUS_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",

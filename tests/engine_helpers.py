@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,15 @@ async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.
             if value:
                 return value
             await asyncio.sleep(interval)
+
+
+def wait_pid_file(path: Path, timeout: float = 20) -> int:
+    """The pid a fake agent wrote at start (``[pid-file:PATH]``): proof it is running.
+
+    For tests that watch separate processes, with no engine event to wait on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"the agent never wrote {path}")

@@ -18,10 +18,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from engine_helpers import cli_env
+from engine_helpers import cli_env, wait_pid_file
 
 from claudine_core.ownership import current_owner
 
@@ -92,6 +93,18 @@ class Home:
                     return task.to_json()
                 time.sleep(0.05)
             raise AssertionError(f"{task_id} never ended: {task.to_json()}")
+        finally:
+            service.close()
+
+    def task_status_tool(self, task_id: str) -> Any:
+        """The MCP TaskStatus tool's answer, run against the store alone (no engine)."""
+        from claudine_core.config import load_config
+        from claudine_core.mcp_handlers import run_tool
+        from claudine_core.service import TaskService
+
+        service = TaskService(load_config(env=self.env))
+        try:
+            return run_tool(service, "TaskStatus", {"taskId": task_id})
         finally:
             service.close()
 
@@ -179,11 +192,7 @@ def test_cancel_with_no_owner_stops_an_agent_that_ignores_sigterm(home: Home,
     owner = home.serve()
     home.wait_owner()
     task_id = home.delegate(f"[pid-file:{pid_file}][ignore-sigterm][hang]", "--no-serve")
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the agent never started"
-        time.sleep(0.05)
-    agent = psutil.Process(int(pid_file.read_text()))
+    agent = psutil.Process(wait_pid_file(pid_file))
     os.kill(owner.pid, signal.SIGKILL)  # nobody owns the home; the agent runs on
     owner.wait(timeout=10)
     assert home.owner_pid() is None and agent.is_running()
@@ -223,11 +232,7 @@ def test_cancels_racing_an_owner_that_stops_take_effect(home: Home, signal_owner
         owner = home.serve("--idle-exit", "0.3")
         home.wait_owner()
         task_id = home.delegate(f"[pid-file:{pid_file}][hang]", "--no-serve")
-        deadline = time.monotonic() + 20
-        while not pid_file.exists() or not pid_file.read_text():
-            assert time.monotonic() < deadline, "the agent never started"
-            time.sleep(0.02)
-        agent = psutil.Process(int(pid_file.read_text()))
+        agent = psutil.Process(wait_pid_file(pid_file))
         if signal_owner:
             owner.send_signal(signal.SIGTERM)
         time.sleep(rng.uniform(0.0, 0.5))  # the offset under test
@@ -243,11 +248,7 @@ def test_status_never_shows_a_finished_agent_as_working(home: Home, tmp_path: Pa
     owner = home.serve()
     home.wait_owner()
     task_id = home.delegate(f"[pid-file:{pid_file}][sleep:1]", "--no-serve")
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the agent never started"
-        time.sleep(0.05)
-    agent = psutil.Process(int(pid_file.read_text()))
+    agent = psutil.Process(wait_pid_file(pid_file))
     os.kill(owner.pid, signal.SIGKILL)  # nobody will record the end for now
     owner.wait(timeout=10)
     agent.wait(timeout=30)
@@ -257,7 +258,22 @@ def test_status_never_shows_a_finished_agent_as_working(home: Home, tmp_path: Pa
     assert "its agent has ended; the outcome is not recorded yet" in text
     table = home.run("status").stdout
     assert "running*" in table and "* its agent has ended" in table
+    outcome = home.task_status_tool(task_id)  # what an MCP host would be told
+    assert outcome.structured and outcome.structured["agentEnded"] is True
+    assert "Its agent has ended; the outcome is not recorded yet" in outcome.text
     assert home.owner_pid() is None
     result = home.run("wait", task_id, "--json", "--timeout", "30")  # starts an owner
     assert json.loads(result.stdout)[0]["status"] == "completed"
     assert home.status(task_id)["agent_ended"] is False
+
+
+def test_a_second_serve_names_the_owner_it_waits_for(home: Home) -> None:
+    first = home.serve()
+    owner_pid = home.wait_owner()
+    second = home.serve()
+    assert second.stderr is not None
+    line = second.stderr.readline().decode()  # its first word is who owns the home
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=20) == 0
+    assert f"is owned by pid {owner_pid} (serve)" in line and str(second.pid) not in line
+    assert home.owner_pid() == first.pid

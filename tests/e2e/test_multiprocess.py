@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import cli_env
+from engine_helpers import cli_env, wait_pid_file
 from git_helpers import git, make_repo
 
 from claudine_core.ownership import current_owner
@@ -104,16 +104,6 @@ def home(tmp_path: Path) -> Iterator[Home]:
     for proc in psutil.process_iter(["cmdline"]):
         if str(h.path) in " ".join(proc.info.get("cmdline") or []):
             proc.kill()
-
-
-def wait_pid_file(path: Path, timeout: float = 20) -> int:
-    """The pid a fake agent wrote at start (``[pid-file:PATH]``): proof it is running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text())
-        time.sleep(0.05)
-    raise AssertionError(f"the agent never wrote {path}")
 
 
 def prompts_run(home: Home) -> list[str]:
