@@ -393,7 +393,7 @@ class Engine:
             if task.pid is None and not spawn_began(run_dir):
                 self._requeue_unstarted(task)
                 continue
-            self.supervisor.adopt(
+            agent = self.supervisor.adopt(
                 task.id,
                 run_dir,
                 pid=task.pid,
@@ -401,7 +401,15 @@ class Engine:
                 started_at=task.started_at or self.clock(),
                 deadline=self._deadline(task, task.started_at or self.clock()),
             )
-            log.info("recovering task %s (pid %s)", task.id, task.pid)
+            if agent.pid is None and not (run_dir / "exit.json").exists():
+                # Spawn began but no wrapper ever ran: none is in the process table (it
+                # holds the owner's lock until it has exec'd, so it would be found) and
+                # none wrote wrapper.json, which it does before starting the agent. So
+                # no agent ran: back to the queue without using up an attempt.
+                self.supervisor.agents.pop(task.id, None)
+                self._requeue_unstarted(task)
+                continue
+            log.info("recovering task %s (pid %s)", task.id, agent.pid)
         for task in self.service.repo.unsettled_merges():
             log.info("task %s: running its interrupted merge step again", task.id)
             self._after_finish(task.id)

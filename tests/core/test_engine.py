@@ -428,3 +428,24 @@ async def test_files_the_agent_writes_keep_the_users_modes(engine: Engine,
 
 def file_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
+
+
+async def test_a_spawn_that_never_reached_the_wrapper_is_not_an_attempt(
+    tmp_path: Path,
+) -> None:
+    """An owner killed between starting a spawn (the run folder's wrapper.log exists) and
+    the wrapper's first step leaves a claim with no process and no wrapper record: the
+    next owner queues it again, attempt given back, and it runs once, as attempt 1."""
+    config = make_config(tmp_path / "home")
+    client = TaskService(config, env=agent_env())
+    task = client.delegate(spec("spawn interrupted", tmp_path))
+    client.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING,
+                           attempt=1, started_at=1.0)
+    run_dir = config.runs_dir / task.id / "attempt-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "wrapper.log").touch()
+    client.close()
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.attempt == 1 and [a["attempt"] for a in done.attempts] == [1]
