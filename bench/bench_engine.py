@@ -27,7 +27,6 @@ from engine_helpers import agent_env, make_config  # noqa: E402
 
 from claudine_core.engine import Engine  # noqa: E402
 from claudine_core.models import TaskSpec, TaskState  # noqa: E402
-from claudine_core.store.tables import TaskRow  # noqa: E402
 
 RESULT_LINE = (
     '{"type":"result","subtype":"success","is_error":false,"num_turns":1,'
@@ -104,9 +103,10 @@ def store_finished_tasks(engine: Engine, count: int) -> None:
          "ended_at": now - count + n + 1, "exit_code": 0, "num_turns": 3, "cost_usd": 0.01}
         for n in range(count)
     ]
+    task_row = engine.service.repo.TaskRow  # the engine's own store's table
     with engine.service.db.atomic():
         for start in range(0, count, 500):
-            TaskRow.insert_many(rows[start:start + 500]).execute()
+            task_row.insert_many(rows[start:start + 500]).execute()
 
 
 async def rss_with_running_agents(root: Path, agent: Path, running: int, finished: int) -> None:

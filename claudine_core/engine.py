@@ -48,7 +48,7 @@ from claudine_core.outcomes import Outcome, classify, retry_delay
 from claudine_core.ownership import OwnerLock, current_owner, published_admission
 from claudine_core.resources import ResourceMonitor
 from claudine_core.service import InvalidRequest, TaskService, read_tail, validate_cwd
-from claudine_core.store import StoreError
+from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for, spawn_began
 
 log = logging.getLogger("claudine.engine")
@@ -100,10 +100,11 @@ class Engine:
         self.kind = kind
         self.clock = clock
         self.tick_s = tick_s
-        self.hooks = hooks if hooks is not None else _default_hooks(config)
         self.env = dict(os.environ if env is None else env)
         self.bus = EventBus()
         self.service = TaskService(config, clock=clock, env=self.env)
+        # The hooks record outcomes in this engine's own store, never in another home's.
+        self.hooks = hooks if hooks is not None else _default_hooks(config, self.service.repo)
         self.service.on_command = self.wake
         self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s)
         self.monitor = monitor or ResourceMonitor()
@@ -755,10 +756,10 @@ def _with_attempt(
     return [*task.attempts, entry]
 
 
-def _default_hooks(config: Config) -> Any:
+def _default_hooks(config: Config, repo: TaskRepo) -> Any:
     """Worktree isolation, when that module is present (it needs git on the machine)."""
     try:
         from claudine_core.worktrees import default_hooks
     except ImportError:
         return None
-    return default_hooks(config)
+    return default_hooks(config, repo)

@@ -33,7 +33,7 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import git
 
@@ -43,6 +43,9 @@ from claudine_core.faults import crash_point
 from claudine_core.github_pr import PullRequestError, push_and_open
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, short_id
 from claudine_core.supervisor import latest_run_dir, run_dir_for
+
+if TYPE_CHECKING:
+    from claudine_core.store.repo import TaskRepo
 
 log = logging.getLogger("claudine.worktrees")
 SETTINGS_FILE = ".claudine.toml"
@@ -104,25 +107,20 @@ def repo_lock(repo: git.Repo) -> threading.Lock:
 
 
 class Worktrees:
-    """Engine hooks plus the review actions. ``repo`` is the task store (TaskRepo)."""
+    """Engine hooks plus the review actions.
 
-    def __init__(self, config: Config, repo: Any = None) -> None:
+    ``repo`` is the store of the home whose tasks these are: outcomes are recorded there and
+    nowhere else (several homes may be open in one process).
+    """
+
+    def __init__(self, config: Config, repo: TaskRepo) -> None:
         self.config = config
-        self._repo = repo
+        self.store = repo
         self._pool: ThreadPoolExecutor | None = None
 
     @property
     def root(self) -> Path:
         return self.config.home / "worktrees"
-
-    @property
-    def store(self) -> Any:
-        if self._repo is None:  # the engine's store: tables are bound to one database
-            from claudine_core.store.repo import TaskRepo
-            from claudine_core.store.tables import database_proxy
-
-            self._repo = TaskRepo(database_proxy.obj)
-        return self._repo
 
     # -- engine hooks --------------------------------------------------------------------------
 
@@ -443,8 +441,8 @@ class Worktrees:
         return outcome
 
 
-def default_hooks(config: Config) -> Worktrees:
-    return Worktrees(config)
+def default_hooks(config: Config, repo: TaskRepo) -> Worktrees:
+    return Worktrees(config, repo)
 
 
 def _ready_marker(worktree: Path) -> Path:

@@ -278,8 +278,8 @@ class ClaudineApp(App[int]):
         if self._review is None:
             from claudine_core.worktrees import Worktrees
 
-            self._review = Worktrees(self.engine.config,
-                                     getattr(self.engine.service, "repo", None))
+            store: Any = getattr(self.engine.service, "repo", None)  # the engine's own
+            self._review = Worktrees(self.engine.config, store)
         return self._review
 
     def action_review_task(self) -> None:

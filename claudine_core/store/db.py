@@ -8,8 +8,6 @@ from pathlib import Path
 
 import peewee
 
-from claudine_core.store.tables import database_proxy
-
 # Every state transition is acknowledged to a user, so it must survive power loss:
 # synchronous=FULL in WAL mode measured about 2,600 commits/s on the target machine.
 _PRAGMAS = {
@@ -41,7 +39,10 @@ class _Database(peewee.SqliteDatabase):
 
 
 def open_database(path: Path) -> peewee.SqliteDatabase:
-    """Open (creating if needed) the store at ``path`` and bind the tables to it.
+    """Open (creating if needed) the database at ``path``.
+
+    Nothing is bound globally: a :class:`~claudine_core.store.repo.TaskRepo` made on the
+    returned database declares its own tables on it, so several homes can be open at once.
 
     Raises:
         StoreError: the home is not writable, the disk is full, or the file is not a
@@ -53,7 +54,6 @@ def open_database(path: Path) -> peewee.SqliteDatabase:
         db.connect(reuse_if_open=True)
     except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
         raise StoreError(describe_sqlite_error(exc, path)) from exc
-    database_proxy.initialize(db)
     return db
 
 

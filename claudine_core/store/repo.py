@@ -25,7 +25,7 @@ from claudine_core.models import (
     new_task_id,
 )
 from claudine_core.store.db import StoreError, describe_sqlite_error
-from claudine_core.store.tables import TaskRow
+from claudine_core.store.tables import bind_tables
 
 MIN_PREFIX_DIGITS = 4
 """Hex digits a task id prefix needs before it may stand for a task."""
@@ -40,7 +40,7 @@ class InvalidTransition(ValueError):
     """The task exists but its state does not allow the requested change."""
 
 
-def _row_to_task(row: TaskRow) -> Task:
+def _row_to_task(row: Any) -> Task:
     return Task(
         id=row.id,
         seq=row.seq,
@@ -96,16 +96,22 @@ class TaskRepo:
     Args:
         db: an open database from ``open_database``.
         clock: the source of timestamps (tests pass a fake one).
+
+    The repo declares its own model classes on ``db`` (``self.TaskRow``), so two repos on
+    two homes in one process never write to each other's file.
     """
 
     def __init__(self, db: peewee.SqliteDatabase, *, clock: Callable[[], float] = time.time):
         self.db = db
+        self.tables = bind_tables(db)
+        self.TaskRow = self.tables.task  # this store's task table, bound to ``db`` only
         self.clock = clock
         self.writes = 0  # commits made through this repo: lets its owner skip idle re-reads
 
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
+        TaskRow = self.TaskRow
         row = TaskRow.get_or_none(TaskRow.id == task_id)
         if row is None:
             raise UnknownTask(f"no task with id {task_id!r}")
@@ -121,6 +127,7 @@ class TaskRepo:
             UnknownTask: nothing matches, the prefix is too short or not hex, or it
                 matches several tasks.
         """
+        TaskRow = self.TaskRow
         text = ref.strip().lower()
         if not text:
             raise UnknownTask("an empty task id was given")
@@ -156,6 +163,7 @@ class TaskRepo:
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[Task]:
+        TaskRow = self.TaskRow
         query = TaskRow.select()
         if statuses is not None:
             query = query.where(TaskRow.status.in_([s.value for s in statuses]))
@@ -166,6 +174,7 @@ class TaskRepo:
         return [_row_to_task(row) for row in query]
 
     def count_by_status(self) -> dict[TaskState, int]:
+        TaskRow = self.TaskRow
         query = TaskRow.select(TaskRow.status, peewee.fn.COUNT(TaskRow.seq).alias("n")).group_by(
             TaskRow.status
         )
@@ -174,6 +183,7 @@ class TaskRepo:
 
     def dispatchable(self, limit: int, now: float) -> list[Task]:
         """Queued tasks in run order: priority, then submit order; back-off respected."""
+        TaskRow = self.TaskRow
         query = (
             TaskRow.select()
             .where(
@@ -187,6 +197,7 @@ class TaskRepo:
 
     def queue_position(self, task: Task) -> int | None:
         """1-based place in the run order of a queued task."""
+        TaskRow = self.TaskRow
         if task.status is not TaskState.QUEUED:
             return None
         ahead = (
@@ -203,6 +214,7 @@ class TaskRepo:
         return int(ahead) + 1
 
     def changed_since(self, since: float) -> list[Task]:
+        TaskRow = self.TaskRow
         query = TaskRow.select().where(TaskRow.updated_at >= since).order_by(TaskRow.seq)
         return [_row_to_task(row) for row in query]
 
@@ -213,6 +225,7 @@ class TaskRepo:
     # -- writes ----------------------------------------------------------------------------
 
     def insert(self, spec: TaskSpec, *, cwd: str) -> Task:
+        TaskRow = self.TaskRow
         now = self.clock()
         task_id = new_task_id()
         self._write(
@@ -247,6 +260,7 @@ class TaskRepo:
         self, task_id: str, allowed_from: Sequence[TaskState], **changes: Any
     ) -> bool:
         """Apply ``changes`` only if the task is in one of ``allowed_from``; True if it was."""
+        TaskRow = self.TaskRow
         changes = {k: _to_column(v) for k, v in changes.items()}
         changes["updated_at"] = self.clock()
         query = TaskRow.update(**changes).where(
@@ -256,6 +270,7 @@ class TaskRepo:
 
     def update_summaries(self, summaries: dict[str, dict[str, Any]]) -> None:
         """Write output summaries of running tasks in one transaction (batched by caller)."""
+        TaskRow = self.TaskRow
         if not summaries:
             return
         now = self.clock()
@@ -308,6 +323,7 @@ class TaskRepo:
         return self.get(task_id)
 
     def cancel_requests(self) -> list[Task]:
+        TaskRow = self.TaskRow
         query = TaskRow.select().where(
             (TaskRow.status == TaskState.RUNNING.value) & (TaskRow.cancel_requested == True)  # noqa: E712
         )
@@ -319,6 +335,7 @@ class TaskRepo:
         That happens only when the owner died between a task's end and the end of its merge
         step (which runs on a thread); the next owner runs the step again.
         """
+        TaskRow = self.TaskRow
         merge_status = peewee.fn.json_extract(TaskRow.merge, "$.status")
         query = TaskRow.select().where(
             TaskRow.status.in_([s.value for s in TERMINAL_STATES])
