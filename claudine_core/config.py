@@ -17,12 +17,10 @@ they cannot drift apart. Each setting also has a *scope* (task, owner or local, 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
 import shlex
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -665,6 +663,8 @@ def _read_toml(path: Path, explicit: bool) -> tuple[dict[str, Any], str]:
         return {}, ""
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}", source=str(path)) from exc
+    import tomllib  # here, not at the top: most runs have no config file (issue 9)
+
     try:
         # tomllib's message already carries "(at line N, column M)".
         return tomllib.loads(text), text
@@ -714,6 +714,8 @@ def load_config(
     for key, raw in data.items():
         spec = _BY_NAME.get(key)
         if spec is None:
+            import difflib
+
             close = difflib.get_close_matches(key, _BY_NAME, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(

@@ -23,9 +23,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
+if TYPE_CHECKING:  # psutil is imported where processes are inspected: a CLI status
+    import psutil  # of tasks with no live agent never loads it
 
 from claudine_core.agents.stream import (
     LineSplitter,
@@ -332,6 +333,8 @@ class Supervisor:
         """The agent's wrapper process, if it is still the one we started."""
         if agent.pid is None or not process_matches(agent.pid, agent.pid_started_at):
             return None
+        import psutil
+
         try:
             return psutil.Process(agent.pid)
         except psutil.Error:
@@ -376,6 +379,8 @@ def signal_tree(root: psutil.Process | None, signum: signal.Signals) -> None:
     """Signal every descendant of ``root`` (not ``root`` itself)."""
     if root is None:
         return
+    import psutil
+
     try:
         descendants = root.children(recursive=True)
     except psutil.Error:
@@ -385,6 +390,8 @@ def signal_tree(root: psutil.Process | None, signum: signal.Signals) -> None:
 
 
 def _signal_process(process: psutil.Process, signum: signal.Signals) -> None:
+    import psutil
+
     try:
         process.send_signal(signum)
     except psutil.Error:
@@ -401,6 +408,8 @@ def signal_group(pgid: int | None, signum: signal.Signals) -> None:
 
 
 def process_start_time(pid: int) -> float | None:
+    import psutil
+
     try:
         return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -411,6 +420,8 @@ def process_matches(pid: int | None, started_at: float | None) -> bool:
     """True if ``pid`` is alive and is the same process (not a reused pid)."""
     if pid is None:
         return False
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -442,6 +453,8 @@ def _pid_from_wrapper_record(run_dir: Path) -> tuple[int | None, float | None]:
 def _pid_from_process_table(run_dir: Path) -> tuple[int | None, float | None]:
     # Last resort for the few milliseconds before wrapper.json exists: the wrapper's argv
     # names its run folder.
+    import psutil
+
     needle = str(run_dir)
     for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
         cmdline = process.info.get("cmdline") or []

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from claudine_core.autoscaler import AdmissionLimits, decide_admission
 from claudine_core.config import Config
 from claudine_core.models import ResourceSample, Task, TaskState
 from claudine_core.ownership import current_owner, published_admission
@@ -52,6 +51,9 @@ def queue_waiting_reason(
     queued = counts.get(TaskState.QUEUED, 0)
     if not queued:
         return None
+    # Only this fallback needs the autoscaler: a status call does not load it (issue 9).
+    from claudine_core.autoscaler import AdmissionLimits, decide_admission
+
     decision = decide_admission(
         queued=queued,
         running=counts.get(TaskState.RUNNING, 0),

@@ -16,9 +16,10 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from rich.text import Text
+if TYPE_CHECKING:  # rich only for the console's log pane (render_rich), not for the CLI
+    from rich.text import Text
 
 DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
 SUMMARY_LIMIT = 200
@@ -770,6 +771,8 @@ def render_plain(event: StreamEvent) -> str | None:
 
 def render_rich(event: StreamEvent) -> Text | None:
     """The same as :func:`render_plain`, styled for the console's log pane."""
+    from rich.text import Text
+
     parts = _parts(event)
     if parts is None:
         return None
