@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claudine_core.agents.stream import parse_lines, render_plain
+from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
 from claudine_core.mcp_tools import ToolInputError, check_arguments
 from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
-from claudine_core.service import InvalidRequest, InvalidTransition, TaskService, UnknownTask
-from claudine_core.store import StoreError
-from claudine_core.waiting import task_waiting_reason
+from claudine_core.service import InvalidRequest, TaskService
 
 log = logging.getLogger("claudine.mcp")
 
@@ -117,7 +116,7 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     if "taskId" in args:
         task = service.get(args["taskId"])
-        waiting = task_waiting_reason(service.config, service.repo, task)
+        waiting = service.waiting_reason(task)
         ended = service.agent_has_ended(task)
         text = _describe(task) + (f" Waiting: {waiting}." if waiting else "") + (
             " Its agent has ended; the outcome is not recorded yet (an owner records it "
@@ -131,7 +130,7 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     tasks = service.list_tasks(states, limit=limit + 1, offset=offset)
     has_more = len(tasks) > limit
     tasks = tasks[:limit]
-    counts = service.repo.count_by_status()
+    counts = service.count_by_status()
     total = sum(n for state, n in counts.items() if states is None or state in states)
     structured = {
         "tasks": [task_view(t) for t in tasks],

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from claudine_core.agents.claude import (
     NESTED_SESSION_VARIABLES,
@@ -33,6 +34,9 @@ from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
 from claudine_core.store.repo import InvalidTransition, UnknownTask
 from claudine_core.supervisor import attempt_dirs, latest_run_dir, process_matches, run_dir_for
+
+if TYPE_CHECKING:
+    from claudine_core.worktrees import Worktrees
 
 MAX_PROMPT_BYTES = 1_048_576
 """The largest prompt, in bytes of UTF-8: far above any real prompt (it goes to the agent
@@ -230,6 +234,36 @@ class TaskService:
     def _notify(self) -> None:
         if self.on_command is not None:
             self.on_command()
+
+    # -- what front ends ask of the store (they never import it) ------------------------------
+
+    def queue_position(self, task: Task) -> int | None:
+        """1-based place of a queued task in the run order; None unless it is queued."""
+        return self.repo.queue_position(task)
+
+    def count_by_status(self) -> dict[TaskState, int]:
+        """How many tasks there are in each state (states with none are left out)."""
+        return self.repo.count_by_status()
+
+    def waiting_reason(self, task: Task | None = None) -> str | None:
+        """Why ``task`` (default: the queue's next task) has not started; None: no wait.
+
+        Without a published decision of the running owner this takes a resource reading,
+        which blocks for a moment (see :mod:`claudine_core.waiting`).
+        """
+        from claudine_core.waiting import queue_waiting_reason, task_waiting_reason
+
+        if task is None:
+            return queue_waiting_reason(self.config, self.repo)
+        return task_waiting_reason(self.config, self.repo, task)
+
+    def worktrees(self) -> Worktrees:
+        """The review actions on worktree tasks (diff, merge, patch, PR, discard, clean),
+        recording their outcomes in this store. Imported on use: git is slow to load."""
+        from claudine_core.worktrees import Worktrees
+
+        return Worktrees(self.config, self.repo)
+
 
 
 def agent_facing_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -20,9 +20,9 @@ from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
 
 from claudine_core.config import Config
+from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec, TaskState
-from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
-from claudine_core.store import StoreError
+from claudine_core.service import InvalidRequest
 from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
@@ -276,10 +276,7 @@ class ClaudineApp(App[int]):
     def review(self) -> ReviewPort:
         """The worktree review actions, on the engine's store (built on first use)."""
         if self._review is None:
-            from claudine_core.worktrees import Worktrees
-
-            store: Any = getattr(self.engine.service, "repo", None)  # the engine's own
-            self._review = Worktrees(self.engine.config, store)
+            self._review = self.engine.service.worktrees()
         return self._review
 
     def action_review_task(self) -> None:

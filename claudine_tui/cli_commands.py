@@ -8,10 +8,10 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from claudine_core.config import Config, ConfigError, load_config
+from claudine_core.config import Config
+from claudine_core.errors import StoreError
 from claudine_core.models import (
     MergeStrategy,
     PermissionMode,
@@ -20,17 +20,13 @@ from claudine_core.models import (
     TaskSpec,
     TaskState,
 )
-from claudine_core.store import StoreError
 from claudine_tui import cli_output as output
+from claudine_tui.cli_common import CommandError, load, open_service
+from claudine_tui.cli_common import guard as _guard
+from claudine_tui.cli_common import guard_store as _guard_store
 
 EXTRA_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
 POLL_S = 0.1
-
-
-class CommandError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_extra_parsers(sub: Any) -> None:
@@ -40,37 +36,6 @@ def add_extra_parsers(sub: Any) -> None:
     except ImportError:
         return
     cli_worktrees.add_parsers(sub, EXTRA_HANDLERS)
-
-
-def load(args: argparse.Namespace) -> Config:
-    try:
-        overrides: dict[str, Any] = {}
-        if getattr(args, "home", None):
-            overrides["home"] = Path(args.home).expanduser().resolve()
-        return load_config(override_sources={"home": "--home"}, **overrides)
-    except ConfigError as exc:
-        raise CommandError(str(exc), 2) from exc
-
-
-def open_service(args: argparse.Namespace) -> Any:
-    from claudine_core.service import TaskService
-
-    config = load(args)
-    try:
-        return TaskService(config)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
-
-
-def _guard(action: Callable[[], Task]) -> Task:
-    from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
-
-    try:
-        return action()
-    except (UnknownTask, InvalidRequest, InvalidTransition, ValueError) as exc:
-        raise CommandError(str(exc).strip("'\"")) from exc
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 def _resolve(service: Any, ref: str) -> Task:
@@ -144,16 +109,13 @@ def _ensure_owner(config: Config) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from claudine_core.waiting import queue_waiting_reason, task_waiting_reason
-
     service = open_service(args)
     try:
         warn_owner_mismatch(service.config)
         if args.task:
             task = _guard(lambda: service.get(args.task))
-            position = service.repo.queue_position(task)
-            waiting = _guard_store(
-                lambda: task_waiting_reason(service.config, service.repo, task))
+            position = service.queue_position(task)
+            waiting = _guard_store(lambda: service.waiting_reason(task))
             ended = service.agent_has_ended(task)
             if args.json:
                 data = task.to_json()
@@ -173,19 +135,12 @@ def status(args: argparse.Namespace) -> int:
             return 0
         print(output.task_table(tasks, now=time.time(), ended=ended_ids))
         if any(t.status is TaskState.QUEUED for t in tasks):
-            waiting = _guard_store(lambda: queue_waiting_reason(service.config, service.repo))
+            waiting = _guard_store(service.waiting_reason)
             if waiting:
                 print(f"queued tasks are waiting: {waiting}")
         return 0
     finally:
         service.close()
-
-
-def _guard_store(action: Callable[[], Any]) -> Any:
-    try:
-        return action()
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 def warn_owner_mismatch(config: Config) -> None:
@@ -277,7 +232,7 @@ def wait(args: argparse.Namespace) -> int:
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
         next_owner_check = 0.0
         while True:
-            tasks = [service.repo.get(task_id) for task_id in ids]
+            tasks = [service.get(task_id) for task_id in ids]
             if all(t.status.is_terminal for t in tasks):
                 break
             if time.monotonic() >= next_owner_check:

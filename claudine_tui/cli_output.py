@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import select
 import sys
 import time
@@ -13,16 +12,12 @@ from typing import Any
 
 from claudine_core.agents.stream import LineSplitter, parse_line, render_plain
 from claudine_core.models import Task, iso_time
-from claudine_tui.widgets.task_rows import format_elapsed
-
-STATUS_GLYPHS = {
-    "queued": "…",
-    "blocked": "⧗",
-    "running": "▶",
-    "completed": "✓",
-    "failed": "✗",
-    "cancelled": "⊘",
-}
+from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output.task_details)
+    ENDED_UNRECORDED,
+    STATUS_GLYPHS,
+    format_elapsed,
+    task_details,
+)
 
 
 def elapsed(task: Task, now: float) -> float | None:
@@ -34,10 +29,6 @@ def elapsed(task: Task, now: float) -> float | None:
 def excerpt(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-ENDED_UNRECORDED = ("its agent has ended; the outcome is not recorded yet (an owner "
-                    "records it as soon as one runs)")
 
 
 def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozenset()) -> str:
@@ -59,38 +50,6 @@ def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozens
     if ended:
         rows.append(f"* {ENDED_UNRECORDED}")
     return "\n".join(rows)
-
-
-def task_details(task: Task, queue_position: int | None,
-                 waiting_reason: str | None = None, *, agent_ended: bool = False) -> str:
-    data = task.to_json()
-    lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"
-             + (f": {ENDED_UNRECORDED}" if agent_ended else "")]
-    if queue_position is not None:
-        lines.append(f"  queue position: {queue_position}")
-    if waiting_reason:
-        lines.append(f"  {'waiting:':15} {waiting_reason}")
-    order = [
-        "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
-        "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
-        "last_activity", "result", "parent_id", "branch", "worktree_path", "merge",
-    ]
-    for entry in task.attempts[:-1] if task.status.is_terminal else task.attempts:
-        # Earlier attempts' outcomes: a retry that succeeded keeps why the others failed.
-        lines.append(f"  {'attempt ' + str(entry.get('attempt')) + ':':15} "
-                     f"{entry.get('state')}" + (f": {entry['error']}" if entry.get("error")
-                                                else ""))
-    for key in order:
-        value = data.get(key)
-        if value in (None, "", 0) and key not in ("priority",):
-            continue
-        if isinstance(value, dict):
-            value = json.dumps(value)
-        text = str(value)
-        if key in ("prompt", "result") and len(text) > 400:
-            text = text[:400] + "…"
-        lines.append(f"  {key + ':':15} {text}")
-    return "\n".join(lines)
 
 
 def one_line(task: Task) -> str:
@@ -119,7 +78,7 @@ def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw:
         print(line)
     sys.stdout.flush()
     while follow:
-        current = service.repo.get(task.id)
+        current = service.get(task.id)
         latest = runs[-1] if attempt is not None and runs else _latest(service, task.id)
         moved = reader.read(latest, _print_flush) if latest is not None else False
         if not moved and current.status.is_terminal:
@@ -130,7 +89,7 @@ def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw:
             raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
         time.sleep(poll_s)
     if follow:
-        final = service.repo.get(task.id)
+        final = service.get(task.id)
         print(f"— {final.status.value}" + (f": {final.error}" if final.error else ""))
     return 0
 

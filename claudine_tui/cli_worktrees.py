@@ -11,6 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from claudine_tui.cli_common import CommandError, open_service
+from claudine_tui.cli_common import guard as _guard
+from claudine_tui.task_text import describe_merge as describe
+
 ACTIONS = ("list", "clean", "merge", "patch", "pr", "discard", "diff")
 
 
@@ -33,12 +37,11 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int
 
 
 def run(args: argparse.Namespace) -> int:
-    from claudine_core.worktrees import WorktreeError, Worktrees
-    from claudine_tui.cli_commands import CommandError, _guard, open_service
+    from claudine_core.worktrees import WorktreeError
 
     service = open_service(args)
     try:
-        manager = Worktrees(service.config, service.repo)
+        manager = service.worktrees()
         if args.action in ("merge", "patch", "pr", "discard", "diff") and not args.task:
             raise CommandError(f"'claudine worktrees {args.action}' needs a task id", 2)
         task = _guard(lambda: service.get(args.task)) if args.task else None
@@ -70,20 +73,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if outcome.get("status") != "kept" else 1
 
 
-def describe(outcome: dict[str, Any] | None) -> str:
-    """One line for a stored merge outcome (also handy for other front ends)."""
-    if not outcome:
-        return "-"
-    status = outcome.get("status", "?")
-    detail = (outcome.get("commit") or outcome.get("patch") or outcome.get("pr_url")
-              or outcome.get("reason") or "")
-    if status == "merged" and detail:
-        detail = f"{detail[:12]} into {outcome.get('base', '?')}"
-    return f"{status} ({outcome.get('strategy', '?')})" + (f": {detail}" if detail else "")
-
-
 def _worktree_tasks(service: Any) -> list[Any]:
-    return [t for t in service.repo.list_tasks() if t.branch or t.worktree_path]
+    return [t for t in service.list_tasks() if t.branch or t.worktree_path]
 
 
 def _list(manager: Any, service: Any, as_json: bool) -> int:

@@ -16,4 +16,5 @@ fi
 unset NO_COLOR                                 # snapshot tests compare colours
 python3 -m ruff check claudine_core claudine_tui tests bench scripts
 python3 -m mypy
+lint-imports                                   # the layer contracts in pyproject.toml
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import peewee
 
+from claudine_core.errors import StoreError
+
 # Every state transition is acknowledged to a user, so it must survive power loss:
 # synchronous=FULL in WAL mode measured about 2,600 commits/s on the target machine.
 _PRAGMAS = {
@@ -16,10 +18,6 @@ _PRAGMAS = {
     "synchronous": "full",
     "busy_timeout": 10_000,
 }
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used; the message says what is wrong and what to do."""
 
 
 class _Database(peewee.SqliteDatabase):

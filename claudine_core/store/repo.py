@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee
 
+from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -24,20 +25,12 @@ from claudine_core.models import (
     TaskState,
     new_task_id,
 )
-from claudine_core.store.db import StoreError, describe_sqlite_error
+from claudine_core.store.db import describe_sqlite_error
 from claudine_core.store.tables import bind_tables
 
 MIN_PREFIX_DIGITS = 4
 """Hex digits a task id prefix needs before it may stand for a task."""
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
-
-
-class UnknownTask(LookupError):
-    """No task matches the id the user gave."""
-
-
-class InvalidTransition(ValueError):
-    """The task exists but its state does not allow the requested change."""
 
 
 def _row_to_task(row: Any) -> Task:

@@ -24,8 +24,8 @@ from textual.widgets import Label, Static
 
 from claudine_core.models import Task
 from claudine_core.worktrees import WorktreeError
-from claudine_tui.cli_worktrees import describe
 from claudine_tui.screens.confirm import ConfirmScreen
+from claudine_tui.task_text import describe_merge
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.ports import ReviewPort
 
@@ -173,10 +173,10 @@ class DiffScreen(Screen[None]):
     def _report(self, task: Task, outcome: dict[str, Any]) -> None:
         title = f"{task.short_id}: {outcome.get('status', '?')}"
         if outcome.get("status") in DONE_STATUSES:
-            self.notify(describe(outcome), title=title, timeout=8)
+            self.notify(describe_merge(outcome), title=title, timeout=8)
             self.dismiss(None)
         else:
-            self.notify(outcome.get("reason") or describe(outcome), title=title,
+            self.notify(outcome.get("reason") or describe_merge(outcome), title=title,
                         severity="warning", timeout=10)
 
 

@@ -17,7 +17,7 @@ from textual.widgets import RichLog, Static
 
 from claudine_core.agents.stream import InvalidLine, StreamEvent, render_rich
 from claudine_core.models import Task
-from claudine_tui.cli_output import task_details
+from claudine_tui.task_text import task_details
 from claudine_tui.widgets.ports import ServicePort
 
 MAX_LINES = 2_000

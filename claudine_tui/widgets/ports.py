@@ -16,6 +16,8 @@ class ServicePort(Protocol):
 
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None: ...
 
+    def worktrees(self) -> ReviewPort: ...
+
 
 class EnginePort(Protocol):
     """The subset of :class:`claudine_core.engine.Engine` the console calls."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from claudine_core.models import ACTIVE_STATES, Priority, Task, TaskState
+from claudine_tui.task_text import format_elapsed
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("status", "Status", 11),
@@ -48,18 +49,6 @@ STATUS_FILTERS: tuple[str | None, ...] = (
 SORT_MODES = ("newest", "priority", "status")
 
 RowValues = tuple[str, ...]
-
-
-def format_elapsed(seconds: float | None) -> str:
-    """``9s``, ``3m05s``, ``2h07m``; empty when unknown."""
-    if seconds is None:
-        return ""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def elapsed_of(task: Task, now: float) -> float | None:

@@ -1,0 +1,80 @@
+"""Plain-text descriptions of tasks that the CLI and the console both show.
+
+A neutral module: it imports neither the CLI modules nor any widget or screen, so a
+screen can describe a task without importing the CLI (and the CLI without Textual).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from claudine_core.models import Task
+
+STATUS_GLYPHS = {
+    "queued": "…",
+    "blocked": "⧗",
+    "running": "▶",
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+}
+
+ENDED_UNRECORDED = ("its agent has ended; the outcome is not recorded yet (an owner "
+                    "records it as soon as one runs)")
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """``9s``, ``3m05s``, ``2h07m``; empty when unknown."""
+    if seconds is None:
+        return ""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def task_details(task: Task, queue_position: int | None,
+                 waiting_reason: str | None = None, *, agent_ended: bool = False) -> str:
+    data = task.to_json()
+    lines = [f"{task.id}  {STATUS_GLYPHS.get(task.status.value, '')} {task.status.value}"
+             + (f": {ENDED_UNRECORDED}" if agent_ended else "")]
+    if queue_position is not None:
+        lines.append(f"  queue position: {queue_position}")
+    if waiting_reason:
+        lines.append(f"  {'waiting:':15} {waiting_reason}")
+    order = [
+        "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
+        "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
+        "last_activity", "result", "parent_id", "branch", "worktree_path", "merge",
+    ]
+    for entry in task.attempts[:-1] if task.status.is_terminal else task.attempts:
+        # Earlier attempts' outcomes: a retry that succeeded keeps why the others failed.
+        lines.append(f"  {'attempt ' + str(entry.get('attempt')) + ':':15} "
+                     f"{entry.get('state')}" + (f": {entry['error']}" if entry.get("error")
+                                                else ""))
+    for key in order:
+        value = data.get(key)
+        if value in (None, "", 0) and key not in ("priority",):
+            continue
+        if isinstance(value, dict):
+            value = json.dumps(value)
+        text = str(value)
+        if key in ("prompt", "result") and len(text) > 400:
+            text = text[:400] + "…"
+        lines.append(f"  {key + ':':15} {text}")
+    return "\n".join(lines)
+
+
+def describe_merge(outcome: dict[str, Any] | None) -> str:
+    """One line for a stored merge outcome (``claudine worktrees``, the diff screen)."""
+    if not outcome:
+        return "-"
+    status = outcome.get("status", "?")
+    detail = (outcome.get("commit") or outcome.get("patch") or outcome.get("pr_url")
+              or outcome.get("reason") or "")
+    if status == "merged" and detail:
+        detail = f"{detail[:12]} into {outcome.get('base', '?')}"
+    return f"{status} ({outcome.get('strategy', '?')})" + (f": {detail}" if detail else "")
