@@ -19,7 +19,6 @@ from claudine_core.agents.claude import (
     AgentNotFound,
     resolve_executable,
 )
-from claudine_core.agents.stream import StreamEvent, iter_file_events
 from claudine_core.config import Config
 from claudine_core.models import (
     TERMINAL_STATES,
@@ -33,9 +32,9 @@ from claudine_core.models import (
 from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
 from claudine_core.store.repo import InvalidTransition, UnknownTask
-from claudine_core.supervisor import attempt_dirs, latest_run_dir, process_matches, run_dir_for
 
 if TYPE_CHECKING:
+    from claudine_core.agents.stream import StreamEvent
     from claudine_core.worktrees import Worktrees
 
 MAX_PROMPT_BYTES = 1_048_576
@@ -198,6 +197,11 @@ class TaskService:
         self, task_id: str, offset: int = 0, max_bytes: int | None = None
     ) -> tuple[list[StreamEvent], int]:
         """Stream events of the task's latest attempt from a byte offset (any process)."""
+        # The stream parser and the supervisor's helpers are imported where they are used,
+        # so a CLI status or delegate does not load them (issue 9).
+        from claudine_core.agents.stream import iter_file_events
+        from claudine_core.supervisor import latest_run_dir
+
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         if run_dir is None:
             return [], offset
@@ -205,9 +209,13 @@ class TaskService:
 
     def attempt_dirs(self, task_id: str) -> list[Path]:
         """The run folders of every attempt that started, oldest first."""
+        from claudine_core.supervisor import attempt_dirs
+
         return attempt_dirs(self.config.runs_dir, task_id)
 
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
+        from claudine_core.supervisor import latest_run_dir
+
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         return None if run_dir is None else run_dir / name
 
@@ -220,6 +228,8 @@ class TaskService:
         """
         if task.status is not TaskState.RUNNING:
             return False
+        from claudine_core.supervisor import process_matches, run_dir_for
+
         run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))
         if (run_dir / "exit.json").exists():
             return True
@@ -263,7 +273,6 @@ class TaskService:
         from claudine_core.worktrees import Worktrees
 
         return Worktrees(self.config, self.repo)
-
 
 
 def agent_facing_env(env: Mapping[str, str]) -> dict[str, str]:

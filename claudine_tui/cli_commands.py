@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -267,6 +266,8 @@ def serve(args: argparse.Namespace) -> int:
         wait_for_owner(config)
         print(f"claudine serve started in the background (pid {pid})")
         return 0
+    import asyncio
+
     from claudine_core.serve import serve as run_serve
 
     idle = args.idle_exit

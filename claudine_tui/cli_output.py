@@ -10,7 +10,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from claudine_core.agents.stream import LineSplitter, parse_line, render_plain
 from claudine_core.models import Task, iso_time
 from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output.task_details)
     ENDED_UNRECORDED,
@@ -122,6 +121,10 @@ class _AttemptReader:
     """Reads attempts' ``stdout.jsonl`` files incrementally, announcing each new attempt."""
 
     def __init__(self, raw: bool, several: bool) -> None:
+        # The stream parser is imported where logs are read, so that status and delegate
+        # do not load it (issue 9).
+        from claudine_core.agents.stream import LineSplitter
+
         self.raw = raw
         self.several = several  # announce attempts only when there is more than one
         self.run: Path | None = None
@@ -130,6 +133,8 @@ class _AttemptReader:
 
     def read(self, run: Path, emit: Any) -> bool:
         """Emit what is new in ``run``; True if anything was read."""
+        from claudine_core.agents.stream import LineSplitter
+
         if run != self.run:
             if self.run is not None:
                 self._emit_lines(self.splitter.flush(), emit)  # a cut-off last line
@@ -148,6 +153,8 @@ class _AttemptReader:
         return bool(data)
 
     def _emit_lines(self, lines: list[bytes], emit: Any) -> None:
+        from claudine_core.agents.stream import parse_line, render_plain
+
         for line in lines:
             if self.raw:
                 emit(line.decode("utf-8", "replace"))
