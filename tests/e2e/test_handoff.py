@@ -231,7 +231,9 @@ def test_cancels_racing_an_owner_that_stops_take_effect(home: Home, signal_owner
         pid_file = tmp_path / f"agent-{_round}.pid"
         owner = home.serve("--idle-exit", "0.3")
         home.wait_owner()
-        task_id = home.delegate(f"[pid-file:{pid_file}][hang]", "--no-serve")
+        # Not --no-serve: an owner with a 0.3 s idle exit may be gone before a slow CLI
+        # call lands, and then only the delegate's own check starts one.
+        task_id = home.delegate(f"[pid-file:{pid_file}][hang]")
         agent = psutil.Process(wait_pid_file(pid_file))
         if signal_owner:
             owner.send_signal(signal.SIGTERM)
