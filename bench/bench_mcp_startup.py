@@ -2,9 +2,10 @@
 
 Each run starts the installed console script on a fresh home, sends ``initialize``, the
 ``initialized`` notification and ``tools/list``, and records the time from ``Popen`` to each
-answer, then the answer to a first ``tools/call`` (TaskStatus: served by the SDK server
-once it has loaded and taken over the stream); then closes stdin and times the exit.
-Prints the median (and min/max) of N runs.
+answer, then the answer to a first ``tools/call`` (TaskStatus, sent as soon as the tool
+list is in: the stdio front answers it once the engine has started, without waiting for
+the ``mcp`` SDK); then closes stdin and times the exit. Prints, for each figure, the
+median of N launches and its spread: the quartiles and the extremes.
 
     python bench/bench_mcp_startup.py [-n 15] [--command "claudine --headless"]
 """
@@ -66,11 +67,15 @@ def main() -> int:
     command = shlex.split(args.command)
     one_run(command)  # warm the OS page cache and .pyc files
     runs = [one_run(command) for _ in range(args.n)]
-    print(f"{args.command}  ({args.n} runs, {os.cpu_count()} CPUs)")
+    load = " ".join(f"{avg:.2f}" for avg in os.getloadavg())
+    print(f"{args.command}  ({args.n} launches, {os.cpu_count()} CPUs, load {load})")
     for label, values in zip(("launch -> initialize", "launch -> tools/list",
                               "launch -> tools/call", "stdin closed -> exit"),
                              zip(*runs, strict=True), strict=True):
+        low, _, high = (statistics.quantiles(values, n=4) if len(values) > 1
+                        else [values[0]] * 3)
         print(f"  {label:22} median {statistics.median(values) * 1000:6.0f} ms   "
+              f"quartiles {low * 1000:5.0f}-{high * 1000:<5.0f}  "
               f"min {min(values) * 1000:5.0f}   max {max(values) * 1000:5.0f}")
     return 0
 

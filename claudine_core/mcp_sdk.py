@@ -20,13 +20,13 @@ from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_handlers import error, run_tool
 from claudine_core.mcp_server import (
     INVALID_REQUEST,
     PARSE_ERROR,
     REPLAY_INIT_ID,
     error_frame,
     recover_id,
+    tool_call_result,
 )
 from claudine_core.mcp_tools import (
     INSTRUCTIONS,
@@ -70,16 +70,9 @@ def build_server(config: Config, *, engine: Engine | None = None) -> Server[Engi
     async def call_tool(
         ctx: ServerRequestContext[Engine], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        try:
-            outcome = run_tool(ctx.lifespan_context.service, params.name, params.arguments)
-        except Exception as exc:  # a bug must still answer the model, not kill the call
-            log.exception("tool %s failed", params.name)
-            outcome = error(f"internal error in {params.name}: {exc}; see the server's stderr")
-        content: list[types.ContentBlock] = [types.TextContent(type="text", text=outcome.text)]
-        if outcome.structured is None:  # left unset, so it is absent on the wire (not null)
-            return types.CallToolResult(content=content, is_error=outcome.is_error)
-        return types.CallToolResult(content=content, structured_content=outcome.structured,
-                                    is_error=outcome.is_error)
+        # The encoding the stdio front sends as it is, so both paths answer alike.
+        result = tool_call_result(ctx.lifespan_context.service, params.name, params.arguments)
+        return types.CallToolResult.model_validate(result, by_name=False)
 
     return Server(
         SERVER_NAME,

@@ -6,12 +6,25 @@ Importing the ``mcp`` SDK alone takes over a second here, so start-up is split:
 
 1. At once, with the standard library only, a small front reads stdin and answers
    ``initialize``, ``tools/list`` and ``ping`` from the static catalogue in mcp_tools.py
-   (the same dictionaries the SDK server publishes). Anything else waits in order.
-2. Meanwhile a background thread imports the engine, which starts on the event loop and
-   tries to own the home (else it runs as a client and keeps trying), then imports the
-   SDK server (mcp_sdk.py).
-3. The SDK server then takes over the same stream: the front replays the handshake to it
-   (its replies are swallowed), then everything queued, then every later line.
+   (the same dictionaries the SDK server publishes).
+2. Meanwhile a background thread imports the engine (~0.1 s), which starts on the event
+   loop and tries to own the home (else it runs as a client and keeps trying), then
+   imports the SDK server (mcp_sdk.py, over a second).
+3. As soon as the engine has started, the front answers ``tools/call`` too, through
+   :func:`tool_call_result`: the very function the SDK server's handler calls, so a call
+   gets the same answer on either path (tests/mcp/test_fast_front.py). It answers only
+   calls of the plain shape the SDK takes as it is, and only while nothing sent before
+   them waits for the SDK, so requests are answered in order; a call that arrives before
+   the engine has started waits for it, and so do the ping or tools/list behind it.
+4. The SDK server then takes over the same stream: the front replays the handshake to it
+   (its replies are swallowed), then everything queued, then every later line. Anything
+   else the front does not answer (other methods, odd shapes, a second ``initialize``)
+   waits in that queue, and so does every tool call after it (a ping or tools/list is
+   still answered at once, as before the engine was up).
+   Notifications (``notifications/cancelled`` included) wait there too without holding
+   anything up: a call the front answered is complete before the next line is read, so
+   there is nothing to cancel, and the SDK ignores a cancellation of a request it has
+   never seen.
 
 Nothing but protocol reaches stdout: fd 1 is pointed at stderr for the whole run (stray
 prints and child processes cannot corrupt the wire) and replies go to a private
@@ -50,8 +63,9 @@ import sqlite3
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from claudine_core.mcp_tools import TOOLS, ToolInputError, check_arguments, initialize_result
 
@@ -59,6 +73,7 @@ if TYPE_CHECKING:
     from claudine_core.config import Config
     from claudine_core.engine import Engine
     from claudine_core.mcp_sdk import StreamBridge
+    from claudine_core.service import TaskService
 
 log = logging.getLogger("claudine.mcp")
 
@@ -78,6 +93,70 @@ def build_server(config: Config, *, engine: Engine | None = None) -> Any:
     from claudine_core.mcp_sdk import build_server as build
 
     return build(config, engine=engine)
+
+
+def tool_call_result(service: TaskService, name: str,
+                     arguments: dict[str, Any] | None) -> dict[str, Any]:
+    """Run a tool and give its ``tools/call`` result as it goes on the wire.
+
+    The one encoding of a tool's answer, for both paths: the front sends this dictionary
+    as it is, the SDK server validates it into its ``CallToolResult``. ``content`` is the
+    text for the model, ``structuredContent`` is there only when the tool has one (an
+    error has none, see mcp_handlers.ToolOutcome), ``isError`` always. Imports the
+    handlers (and so the service) when first called: by then the engine has loaded them.
+    """
+    from claudine_core.mcp_handlers import error, run_tool
+
+    try:
+        outcome = run_tool(service, name, arguments)
+    except Exception as exc:  # a bug must still answer the model, not kill the call
+        log.exception("tool %s failed", name)
+        outcome = error(f"internal error in {name}: {exc}; see the server's stderr")
+    result: dict[str, Any] = {"content": [{"type": "text", "text": outcome.text}],
+                              "isError": outcome.is_error}
+    if outcome.structured is not None:  # absent on the wire, not null
+        result["structuredContent"] = outcome.structured
+    return result
+
+
+_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
+_RESERVED_META = "io.modelcontextprotocol/"  # the 2026 envelope, refused on this connection
+
+
+def front_call(params: Any) -> tuple[str, dict[str, Any] | None] | None:
+    """``(name, arguments)`` of a ``tools/call`` the front may answer, else None.
+
+    Only the plain shape, which the SDK server takes as it is and hands to the same
+    handler: a string name, arguments an object or absent, and at most a ``_meta`` with
+    nothing the SDK would act on or refuse. Anything else waits for the SDK server,
+    which answers it as it always has (a test keeps this check no wider than the SDK's).
+    """
+    if not isinstance(params, dict) or not params.keys() <= _CALL_PARAMS:
+        return None
+    name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta")
+    if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
+        return None
+    if meta is not None:
+        if not isinstance(meta, dict) or any(key.startswith(_RESERVED_META) for key in meta):
+            return None
+        token = meta.get("progressToken")
+        if "progressToken" in meta and not (isinstance(token, str) or _is_id(token)):
+            return None
+    return name, arguments
+
+
+class Queued(NamedTuple):
+    """A line the front has not answered (yet).
+
+    ``answer`` is set for a request the front answers once the engine has started (a
+    tools/call, and what came after one); ``blocks`` says whether the line waits for the
+    SDK server and must be answered before any later tools/call (a notification waits
+    too, but answers nothing and holds nothing up).
+    """
+
+    line: bytes
+    answer: Callable[[], None] | None = None
+    blocks: bool = True
 
 
 def run_stdio(config: Config) -> int:
@@ -109,10 +188,12 @@ class StdioFront:
         self._write = write
         self._write_lock = threading.Lock()
         self.replay: list[bytes] = []  # handshake lines, in order, for the SDK server
-        self.pending: list[bytes] = []  # lines only the SDK server can answer
+        self.pending: list[Queued] = []  # lines not answered yet, in order
         self.answered_init = False
         self.bridge: StreamBridge | None = None
         self.engine: Engine | None = None
+        self.service: TaskService | None = None  # set once the engine has started
+        self.engine_started = threading.Event()  # ... or failed to: the SDK may load now
         self.loader: threading.Thread | None = None
 
     def write(self, data: bytes) -> None:
@@ -133,7 +214,8 @@ class StdioFront:
         engine_ready: asyncio.Future[Any] = loop.create_future()
         sdk_ready: asyncio.Future[Any] = loop.create_future()
         self.loader = threading.Thread(target=_load_backend,
-                                       args=(loop, engine_ready, sdk_ready), daemon=True,
+                                       args=(loop, engine_ready, self.engine_started,
+                                             sdk_ready), daemon=True,
                                        name="claudine-mcp-loader")
         self.loader.start()
         backend = asyncio.ensure_future(self._start_backend(engine_ready, sdk_ready))
@@ -153,14 +235,14 @@ class StdioFront:
                 if line is None:
                     break
                 await self._handle_safely(line)
-            if bridge_run is None and self.pending:
-                # The client sent requests only the SDK server answers, then closed its
-                # input: answer them before leaving.
+            if bridge_run is None and any(q.blocks or q.answer for q in self.pending):
+                # The client sent requests not answered yet, then closed its input:
+                # answer them before leaving.
                 bridge_run = await self._attach(await backend)
         except HomeUnusable as exc:
             for queued in self.pending:  # the host is told why, not left waiting
                 with contextlib.suppress(Exception):
-                    request_id = json.loads(queued).get("id")
+                    request_id = json.loads(queued.line).get("id")
                     if _is_id(request_id):
                         self.write(error_frame(request_id, INTERNAL_ERROR, str(exc)))
             print(f"claudine: error: {exc}", file=sys.stderr, flush=True)
@@ -217,20 +299,61 @@ class StdioFront:
         elif method == "notifications/initialized" and self.answered_init and not self.pending:
             self.replay.append(line)
         elif method in ("tools/list", "ping") and self.answered_init and request_id is not None:
-            self.reply(request_id, _TOOLS_RESULT if method == "tools/list" else {})
+            result = _TOOLS_RESULT if method == "tools/list" else {}
+            self._answer(line, lambda: self.reply(request_id, result), needs_engine=False)
+        elif (method == "tools/call" and self.answered_init and request_id is not None
+              and (call := front_call(params)) is not None and not self.waiting_for_sdk()):
+            self._answer(line, lambda: self.answer_call(request_id, *call), needs_engine=True)
         else:
-            self.pending.append(line)
+            notification = isinstance(method, str) and "id" not in message
+            self.pending.append(Queued(line, blocks=not notification))
+
+    def _answer(self, line: bytes, answer: Callable[[], None], *, needs_engine: bool) -> None:
+        """Answer now, or once the engine has started if it needs it or a call waits for it."""
+        if self.service is None and (needs_engine or any(q.answer for q in self.pending)):
+            self.pending.append(Queued(line, answer, blocks=False))
+        else:
+            answer()
+
+    def waiting_for_sdk(self) -> bool:
+        """Whether a line read earlier waits for the SDK server (later calls wait too)."""
+        return any(queued.blocks for queued in self.pending)
+
+    def answer_call(self, request_id: Any, name: str, arguments: dict[str, Any] | None) -> None:
+        assert self.service is not None
+        self.reply(request_id, tool_call_result(self.service, name, arguments))
+        log.debug("the front answered tools/call %s (id %r)", name, request_id)
+
+    def _serve_queued_calls(self) -> None:
+        """The engine has started: answer the requests that waited for it, in order.
+
+        No line that waits for the SDK is ahead of a queued call (a call is queued for
+        the front only when none is), and a ping or tools/list jumps such lines anyway.
+        """
+        queued, self.pending = self.pending, []
+        for entry in queued:
+            if entry.answer is not None:
+                try:
+                    entry.answer()
+                except Exception:  # the host gone, as a rule: the next read will tell
+                    log.exception("could not answer a queued request")
+            else:
+                self.pending.append(entry)
 
     async def _start_backend(self, engine_ready: asyncio.Future[Any],
                              sdk_ready: asyncio.Future[Any]) -> Any:
-        engine_module = await engine_ready
         try:
+            engine_module = await engine_ready
             self.engine = engine_module.Engine(self.config, kind="mcp")
             await self.engine.start()
         except (OSError, sqlite3.Error, _store_errors()) as exc:  # the home, as found now
             raise HomeUnusable(f"the engine cannot use the claudine home {self.config.home}: "
                                f"{exc}. {_HOME_ADVICE}") from exc
+        finally:
+            self.engine_started.set()
         log.info("headless server is the %s of %s", self.engine.role, self.config.home)
+        self.service = self.engine.service
+        self._serve_queued_calls()
         return await sdk_ready
 
     async def _attach(self, sdk_module: Any) -> asyncio.Future[None]:
@@ -239,7 +362,7 @@ class StdioFront:
         bridge = sdk_module.StreamBridge(server, self.write)
         bridge.swallow.add(REPLAY_INIT_ID)
         run = asyncio.ensure_future(bridge.run())
-        for line in [*self.replay, *self.pending]:
+        for line in [*self.replay, *(queued.line for queued in self.pending)]:
             await bridge.feed(line)
         self.replay.clear()
         self.pending.clear()
@@ -291,16 +414,29 @@ def _read_lines(fd: int, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[A
 
 
 def _load_backend(loop: asyncio.AbstractEventLoop, engine_ready: asyncio.Future[Any],
-                  sdk_ready: asyncio.Future[Any]) -> None:
-    """Import the engine (~0.1 s), then the SDK server (~1 s), settling each future."""
-    for name, future in (("claudine_core.engine", engine_ready),
-                         ("claudine_core.mcp_sdk", sdk_ready)):
-        try:
-            module: Any = importlib.import_module(name)
-        except BaseException as exc:  # reported on the loop, where the front can say so
-            _settle(loop, future, exc=exc)
-            return
-        _settle(loop, future, value=module)
+                  engine_started: threading.Event, sdk_ready: asyncio.Future[Any]) -> None:
+    """Import the engine and the tool handlers (~0.1 s), then the SDK server (~1 s).
+
+    The SDK's import waits until the engine has started (or failed to): two threads
+    share one interpreter lock, and importing the SDK alongside would slow the engine's
+    start, and so the first tool call, about twice.
+    """
+    try:
+        engine = importlib.import_module("claudine_core.engine")
+        importlib.import_module("claudine_core.mcp_handlers")
+        with contextlib.suppress(ImportError):  # what Engine() would import on the loop
+            importlib.import_module("claudine_core.worktrees")
+    except BaseException as exc:  # reported on the loop, where the front can say so
+        _settle(loop, engine_ready, exc=exc)
+        return
+    _settle(loop, engine_ready, value=engine)
+    engine_started.wait()
+    try:
+        sdk = importlib.import_module("claudine_core.mcp_sdk")
+    except BaseException as exc:
+        _settle(loop, sdk_ready, exc=exc)
+        return
+    _settle(loop, sdk_ready, value=sdk)
 
 
 def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], *,

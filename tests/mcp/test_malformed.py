@@ -152,7 +152,9 @@ def test_every_malformed_line_is_answered_and_the_server_goes_on(
             assert next_reply(server)["id"] == 1
         else:
             server.initialize()
-            # Only the SDK server answers a tool call: from here on the bridge serves.
+            # Only the SDK server answers a method the front does not know (the front
+            # answers tool calls too, once the engine is up): from here the bridge serves.
+            assert server.request("no/such/method")["error"]["code"] == -32601
             assert server.call("TaskStatus")["isError"] is False
         answers = feed_cases(server)
         wrong = {label: answers[label] for label, _, request_id, check in CASES
@@ -309,7 +311,8 @@ def wire(request: pytest.FixtureRequest, held_home: Config,
     server = StdioServer(env, cwd=str(tmp_path))
     try:
         server.initialize()
-        if request.param == "bridge":  # only the SDK server answers a tool call
+        if request.param == "bridge":  # only the SDK server answers an unknown method
+            assert server.request("no/such/method")["error"]["code"] == -32601
             assert "result" in server.request("tools/call",
                                               {"name": "TaskStatus", "arguments": {}})
         yield WireProbe(server)
