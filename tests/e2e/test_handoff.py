@@ -177,11 +177,14 @@ def test_a_host_that_delegates_and_exits_leaves_the_task_running(home: Home) -> 
 
 
 def test_idle_exit_zero_waits_for_the_running_task(home: Home) -> None:
-    owner = home.serve("--idle-exit", "0")
-    home.wait_owner()
+    home.env["CLAUDINE_HANDOFF_ON_EXIT"] = "0"  # this owner, not a successor, must finish
+    # Queued first: an owner with nothing to do and --idle-exit 0 leaves at once.
     task_id = home.delegate("[sleep:3] longer than the old 1.5 s", "--no-serve")
-    ended = home.wait_ended(task_id)
+    owner = home.serve("--idle-exit", "0")
+    assert home.wait_owner() == owner.pid
+    ended = home.wait_ended(task_id, timeout=30)
     assert ended["status"] == "completed"
+    assert home.seen_owners == {owner.pid}
     assert owner.wait(timeout=20) == 0  # idle at last: it leaves
     assert home.owner_pid() is None
 
