@@ -7,19 +7,20 @@ home has been idle for ``idle_exit_s`` (nothing queued or running).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from claudine_core.config import Config
-from claudine_core.engine import Engine
 from claudine_core.models import ACTIVE_STATES
 from claudine_core.ownership import current_owner
+
+if TYPE_CHECKING:
+    from claudine_core.engine import Engine
 
 log = logging.getLogger("claudine.serve")
 
@@ -34,6 +35,13 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
         stop_agents_on_exit: stop running agents when exiting (default: leave them for
             the next owner to adopt).
     """
+    # Here, not at the top: every CLI command that makes sure an owner runs imports this
+    # module for ensure_owner, and must not pay for the engine and asyncio.
+    import asyncio
+    import signal
+
+    from claudine_core.engine import Engine
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -112,3 +112,17 @@ def test_the_probe_sees_a_heavy_import(home_with_tasks: tuple[dict[str, str], st
                           text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+def test_commands_that_start_an_owner_do_not_load_the_engine(tmp_path: Path) -> None:
+    """cancel, priority, retry, ... make sure an owner runs: they start one as a separate
+    process, so they load serve's ensure_owner but never the engine or asyncio."""
+    home = tmp_path / "home"
+    service = TaskService(make_config(home))
+    try:
+        task = service.delegate(TaskSpec(prompt="[hang] cancelled at once", cwd=str(home)))
+    finally:
+        service.close()
+    result = run_probe(cli_env(home), "cancel", task.id)
+    assert result["status"] == 0, result
+    assert result["loaded"] == ["claudine_core.serve"], result["loaded"]
