@@ -257,9 +257,21 @@ class WireProbe:
     def __init__(self, server: StdioServer) -> None:
         self.server = server
         self.probes = 0
+        self.broken: str | None = None  # why the server stopped answering, once it did
 
     def feed(self, line: bytes, timeout: float = 30) -> list[dict[str, Any]]:
         """Send ``line`` then a ping; every reply up to the ping's (and the line's own)."""
+        if self.broken is not None:
+            # Hypothesis replays examples to shrink a failure; once this server stopped
+            # answering, every replay would wait out the timeout again, for a long time.
+            raise AssertionError(f"the server stopped answering earlier: {self.broken}")
+        try:
+            return self._feed(line, timeout)
+        except AssertionError as exc:
+            self.broken = str(exc)[:3000]
+            raise
+
+    def _feed(self, line: bytes, timeout: float) -> list[dict[str, Any]]:
         self.probes += 1
         probe_id = f"probe\x01{self.probes}"
         assert self.server.process.stdin is not None
