@@ -133,7 +133,10 @@ class ClaudineApp(App[int]):
         self.exit(0)
 
     async def action_quit(self) -> None:
-        snap = self.last_snapshot
+        # A fresh look, not the last timer's (up to a third of a second old): an agent
+        # that just ended must not be offered as still running.
+        live = self.engine_started and not self._engine_stopped
+        snap = self.engine.snapshot() if live else self.last_snapshot
         if snap is None or not (snap.running or snap.queued):
             await self._stop_and_exit(False)
             return

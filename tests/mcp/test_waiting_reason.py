@@ -24,12 +24,15 @@ def test_task_status_carries_the_owners_waiting_reason(tmp_path: Path) -> None:
     # reserve, so the reason it reports can only be the owner's.
     owner = subprocess.Popen([*CLAUDINE, "serve"], env=cli_env(home, CLAUDINE_MEMORY_RESERVE="1T"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = StdioServer(cli_env(home))
+    server = None
     try:
         deadline = time.monotonic() + 30
         while (current_owner(home / "engine.lock") or {}).get("pid") != owner.pid:
             assert time.monotonic() < deadline, "the serve never owned the home"
             time.sleep(0.05)
+        # Only now: a headless server started at the same time may take the home first
+        # (its engine starts within about 0.1 s), and then the serve is the client.
+        server = StdioServer(cli_env(home))
         server.initialize()
         delegated = server.call("DelegateTask", prompt="never runs", workingDirectory=str(
             tmp_path))
@@ -47,6 +50,7 @@ def test_task_status_carries_the_owners_waiting_reason(tmp_path: Path) -> None:
         assert structured["waitingReason"].endswith("reserve 1024.0 GiB")
         assert f"Waiting: {structured['waitingReason']}." in result["content"][0]["text"]
     finally:
-        server.close()
+        if server is not None:
+            server.close()
         owner.send_signal(signal.SIGTERM)
         owner.wait(timeout=20)
