@@ -126,22 +126,13 @@ def _start_time(pid: int) -> str | None:
 
 def marked_processes() -> dict[tuple[int, str], str]:
     """The live processes started by this session: (pid, start time) -> command line."""
-    wanted = f"{LEAK_MARKER}=1".encode()
+    from system_helpers import processes_with_env  # tests/ is on sys.path from here on
+
     found: dict[tuple[int, str], str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if wanted not in environ.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # gone, or not ours to read
-        started = _start_time(int(entry))
-        if started is not None and command:  # a zombie has no command line
-            found[(int(entry), started)] = command.strip()
+    for pid, command in processes_with_env(f"{LEAK_MARKER}=1").items():
+        started = _start_time(pid)
+        if started is not None:
+            found[(pid, started)] = command
     return found
 
 

@@ -9,11 +9,12 @@ so a scan of /proc finds them all, whatever session or parent they ended up in.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from system_helpers import processes_with_env
 
 KINDS = ("setsid", "nohup", "double-fork", "stubborn")
 MARKER_VARIABLE = "CLAUDINE_TEST_STOP_MARKER"
@@ -52,21 +53,7 @@ class Sleepers:
 
     def processes(self) -> dict[int, str]:
         """Live processes carrying the marker: pid -> command line."""
-        wanted = f"{MARKER_VARIABLE}={self.marker}".encode()
-        found = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as environ:
-                    if wanted not in environ.read().split(b"\0"):
-                        continue
-                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    found[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(
-                        errors="replace")
-            except OSError:
-                continue
-        return {pid: command for pid, command in found.items() if command}  # no zombies
+        return processes_with_env(f"{MARKER_VARIABLE}={self.marker}")
 
     def tool_started(self) -> bool:
         """The Bash tool's shell is running: its command line names the folder (and is not

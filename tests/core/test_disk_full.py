@@ -7,30 +7,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from engine_helpers import wait_for_state
+from system_helpers import small_tmpfs
 
 from claudine_core.agents.wrapper import CappedWriter
 from claudine_core.engine import Engine
 from claudine_core.models import TERMINAL_STATES, TaskSpec
 
 
-@contextlib.contextmanager
-def small_disk(path: Path, size: str = "512k") -> Iterator[Path]:
+def small_disk(path: Path, size: str = "512k") -> contextlib.AbstractContextManager[Path]:
     """A tmpfs of ``size`` mounted on ``path`` (skips where mounting is not allowed)."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                              str(path)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
+    return small_tmpfs(path, size)
 
 
 def fill(disk: Path) -> Path:

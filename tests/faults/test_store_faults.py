@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from fault_harness import FaultHome, verdict
+from system_helpers import small_tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -130,17 +131,6 @@ def test_store_locked_longer_than_busy_timeout_commands_fail_clearly_owner_recov
 # -- a full disk ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                              str(path)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @contextlib.contextmanager
