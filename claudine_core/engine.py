@@ -189,11 +189,10 @@ class Engine:
     def _hand_over(self) -> int | None:
         """Start a background owner if work is left and nobody owns the home now."""
         try:
-            counts = self.service.repo.count_by_status()
+            if not self.service.has_unfinished_tasks():
+                return None
         except StoreError as exc:
             log.error("cannot check for work left behind: %s", exc)
-            return None
-        if not any(counts.get(state) for state in ACTIVE_STATES):
             return None
         from claudine_core.serve import ensure_owner  # serve imports this module
 

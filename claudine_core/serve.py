@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from claudine_core.config import Config
-from claudine_core.models import ACTIVE_STATES
 from claudine_core.ownership import current_owner
 
 if TYPE_CHECKING:
@@ -76,8 +75,7 @@ def _idle_for(engine: Engine) -> float | None:
     work, and for a client (only an owner's idleness may end it)."""
     if engine.role != "owner":
         return None
-    counts = engine.service.repo.count_by_status()
-    if engine.supervisor.agents or any(counts.get(state) for state in ACTIVE_STATES):
+    if engine.supervisor.agents or engine.service.has_unfinished_tasks():
         engine.last_busy_at = engine.clock()
         return None
     return engine.clock() - engine.last_busy_at

@@ -21,6 +21,7 @@ from claudine_core.agents.claude import (
 )
 from claudine_core.config import Config
 from claudine_core.models import (
+    ACTIVE_STATES,
     TERMINAL_STATES,
     MergeStrategy,
     PermissionMode,
@@ -254,6 +255,11 @@ class TaskService:
     def count_by_status(self) -> dict[TaskState, int]:
         """How many tasks there are in each state (states with none are left out)."""
         return self.repo.count_by_status()
+
+    def has_unfinished_tasks(self) -> bool:
+        """Whether any task is queued, blocked or running: work an owner must act on."""
+        counts = self.repo.count_by_status()
+        return any(counts.get(state) for state in ACTIVE_STATES)
 
     def waiting_reason(self, task: Task | None = None) -> str | None:
         """Why ``task`` (default: the queue's next task) has not started; None: no wait.
