@@ -758,7 +758,7 @@ def _with_attempt(
 def _default_hooks(config: Config, repo: TaskRepo) -> Any:
     """Worktree isolation, when that module is present (it needs git on the machine)."""
     try:
-        from claudine_core.worktrees import default_hooks
+        from claudine_core.isolation.worktrees import default_hooks
     except ImportError:
         return None
     return default_hooks(config, repo)

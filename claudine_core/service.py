@@ -36,7 +36,7 @@ from claudine_core.store.repo import InvalidTransition, UnknownTask
 
 if TYPE_CHECKING:
     from claudine_core.agents.stream import StreamEvent
-    from claudine_core.worktrees import Worktrees
+    from claudine_core.isolation.worktrees import Worktrees
 
 MAX_PROMPT_BYTES = 1_048_576
 """The largest prompt, in bytes of UTF-8: far above any real prompt (it goes to the agent
@@ -276,7 +276,7 @@ class TaskService:
     def worktrees(self) -> Worktrees:
         """The review actions on worktree tasks (diff, merge, patch, PR, discard, clean),
         recording their outcomes in this store. Imported on use: git is slow to load."""
-        from claudine_core.worktrees import Worktrees
+        from claudine_core.isolation.worktrees import Worktrees
 
         return Worktrees(self.config, self.repo)
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from claudine_tui.cli import main
+from claudine_tui.cli.main import main
 
 sys.exit(main())

@@ -22,8 +22,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Label, Static
 
+from claudine_core.isolation.worktrees import WorktreeError
 from claudine_core.models import Task
-from claudine_core.worktrees import WorktreeError
 from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.task_text import describe_merge
 from claudine_tui.widgets.footer import KeyFooter

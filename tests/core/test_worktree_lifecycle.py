@@ -20,8 +20,8 @@ from engine_helpers import (
 from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
+from claudine_core.isolation.worktrees import Worktrees
 from claudine_core.models import MergeStrategy, TaskSpec, TaskState
-from claudine_core.worktrees import Worktrees
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 

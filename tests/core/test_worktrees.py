@@ -17,9 +17,9 @@ from engine_helpers import (
 from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
+from claudine_core.isolation.worktrees import Worktrees, slugify
 from claudine_core.models import MergeStrategy, TaskSpec, TaskState
 from claudine_core.service import InvalidRequest, TaskService
-from claudine_core.worktrees import Worktrees, slugify
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
 

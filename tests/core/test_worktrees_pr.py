@@ -12,7 +12,7 @@ from fakes.fake_github import FakeGitHub
 from git_helpers import git, wt_path
 
 from claudine_core.engine import Engine
-from claudine_core.github_pr import github_full_name
+from claudine_core.isolation.github import github_full_name
 from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)

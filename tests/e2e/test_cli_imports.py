@@ -28,7 +28,7 @@ HEAVY = ("textual", "mcp", "git", "rich", "psutil", "asyncio", "anyio", "pydanti
 PROBE = """
 import io, json, sys
 from contextlib import redirect_stdout
-from claudine_tui.cli import main
+from claudine_tui.cli.main import main
 with redirect_stdout(io.StringIO()) as out:
     status = main(json.loads(sys.argv[1]))
 heavy = json.loads(sys.argv[2])

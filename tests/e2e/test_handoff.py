@@ -99,7 +99,7 @@ class Home:
     def task_status_tool(self, task_id: str) -> Any:
         """The MCP TaskStatus tool's answer, run against the store alone (no engine)."""
         from claudine_core.config import load_config
-        from claudine_core.mcp_handlers import run_tool
+        from claudine_core.mcp.handlers import run_tool
         from claudine_core.service import TaskService
 
         service = TaskService(load_config(env=self.env))

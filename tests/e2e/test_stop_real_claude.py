@@ -170,7 +170,7 @@ async def test_mcp_cancel_task(
 ) -> None:
     from mcp import Client
 
-    from claudine_core.mcp_server import build_server
+    from claudine_core.mcp.front import build_server
 
     sleepers = Sleepers(tmp_path / "sleepers", seconds=4)
     config = real_config(tmp_path, real_claude_bin)

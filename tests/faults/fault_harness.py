@@ -341,7 +341,7 @@ def flow_prompts(count: int, rng: random.Random, *, min_s: float = 0.05,
 # same per-call work without paying that 400 times on a 2-core machine.
 _CLIENT_LOOP = """
 import contextlib, io, json, sys
-from claudine_tui.cli import main
+from claudine_tui.cli.main import main
 label, count, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 for n in range(count):
     out = io.StringIO()

@@ -14,7 +14,7 @@ from mcp import Client
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_server import build_server
+from claudine_core.mcp.front import build_server
 
 
 @pytest.fixture

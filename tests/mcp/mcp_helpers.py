@@ -17,7 +17,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from claudine_core.mcp_tools import TOOLS_BY_NAME
+from claudine_core.mcp.tools import TOOLS_BY_NAME
 
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 INIT_PARAMS = {"protocolVersion": "2025-06-18", "capabilities": {},

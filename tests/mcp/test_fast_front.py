@@ -30,9 +30,9 @@ from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_sdk import StreamBridge, build_server
-from claudine_core.mcp_server import StdioFront, front_call
-from claudine_core.mcp_tools import TOOLS
+from claudine_core.mcp.front import StdioFront, front_call
+from claudine_core.mcp.sdk_bridge import StreamBridge, build_server
+from claudine_core.mcp.tools import TOOLS
 from claudine_core.models import Priority, TaskSpec
 
 TAKEN_OVER = "the SDK server has taken over the stream"
@@ -219,7 +219,7 @@ async def test_the_front_and_the_sdk_answer_a_call_alike(
 async def test_a_tool_that_raises_is_answered_alike(
     client_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from claudine_core import mcp_handlers
+    from claudine_core.mcp import handlers as mcp_handlers
 
     def broken(_service: Any, _args: Any) -> Any:
         raise RuntimeError("a bug")

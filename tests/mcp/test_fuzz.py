@@ -24,9 +24,9 @@ from mcp import Client
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_handlers import ToolOutcome, run_tool
-from claudine_core.mcp_server import build_server
-from claudine_core.mcp_tools import TOOLS, TOOLS_BY_NAME, ToolInputError, check_arguments
+from claudine_core.mcp.front import build_server
+from claudine_core.mcp.handlers import ToolOutcome, run_tool
+from claudine_core.mcp.tools import TOOLS, TOOLS_BY_NAME, ToolInputError, check_arguments
 
 FUZZ = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -273,7 +273,8 @@ async def test_the_sdk_client_gets_a_result_for_any_arguments(
 def test_the_door_limits_are_the_services() -> None:
     """The schema's limits are the ones the service enforces again (for the CLI and the
     console): a host that keeps to the schema is never refused by the service for size."""
-    from claudine_core import mcp_tools, service
+    from claudine_core import service
+    from claudine_core.mcp import tools as mcp_tools
 
     assert mcp_tools.MAX_PROMPT_BYTES == service.MAX_PROMPT_BYTES
     assert mcp_tools.MAX_FIELD_CHARS == service.MAX_FIELD_CHARS

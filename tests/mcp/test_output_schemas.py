@@ -15,11 +15,11 @@ from engine_helpers import agent_env, make_config, wait_for_state
 from mcp import Client
 from mcp_helpers import assert_matches_output_schema
 
-from claudine_core import mcp_tools
 from claudine_core.engine import Engine
-from claudine_core.mcp_handlers import task_view
-from claudine_core.mcp_server import build_server
-from claudine_core.mcp_tools import TOOLS, TOOLS_BY_NAME
+from claudine_core.mcp import tools as mcp_tools
+from claudine_core.mcp.front import build_server
+from claudine_core.mcp.handlers import task_view
+from claudine_core.mcp.tools import TOOLS, TOOLS_BY_NAME
 from claudine_core.models import Priority, Task, TaskState
 
 DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}

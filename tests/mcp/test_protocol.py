@@ -9,8 +9,9 @@ from typing import Any
 import mcp_types
 from mcp import Client
 
-from claudine_core import mcp_tools, models
-from claudine_core.mcp_tools import TOOLS, initialize_result
+from claudine_core import models
+from claudine_core.mcp import tools as mcp_tools
+from claudine_core.mcp.tools import TOOLS, initialize_result
 
 
 def test_constants_mirror_their_sources() -> None:
@@ -42,7 +43,7 @@ async def test_sdk_server_answers_like_the_fast_front(connect: Any) -> None:
 
 
 async def test_sdk_handshake_matches_the_fast_front(config: Any, engine: Any) -> None:
-    from claudine_core.mcp_server import build_server
+    from claudine_core.mcp.front import build_server
 
     async with Client(build_server(config, engine=engine), mode="legacy") as client:
         listed = await client.list_tools()
@@ -65,10 +66,10 @@ def test_version_negotiation() -> None:
 
 def test_headless_imports_neither_textual_nor_the_sdk_up_front() -> None:
     code = (
-        "import sys, claudine_core.mcp_server, claudine_tui.cli, claudine_tui.cli_commands\n"
+        "import sys, claudine_core.mcp.front, claudine_tui.cli.main, claudine_tui.cli.commands\n"
         "assert 'textual' not in sys.modules, 'textual'\n"
         "assert 'mcp' not in sys.modules, 'mcp SDK imported before the first answer'\n"
-        "import claudine_core.mcp_sdk\n"
+        "import claudine_core.mcp.sdk_bridge\n"
         "assert 'textual' not in sys.modules, 'textual via the SDK server'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp_helpers import CLAUDINE, StdioServer, assert_matches_output_schema
 
-from claudine_core.mcp_tools import TOOLS
+from claudine_core.mcp.tools import TOOLS
 from claudine_core.ownership import current_owner
 
 HandshakeBudget = 3.0  # generous for a loaded CI box; bench/bench_mcp_startup.py measures it

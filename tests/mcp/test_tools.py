@@ -13,7 +13,7 @@ from mcp_helpers import assert_matches_output_schema
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_server import build_server
+from claudine_core.mcp.front import build_server
 from claudine_core.models import TASK_ID_PATTERN, TaskState
 from claudine_core.ownership import OwnerLock
 from claudine_core.service import TaskService
@@ -158,7 +158,7 @@ async def test_delegate_maps_the_isolation_fields(
 
         arguments = {"prompt": "isolated", "workingDirectory": repo_dir, "useWorktree": True,
                      "baseBranch": "main", "mergeStrategy": "patch"}
-        if importlib.util.find_spec("claudine_core.worktrees") is None:
+        if importlib.util.find_spec("claudine_core.isolation.worktrees") is None:
             message = await call_error(waiting_client, "DelegateTask", **arguments)
             assert "worktree isolation is not available" in message
             return

@@ -67,12 +67,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from claudine_core.mcp_tools import TOOLS, ToolInputError, check_arguments, initialize_result
+from claudine_core.mcp.tools import TOOLS, ToolInputError, check_arguments, initialize_result
 
 if TYPE_CHECKING:
     from claudine_core.config import Config
     from claudine_core.engine import Engine
-    from claudine_core.mcp_sdk import StreamBridge
+    from claudine_core.mcp.sdk_bridge import StreamBridge
     from claudine_core.service import TaskService
 
 log = logging.getLogger("claudine.mcp")
@@ -90,7 +90,7 @@ EXIT_BAD_HOME = 1  # as every other "claudine: error: ..." of the CLI
 
 def build_server(config: Config, *, engine: Engine | None = None) -> Any:
     """The SDK server (see :func:`claudine_core.mcp_sdk.build_server`); imports the SDK."""
-    from claudine_core.mcp_sdk import build_server as build
+    from claudine_core.mcp.sdk_bridge import build_server as build
 
     return build(config, engine=engine)
 
@@ -105,7 +105,7 @@ def tool_call_result(service: TaskService, name: str,
     error has none, see mcp_handlers.ToolOutcome), ``isError`` always. Imports the
     handlers (and so the service) when first called: by then the engine has loaded them.
     """
-    from claudine_core.mcp_handlers import error, run_tool
+    from claudine_core.mcp.handlers import error, run_tool
 
     try:
         outcome = run_tool(service, name, arguments)
@@ -423,16 +423,16 @@ def _load_backend(loop: asyncio.AbstractEventLoop, engine_ready: asyncio.Future[
     """
     try:
         engine = importlib.import_module("claudine_core.engine")
-        importlib.import_module("claudine_core.mcp_handlers")
+        importlib.import_module("claudine_core.mcp.handlers")
         with contextlib.suppress(ImportError):  # what Engine() would import on the loop
-            importlib.import_module("claudine_core.worktrees")
+            importlib.import_module("claudine_core.isolation.worktrees")
     except BaseException as exc:  # reported on the loop, where the front can say so
         _settle(loop, engine_ready, exc=exc)
         return
     _settle(loop, engine_ready, value=engine)
     engine_started.wait()
     try:
-        sdk = importlib.import_module("claudine_core.mcp_sdk")
+        sdk = importlib.import_module("claudine_core.mcp.sdk_bridge")
     except BaseException as exc:
         _settle(loop, sdk_ready, exc=exc)
         return

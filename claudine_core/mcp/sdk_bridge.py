@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp_server import (
+from claudine_core.mcp.front import (
     INVALID_REQUEST,
     PARSE_ERROR,
     REPLAY_INIT_ID,
@@ -28,7 +28,7 @@ from claudine_core.mcp_server import (
     recover_id,
     tool_call_result,
 )
-from claudine_core.mcp_tools import (
+from claudine_core.mcp.tools import (
     INSTRUCTIONS,
     LATEST_HANDSHAKE_VERSION,
     SERVER_NAME,

@@ -19,10 +19,10 @@ from claudine_core.models import (
     TaskSpec,
     TaskState,
 )
-from claudine_tui import cli_output as output
-from claudine_tui.cli_common import CommandError, load, open_service
-from claudine_tui.cli_common import guard as _guard
-from claudine_tui.cli_common import guard_store as _guard_store
+from claudine_tui.cli import output
+from claudine_tui.cli.common import CommandError, load, open_service
+from claudine_tui.cli.common import guard as _guard
+from claudine_tui.cli.common import guard_store as _guard_store
 
 EXTRA_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
 POLL_S = 0.1
@@ -31,7 +31,7 @@ POLL_S = 0.1
 def add_extra_parsers(sub: Any) -> None:
     """Hook for commands other modules contribute (worktrees)."""
     try:
-        from claudine_tui import cli_worktrees
+        from claudine_tui.cli import worktrees as cli_worktrees
     except ImportError:
         return
     cli_worktrees.add_parsers(sub, EXTRA_HANDLERS)
@@ -322,7 +322,7 @@ def console(args: argparse.Namespace) -> int:
 def headless(args: argparse.Namespace) -> int:
     config = load(args)
     try:
-        from claudine_core.mcp_server import run_stdio
+        from claudine_core.mcp.front import run_stdio
     except ImportError as exc:
         raise CommandError(f"the MCP server is not available: {exc}") from exc
     return int(run_stdio(config) or 0)
@@ -332,7 +332,7 @@ def mcp(args: argparse.Namespace) -> int:
     if args.action == "start":
         return headless(args)
     try:
-        from claudine_tui import cli_mcp
+        from claudine_tui.cli import mcp_setup as cli_mcp
     except ImportError as exc:
         raise CommandError(f"'claudine mcp {args.action}' is not available: {exc}") from exc
     return int(cli_mcp.run(args.action, load(args)))

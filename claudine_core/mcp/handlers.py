@@ -20,7 +20,7 @@ from typing import Any
 
 from claudine_core.agents.stream import parse_lines, render_plain
 from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
-from claudine_core.mcp_tools import ToolInputError, check_arguments
+from claudine_core.mcp.tools import ToolInputError, check_arguments
 from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
 from claudine_core.service import InvalidRequest, TaskService
 
@@ -92,7 +92,7 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
         if needs_worktree in args and not worktree:
             raise ToolInputError(f"{needs_worktree} only applies to a worktree task: "
                                  "add useWorktree: true or drop it")
-    if worktree and importlib.util.find_spec("claudine_core.worktrees") is None:
+    if worktree and importlib.util.find_spec("claudine_core.isolation.worktrees") is None:
         raise ToolInputError("worktree isolation is not available in this claudine build: "
                              "drop useWorktree (the task then runs in workingDirectory)")
     timeout_ms = args.get("timeout")

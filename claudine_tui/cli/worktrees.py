@@ -11,8 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from claudine_tui.cli_common import CommandError, open_service
-from claudine_tui.cli_common import guard as _guard
+from claudine_tui.cli.common import CommandError, open_service
+from claudine_tui.cli.common import guard as _guard
 from claudine_tui.task_text import describe_merge as describe
 
 ACTIONS = ("list", "clean", "merge", "patch", "pr", "discard", "diff")
@@ -37,7 +37,7 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int
 
 
 def run(args: argparse.Namespace) -> int:
-    from claudine_core.worktrees import WorktreeError
+    from claudine_core.isolation.worktrees import WorktreeError
 
     service = open_service(args)
     try:

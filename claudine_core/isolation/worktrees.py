@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 import git
 
-from claudine_core import github_pr as gm
 from claudine_core.config import Config
 from claudine_core.faults import crash_point
-from claudine_core.github_pr import PullRequestError, push_and_open
+from claudine_core.isolation import github as gm
+from claudine_core.isolation.github import PullRequestError, push_and_open
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, short_id
 from claudine_core.supervisor import latest_run_dir, run_dir_for
 

@@ -1,7 +1,7 @@
 """What every ``claudine`` sub-command module shares: the error a command fails with,
 loading the settings, opening the task service, and turning core errors into advice.
 
-Both cli_commands and cli_worktrees import it; it imports neither (no import cycle).
+Both cli.commands and cli.worktrees import it; it imports neither (no import cycle).
 """
 
 from __future__ import annotations
