@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import platformdirs
 
+from claudine_core.errors import EXIT_USAGE, ClaudineError
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -51,12 +53,14 @@ CONFIG_ENV = "CLAUDINE_CONFIG"
 """Environment variable naming the TOML file; when set, the file must exist."""
 
 
-class ConfigError(ValueError):
+class ConfigError(ClaudineError, ValueError):
     """A setting has an invalid value, or the config file cannot be used.
 
     ``source`` is where the value came from (an environment variable name, ``config.toml``
     key, option name or file path), so a front end can point the user at it.
     """
+
+    exit_status = EXIT_USAGE
 
     def __init__(self, message: str, *, source: str = "", value: object = None) -> None:
         super().__init__(message)

@@ -20,6 +20,7 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.config import Config
+from claudine_core.errors import InvalidRequest, InvalidTransition, UnknownTask
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -32,7 +33,6 @@ from claudine_core.models import (
 )
 from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
-from claudine_core.store.repo import InvalidTransition, UnknownTask
 
 if TYPE_CHECKING:
     from claudine_core.agents.stream import StreamEvent
@@ -48,10 +48,6 @@ MAX_FIELD_CHARS = 4_096  # a model name, a branch, a tool name: never longer in 
 AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "DISABLE_", "AWS_", "GOOGLE_", "CLOUD_ML_")
 AGENT_ENV_NAMES = frozenset({"IS_SANDBOX", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
 __all__ = ["InvalidRequest", "InvalidTransition", "TaskService", "UnknownTask"]
-
-
-class InvalidRequest(ValueError):
-    """The request itself is wrong (empty prompt, missing directory, ...)."""
 
 
 class TaskService:
