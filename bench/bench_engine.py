@@ -65,7 +65,8 @@ def bare_spawn_cost(agent: Path, count: int) -> float:
 async def dispatch_throughput(root: Path, agent: Path, count: int) -> None:
     config = make_config(root / "home-throughput", claude_bin=str(agent))
     engine = Engine(config, env=agent_env(), tick_s=0.02)
-    ids = [engine.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id for n in range(count)]
+    ids = [engine.service.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id
+           for n in range(count)]
     started = time.perf_counter()
     await engine.start()
     while engine.service.repo.count_by_status().get(TaskState.COMPLETED, 0) < count:
@@ -82,11 +83,11 @@ async def submit_latency(root: Path, agent: Path, count: int, rate: float) -> No
     await engine.start()
     ids = []
     for n in range(count):
-        ids.append(engine.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id)
+        ids.append(engine.service.delegate(TaskSpec(prompt=f"t{n}", cwd=str(root))).id)
         await asyncio.sleep(1 / rate)
     while engine.service.repo.count_by_status().get(TaskState.COMPLETED, 0) < count:
         await asyncio.sleep(0.05)
-    tasks = [engine.get(task_id) for task_id in ids]
+    tasks = [engine.service.get(task_id) for task_id in ids]
     await engine.stop()
     latencies = [(t.started_at or 0) - t.created_at for t in tasks]
     print(f"  submit-to-running at {rate:g} submissions/s (in-process, tick 0.1s): "
@@ -115,7 +116,7 @@ async def rss_with_running_agents(root: Path, agent: Path, running: int, finishe
     store_finished_tasks(engine, finished)
     await engine.start()
     for n in range(running):
-        engine.delegate(TaskSpec(prompt=f"r{n}", cwd=str(root)))
+        engine.service.delegate(TaskSpec(prompt=f"r{n}", cwd=str(root)))
     while len(engine.supervisor.agents) < running:
         await asyncio.sleep(0.05)
     for _ in range(20):  # let the loop follow them for a couple of seconds

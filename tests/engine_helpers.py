@@ -89,13 +89,13 @@ async def wait_for_state(
     try:
         async with asyncio.timeout(timeout):
             while True:
-                task = engine.get(task_id)
+                task = engine.service.get(task_id)
                 if task.status in wanted:
                     return task
                 for event in await subscription.get_batch():
                     if isinstance(event, TaskStateChanged) and event.task.id == task_id:
                         if event.task.status in wanted:
-                            return engine.get(task_id)
+                            return engine.service.get(task_id)
     finally:
         engine.bus.unsubscribe(subscription)
 
@@ -105,7 +105,7 @@ async def wait_for_merge(engine: Engine, task_id: str, timeout: float = 30.0) ->
     await wait_for_state(engine, task_id, TERMINAL_STATES, timeout)
 
     def outcome() -> Task | None:
-        task = engine.get(task_id)
+        task = engine.service.get(task_id)
         return task if task.merge and task.merge.get("status") != "pending" else None
 
     return await wait_until(outcome, timeout)

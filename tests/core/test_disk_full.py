@@ -37,7 +37,8 @@ def fill(disk: Path) -> Path:
 
 async def test_agent_flooding_a_full_disk_still_finishes(engine: Engine, tmp_path: Path) -> None:
     with small_disk(engine.config.runs_dir):
-        task = engine.delegate(TaskSpec(prompt="[flood:2]", cwd=str(tmp_path), timeout_s=60))
+        spec = TaskSpec(prompt="[flood:2]", cwd=str(tmp_path), timeout_s=60)
+        task = engine.service.delegate(spec)
         done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=50)
         exit_json = engine.service.output_path(task.id, "exit.json")
         assert exit_json is not None

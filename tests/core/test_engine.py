@@ -24,7 +24,7 @@ def spec(prompt: str, cwd: Path, **kw) -> TaskSpec:
 
 
 async def test_text_task_completes_with_summary(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("say hello", tmp_path))
+    task = engine.service.delegate(spec("say hello", tmp_path))
     assert engine.role == "owner"
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.COMPLETED, done.error
@@ -38,14 +38,14 @@ async def test_text_task_completes_with_summary(engine: Engine, tmp_path: Path) 
 async def test_agent_writes_file_in_its_cwd(engine: Engine, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    task = engine.delegate(spec("[write:out.txt=hello from agent]", work))
+    task = engine.service.delegate(spec("[write:out.txt=hello from agent]", work))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.COMPLETED
     assert (work / "out.txt").read_text() == "hello from agent"
 
 
 async def test_api_error_is_a_failure_with_reason(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("[api-error:400] nope", tmp_path))
+    task = engine.service.delegate(spec("[api-error:400] nope", tmp_path))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert done.is_error is True and done.api_error_status == 400
@@ -53,14 +53,14 @@ async def test_api_error_is_a_failure_with_reason(engine: Engine, tmp_path: Path
 
 
 async def test_crash_without_result_fails_with_stderr(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("[crash]", tmp_path))
+    task = engine.service.delegate(spec("[crash]", tmp_path))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert "code 3" in (done.error or "")
 
 
 async def test_signal_death_is_a_failure(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("[segv]", tmp_path))
+    task = engine.service.delegate(spec("[segv]", tmp_path))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert "SIGSEGV" in (done.error or "")
@@ -91,7 +91,7 @@ async def test_timeout_stops_whole_group_including_grandchild(
     engine: Engine, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    task = engine.delegate(spec(f"[grandchild:{pid_file}] [hang]", tmp_path, timeout_s=2))
+    task = engine.service.delegate(spec(f"[grandchild:{pid_file}] [hang]", tmp_path, timeout_s=2))
     grandchild = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text()))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.FAILED
@@ -101,9 +101,9 @@ async def test_timeout_stops_whole_group_including_grandchild(
 
 async def test_cancel_running_agent_that_ignores_sigterm(engine: Engine, tmp_path: Path) -> None:
     pid_file = tmp_path / "agent.pid"
-    task = engine.delegate(spec(f"[pid-file:{pid_file}] [ignore-sigterm] [hang]", tmp_path))
+    task = engine.service.delegate(spec(f"[pid-file:{pid_file}] [ignore-sigterm] [hang]", tmp_path))
     agent_pid = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text()))
-    engine.cancel(task.id, "changed my mind")
+    engine.service.cancel(task.id, "changed my mind")
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.CANCELLED
     assert done.error == "changed my mind"
@@ -125,7 +125,7 @@ async def test_flood_is_bounded_and_task_still_completes(tmp_path: Path) -> None
 
 
 async def test_invalid_json_lines_do_not_break_the_task(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("[invalid-json:5]", tmp_path))
+    task = engine.service.delegate(spec("[invalid-json:5]", tmp_path))
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.COMPLETED
     events, _ = engine.service.read_events(task.id)
@@ -216,61 +216,61 @@ async def test_max_agents_limits_concurrency(tmp_path: Path) -> None:
 
 
 async def test_task_ids_need_four_hex_digits(engine: Engine, tmp_path: Path) -> None:
-    task = engine.delegate(spec("[hang]", tmp_path, priority=Priority.P2))
+    task = engine.service.delegate(spec("[hang]", tmp_path, priority=Priority.P2))
     digits = task.id.removeprefix("task-")
     for too_short in (digits[:1], digits[:3], "TASK-" + digits[:1], "task-"):
         with pytest.raises(UnknownTask, match="too short|empty|not a task id"):
-            engine.cancel(too_short)
+            engine.service.cancel(too_short)
     with pytest.raises(UnknownTask, match="not a task id"):
-        engine.get("TASK-0zz9")
-    assert engine.get(task.id).cancel_requested is False  # nothing was acted on
-    assert engine.get(digits[:4]).id == task.id
-    assert engine.get("TASK-" + digits[:4].upper()).id == task.id
+        engine.service.get("TASK-0zz9")
+    assert engine.service.get(task.id).cancel_requested is False  # nothing was acted on
+    assert engine.service.get(digits[:4]).id == task.id
+    assert engine.service.get("TASK-" + digits[:4].upper()).id == task.id
 
 
 async def test_bad_requests_are_rejected_clearly(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="empty"):
-        engine.delegate(spec("   ", tmp_path))
+        engine.service.delegate(spec("   ", tmp_path))
     with pytest.raises(InvalidRequest, match="does not exist"):
-        engine.delegate(spec("x", tmp_path / "missing"))
+        engine.service.delegate(spec("x", tmp_path / "missing"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     with pytest.raises(InvalidRequest, match="not a directory"):
-        engine.delegate(spec("x", a_file))
+        engine.service.delegate(spec("x", a_file))
     too_long = "1,048,577 bytes of UTF-8: the limit is 1,048,576; put long"
     with pytest.raises(InvalidRequest, match=too_long):
-        engine.delegate(spec("x" * 1_048_577, tmp_path))
+        engine.service.delegate(spec("x" * 1_048_577, tmp_path))
     with pytest.raises(InvalidRequest, match="1,048,578 bytes"):  # counted in UTF-8 bytes
-        engine.delegate(spec("é" * 524_289, tmp_path))
+        engine.service.delegate(spec("é" * 524_289, tmp_path))
     with pytest.raises(InvalidRequest, match="prompt contains a NUL byte"):
-        engine.delegate(spec("fix\x00it", tmp_path))
+        engine.service.delegate(spec("fix\x00it", tmp_path))
     with pytest.raises(InvalidRequest, match="model contains a NUL byte"):
-        engine.delegate(spec("x", tmp_path, model="opus\x00"))
+        engine.service.delegate(spec("x", tmp_path, model="opus\x00"))
     with pytest.raises(InvalidRequest, match="working directory contains a NUL byte"):
-        engine.delegate(spec("x", tmp_path / "a\x00b"))
+        engine.service.delegate(spec("x", tmp_path / "a\x00b"))
     with pytest.raises(InvalidRequest, match="lone surrogate"):
-        engine.delegate(spec("broken \ud800 text", tmp_path))
+        engine.service.delegate(spec("broken \ud800 text", tmp_path))
     assert engine.service.list_tasks() == []  # none of those left a row behind
     with pytest.raises(UnknownTask, match="no task"):
-        engine.cancel("task-000000000000")
-    done = engine.delegate(spec("quick", tmp_path))
+        engine.service.cancel("task-000000000000")
+    done = engine.service.delegate(spec("quick", tmp_path))
     await wait_for_state(engine, done.id, DONE)
     with pytest.raises(InvalidTransition, match="nothing to cancel"):
-        engine.cancel(done.id)
+        engine.service.cancel(done.id)
     with pytest.raises(InvalidTransition, match="priority only matters"):
-        engine.set_priority(done.id, "P0")
+        engine.service.set_priority(done.id, "P0")
     with pytest.raises(ValueError, match="P0"):
-        engine.set_priority(done.id, "P7")
+        engine.service.set_priority(done.id, "P7")
 
 
 async def test_retry_and_resume_create_linked_tasks(engine: Engine, tmp_path: Path) -> None:
-    failed = engine.delegate(spec("[api-error:400]", tmp_path))
+    failed = engine.service.delegate(spec("[api-error:400]", tmp_path))
     await wait_for_state(engine, failed.id, DONE)
-    retried = engine.retry(failed.id)
+    retried = engine.service.retry(failed.id)
     assert retried.parent_id == failed.id and retried.prompt == failed.prompt
-    ok = engine.delegate(spec("first part", tmp_path))
+    ok = engine.service.delegate(spec("first part", tmp_path))
     first = await wait_for_state(engine, ok.id, DONE)
-    resumed = engine.resume(ok.id, "now the second part")
+    resumed = engine.service.resume(ok.id, "now the second part")
     done = await wait_for_state(engine, resumed.id, DONE)
     assert done.status is TaskState.COMPLETED
     assert done.session_id == first.session_id
@@ -335,7 +335,7 @@ async def test_a_task_that_cannot_launch_fails_alone(engine: Engine, tmp_path: P
     bad = engine.service.repo.insert(
         TaskSpec(prompt="hello", cwd=str(tmp_path), model="opus\x00"), cwd=str(tmp_path)
     )
-    good = engine.delegate(spec("after the bad one", tmp_path))
+    good = engine.service.delegate(spec("after the bad one", tmp_path))
     failed = await wait_for_state(engine, bad.id, DONE)
     assert failed.status is TaskState.FAILED
     assert "could not start the agent" in (failed.error or "")
@@ -350,7 +350,7 @@ async def test_cancel_of_a_claimed_task_with_no_agent_takes_effect(
     task = engine.service.repo.insert(TaskSpec(prompt="x", cwd=str(tmp_path)), cwd=str(tmp_path))
     engine.service.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING,
                                    attempt=1, started_at=1.0)
-    engine.cancel(task.id, "not wanted")
+    engine.service.cancel(task.id, "not wanted")
     done = await wait_for_state(engine, task.id, DONE, timeout=10)
     assert done.status is TaskState.CANCELLED and done.error == "not wanted"
 
@@ -417,7 +417,7 @@ async def test_files_the_agent_writes_keep_the_users_modes(engine: Engine,
     try:
         work = tmp_path / "work"
         work.mkdir()
-        task = engine.delegate(spec("[write:made.txt=by the agent]", work))
+        task = engine.service.delegate(spec("[write:made.txt=by the agent]", work))
         done = await wait_for_state(engine, task.id, DONE)
     finally:
         os.umask(previous)

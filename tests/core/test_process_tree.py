@@ -47,7 +47,7 @@ async def test_agent_status_is_kept_while_the_wrapper_reaps_its_orphans(tmp_path
     agent = stub_agent(tmp_path, "setsid sh -c 'exit 9' & setsid sh -c 'exit 5' &\nexit 7\n")
     config = make_config(tmp_path / "home", claude_bin=str(agent))
     async with Engine(config, env=agent_env(), tick_s=0.05) as engine:
-        task = engine.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
+        task = engine.service.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
         done = await wait_for_state(engine, task.id, TERMINAL_STATES)
         record = exit_record(engine, task.id)
     assert done.status is TaskState.FAILED and done.exit_code == 7
@@ -59,7 +59,7 @@ async def test_the_agent_reads_its_prompt_on_stdin(tmp_path: Path) -> None:
     agent = stub_agent(tmp_path, f'cat > {stdin}; echo "$@" > {argv}\n')
     config = make_config(tmp_path / "home", claude_bin=str(agent))
     async with Engine(config, env=agent_env(), tick_s=0.05) as engine:
-        task = engine.delegate(TaskSpec(prompt="-n\n- a list\n", cwd=str(tmp_path)))
+        task = engine.service.delegate(TaskSpec(prompt="-n\n- a list\n", cwd=str(tmp_path)))
         await wait_for_state(engine, task.id, TERMINAL_STATES)
     assert stdin.read_text() == "-n\n- a list\n"
     assert argv.read_text().split()[:4] == [
@@ -75,7 +75,7 @@ async def test_detached_process_left_by_a_finished_agent_is_stopped(tmp_path: Pa
     ))
     config = make_config(tmp_path / "home", claude_bin=str(agent))
     async with Engine(config, env=agent_env(), tick_s=0.05) as engine:
-        task = engine.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
+        task = engine.service.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
         await wait_for_state(engine, task.id, TERMINAL_STATES)
         record = exit_record(engine, task.id)
         detached = int(pid_file.read_text())
@@ -96,13 +96,13 @@ async def test_engine_kills_the_whole_tree_when_the_wrapper_does_not_finish(
     ))
     config = make_config(tmp_path / "home", claude_bin=str(agent), kill_grace_s=0.5)
     async with Engine(config, env=agent_env(), tick_s=0.05) as engine:
-        task = engine.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
+        task = engine.service.delegate(TaskSpec(prompt="hi", cwd=str(tmp_path)))
         detached = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text()))
-        wrapper = engine.get(task.id).pid
+        wrapper = engine.service.get(task.id).pid
         assert wrapper is not None
         os.kill(wrapper, signal.SIGSTOP)
         cancelled_at = time.monotonic()
-        engine.cancel(task.id, "stop it")
+        engine.service.cancel(task.id, "stop it")
         done = await wait_for_state(engine, task.id, TERMINAL_STATES)
         took = time.monotonic() - cancelled_at
     assert done.status is TaskState.CANCELLED

@@ -76,7 +76,7 @@ async def test_owner_on_home_a_and_service_on_home_b_see_only_their_own_tasks(
     other = TaskService(make_config(tmp_path / "home-b"), env=agent_env())
     try:
         queued_b = other.delegate(TaskSpec(prompt="waits on home b", cwd=str(tmp_path)))
-        task_a = engine.delegate(TaskSpec(prompt="runs on home a", cwd=str(tmp_path)))
+        task_a = engine.service.delegate(TaskSpec(prompt="runs on home a", cwd=str(tmp_path)))
         done = await wait_for_state(engine, task_a.id, DONE, timeout=20)
         assert done.status is TaskState.COMPLETED, done.error
         assert done.result == "FAKE_DONE: runs on home a"
@@ -99,7 +99,7 @@ async def test_worktree_outcome_is_recorded_in_the_owners_home(tmp_path: Path) -
     await engine.start()
     other = TaskService(make_config(tmp_path / "home-b"), env=agent_env())
     try:
-        task = engine.delegate(TaskSpec(prompt="[write:new.txt=x] isolated", cwd=str(repo),
+        task = engine.service.delegate(TaskSpec(prompt="[write:new.txt=x] isolated", cwd=str(repo),
                                         worktree=True))
         done = await wait_for_merge(engine, task.id, timeout=20)
         assert done.status is TaskState.COMPLETED, done.error

@@ -62,13 +62,13 @@ async def test_slow_setup_does_not_hold_up_other_tasks(repo: Path, tmp_path: Pat
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        slow = engine.delegate(isolated("[write:slow.txt=1] slow set-up", repo))
+        slow = engine.service.delegate(isolated("[write:slow.txt=1] slow set-up", repo))
         await wait_until(lambda: setup_runs(gate))  # its setup is running
-        quick = engine.delegate(TaskSpec(prompt="quick answer", cwd=str(tmp_path)))
+        quick = engine.service.delegate(TaskSpec(prompt="quick answer", cwd=str(tmp_path)))
         done = await wait_for_state(engine, quick.id, DONE)
         assert done.status is TaskState.COMPLETED, done.error
-        assert engine.get(slow.id).status is TaskState.RUNNING  # still setting up
-        assert engine.get(slow.id).pid is None  # no agent yet
+        assert engine.service.get(slow.id).status is TaskState.RUNNING  # still setting up
+        assert engine.service.get(slow.id).pid is None  # no agent yet
         gate.touch()
         finished = await wait_for_merge(engine, slow.id)
         assert finished.status is TaskState.COMPLETED, finished.error
@@ -83,9 +83,9 @@ async def test_cancel_during_setup_starts_no_agent(repo: Path, tmp_path: Path) -
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        task = engine.delegate(isolated("[write:never.txt=1] cancelled early", repo))
+        task = engine.service.delegate(isolated("[write:never.txt=1] cancelled early", repo))
         await wait_until(lambda: setup_runs(gate))
-        engine.cancel(task.id, "changed my mind")
+        engine.service.cancel(task.id, "changed my mind")
         gate.touch()
         done = await wait_for_merge(engine, task.id)
         assert done.status is TaskState.CANCELLED and done.error == "changed my mind"
@@ -131,7 +131,7 @@ async def test_next_owner_finishes_an_interrupted_merge_step(
     engine = new_engine(home)
     await engine.start()
     strategy = "auto" if merged_before_crash else "manual"
-    done = await wait_for_merge(engine, engine.delegate(
+    done = await wait_for_merge(engine, engine.service.delegate(
         isolated("[write:m.txt=merged] merge me", repo, strategy)).id)
     # What an owner killed mid-step leaves: the outcome still "pending" in the store.
     engine.service.repo.transition(done.id, list(DONE), merge_strategy="auto",
@@ -162,7 +162,7 @@ async def test_resume_continues_the_session_in_the_parents_worktree(
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        parent = await wait_for_merge(engine, engine.delegate(
+        parent = await wait_for_merge(engine, engine.service.delegate(
             isolated("[write:first.txt=1] first part", repo, parent_strategy)).id)
         assert parent.status is TaskState.COMPLETED and parent.session_id
         child = engine.service.resume(parent.id, "[write:second.txt=2] second part")
@@ -189,11 +189,11 @@ async def test_a_resumed_tasks_worktree_cannot_be_discarded_under_it(
     engine = new_engine(tmp_path / "home")
     await engine.start()
     try:
-        parent = await wait_for_merge(engine, engine.delegate(
+        parent = await wait_for_merge(engine, engine.service.delegate(
             isolated("[write:first.txt=1] first part", repo)).id)
         child = engine.service.resume(parent.id, "[sleep:30] long second part")
         await wait_for_state(engine, child.id, [TaskState.RUNNING])
-        await wait_until(lambda: engine.get(child.id).pid)
+        await wait_until(lambda: engine.service.get(child.id).pid)
         with pytest.raises(RuntimeError, match="is working in"):
             Worktrees(engine.config, engine.service.repo).discard(parent, force=True)
         assert wt_path(parent).is_dir()

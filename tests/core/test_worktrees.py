@@ -18,10 +18,14 @@ from git_helpers import git, make_repo, wt_path
 
 from claudine_core.engine import Engine
 from claudine_core.isolation.worktrees import Worktrees, slugify
-from claudine_core.models import MergeStrategy, TaskSpec, TaskState
+from claudine_core.models import MergeStrategy, Task, TaskSpec, TaskState
 from claudine_core.service import InvalidRequest, TaskService
 
 DONE = (TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+def delegate(engine: Engine, spec: TaskSpec) -> Task:
+    return engine.service.delegate(spec)
 
 
 def mode(path: Path) -> int:
@@ -59,10 +63,10 @@ def assert_user_tree_intact(repo: Path) -> None:
 
 
 async def test_two_parallel_tasks_stay_isolated(engine: Engine, repo: Path) -> None:
-    one = engine.delegate(isolated("[sleep:0.3][write:same.txt=one] first", repo))
-    two = engine.delegate(isolated("[sleep:0.3][write:same.txt=two] second", repo))
+    one = engine.service.delegate(isolated("[sleep:0.3][write:same.txt=one] first", repo))
+    two = engine.service.delegate(isolated("[sleep:0.3][write:same.txt=two] second", repo))
     both_running = await wait_until(
-        lambda: all(engine.get(t.id).status is not TaskState.QUEUED for t in (one, two)))
+        lambda: all(engine.service.get(t.id).status is not TaskState.QUEUED for t in (one, two)))
     assert both_running
     a, b = await wait_for_merge(engine, one.id), await wait_for_merge(engine, two.id)
     assert a.status is b.status is TaskState.COMPLETED, (a.error, b.error)
@@ -86,7 +90,7 @@ async def test_agent_runs_in_matching_subdirectory(engine: Engine, repo: Path) -
     (sub / "keep.txt").write_text("k\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "sub")
-    task = await wait_for_merge(engine, engine.delegate(isolated("[write:made.txt=x]", sub)).id)
+    task = await wait_for_merge(engine, delegate(engine, isolated("[write:made.txt=x]", sub)).id)
     assert task.status is TaskState.COMPLETED, task.error
     assert git(repo, "show", f"{task.branch}:pkg/inner/made.txt") == "x"
     assert not (sub / "made.txt").exists()
@@ -97,7 +101,7 @@ async def test_user_uncommitted_changes_survive(engine: Engine, repo: Path,
                                                 strategy: str) -> None:
     dirty_user_tree(repo)
     before = git(repo, "rev-parse", "main")
-    task = engine.delegate(isolated("[write:new.txt=from agent] add a file", repo, strategy))
+    task = delegate(engine, isolated("[write:new.txt=from agent] add a file", repo, strategy))
     done = await wait_for_merge(engine, task.id)
     assert done.status is TaskState.COMPLETED, done.error
     assert_user_tree_intact(repo)
@@ -128,7 +132,7 @@ async def test_user_uncommitted_changes_survive(engine: Engine, repo: Path,
 async def test_auto_merge_when_base_not_checked_out(engine: Engine, repo: Path) -> None:
     git(repo, "branch", "release")
     (repo / "a.txt").write_text("user edit, not committed\n")
-    task = engine.delegate(isolated("[write:rel.txt=r]", repo, "auto", base_branch="release"))
+    task = delegate(engine, isolated("[write:rel.txt=r]", repo, "auto", base_branch="release"))
     done = await wait_for_merge(engine, task.id)
     assert (done.merge or {})["status"] == "merged", done.merge
     assert git(repo, "show", "release:rel.txt") == "r"
@@ -138,8 +142,8 @@ async def test_auto_merge_when_base_not_checked_out(engine: Engine, repo: Path) 
 
 
 async def test_conflicting_auto_merge_falls_back_to_manual(engine: Engine, repo: Path) -> None:
-    task = engine.delegate(isolated("[sleep:2][write:a.txt=agent version] edit a", repo, "auto"))
-    await wait_until(lambda: engine.get(task.id).worktree_path)
+    task = delegate(engine, isolated("[sleep:2][write:a.txt=agent version] edit a", repo, "auto"))
+    await wait_until(lambda: engine.service.get(task.id).worktree_path)
     (repo / "a.txt").write_text("user version\n")  # a conflicting commit on main meanwhile
     git(repo, "commit", "-q", "-am", "user change")
     user_head = git(repo, "rev-parse", "main")
@@ -156,7 +160,7 @@ async def test_conflicting_auto_merge_falls_back_to_manual(engine: Engine, repo:
 async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engine,
                                                                      repo: Path) -> None:
     (repo / "a.txt").write_text("user edit, not committed\n")
-    task = engine.delegate(isolated("[write:a.txt=agent] edit a", repo, "auto"))
+    task = engine.service.delegate(isolated("[write:a.txt=agent] edit a", repo, "auto"))
     done = await wait_for_merge(engine, task.id)
     merge = done.merge or {}
     assert merge["status"] == "kept" and "uncommitted" in merge["reason"], merge
@@ -165,7 +169,7 @@ async def test_auto_merge_touching_user_uncommitted_file_falls_back(engine: Engi
 
 
 async def test_agent_without_changes_removes_worktree(engine: Engine, repo: Path) -> None:
-    done = await wait_for_merge(engine, engine.delegate(isolated("just answer", repo, "auto")).id)
+    done = await wait_for_merge(engine, delegate(engine, isolated("just answer", repo, "auto")).id)
     assert (done.merge or {})["status"] == "empty"
     assert not wt_path(done).exists()
     assert git(repo, "branch", "--list", "claudine/*") == ""
@@ -183,7 +187,7 @@ async def test_task_choice_to_commit_leftovers_beats_the_repo_setting(
         git(repo, "commit", "-q", "-m", "settings")
     spec = isolated("[write:left.txt=draft] leave a file", repo, "auto",
                     commit_changes=task_choice)
-    done = await wait_for_merge(engine, engine.delegate(spec).id)
+    done = await wait_for_merge(engine, engine.service.delegate(spec).id)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.commit_changes is task_choice
     merge = done.merge or {}
@@ -199,7 +203,7 @@ async def test_task_choice_to_commit_leftovers_beats_the_repo_setting(
 
 async def test_repo_without_commits_fails_clearly(engine: Engine, tmp_path: Path) -> None:
     empty = make_repo(tmp_path / "empty", commit=False)
-    done = await wait_for_state(engine, engine.delegate(isolated("[write:x.txt=1]", empty)).id,
+    done = await wait_for_state(engine, delegate(engine, isolated("[write:x.txt=1]", empty)).id,
                                 DONE)
     assert done.status is TaskState.FAILED
     assert "no commits" in (done.error or "")
@@ -209,11 +213,11 @@ async def test_repo_without_commits_fails_clearly(engine: Engine, tmp_path: Path
 async def test_detached_head_needs_a_base(engine: Engine, repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
     failed = await wait_for_state(
-        engine, engine.delegate(isolated("[write:x.txt=1]", repo)).id, DONE)
+        engine, engine.service.delegate(isolated("[write:x.txt=1]", repo)).id, DONE)
     assert failed.status is TaskState.FAILED
     assert "detached" in (failed.error or "") and "--base" in (failed.error or "")
     assert not (repo / "x.txt").exists()
-    ok = await wait_for_merge(engine, engine.delegate(
+    ok = await wait_for_merge(engine, engine.service.delegate(
         isolated("[write:x.txt=1]", repo, base_branch="main")).id)
     assert ok.status is TaskState.COMPLETED and ok.base_branch == "main"
     assert git(repo, "show", f"{ok.branch}:x.txt") == "1"
@@ -225,7 +229,7 @@ async def test_cwd_not_a_repository_is_refused_at_delegate(
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(InvalidRequest, match="not inside a git repository"):
-        engine.delegate(isolated("[write:x.txt=1]", plain))
+        engine.service.delegate(isolated("[write:x.txt=1]", plain))
     assert engine.service.list_tasks() == []
 
 
@@ -247,7 +251,7 @@ async def test_repository_gone_before_dispatch_fails_clearly(tmp_path: Path) -> 
 
 async def test_missing_base_branch_fails_clearly(engine: Engine, repo: Path) -> None:
     done = await wait_for_state(
-        engine, engine.delegate(isolated("hi", repo, base_branch="nope")).id, DONE)
+        engine, engine.service.delegate(isolated("hi", repo, base_branch="nope")).id, DONE)
     assert done.status is TaskState.FAILED and "'nope' does not exist" in (done.error or "")
 
 
@@ -259,7 +263,7 @@ async def test_setup_copies_ignored_files_and_logs(engine: Engine, repo: Path,
         '[worktree]\ncopy = [".env", "missing.cfg"]\nsetup = "echo setup-says-hi; test -f .env"\n')
     git(repo, "add", ".gitignore")
     git(repo, "commit", "-q", "-m", "ignore")
-    done = await wait_for_merge(engine, engine.delegate(isolated("[write:f.txt=1]", repo)).id)
+    done = await wait_for_merge(engine, delegate(engine, isolated("[write:f.txt=1]", repo)).id)
     assert done.status is TaskState.COMPLETED, done.error
     assert (wt_path(done) / ".env").read_text() == "SECRET=1\n"
     assert ".env" not in git(repo, "show", "--name-only", "--format=", done.branch or "")
@@ -270,7 +274,7 @@ async def test_setup_copies_ignored_files_and_logs(engine: Engine, repo: Path,
 async def test_failing_setup_fails_task_and_cleans_up(engine: Engine, repo: Path,
                                                       tmp_path: Path) -> None:
     (repo / ".claudine.toml").write_text('[worktree]\nsetup = "echo broken >&2; exit 3"\n')
-    done = await wait_for_state(engine, engine.delegate(isolated("[write:x=1]", repo)).id, DONE)
+    done = await wait_for_state(engine, delegate(engine, isolated("[write:x=1]", repo)).id, DONE)
     assert done.status is TaskState.FAILED
     assert "setup command" in (done.error or "") and "exit 3" in (done.error or "")
     assert not wt_path(done).exists()
@@ -279,7 +283,7 @@ async def test_failing_setup_fails_task_and_cleans_up(engine: Engine, repo: Path
 
 
 async def test_review_actions_and_discard_guard(engine: Engine, repo: Path) -> None:
-    done = await wait_for_merge(engine, engine.delegate(isolated("[write:n.txt=new] review me",
+    done = await wait_for_merge(engine, delegate(engine, isolated("[write:n.txt=new] review me",
                                                           repo)).id)
     wt = Worktrees(engine.config, engine.service.repo)
     assert ("A", "n.txt") in wt.changed_files(done)
@@ -291,7 +295,7 @@ async def test_review_actions_and_discard_guard(engine: Engine, repo: Path) -> N
     assert [r["removed"] for r in wt.clean([done])] == [False]
     outcome = wt.merge(done)
     assert outcome["status"] == "merged" and (repo / "n.txt").read_text() == "new"
-    assert engine.get(done.id).merge == outcome
+    assert engine.service.get(done.id).merge == outcome
     assert not wt_path(done).exists()
 
 
@@ -308,7 +312,7 @@ async def test_worktree_tasks_keep_the_home_private(engine: Engine, repo: Path) 
     git(repo, "add", ".gitignore")
     git(repo, "commit", "-qm", "ignore settings")
     (repo / ".claudine.toml").write_text('[worktree]\nsetup = "echo set-up"\n')
-    task = engine.delegate(isolated("[write:new.txt=hello] patch me", repo, "patch"))
+    task = engine.service.delegate(isolated("[write:new.txt=hello] patch me", repo, "patch"))
     done = await wait_for_merge(engine, task.id)
     assert done.merge and done.merge["status"] == "patch", done.merge
     home = engine.config.home  # made by the test (a chosen home keeps its mode)
@@ -318,7 +322,7 @@ async def test_worktree_tasks_keep_the_home_private(engine: Engine, repo: Path) 
     assert wide == []
     assert mode(Path(done.merge["patch"])) == 0o600
     kept = await wait_for_merge(
-        engine, engine.delegate(isolated("[write:kept.txt=x] keep me", repo, "manual")).id)
+        engine, engine.service.delegate(isolated("[write:kept.txt=x] keep me", repo, "manual")).id)
     worktree = Path(kept.worktree_path or "")
     # Its contents are the user's code, made by git and the agent with the user's umask
     # (they are merged back); the folder that holds them is private.

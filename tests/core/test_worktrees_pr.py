@@ -48,11 +48,11 @@ async def run_engine(home: Path, api_url: str | None, spec: TaskSpec) -> Task:
     engine = Engine(make_config(home, github_api_url=api_url), env=agent_env(), tick_s=0.05)
     await engine.start()
     try:
-        task = engine.delegate(spec)
+        task = engine.service.delegate(spec)
         await wait_for_state(engine, task.id, DONE)
 
         def outcome() -> Task | None:
-            current = engine.get(task.id)
+            current = engine.service.get(task.id)
             return current if current.merge and current.merge["status"] != "pending" else None
 
         return await wait_until(outcome)

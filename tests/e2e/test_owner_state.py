@@ -184,8 +184,8 @@ async def test_a_console_client_falls_back_to_the_owners_published_limits(
     """With no decision to read, the client re-derives it with the owner's limits."""
     engine = Engine(older_owner, kind="console", env=agent_env())
     try:
-        first = engine.delegate(TaskSpec(prompt="one", cwd=str(tmp_path)))
-        engine.delegate(TaskSpec(prompt="two", cwd=str(tmp_path)))
+        first = engine.service.delegate(TaskSpec(prompt="one", cwd=str(tmp_path)))
+        engine.service.delegate(TaskSpec(prompt="two", cwd=str(tmp_path)))
         engine.service.repo.transition(first.id, [TaskState.QUEUED], status=TaskState.RUNNING)
         await engine.start()
         assert engine.role == "client"

@@ -41,9 +41,9 @@ async def start_sleepers(
 ) -> tuple[Task, float]:
     """Delegate the task and wait for its Bash tool call to begin; (task, when it began)."""
     prompt = f"Start the sleepers.\nBASH: {sleepers.command(then='sleep 60')}"
-    task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(cwd), **spec))  # type: ignore[arg-type]
+    task = engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(cwd), **spec))  # type: ignore[arg-type]
     await wait_until(sleepers.tool_started, timeout=60, interval=0.02)
-    return engine.get(task.id), time.monotonic()
+    return engine.service.get(task.id), time.monotonic()
 
 
 @pytest.mark.parametrize("offset", [0.3, 1.0, 2.5, 5.0])
@@ -56,9 +56,9 @@ async def test_cancel_stops_detached_processes(
                       tick_s=0.05) as engine:
         task, began = await start_sleepers(engine, sleepers, tmp_path)
         await asyncio.sleep(offset)  # the moment of the cancel, not a wait for an event
-        engine.cancel(task.id, "changed my mind")
+        engine.service.cancel(task.id, "changed my mind")
         done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=30)
-        sleepers.assert_all_gone(engine.get(task.id).pid)
+        sleepers.assert_all_gone(engine.service.get(task.id).pid)
         record = json.loads(engine.service.output_path(task.id, "exit.json").read_text())
     assert done.status is TaskState.CANCELLED and done.error == "changed my mind"
     assert record["terminated"] is True
@@ -117,10 +117,10 @@ async def test_what_a_finished_agent_left_running_is_stopped(
     async with Engine(config, env=sleepers.env(agent_env(**real_claude_env)),
                       tick_s=0.05) as engine:
         prompt = f"Start and leave.\nBASH: {sleepers.command(then='echo started')}"
-        task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+        task = engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
         began = time.monotonic()
         done = await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=60)
-        sleepers.assert_all_gone(engine.get(task.id).pid)
+        sleepers.assert_all_gone(engine.service.get(task.id).pid)
         record = json.loads(engine.service.output_path(task.id, "exit.json").read_text())
     assert done.status is TaskState.COMPLETED, done.error
     assert (done.result or "").startswith("FAKE_DONE:")  # the Bash tool call returned

@@ -28,7 +28,7 @@ async def test_real_agent_commits_on_task_branch(
     try:
         prompt = ("BASH: echo made-by-agent > agent.txt && git add agent.txt && "
                   "git commit -q -m 'agent commit' && git log -1 --format=%s")
-        task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(repo), worktree=True))
+        task = engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(repo), worktree=True))
         done = await wait_for_merge(engine, task.id, timeout=120)
         assert done.status is TaskState.COMPLETED, (done.error, engine.service.stderr_tail(
             task.id))

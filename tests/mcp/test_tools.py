@@ -367,7 +367,7 @@ async def test_retry_and_resume_a_finished_task(
         assert retried["taskId"] != first and retried["task"]["parent_id"] == first
         assert first in text
         resumed, _ = await call(client, "ResumeTask", taskId=first, additionalContext="now tests")
-        assert resumed["task"]["resume_session_id"] == engine.get(first).session_id
+        assert resumed["task"]["resume_session_id"] == engine.service.get(first).session_id
         done = await wait_for_state(engine, resumed["taskId"], DONE)
         assert done.status is TaskState.COMPLETED and (done.result or "").startswith("RESUMED")
         await wait_for_state(engine, retried["taskId"], DONE)
