@@ -3,6 +3,7 @@
 
     python bench/bench_console.py [--agents 50] [--seconds 10]
                                   [--load flood,contention,idle] [--repeat N] [--profile FILE]
+    python bench/bench_console.py --idle-cpu [--running 20] [--finished 300] [--repeat 5]
 
 Starts the real console (in-process, headless, 120x36) owning a temporary home, with N fake
 agents. Then it presses keys that move the selection (the table cursor and the log pane
@@ -31,6 +32,11 @@ The key is posted as the terminal driver would post it, and the end is observed 
 waiting. Textual's ``Pilot.press`` and ``Pilot.pause()`` wait until the whole process is
 idle for 20 ms, up to 1 s each (three times per key in the first version of this script):
 under load that measures how busy the process is, not the key.
+
+``--idle-cpu`` measures something else: the CPU an idle console costs, with nobody at the
+keyboard and nothing changing, on a home holding ``--finished`` finished tasks and
+``--running`` agents that sleep (the console owns them). It prints the median and the
+range over the repeats: what a console left open in a tmux window costs all day.
 
 ``--repeat N`` runs each load N times and prints the median of each figure (other work on
 the machine comes and goes). ``--profile FILE`` runs cProfile over the measured window of
@@ -62,7 +68,7 @@ from engine_helpers import FAKE_CLAUDE, agent_env, make_config  # noqa: E402
 from textual import events  # noqa: E402
 
 from claudine_core.engine import Engine  # noqa: E402
-from claudine_core.models import TaskSpec  # noqa: E402
+from claudine_core.models import TaskSpec, TaskState  # noqa: E402
 from claudine_core.supervisor import WRAPPER, signal_group  # noqa: E402
 from claudine_tui.app import ClaudineApp  # noqa: E402
 
@@ -200,7 +206,7 @@ async def run(load: str, agents: int, seconds: float, profile: str | None) -> di
         engine = Engine(make_config(home), kind="console", env=agent_env())
         for _ in range(agents):
             prompt = flood_prompt(seconds) if load == "flood" else idle_prompt()
-            engine.delegate(TaskSpec(prompt, cwd=tmp))
+            engine.service.delegate(TaskSpec(prompt, cwd=tmp))
         contention = load == "contention"
         beside = start_unfollowed(Path(tmp) / "beside", agents, seconds) if contention else []
         try:
@@ -269,6 +275,50 @@ async def measure(
     }
 
 
+def seed_finished(engine: Engine, count: int, cwd: str) -> None:
+    """``count`` completed tasks, written straight to the store: no agent needs to run."""
+    repo = engine.service.repo
+    for n in range(count):
+        task = repo.insert(TaskSpec(f"finished task {n}", cwd=cwd), cwd=cwd)
+        repo.transition(task.id, [TaskState.QUEUED], status=TaskState.COMPLETED,
+                        started_at=task.created_at, ended_at=task.created_at + 1,
+                        result="done", num_turns=1, cost_usd=0.01)
+
+
+async def run_idle(running: int, finished: int, seconds: float) -> float:
+    """CPU (% of a core) of an idle console owning ``running`` sleeping agents."""
+    with tempfile.TemporaryDirectory(prefix="claudine-bench-") as tmp:
+        engine = Engine(make_config(Path(tmp) / "home"), kind="console", env=agent_env())
+        seed_finished(engine, finished, tmp)
+        for _ in range(running):
+            engine.service.delegate(TaskSpec(idle_prompt(), cwd=tmp))
+        app = ClaudineApp(engine)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(lambda: app.last_snapshot is not None
+                        and app.last_snapshot.running == running, 60)
+            await pilot.pause(1.5)  # the agents' start-up output is read and summarised
+            me = psutil.Process()
+            before = me.cpu_times()
+            start = time.monotonic()
+            await asyncio.sleep(seconds)
+            after = me.cpu_times()
+            elapsed = time.monotonic() - start
+            await pilot.press("q", "s")
+            await until(lambda: not app.is_running, 60)
+    used = (after.user - before.user) + (after.system - before.system)
+    return used / elapsed * 100
+
+
+def idle_cpu(args: argparse.Namespace) -> None:
+    figures = [asyncio.run(run_idle(args.running, args.finished, args.seconds))
+               for _ in range(args.repeat)]
+    print(f"idle console, {args.running} agents running (asleep), {args.finished} finished, "
+          f"{args.seconds:g} s per run, {args.repeat} runs, {psutil.cpu_count()} cores")
+    print(f"console CPU % of a core: median {statistics.median(figures):.1f}, "
+          f"range {min(figures):.1f}-{max(figures):.1f} "
+          f"(runs: {', '.join(f'{f:.1f}' for f in figures)})")
+
+
 def _busy_seconds() -> float:
     # Not psutil.cpu_percent(): the engine's resource monitor calls it too, which resets
     # the interval it measures.
@@ -290,7 +340,16 @@ def main() -> None:
                         help="runs per load; each figure is the median over them")
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the first load's measured window into FILE")
+    parser.add_argument("--idle-cpu", action="store_true",
+                        help="measure an idle console's CPU instead of key latency")
+    parser.add_argument("--running", type=int, default=20,
+                        help="--idle-cpu: sleeping agents the console owns")
+    parser.add_argument("--finished", type=int, default=300,
+                        help="--idle-cpu: finished tasks in the store")
     args = parser.parse_args()
+    if args.idle_cpu:
+        idle_cpu(args)
+        return
     loads = [load.strip() for load in args.load.split(",") if load.strip()]
     unknown = set(loads) - set(LOADS)
     if unknown:
