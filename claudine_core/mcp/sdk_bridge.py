@@ -1,8 +1,11 @@
 """The MCP server on the official ``mcp`` SDK (2.x): tools over the engine, and a stream bridge.
 
-Importing this module costs about a second (the SDK pulls in pydantic, starlette and
-more), which is why the stdio front (mcp_server.py) answers the handshake before it is
-loaded. Tests use :func:`build_server` with the SDK's in-memory ``Client``.
+Importing this module costs over a second (the SDK pulls in pydantic, starlette and
+more), which is why the fast front (fast_front.py) answers the handshake and the first
+tool calls before it is loaded, then hands its stream to :class:`StreamBridge`. It shares
+with the front what both need (frames.py, calls.py, tools.py) and imports nothing of the
+front itself, so the front can import it lazily without a cycle. Tests use
+:func:`build_server` with the SDK's in-memory ``Client``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp.front import (
+from claudine_core.mcp.calls import tool_call_result
+from claudine_core.mcp.frames import (
     INVALID_REQUEST,
     PARSE_ERROR,
     REPLAY_INIT_ID,
     error_frame,
     recover_id,
-    tool_call_result,
 )
 from claudine_core.mcp.tools import (
     INSTRUCTIONS,

@@ -1,7 +1,7 @@
 """The stdio front answers tool calls before the SDK has loaded, exactly as the SDK would.
 
-The front (mcp_server.StdioFront) answers ``tools/call`` as soon as the engine has started,
-through ``mcp_server.tool_call_result``: the same function the SDK server's handler calls.
+The front (fast_front.StdioFront) answers ``tools/call`` as soon as the engine has started,
+through ``calls.tool_call_result``: the same function the SDK server's handler calls.
 Here: both paths give the same answer to the same call, for every tool (in one process);
 the front takes no call the SDK would treat differently; and a real ``claudine --headless``
 answers a call sent right after ``initialize`` from the front (its debug log says which
@@ -30,7 +30,8 @@ from pydantic import ValidationError
 
 from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp.front import StdioFront, front_call
+from claudine_core.mcp.calls import front_call
+from claudine_core.mcp.fast_front import StdioFront
 from claudine_core.mcp.sdk_bridge import StreamBridge, build_server
 from claudine_core.mcp.tools import TOOLS
 from claudine_core.models import Priority, TaskSpec

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from mcp_helpers import CLAUDINE, INIT_PARAMS, StdioServer
 
 from claudine_core.config import Config
-from claudine_core.mcp.front import MAX_FRAME_BYTES
+from claudine_core.mcp.frames import MAX_FRAME_BYTES, recover_id
 from claudine_core.mcp.tools import TOOLS
 
 Check = Callable[[dict[str, Any]], bool]
@@ -446,6 +446,4 @@ def test_a_home_whose_store_cannot_open_answers_then_exits_in_one_line(
     ("not json at all", None),
 ])
 def test_the_id_of_a_broken_line_is_read_from_its_top_level(text: str, expected: Any) -> None:
-    from claudine_core.mcp.front import recover_id
-
     assert recover_id(text) == expected

@@ -69,6 +69,10 @@ def test_headless_imports_neither_textual_nor_the_sdk_up_front() -> None:
         "import sys, claudine_core.mcp.front, claudine_tui.cli.main, claudine_tui.cli.commands\n"
         "assert 'textual' not in sys.modules, 'textual'\n"
         "assert 'mcp' not in sys.modules, 'mcp SDK imported before the first answer'\n"
+        "early = [m for m in ('claudine_core.store', 'claudine_core.engine',\n"
+        "         'claudine_core.mcp.handlers', 'claudine_core.mcp.sdk_bridge')\n"
+        "         if m in sys.modules]\n"
+        "assert not early, f'imported before the loader thread asks: {early}'\n"
         "import claudine_core.mcp.sdk_bridge\n"
         "assert 'textual' not in sys.modules, 'textual via the SDK server'\n"
     )
