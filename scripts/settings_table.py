@@ -1,4 +1,5 @@
-"""Rewrite README.md's configuration table from the settings declarations (config.py).
+"""Rewrite README.md's configuration table from the settings declarations
+(claudine_core/config/specs.py).
 
 Run after adding or changing a setting; tests/core/test_config.py fails until you do.
 """

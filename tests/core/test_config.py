@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from claudine_core import config as config_mod
-from claudine_core.config import Config, ConfigError, load_config, parse_size, settings_table
+from claudine_core.config import (
+    Config,
+    ConfigError,
+    SettingSpec,
+    load_config,
+    parse_size,
+    setting_spec,
+    settings_table,
+)
+from claudine_core.config import loading as config_loading
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -16,9 +26,10 @@ MiB = 1 << 20
 
 @pytest.fixture(autouse=True)
 def _no_user_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's real config file and data dir must never leak into a test.
-    monkeypatch.setattr(config_mod, "default_config_path", lambda: tmp_path / "nope.toml")
-    monkeypatch.setattr(config_mod, "default_home", lambda: tmp_path / "home")
+    # The developer's real config file and data dir must never leak into a test. Patched
+    # where Config and load_config look them up.
+    monkeypatch.setattr(config_loading, "default_config_path", lambda: tmp_path / "nope.toml")
+    monkeypatch.setattr(config_loading, "default_home", lambda: tmp_path / "home")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -168,7 +179,7 @@ def test_bool_false(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["", "   "])
 def test_empty_env_is_unset(raw: str) -> None:
-    env = {var.name: raw for spec in config_mod._SPECS for var in spec.env}
+    env = {var.name: raw for spec in config_mod.setting_specs() for var in spec.env}
     env[config_mod.CONFIG_ENV] = raw
     cfg = load_config(env)
     assert cfg == load_config({})
@@ -297,7 +308,7 @@ def test_every_env_var_has_an_invalid_case() -> None:
     covered = {var for var, _, _ in INVALID}
     # These accept any non-empty string, so there is nothing invalid to test for them.
     free_form = {"CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_ALLOWED_TOOLS"}
-    all_vars = {e.name for spec in config_mod._SPECS for e in spec.env}
+    all_vars = {e.name for spec in config_mod.setting_specs() for e in spec.env}
     assert all_vars - free_form == covered
 
 
@@ -502,7 +513,7 @@ def test_toml_from_claudine_config_env(tmp_path: Path) -> None:
 
 def test_default_config_path_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "max_retries = 3\n")
-    monkeypatch.setattr(config_mod, "default_config_path", lambda: path)
+    monkeypatch.setattr(config_loading, "default_config_path", lambda: path)
     assert load_config({}).max_retries == 3
 
 
@@ -616,6 +627,55 @@ def test_settings_table_covers_every_field() -> None:
     assert table["max_agents"][2] == "none"
     assert table["default_worktree"][2] == "false"
     assert "debug, info, warn, error" in table["log_level"][3]
+
+
+# ------------------------------------------------ the declarations, as other code reads them
+
+
+def test_setting_spec_gives_a_settings_range_unit_and_scope() -> None:
+    timeout = setting_spec("task_timeout_s")
+    assert isinstance(timeout, SettingSpec)
+    assert (timeout.kind, timeout.minimum, timeout.maximum, timeout.unit, timeout.scope) == (
+        "float", 1, 86400, "seconds", "task")
+    assert timeout.describe_expected() == "a number from 1 to 86400 (seconds)"
+    milliseconds = timeout.env[0]
+    assert (milliseconds.name, milliseconds.per_unit) == ("TASK_TIMEOUT", 1000)
+    assert timeout.describe_expected(milliseconds) == (
+        "a number from 1000 to 86400000 (milliseconds)")
+    assert timeout.in_range(86400) and not timeout.in_range(86401)
+    assert timeout.in_range(1000, per_unit=1000) and not timeout.in_range(999, per_unit=1000)
+    assert not timeout.in_range(float("nan"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        timeout.maximum = 1  # type: ignore[misc]
+
+
+def test_setting_spec_gives_a_choices_canonical_spelling() -> None:
+    mode = setting_spec("permission_mode")
+    assert mode.choices == ("skip", "acceptEdits", "allowedTools", "default")
+    assert mode.describe_expected() == "one of: skip, acceptEdits, allowedTools, default"
+    assert setting_spec("max_agents").describe_expected() == (
+        "a whole number of at least 1, or 'none' for no limit")
+
+
+def test_setting_spec_of_an_unknown_name_is_a_key_error() -> None:
+    with pytest.raises(KeyError, match="task_timeout"):
+        setting_spec("task_timeout")
+
+
+@pytest.mark.parametrize("spec", [s for s in config_mod.setting_specs() if s.maximum is not None],
+                         ids=lambda s: s.name)
+def test_the_declared_range_is_the_one_load_config_enforces(spec: SettingSpec) -> None:
+    """Code that reads a range through setting_spec() agrees with what a user is told."""
+    assert spec.maximum is not None and spec.minimum is not None
+    # The widest retry delays, so the base-below-max rule stays out of the way.
+    widest: dict[str, Any] = {"retry_base_delay_s": 0, "retry_max_delay_s": 86400}
+    for edge in (spec.minimum, spec.maximum):
+        assert getattr(load_config({}, **{**widest, spec.name: edge}), spec.name) == edge
+    for outside in (spec.minimum - 1, spec.maximum + 1):
+        with pytest.raises(ConfigError) as info:
+            load_config({}, **{**widest, spec.name: outside})
+        assert str(info.value) == (
+            f"{spec.name}={outside!r} is invalid: expected {spec.describe_expected()}")
 
 
 # ------------------------------------------------------------- sources, shown as a user sees
