@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -31,9 +33,6 @@ def is_task_id(text: str) -> bool:
 def short_id(task_id: str) -> str:
     """The 8 hex digits people read and type (``task-`` dropped)."""
     return task_id.removeprefix("task-")[:8]
-
-
-_TIMESTAMP_FIELDS = ("created_at", "started_at", "ended_at", "not_before", "last_activity_at")
 
 
 def iso_time(epoch: float | None) -> str | None:
@@ -104,101 +103,206 @@ class MergeStrategy(StrEnum):
     PR = "pr"
 
 
+# -- the task record, declared once ------------------------------------------------------------
+# Each field of TaskSpec (a request) and Task (the stored record) is declared here and only
+# here: the store's columns and row mapping (store/tables.py, store/repo.py), ``--json``
+# (Task.to_json), TaskStatus's outputSchema (task_json_schema) and the copy a retry or a
+# resume starts from (spec_from_task) are all derived from these declarations, and
+# tests/core/test_task_fields.py fails when a field is added in one place only (a migration
+# that does not add its column, for instance).
+
+
+def _field(default: Any = None, doc: str = "", *, factory: Any = None, time: bool = False,
+           public: bool = True, carried: bool = True, **column: Any) -> Any:
+    """A declared field.
+
+    Args:
+        default / factory: the value when not given (a factory for mutable values).
+        doc: what the field means, for TaskStatus's outputSchema.
+        time: an epoch time, shown as ISO 8601 in ``--json`` and MCP results.
+        public: shown in ``--json`` and MCP results (False: internal or secret).
+        carried: (TaskSpec) a retry or resume copies it from the task it repeats.
+        column: extras for the store's column (``index``, ``unique``) or the JSON schema
+            (``schema``: more keywords, e.g. ``{"minimum": 0}``).
+    """
+    metadata = {"doc": doc, "time": time, "public": public, "carried": carried, **column}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_NO_DEFAULT: Any = MISSING
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a user asks for when delegating; validated before it reaches the store."""
+    """What a user asks for when delegating; validated before it reaches the store.
 
-    prompt: str
-    priority: Priority = Priority.P2
-    cwd: str = "."
-    timeout_s: float | None = None  # None: the configured default
-    model: str | None = None
-    max_output_bytes: int | None = None
-    permission_mode: PermissionMode | None = None
-    allowed_tools: tuple[str, ...] = ()
-    resume_session_id: str | None = None
-    resume_prompt: str | None = None  # what to tell the resumed session
-    parent_id: str | None = None  # the task this one retries or resumes
-    worktree: bool = False
-    base_branch: str | None = None
-    merge_strategy: MergeStrategy | None = None
-    commit_changes: bool | None = None  # None: the repository's setting (default: commit)
-    claude_bin: str | None = None  # None: the delegating process's setting, resolved
-    agent_env: dict[str, str] = field(default_factory=dict)  # filled from the delegator
-    agent_args: tuple[str, ...] | None = None  # None: the delegating process's setting
+    Every field is also a :class:`Task` field of the same name, which the store fills from
+    it (a test checks this).
+    """
+
+    prompt: str = _field(_NO_DEFAULT)
+    priority: Priority = _field(Priority.P2)
+    cwd: str = _field(".")
+    timeout_s: float | None = _field(None)  # None: the configured default
+    model: str | None = _field(None)
+    max_output_bytes: int | None = _field(None)
+    permission_mode: PermissionMode | None = _field(None)
+    allowed_tools: tuple[str, ...] = _field(())
+    resume_session_id: str | None = _field(None, carried=False)
+    resume_prompt: str | None = _field(None, carried=False)  # what to tell the resumed session
+    parent_id: str | None = _field(None, carried=False)  # the task this one retries or resumes
+    # None: the delegating process's default_worktree setting decides, at delegate time.
+    worktree: bool | None = _field(None)
+    base_branch: str | None = _field(None)
+    merge_strategy: MergeStrategy | None = _field(None)
+    commit_changes: bool | None = _field(None)  # None: the repository's setting (default: commit)
+    claude_bin: str | None = _field(None)  # None: the delegating process's setting, resolved
+    agent_env: dict[str, str] = _field(factory=dict)  # filled from the delegator
+    agent_args: tuple[str, ...] | None = _field(None)  # None: the delegating process's setting
 
 
-@dataclass(frozen=True)
+_TIME = "ISO 8601 time in UTC"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Task:
     """A stored task as every front end sees it."""
 
-    id: str
-    seq: int
-    prompt: str
-    priority: Priority
-    status: TaskState
-    cwd: str
-    created_at: float
-    model: str | None = None
-    timeout_s: float | None = None
-    max_output_bytes: int | None = None
-    permission_mode: str | None = None
-    allowed_tools: tuple[str, ...] = ()
-    started_at: float | None = None
-    ended_at: float | None = None
-    exit_code: int | None = None
-    error: str | None = None
-    session_id: str | None = None
-    num_turns: int | None = None
-    cost_usd: float | None = None
-    pid: int | None = None
-    attempt: int = 0
-    not_before: float | None = None
-    last_activity: str | None = None
-    last_activity_at: float | None = None
-    result: str | None = None
-    is_error: bool | None = None
-    api_error_status: int | None = None
-    resume_session_id: str | None = None
-    parent_id: str | None = None
-    cancel_requested: bool = False
-    cancel_reason: str | None = None
-    output_bytes: int = 0
-    output_truncated: bool = False
-    worktree: bool = False
-    base_branch: str | None = None
-    branch: str | None = None
-    worktree_path: str | None = None
-    merge_strategy: str | None = None
-    merge: dict[str, Any] | None = None
-    commit_changes: bool | None = None
-    claude_bin: str | None = None
-    """The agent executable, resolved when the task was delegated (None: the owner's)."""
-    agent_env: dict[str, str] = field(default_factory=dict)
-    """Agent-facing variables of the delegating process (never printed: they hold keys)."""
-    agent_args: tuple[str, ...] = ()
-    """Extra arguments for the agent, as configured where the task was delegated."""
-    attempts: tuple[dict[str, Any], ...] = ()
-    """How each earlier attempt ended: attempt, started_at, ended_at, state, error."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    id: str = _field(_NO_DEFAULT, "The task id.", unique=True,
+                     schema={"pattern": TASK_ID_PATTERN})
+    seq: int = _field(_NO_DEFAULT, "Submit order (FIFO within a priority).", auto=True)
+    prompt: str = _field(_NO_DEFAULT, "What the agent was asked to do.")
+    priority: Priority = _field(Priority.P2, "P0 urgent, P1 high, P2 normal.")
+    status: TaskState = _field(TaskState.QUEUED, "Where the task is in its life.", index=True)
+    cwd: str = _field(_NO_DEFAULT, "Directory the agent runs in.")
+    created_at: float = _field(_NO_DEFAULT, "When it was delegated.", time=True)
+    updated_at: float = _field(0.0, "When the record last changed.", time=True, public=False,
+                               index=True)
+    model: str | None = _field(None, "Model for the agent (null: the CLI's default).")
+    timeout_s: float | None = _field(None, "Seconds before the agent is stopped (null: the "
+                                     "default).")
+    max_output_bytes: int | None = _field(None, "Bytes of agent output kept (null: the "
+                                          "default).")
+    permission_mode: PermissionMode | None = _field(
+        None, "skip, acceptEdits, allowedTools or default (null: the configured one).")
+    allowed_tools: tuple[str, ...] = _field((), "Tools the agent may use with allowedTools.")
+    started_at: float | None = _field(None, "When the latest attempt started.", time=True)
+    ended_at: float | None = _field(None, "When it finished.", time=True)
+    exit_code: int | None = _field(None, "Exit status of the agent.")
+    error: str | None = _field(None, "Why it failed, in words.")
+    session_id: str | None = _field(None, "The agent's Claude session id (what ResumeTask "
+                                    "resumes).")
+    num_turns: int | None = _field(None, "Agent turns so far.")
+    cost_usd: float | None = _field(None, "What the agent's API use cost, as it reported.")
+    pid: int | None = _field(None, "Process id of the agent's wrapper, which leads its "
+                             "process group.")
+    pid_started_at: float | None = _field(None, "The wrapper's process start time: tells a "
+                                          "reused pid apart.", public=False)
+    attempt: int = _field(0, "Attempts started so far.", schema={"minimum": 0})
+    not_before: float | None = _field(None, "A retry waits until then.", time=True)
+    last_activity: str | None = _field(None, "What the agent did last (tool in use, ...).")
+    last_activity_at: float | None = _field(None, "When it did that.", time=True)
+    result: str | None = _field(None, "The agent's final answer.")
+    is_error: bool | None = _field(None, "Whether the final result was an error.")
+    api_error_status: int | None = _field(None, "HTTP status of the API error that ended it.")
+    resume_session_id: str | None = _field(None, "The session this task continues.")
+    resume_prompt: str | None = _field(None, "What the resumed session is told.")
+    parent_id: str | None = _field(None, "The task this one retries or resumes.")
+    cancel_requested: bool = _field(False, "A cancel was asked for.")
+    cancel_reason: str | None = _field(None, "Why it was cancelled.")
+    output_bytes: int = _field(0, "Bytes of agent output kept so far.", schema={"minimum": 0})
+    output_truncated: bool = _field(False, "Output beyond max_output_bytes was dropped.")
+    worktree: bool = _field(False, "Isolated in a git worktree.")
+    base_branch: str | None = _field(None, "Branch the worktree started from.")
+    branch: str | None = _field(None, "The task's worktree branch.")
+    worktree_path: str | None = _field(None, "Where its worktree is.")
+    merge_strategy: MergeStrategy | None = _field(None, "What happens to the branch when the "
+                                                  "task ends (null: the configured default).")
+    merge: dict[str, Any] | None = _field(None, "Outcome of the merge strategy: strategy, "
+                                          "status (pending, merged, kept, ...) and details.")
+    commit_changes: bool | None = _field(None, "Commit what the agent left uncommitted (null: "
+                                         "the repository's setting).")
+    claude_bin: str | None = _field(None, "The agent executable, fixed when the task was "
+                                    "delegated (null: the owner's).")
+    agent_env: dict[str, str] = _field(factory=dict, public=False,
+                                       doc="Agent-facing variables of the delegating process "
+                                       "(never shown: they hold keys).")
+    agent_args: tuple[str, ...] = _field((), "Extra agent arguments, fixed when it was "
+                                         "delegated.")
+    attempts: tuple[dict[str, Any], ...] = _field((), "How each earlier attempt ended: "
+                                                  "attempt, started_at, ended_at, state, "
+                                                  "error, exit_code.")
 
     @property
     def short_id(self) -> str:
         return short_id(self.id)
 
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Transitional (issue 9): the two columns the old untyped bag carried."""
+        return {"pid_started_at": self.pid_started_at, "resume_prompt": self.resume_prompt}
+
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` / MCP form: plain values, enums as their strings."""
-        data = asdict(self)
-        data["priority"] = str(self.priority)
-        data["status"] = self.status.value
-        data["allowed_tools"] = list(self.allowed_tools)
-        data["agent_args"] = list(self.agent_args)
-        data["attempts"] = [dict(a) for a in self.attempts]
-        data.pop("extra", None)
-        data.pop("agent_env", None)  # API keys and the like stay in the store
-        for key in _TIMESTAMP_FIELDS:
-            data[key] = iso_time(data[key])
-        return data
+        """The ``--json`` / MCP form: public fields, plain values, times in ISO 8601."""
+        return {f.name: _json_value(f, getattr(self, f.name)) for f in public_fields()}
+
+
+def task_fields() -> tuple[Field[Any], ...]:
+    """Every declared field of :class:`Task`, in declaration order."""
+    return fields(Task)
+
+
+def public_fields() -> tuple[Field[Any], ...]:
+    """The fields ``--json`` and MCP results show."""
+    return _PUBLIC_FIELDS
+
+
+_PUBLIC_FIELDS = tuple(f for f in fields(Task) if f.metadata["public"])
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of each field of a declared dataclass (TaskSpec or Task)."""
+    return typing.get_type_hints(cls)
+
+
+def field_kind(annotation: Any) -> tuple[type, bool]:
+    """The plain type of a declared field's annotation and whether it may be None.
+
+    ``str | None`` is (str, True); containers are (tuple, True) or (dict, True): the store
+    keeps them as JSON text, NULL for none.
+    """
+    nullable = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(members) < len(typing.get_args(annotation))
+        annotation = members[0]
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (tuple, list, dict):
+        return (dict if origin is dict else tuple), True
+    return origin, nullable
+
+
+def _json_value(declared: Field[Any], value: Any) -> Any:
+    if declared.metadata["time"]:
+        return iso_time(value)
+    if isinstance(value, Priority):
+        return str(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple):
+        return [dict(item) if isinstance(item, dict) else item for item in value]
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def spec_from_task(task: Task, **changes: Any) -> TaskSpec:
+    """The request a retry or resume of ``task`` starts from: every carried TaskSpec field
+    copied from the task (then ``changes`` applied)."""
+    copied = {f.name: getattr(task, f.name) for f in fields(TaskSpec) if f.metadata["carried"]}
+    return TaskSpec(**{**copied, **changes})
 
 
 @dataclass(frozen=True)

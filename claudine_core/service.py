@@ -20,28 +20,29 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.config import Config
-from claudine_core.errors import InvalidRequest, InvalidTransition, UnknownTask
+from claudine_core.errors import EXIT_FAILED, InvalidRequest, InvalidTransition, UnknownTask
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
-    MergeStrategy,
-    PermissionMode,
     Priority,
     Task,
     TaskSpec,
     TaskState,
+    spec_from_task,
 )
 from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
+from claudine_core.task_request import (  # noqa: F401 (re-exported for front ends)
+    MAX_FIELD_CHARS,
+    MAX_PROMPT_BYTES,
+    check_prompt_size,
+    check_spec,
+    validate_cwd,
+)
 
 if TYPE_CHECKING:
     from claudine_core.agents.stream import StreamEvent
     from claudine_core.isolation.worktrees import Worktrees
-
-MAX_PROMPT_BYTES = 1_048_576
-"""The largest prompt, in bytes of UTF-8: far above any real prompt (it goes to the agent
-on its stdin, so no argv limit applies), it stops a pasted binary or log by mistake."""
-MAX_FIELD_CHARS = 4_096  # a model name, a branch, a tool name: never longer in practice
 
 # Variables a task takes from the process that delegates it, so any owner runs its agent
 # the same way: the API endpoint and key, the CLI's own switches, cloud-provider access.
@@ -89,30 +90,14 @@ class TaskService:
     # -- commands ----------------------------------------------------------------------------
 
     def delegate(self, spec: TaskSpec) -> Task:
-        """Validate and queue a task; returns it once committed."""
-        _check_text_fields(spec)
-        if not spec.prompt.strip():
-            raise InvalidRequest("the prompt is empty: say what the agent should do")
-        check_prompt_size(spec.prompt)
-        cwd = validate_cwd(spec.cwd)
-        if spec.timeout_s is not None and not 1 <= spec.timeout_s <= 86_400:
-            raise InvalidRequest(
-                f"timeout {spec.timeout_s:g}s is out of range: use 1 to 86400 seconds"
-            )
-        if spec.max_output_bytes is not None and not (
-            1024 <= spec.max_output_bytes <= 1_073_741_824
-        ):
-            raise InvalidRequest(
-                f"max output {spec.max_output_bytes} bytes is out of range: 1024 to 1073741824"
-            )
-        worktree = spec.worktree or self.config.default_worktree
-        _check_isolation_fields(spec, worktree=worktree)
-        if spec.worktree and not _inside_git_repository(Path(cwd)):
-            raise InvalidRequest(
-                f"{cwd} is not inside a git repository: a worktree task needs one (run "
-                "'git init' and commit there, or drop --worktree / useWorktree)"
-            )
-        task = self.repo.insert(self._with_task_settings(spec), cwd=cwd)
+        """Validate and queue a task; returns it once committed.
+
+        Raises:
+            InvalidRequest: with every problem of the request, keyed by field (see
+                :mod:`claudine_core.task_request`), or the agent binary cannot be found.
+        """
+        checked = check_spec(spec, default_worktree=self.config.default_worktree)
+        task = self.repo.insert(self._with_task_settings(checked), cwd=checked.cwd)
         self._notify()
         return task
 
@@ -128,8 +113,8 @@ class TaskService:
             return spec  # a retry or resume keeps the settings of the task it repeats
         try:
             binary = resolve_executable(self.config.claude_bin, self.env)
-        except AgentNotFound as exc:
-            raise InvalidRequest(str(exc)) from None
+        except AgentNotFound as exc:  # the machine's problem, not the request's
+            raise InvalidRequest(str(exc), exit_status=EXIT_FAILED) from None
         return replace(
             spec,
             claude_bin=binary,
@@ -154,7 +139,7 @@ class TaskService:
             raise InvalidTransition(
                 f"task {old.short_id} is {old.status.value}: only a finished task can be retried"
             )
-        return self.delegate(_spec_from(old, parent_id=old.id))
+        return self.delegate(spec_from_task(old, parent_id=old.id))
 
     def resume(self, ref: str, additional_context: str | None = None) -> Task:
         """Continue a finished task's agent session (``claude --resume``) as a new task."""
@@ -169,11 +154,8 @@ class TaskService:
                 "started a session); use retry instead"
             )
         follow_up = (additional_context or "").strip() or "Continue the task."
-        spec = replace(
-            _spec_from(old, parent_id=old.id),
-            resume_session_id=old.session_id,
-            resume_prompt=follow_up,
-        )
+        spec = spec_from_task(old, parent_id=old.id, resume_session_id=old.session_id,
+                              resume_prompt=follow_up)
         return self.delegate(spec)
 
     # -- queries -----------------------------------------------------------------------------
@@ -232,7 +214,7 @@ class TaskService:
             return True
         if task.pid is None:
             return False  # being prepared or just starting: nothing to look at yet
-        return not process_matches(task.pid, task.extra.get("pid_started_at"))
+        return not process_matches(task.pid, task.pid_started_at)
 
     def stderr_tail(self, task_id: str, max_bytes: int = 4096) -> str:
         path = self.output_path(task_id, "stderr.log")
@@ -286,72 +268,6 @@ def agent_facing_env(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def check_prompt_size(prompt: str) -> None:
-    """InvalidRequest when the prompt is over :data:`MAX_PROMPT_BYTES` in UTF-8."""
-    size = len(prompt.encode("utf-8", "surrogatepass"))
-    if size > MAX_PROMPT_BYTES:
-        raise InvalidRequest(
-            # Word for word what the MCP door says (mcp_tools.check_arguments).
-            f"the prompt is {size:,} bytes of UTF-8: the limit is {MAX_PROMPT_BYTES:,}; put "
-            "long material in a file in the working directory and refer to it"
-        )
-
-
-def _check_text_fields(spec: TaskSpec) -> None:
-    """Refuse text no agent can be given: NUL bytes, lone surrogates, absurd lengths."""
-    fields: list[tuple[str, str | None]] = [
-        ("prompt", spec.prompt), ("working directory", spec.cwd), ("model", spec.model),
-        ("base branch", spec.base_branch), ("resume message", spec.resume_prompt),
-    ]
-    fields += [("allowed tool", tool) for tool in spec.allowed_tools]
-    for name, value in fields:
-        if value is None:
-            continue
-        if "\x00" in value:
-            raise InvalidRequest(f"the {name} contains a NUL byte (\\0): remove it")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(
-                f"the {name} is not valid Unicode text (it holds a lone surrogate): "
-                "send it as UTF-8"
-            ) from None
-        if name not in ("prompt", "resume message") and len(value) > MAX_FIELD_CHARS:
-            raise InvalidRequest(f"the {name} is {len(value):,} characters long; the limit "
-                                 f"is {MAX_FIELD_CHARS:,}")
-    if spec.resume_prompt is not None:
-        check_prompt_size(spec.resume_prompt)
-
-
-def _inside_git_repository(path: Path) -> bool:
-    """Whether ``path`` is in a git work tree, found the way git does (a ``.git`` entry
-    in it or a parent), without loading git or GitPython into a short-lived CLI call."""
-    return any((folder / ".git").exists() for folder in (path, *path.parents))
-
-
-def validate_cwd(cwd: str) -> str:
-    """Absolute, existing directory the agent can enter; InvalidRequest otherwise."""
-    path = Path(os.path.expanduser(cwd or ".")).resolve()
-    if not path.exists():
-        raise InvalidRequest(f"working directory {path} does not exist: create it or pick another")
-    if not path.is_dir():
-        raise InvalidRequest(f"working directory {path} is not a directory")
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise InvalidRequest(f"working directory {path} is not accessible (check permissions)")
-    return str(path)
-
-
-def _check_isolation_fields(spec: TaskSpec, *, worktree: bool) -> None:
-    """Refuse isolation settings on a task that will not get a worktree (never ignore them)."""
-    given = [name for name, value in (("a base branch", spec.base_branch),
-                                      ("a merge strategy", spec.merge_strategy),
-                                      ("a commit choice", spec.commit_changes))
-             if value is not None]
-    if given and not worktree:
-        raise InvalidRequest(f"{' and '.join(given)} only apply to a task isolated in a git "
-                             "worktree: ask for one (--worktree / useWorktree) or drop them")
-
-
 def read_tail(path: Path, max_bytes: int) -> str:
     try:
         with open(path, "rb") as source:
@@ -360,24 +276,3 @@ def read_tail(path: Path, max_bytes: int) -> str:
             return source.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
-
-
-def _spec_from(task: Task, *, parent_id: str) -> TaskSpec:
-    return TaskSpec(
-        prompt=task.prompt,
-        priority=task.priority,
-        cwd=task.cwd,
-        timeout_s=task.timeout_s,
-        model=task.model,
-        max_output_bytes=task.max_output_bytes,
-        permission_mode=PermissionMode(task.permission_mode) if task.permission_mode else None,
-        allowed_tools=task.allowed_tools,
-        parent_id=parent_id,
-        worktree=task.worktree,
-        base_branch=task.base_branch,
-        merge_strategy=MergeStrategy(task.merge_strategy) if task.merge_strategy else None,
-        commit_changes=task.commit_changes,
-        claude_bin=task.claude_bin,
-        agent_env=task.agent_env,
-        agent_args=task.agent_args if task.claude_bin else None,
-    )

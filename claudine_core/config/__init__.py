@@ -38,7 +38,6 @@ from claudine_core.config.loading import (
 )
 from claudine_core.config.owner import Mismatch, owner_mismatches, owner_settings
 from claudine_core.config.specs import (
-    SPECS,
     EnvVar,
     Kind,
     Scope,
@@ -50,10 +49,6 @@ from claudine_core.config.specs import (
     task_setting_names,
 )
 from claudine_core.config.values import ConfigError, format_value, parse_size
-
-# Transitional: claudine_core/task_request.py reads the table this way until it calls
-# setting_spec(); remove then, with SettingSpec.lo and .hi.
-_SPECS = SPECS
 
 __all__ = [
     "CONFIG_ENV",

@@ -108,17 +108,6 @@ class SettingSpec:
     scope: Scope = field(kw_only=True)
     """Whose value it is (see :data:`Scope`); required so no setting forgets to say."""
 
-    @property
-    def lo(self) -> float | None:
-        """Transitional alias of :attr:`minimum`, for task_request.py until it calls
-        :func:`setting_spec`; remove with ``claudine_core.config._SPECS``."""
-        return self.minimum
-
-    @property
-    def hi(self) -> float | None:
-        """Transitional alias of :attr:`maximum`; see :attr:`lo`."""
-        return self.maximum
-
     def in_range(self, number: float, per_unit: int = 1) -> bool:
         """Whether ``number`` (in units of which ``per_unit`` make one of the setting's)
         is finite and within ``minimum`` and ``maximum``."""
@@ -366,9 +355,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "default_worktree",
         "bool",
-        "Run new tasks in their own git worktree by default.",
+        "Run a new task in its own git worktree unless it asks for none; read where the "
+        "task is delegated.",
         env=(EnvVar("CLAUDINE_WORKTREE"),),
-        scope="owner",
+        scope="task",
     ),
     SettingSpec(
         "default_merge_strategy",

@@ -1,16 +1,35 @@
-"""The MCP tool catalogue: names, JSON schemas, argument checks. Standard library only.
+"""The MCP tool catalogue: names, JSON schemas, argument checks.
 
 This module is what the headless server needs to answer ``initialize`` and ``tools/list``
 before the ``mcp`` SDK (about a second to import) and the engine have loaded, so it must
-stay free of third-party imports. The SDK server (mcp_sdk.py) publishes the very same
-dictionaries, and a test checks that both paths answer identically.
+stay free of third-party imports: it builds on the task declarations (models), the request
+rules (task_request) and the settings table, which the front has loaded anyway. The SDK
+server (sdk_bridge.py) publishes the very same dictionaries, and a test checks that both
+paths answer identically.
+
+The task object in results is derived from the Task declaration, the ranges of delegate's
+arguments from the settings table, the choices from the enums: nothing is listed twice.
 
 The tool names are those of the original TypeScript claudine, so existing prompts work.
 """
 
 from __future__ import annotations
 
+import typing
+from enum import Enum
 from typing import Any
+
+from claudine_core.models import (
+    TASK_ID_PATTERN,
+    MergeStrategy,
+    Priority,
+    Task,
+    TaskState,
+    field_kind,
+    field_types,
+    public_fields,
+)
+from claudine_core.task_request import MAX_FIELD_CHARS, MAX_PROMPT_BYTES, setting_bounds
 
 SERVER_NAME = "claudine"
 SERVER_VERSION = "0.1.0"
@@ -23,15 +42,14 @@ INSTRUCTIONS = (
 HANDSHAKE_PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_HANDSHAKE_VERSION = "2025-11-25"
 
-TASK_ID_PATTERN = r"^task-[0-9a-f]{12}$"  # == models.TASK_ID_PATTERN (checked by a test)
-STATES = ("queued", "blocked", "running", "completed", "failed", "cancelled")
-PRIORITIES = ("P0", "P1", "P2")
-MERGE_STRATEGIES = ("manual", "auto", "patch", "pr")
+STATES = tuple(state.value for state in TaskState)
+PRIORITIES = tuple(str(priority) for priority in Priority)
+MERGE_STRATEGIES = tuple(strategy.value for strategy in MergeStrategy)
 MAX_LIST_LIMIT = 200
 MAX_TAIL_LINES = 10_000
-# Door limits (a test keeps them in step with service.py, which checks them again):
-MAX_PROMPT_BYTES = 1_048_576  # == service.MAX_PROMPT_BYTES: a prompt, in bytes of UTF-8
-MAX_FIELD_CHARS = 4_096  # == service.MAX_FIELD_CHARS: a model, a branch, a path, an id
+# The door checks the same limits as claudine_core.task_request (it is where they live).
+_TIMEOUT_S = setting_bounds("task_timeout_s")
+_OUTPUT_BYTES = setting_bounds("max_output_bytes")
 NAME_MAX = 255  # bytes in one file or directory name, on Linux and macOS alike
 MAX_INTEGER = 2**53 - 1  # any integer argument: what every JSON parser reads exactly
 _PROMPT_FIELDS = frozenset({"prompt", "additionalContext"})  # limited in bytes of UTF-8
@@ -73,66 +91,44 @@ def _maybe(kind: str, description: str | None = None, **extra: Any) -> dict[str,
 
 _TIME = "ISO 8601 time in UTC"
 _STATUS: dict[str, Any] = {"type": "string", "enum": list(STATES)}
-# Task.to_json() plus taskId, field by field; a test keeps the two in step. The object is
-# left open (no additionalProperties: false) so a field added in a later version does not
+_JSON_TYPES = {bool: "boolean", str: "string", int: "integer", float: "number",
+               tuple: "array", dict: "object"}
+
+
+def _field_schema(declared: Any, annotation: Any) -> dict[str, Any]:
+    """A Task field's JSON schema, from its declaration in claudine_core.models."""
+    kind, nullable = field_kind(annotation)
+    spec: dict[str, Any]
+    if declared.metadata["time"]:
+        spec = {"type": "string"}
+    elif issubclass(kind, Enum):
+        values = [str(member) for member in kind]  # P0..P2, or the StrEnum's values
+        spec = {"type": "string", "enum": values + [None] if nullable else values}
+    else:
+        spec = {"type": next(v for k, v in _JSON_TYPES.items() if issubclass(kind, k))}
+    if kind is tuple:
+        item = typing.get_args(annotation)[0]
+        spec["items"] = {"type": "object" if typing.get_origin(item) is dict else "string"}
+    if nullable and kind not in (tuple,):
+        spec["type"] = [spec["type"], "null"]
+    doc = declared.metadata["doc"]
+    spec["description"] = f"{doc.rstrip('.')} ({_TIME})." if declared.metadata["time"] else doc
+    return {**spec, **declared.metadata.get("schema", {})}
+
+
+def _task_fields() -> dict[str, Any]:
+    hints = field_types(Task)
+    schema = {"taskId": {"type": "string", "pattern": TASK_ID_PATTERN,
+                         "description": "The task id."}}
+    schema.update({f.name: _field_schema(f, hints[f.name]) for f in public_fields()})
+    schema["id"]["description"] = "Same as taskId."
+    return schema
+
+
+# Task.to_json() plus taskId, derived field by field from the Task declaration. The object
+# is left open (no additionalProperties: false) so a field added in a later version does not
 # make older clients reject every result.
-_TASK_FIELDS: dict[str, Any] = {
-    "taskId": {"type": "string", "pattern": TASK_ID_PATTERN, "description": "The task id."},
-    "id": {"type": "string", "pattern": TASK_ID_PATTERN, "description": "Same as taskId."},
-    "seq": {"type": "integer", "description": "Submit order (FIFO within a priority)."},
-    "prompt": {"type": "string"},
-    "priority": {"type": "string", "enum": list(PRIORITIES)},
-    "status": _STATUS,
-    "cwd": {"type": "string", "description": "Directory the agent runs in."},
-    "created_at": {"type": "string", "description": f"When it was delegated ({_TIME})."},
-    "model": _maybe("string"),
-    "timeout_s": _maybe("number", "Seconds before the agent is stopped (null: the default)."),
-    "max_output_bytes": _maybe("integer"),
-    "permission_mode": _maybe("string", "skip, acceptEdits, allowedTools or default "
-                              "(null: the configured one)."),
-    "allowed_tools": {"type": "array", "items": {"type": "string"}},
-    "started_at": _maybe("string", f"When the latest attempt started ({_TIME})."),
-    "ended_at": _maybe("string", f"When it finished ({_TIME})."),
-    "exit_code": _maybe("integer"),
-    "error": _maybe("string", "Why it failed, in words."),
-    "session_id": _maybe("string", "The agent's Claude session id (what ResumeTask resumes)."),
-    "num_turns": _maybe("integer"),
-    "cost_usd": _maybe("number"),
-    "pid": _maybe("integer", "Process id of the agent's wrapper, which leads its process "
-                  "group."),
-    "attempt": {"type": "integer", "minimum": 0, "description": "Attempts started so far."},
-    "not_before": _maybe("string", f"A retry waits until then ({_TIME})."),
-    "last_activity": _maybe("string", "What the agent did last (tool in use, ...)."),
-    "last_activity_at": _maybe("string", _TIME),
-    "result": _maybe("string", "The agent's final answer."),
-    "is_error": _maybe("boolean", "Whether the final result was an error."),
-    "api_error_status": _maybe("integer", "HTTP status of the API error that ended it."),
-    "resume_session_id": _maybe("string", "The session this task continues."),
-    "parent_id": _maybe("string", "The task this one retries or resumes."),
-    "cancel_requested": {"type": "boolean"},
-    "cancel_reason": _maybe("string"),
-    "output_bytes": {"type": "integer", "minimum": 0},
-    "output_truncated": {"type": "boolean"},
-    "worktree": {"type": "boolean", "description": "Isolated in a git worktree."},
-    "base_branch": _maybe("string"),
-    "branch": _maybe("string", "The task's worktree branch."),
-    "worktree_path": _maybe("string"),
-    "merge_strategy": _maybe("string", "null: the configured default strategy.",
-                             enum=[*MERGE_STRATEGIES, None]),
-    "merge": _maybe("object", "Outcome of the merge strategy: strategy, status (pending, "
-                    "merged, kept, ...) and details."),
-    "commit_changes": _maybe("boolean", "Commit what the agent left uncommitted (null: the "
-                             "repository's setting)."),
-    "claude_bin": _maybe("string", "The agent executable, fixed when the task was delegated "
-                         "(null: the owner's)."),
-    "agent_args": {"type": "array", "items": {"type": "string"},
-                   "description": "Extra agent arguments, fixed when it was delegated."},
-    "attempts": {"type": "array", "description": "How each attempt so far ended.",
-                 "items": {"type": "object", "properties": {
-                     "attempt": {"type": "integer"}, "started_at": _maybe("string", _TIME),
-                     "ended_at": _maybe("string", _TIME), "state": _STATUS,
-                     "error": _maybe("string"), "exit_code": _maybe("integer")}}},
-}
+_TASK_FIELDS: dict[str, Any] = _task_fields()
 _TASK: dict[str, Any] = {"type": "object", "properties": _TASK_FIELDS,
                          "required": list(_TASK_FIELDS)}
 
@@ -197,17 +193,20 @@ TOOLS: list[dict[str, Any]] = [
                     "description": "Existing directory the agent runs in (absolute path; "
                     "default: the directory the server was started in).",
                 },
-                "timeout": {"type": "integer", "minimum": 1000, "maximum": 86_400_000,
+                "timeout": {"type": "integer", "minimum": int(_TIMEOUT_S[0] * 1000),
+                            "maximum": int(_TIMEOUT_S[1] * 1000),
                             "description": "Milliseconds before the agent is stopped "
                             "(default: the configured TASK_TIMEOUT)."},
-                "maxOutputBuffer": {"type": "integer", "minimum": 1024,
-                                    "maximum": 1_073_741_824,
+                "maxOutputBuffer": {"type": "integer", "minimum": int(_OUTPUT_BYTES[0]),
+                                    "maximum": int(_OUTPUT_BYTES[1]),
                                     "description": "Bytes of agent output kept (default: "
                                     "the configured MAX_OUTPUT_BUFFER)."},
                 "model": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
                           "description": "Model for the agent (claude --model), e.g. sonnet."},
-                "useWorktree": {"type": "boolean", "default": False,
-                                "description": "Run in a new git worktree on its own branch."},
+                "useWorktree": {"type": "boolean",
+                                "description": "Run in a new git worktree on its own branch "
+                                "(true), or not (false); default: the configured "
+                                "CLAUDINE_WORKTREE setting."},
                 "baseBranch": {"type": "string", "minLength": 1,
                                "maxLength": MAX_FIELD_CHARS,
                                "description": "Branch the worktree starts from (needs "

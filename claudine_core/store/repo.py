@@ -11,6 +11,8 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import MISSING, fields
+from enum import StrEnum
 from typing import Any
 
 import peewee
@@ -23,7 +25,10 @@ from claudine_core.models import (
     Task,
     TaskSpec,
     TaskState,
+    field_kind,
+    field_types,
     new_task_id,
+    task_fields,
 )
 from claudine_core.store.db import describe_sqlite_error
 from claudine_core.store.tables import bind_tables
@@ -33,54 +38,38 @@ MIN_PREFIX_DIGITS = 4
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 
 
+def _converters() -> dict[str, Callable[[Any], Any]]:
+    """For each declared Task field, how a column value becomes the field's value."""
+    hints = field_types(Task)
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for declared in task_fields():
+        kind, _ = field_kind(hints[declared.name])
+        converters[declared.name] = _converter(kind, declared)
+    return converters
+
+
+def _converter(kind: type, declared: Any) -> Callable[[Any], Any]:
+    empty = declared.default_factory() if declared.default_factory is not MISSING \
+        else declared.default
+    if kind is tuple:
+        return lambda value: tuple(json.loads(value)) if value else ()
+    if kind is dict:
+        return lambda value: json.loads(value) if value else empty
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None if empty is MISSING else empty
+        return kind(value)  # bool, int, float, str and the enums take the stored value
+
+    return convert
+
+
+_FROM_COLUMN = _converters()
+
+
 def _row_to_task(row: Any) -> Task:
-    return Task(
-        id=row.id,
-        seq=row.seq,
-        prompt=row.prompt,
-        priority=Priority(row.priority),
-        status=TaskState(row.status),
-        cwd=row.cwd,
-        created_at=row.created_at,
-        model=row.model,
-        timeout_s=row.timeout_s,
-        max_output_bytes=row.max_output_bytes,
-        permission_mode=row.permission_mode,
-        allowed_tools=tuple(json.loads(row.allowed_tools or "[]")),
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        exit_code=row.exit_code,
-        error=row.error,
-        session_id=row.session_id,
-        num_turns=row.num_turns,
-        cost_usd=row.cost_usd,
-        pid=row.pid,
-        attempt=row.attempt,
-        not_before=row.not_before,
-        last_activity=row.last_activity,
-        last_activity_at=row.last_activity_at,
-        result=row.result,
-        is_error=None if row.is_error is None else bool(row.is_error),
-        api_error_status=row.api_error_status,
-        resume_session_id=row.resume_session_id,
-        parent_id=row.parent_id,
-        cancel_requested=bool(row.cancel_requested),
-        cancel_reason=row.cancel_reason,
-        output_bytes=row.output_bytes or 0,
-        output_truncated=bool(row.output_truncated),
-        worktree=bool(row.worktree),
-        base_branch=row.base_branch,
-        branch=row.branch,
-        worktree_path=row.worktree_path,
-        merge_strategy=row.merge_strategy,
-        merge=json.loads(row.merge) if row.merge else None,
-        commit_changes=None if row.commit_changes is None else bool(row.commit_changes),
-        claude_bin=row.claude_bin,
-        agent_env=json.loads(row.agent_env) if row.agent_env else {},
-        agent_args=tuple(json.loads(row.agent_args or "[]")),
-        attempts=tuple(json.loads(row.attempts or "[]")),
-        extra={"pid_started_at": row.pid_started_at, "resume_prompt": row.resume_prompt},
-    )
+    data = row.__data__
+    return Task(**{name: convert(data.get(name)) for name, convert in _FROM_COLUMN.items()})
 
 
 class TaskRepo:
@@ -218,35 +207,14 @@ class TaskRepo:
     # -- writes ----------------------------------------------------------------------------
 
     def insert(self, spec: TaskSpec, *, cwd: str) -> Task:
+        """Store a validated request as a queued task; every TaskSpec field is a column."""
         TaskRow = self.TaskRow
         now = self.clock()
         task_id = new_task_id()
-        self._write(
-            lambda: TaskRow.insert(
-                id=task_id,
-                prompt=spec.prompt,
-                priority=int(spec.priority),
-                status=TaskState.QUEUED.value,
-                cwd=cwd,
-                model=spec.model,
-                timeout_s=spec.timeout_s,
-                max_output_bytes=spec.max_output_bytes,
-                permission_mode=spec.permission_mode.value if spec.permission_mode else None,
-                allowed_tools=json.dumps(list(spec.allowed_tools)),
-                created_at=now,
-                updated_at=now,
-                resume_session_id=spec.resume_session_id,
-                resume_prompt=spec.resume_prompt,
-                parent_id=spec.parent_id,
-                worktree=spec.worktree,
-                base_branch=spec.base_branch,
-                merge_strategy=spec.merge_strategy.value if spec.merge_strategy else None,
-                commit_changes=spec.commit_changes,
-                claude_bin=spec.claude_bin,
-                agent_env=json.dumps(spec.agent_env) if spec.agent_env else None,
-                agent_args=None if spec.agent_args is None else json.dumps(list(spec.agent_args)),
-            ).execute()
-        )
+        values = {f.name: _to_column(getattr(spec, f.name)) for f in fields(TaskSpec)}
+        values.update(id=task_id, status=TaskState.QUEUED.value, cwd=cwd, created_at=now,
+                      updated_at=now)
+        self._write(lambda: TaskRow.insert(**values).execute())
         return self.get(task_id)
 
     def transition(
@@ -350,10 +318,10 @@ class TaskRepo:
 
 
 def _to_column(value: Any) -> Any:
-    if isinstance(value, TaskState):
-        return value.value
     if isinstance(value, Priority):
         return int(value)
+    if isinstance(value, StrEnum):
+        return value.value
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value)
     return value

@@ -1,5 +1,10 @@
 """peewee models: the schema of the store (see migrations.py for how it evolves).
 
+The task table's columns are derived from the :class:`claudine_core.models.Task`
+declaration (one column per field, typed from the field's annotation), so a field is
+declared once; tests/core/test_task_fields.py checks that the migrations create exactly
+these columns.
+
 The model classes are declared inside :func:`bind_tables`, which each store calls with its
 own database, as huey's SqlStorage does: two homes open in one process then each have
 their own classes, and no query can reach a database through a process-global binding.
@@ -10,9 +15,13 @@ field, about twice that.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, Field
+from enum import Enum, IntEnum
 from typing import Any, NamedTuple
 
 import peewee
+
+from claudine_core.models import Task, field_kind, field_types, task_fields
 
 
 class Tables(NamedTuple):
@@ -20,6 +29,41 @@ class Tables(NamedTuple):
 
     meta: Any
     task: Any
+
+
+def _peewee_field(declared: Field[Any], annotation: Any) -> peewee.Field:
+    kind, nullable = field_kind(annotation)
+    options: dict[str, Any] = {"null": nullable}
+    if declared.metadata.get("unique"):
+        options["unique"] = True
+    if declared.metadata.get("index"):
+        options["index"] = True
+    if declared.default is not MISSING and declared.default is not None \
+            and not isinstance(declared.default, (tuple, dict)):
+        options["default"] = _stored_default(declared.default)
+    if declared.metadata.get("auto"):
+        return peewee.AutoField()
+    if issubclass(kind, bool):
+        return peewee.BooleanField(**options)
+    if issubclass(kind, (int, IntEnum)):
+        return peewee.IntegerField(**options)
+    if issubclass(kind, float):
+        return peewee.FloatField(**options)
+    return peewee.TextField(**options)  # str, StrEnum, JSON containers
+
+
+def _stored_default(value: Any) -> Any:
+    if isinstance(value, IntEnum):
+        return int(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def task_columns() -> dict[str, peewee.Field]:
+    """The task table's peewee fields, one per declared :class:`Task` field."""
+    hints = field_types(Task)
+    return {f.name: _peewee_field(f, hints[f.name]) for f in task_fields()}
 
 
 def bind_tables(db: peewee.Database) -> Tables:
@@ -38,64 +82,10 @@ def bind_tables(db: peewee.Database) -> Tables:
         class Meta:
             table_name = "meta"
 
-    class TaskRow(BaseModel):
-        """One delegated task. ``seq`` gives FIFO order within a priority, across restarts."""
-
-        seq = peewee.AutoField()
-        id = peewee.TextField(unique=True)
-        prompt = peewee.TextField()
-        priority = peewee.IntegerField(default=2)
-        status = peewee.TextField(default="queued", index=True)
-        cwd = peewee.TextField()
-        model = peewee.TextField(null=True)
-        timeout_s = peewee.FloatField(null=True)
-        max_output_bytes = peewee.IntegerField(null=True)
-        permission_mode = peewee.TextField(null=True)
-        allowed_tools = peewee.TextField(null=True)  # JSON list
-        created_at = peewee.FloatField()
-        updated_at = peewee.FloatField(index=True)
-        started_at = peewee.FloatField(null=True)
-        ended_at = peewee.FloatField(null=True)
-        exit_code = peewee.IntegerField(null=True)
-        error = peewee.TextField(null=True)
-        session_id = peewee.TextField(null=True)
-        num_turns = peewee.IntegerField(null=True)
-        cost_usd = peewee.FloatField(null=True)
-        pid = peewee.IntegerField(null=True)
-        pid_started_at = peewee.FloatField(null=True)  # process create time: guards pid reuse
-        attempt = peewee.IntegerField(default=0)
-        not_before = peewee.FloatField(null=True)  # retry back-off: not dispatched before this
-        last_activity = peewee.TextField(null=True)
-        last_activity_at = peewee.FloatField(null=True)
-        result = peewee.TextField(null=True)
-        is_error = peewee.BooleanField(null=True)
-        api_error_status = peewee.IntegerField(null=True)
-        resume_session_id = peewee.TextField(null=True)
-        resume_prompt = peewee.TextField(null=True)
-        parent_id = peewee.TextField(null=True)
-        cancel_requested = peewee.BooleanField(default=False)
-        cancel_reason = peewee.TextField(null=True)
-        output_bytes = peewee.IntegerField(default=0)
-        output_truncated = peewee.BooleanField(default=False)
-        # Added by schema version 2 (isolation in git worktrees).
-        worktree = peewee.BooleanField(default=False)
-        base_branch = peewee.TextField(null=True)
-        branch = peewee.TextField(null=True)
-        worktree_path = peewee.TextField(null=True)
-        merge_strategy = peewee.TextField(null=True)
-        merge = peewee.TextField(null=True)  # JSON outcome of the merge step
-        # Added by schema version 3: the task's own choice to commit leftovers (NULL: repo's).
-        commit_changes = peewee.BooleanField(null=True)
-        # Added by schema version 4: the task's own agent settings, fixed at delegate time so
-        # that whichever owner runs it runs it as the delegating process asked; and the
-        # outcome of every earlier attempt.
-        claude_bin = peewee.TextField(null=True)
-        agent_env = peewee.TextField(null=True)  # JSON object
-        agent_args = peewee.TextField(null=True)  # JSON list
-        attempts = peewee.TextField(null=True)  # JSON list of {attempt, started_at, ...}
-
-        class Meta:
-            table_name = "task"
-            indexes = ((("status", "priority", "seq"), False),)
-
+    task_meta = type("Meta", (), {
+        "table_name": "task",
+        "indexes": ((("status", "priority", "seq"), False),),
+    })
+    # One row per task; ``seq`` gives FIFO order within a priority, across restarts.
+    TaskRow = type("TaskRow", (BaseModel,), {**task_columns(), "Meta": task_meta})
     return Tables(meta=MetaRow, task=TaskRow)

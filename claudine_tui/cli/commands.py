@@ -12,11 +12,7 @@ from typing import Any
 from claudine_core.config import Config
 from claudine_core.errors import StoreError
 from claudine_core.models import (
-    MergeStrategy,
-    PermissionMode,
-    Priority,
     Task,
-    TaskSpec,
     TaskState,
 )
 from claudine_tui.cli import output
@@ -52,10 +48,14 @@ def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
 
 
 def delegate(args: argparse.Namespace) -> int:
+    from claudine_core.task_request import read_request
+
     service = open_service(args)
     try:
-        spec = _spec_from_args(args)
-        task = _guard(lambda: service.delegate(spec))
+        # One validation for every front end: every wrong flag is named at once (exit 2).
+        spec = read_request(_request_values(args),
+                            default_worktree=service.config.default_worktree)
+        task = service.delegate(spec)
         warn_owner_mismatch(service.config)
         if not args.no_serve:
             _ensure_owner(service.config)
@@ -68,28 +68,14 @@ def delegate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec_from_args(args: argparse.Namespace) -> TaskSpec:
-    try:
-        priority = Priority.parse(args.priority)
-    except ValueError as exc:
-        raise CommandError(str(exc), 2) from exc
-    tools = tuple(t.strip() for t in (args.allowed_tools or "").split(",") if t.strip())
-    if args.permission_mode == "allowedTools" and not tools:
-        raise CommandError("--permission-mode allowedTools needs --allowed-tools A,B,...", 2)
-    return TaskSpec(
-        prompt=args.prompt,
-        priority=priority,
-        cwd=args.cwd,
-        timeout_s=args.timeout,
-        model=args.model,
-        max_output_bytes=args.max_output,
-        permission_mode=PermissionMode(args.permission_mode) if args.permission_mode else None,
-        allowed_tools=tools,
-        worktree=args.worktree,
-        base_branch=args.base,
-        merge_strategy=MergeStrategy(args.merge) if args.merge else None,
-        commit_changes=args.commit,
-    )
+def _request_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The delegate flags as raw values keyed by TaskSpec field (checked by the core)."""
+    return {"prompt": args.prompt, "priority": args.priority, "cwd": args.cwd,
+            "timeout_s": args.timeout, "model": args.model,
+            "max_output_bytes": args.max_output, "permission_mode": args.permission_mode,
+            "allowed_tools": args.allowed_tools, "worktree": args.worktree,
+            "base_branch": args.base, "merge_strategy": args.merge,
+            "commit_changes": args.commit}
 
 
 def _ensure_owner(config: Config) -> None:

@@ -11,52 +11,48 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from claudine_core.config import Config, ConfigError, load_config
-from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
+from claudine_core.config import Config, load_config
+from claudine_core.errors import EXIT_FAILED, ClaudineError
 from claudine_core.models import Task
 
 
-class CommandError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class CommandError(ClaudineError):
+    """A command's own refusal (the core's errors derive from ClaudineError too)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message, exit_status=exit_code)
+
+    @property
+    def exit_code(self) -> int:
+        return self.exit_status
 
 
 def load(args: argparse.Namespace) -> Config:
-    try:
-        overrides: dict[str, Any] = {}
-        if getattr(args, "home", None):
-            overrides["home"] = Path(args.home).expanduser().resolve()
-        return load_config(override_sources={"home": "--home"}, **overrides)
-    except ConfigError as exc:
-        raise CommandError(str(exc), 2) from exc
+    """The settings, with ``--home``; a wrong one raises ConfigError (exit status 2)."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "home", None):
+        overrides["home"] = Path(args.home).expanduser().resolve()
+    return load_config(override_sources={"home": "--home"}, **overrides)
 
 
 def open_service(args: argparse.Namespace) -> Any:
+    """The task service of the home; an unusable store raises StoreError (exit status 1)."""
     from claudine_core.service import TaskService
 
-    config = load(args)
-    try:
-        return TaskService(config)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
+    return TaskService(load(args))
 
 
 def guard(action: Callable[[], Task]) -> Task:
-    """Run a command on a task; the core's refusals become a CommandError (exit 1)."""
-    from claudine_core.service import InvalidRequest
-
+    """Run a command on a task. The core's refusals (ClaudineError) go up to the one
+    handler in main; a plain ValueError (a bad priority word) becomes a CommandError."""
     try:
         return action()
-    except (UnknownTask, InvalidRequest, InvalidTransition, ValueError) as exc:
+    except ClaudineError:
+        raise
+    except ValueError as exc:
         raise CommandError(str(exc).strip("'\"")) from exc
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
 
 
 def guard_store(action: Callable[[], Any]) -> Any:
-    """Run a query; a StoreError becomes a CommandError (exit 1)."""
-    try:
-        return action()
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
+    """Run a query (a StoreError, a ClaudineError, goes up to the handler in main)."""
+    return action()

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from claudine_core.errors import ClaudineError, InvalidRequest
+from claudine_core.models import MergeStrategy, PermissionMode
 from claudine_tui.cli import commands
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -55,22 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="what the agent should do")
     p.add_argument("--priority", "-p", default="P2", help="P0 (urgent), P1 or P2 (default)")
     p.add_argument("--cwd", default=".", help="working directory of the agent (default: here)")
-    p.add_argument("--timeout", type=float, help="seconds before the agent is stopped")
+    # Values are checked by the core's one validation (claudine_core.task_request), which
+    # names the flag of every wrong one; argparse only collects them.
+    p.add_argument("--timeout", help="seconds before the agent is stopped")
     p.add_argument("--model", help="model for the agent (claude --model)")
-    p.add_argument("--permission-mode", choices=["skip", "acceptEdits", "allowedTools",
-                                                  "default"], help="how the agent gets past "
-                   "permission prompts (default: the configured one)")
+    p.add_argument("--permission-mode", metavar="|".join(m.value for m in PermissionMode),
+                   help="how the agent gets past permission prompts (default: the "
+                   "configured one)")
     p.add_argument("--allowed-tools", help="comma-separated tools for --permission-mode "
                    "allowedTools")
-    p.add_argument("--max-output", type=int, help="bytes of agent output kept (default: "
+    p.add_argument("--max-output", help="bytes of agent output kept, e.g. 10MB (default: "
                    "MAX_OUTPUT_BUFFER)")
-    p.add_argument("--worktree", action="store_true",
-                   help="run in a new git worktree on its own branch")
+    isolation = p.add_mutually_exclusive_group()
+    isolation.add_argument("--worktree", dest="worktree", action="store_const", const=True,
+                           default=None, help="run in a new git worktree on its own branch "
+                           "(default: the CLAUDINE_WORKTREE setting)")
+    isolation.add_argument("--no-worktree", dest="worktree", action="store_const",
+                           const=False, help="run in --cwd itself, even when "
+                           "CLAUDINE_WORKTREE is on")
     p.add_argument("--base", help="base branch for --worktree (default: the current one)")
-    p.add_argument("--merge", choices=["manual", "auto", "patch", "pr"],
-                   help="what to do with a --worktree task's branch when it finishes")
+    p.add_argument("--merge", metavar="|".join(s.value for s in MergeStrategy),
+                   help="what to do with a worktree task's branch when it finishes")
     p.add_argument("--no-commit", dest="commit", action="store_false", default=None,
-                   help="leave what a --worktree agent did not commit uncommitted in its "
+                   help="leave what a worktree agent did not commit uncommitted in its "
                    "worktree, for review (default: commit it to the task branch)")
     p.add_argument("--no-serve", action="store_true",
                    help="do not start a background owner if none is running")
@@ -205,13 +214,36 @@ def _run(argv: Sequence[str] | None) -> int:
             return commands.console(args)
         handler = HANDLERS.get(args.command) or commands.EXTRA_HANDLERS[args.command]
         return handler(args)
-    except commands.CommandError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc)}))
-        print(f"claudine: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except ClaudineError as exc:  # every refusal the core or a command explains
+        return _report(exc, as_json=getattr(args, "json", False))
     except KeyboardInterrupt:
         return 130
+
+
+# The flag (or argument) a user gives for each TaskSpec field, to name it in errors.
+FLAGS = {"prompt": "", "priority": "--priority", "cwd": "--cwd", "timeout_s": "--timeout",
+         "model": "--model", "max_output_bytes": "--max-output",
+         "permission_mode": "--permission-mode", "allowed_tools": "--allowed-tools",
+         "worktree": "--worktree", "base_branch": "--base", "merge_strategy": "--merge",
+         "commit_changes": "--no-commit"}
+
+
+def _report(exc: ClaudineError, *, as_json: bool) -> int:
+    """Print a refusal: one line per wrong flag when the request had several problems."""
+    from claudine_core.task_request import describe_problems
+
+    lines = [exc.message]
+    problems: dict[str, str] = {}
+    if isinstance(exc, InvalidRequest):
+        named = describe_problems(exc, FLAGS, worktree="--worktree")
+        problems = {flag: message for flag, message in named if flag}
+        lines = [f"{flag}: {message}" if flag else message for flag, message in named]
+    if as_json:
+        print(json.dumps({"error": "; ".join(lines), **({"problems": problems} if problems
+                                                         else {})}))
+    for line in lines:
+        print(f"claudine: error: {line}", file=sys.stderr)
+    return exc.exit_status
 
 
 if __name__ == "__main__":

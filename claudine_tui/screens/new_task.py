@@ -9,7 +9,6 @@ words that say how to fix it, and the first wrong field gets the focus.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -19,15 +18,23 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
-from claudine_core.models import MergeStrategy, Priority, TaskSpec
-from claudine_core.service import InvalidRequest, check_prompt_size, validate_cwd
+from claudine_core.errors import InvalidRequest
+from claudine_core.models import MergeStrategy, TaskSpec
+from claudine_core.task_request import describe_problems, read_request
 
 FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "worktree", "merge", "base",
           "no_commit")  # in the form's order: the first wrong one gets the focus
 TICKS = ("worktree", "no_commit")  # checkboxes; the other fields are text
-MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
-BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[^\s~^:?*\[\\]+(?<![./])$")
 STRATEGIES = tuple(s.value for s in MergeStrategy)
+
+
+# The TaskSpec field behind each form field: the core's one validation names problems by
+# TaskSpec field, and each message is shown under the form field it is about.
+SPEC_FIELDS = {"prompt": "prompt", "cwd": "cwd", "priority": "priority",
+               "timeout": "timeout_s", "model": "model", "worktree": "worktree",
+               "merge": "merge_strategy", "base": "base_branch", "no_commit": "commit_changes"}
+FORM_FIELDS = {spec: form for form, spec in SPEC_FIELDS.items()}
+WORKTREE_CHOICE = "'Isolate in a git worktree'"
 
 
 @dataclass(frozen=True)
@@ -36,71 +43,29 @@ class FormResult:
     errors: dict[str, str]
 
 
-def validate_form(values: dict[str, str]) -> FormResult:
-    """Check the form's text values; a TaskSpec when all are right, else the errors."""
-    errors: dict[str, str] = {}
-    prompt = values.get("prompt", "").strip()
-    if not prompt:
-        errors["prompt"] = "The prompt is empty: say what the agent should do."
-    else:
-        try:
-            check_prompt_size(prompt)  # the same words as the CLI's and MCP's refusal
-        except InvalidRequest as exc:
-            errors["prompt"] = str(exc)
-    priority = Priority.P2
+def validate_form(values: dict[str, str], *, default_worktree: bool = False) -> FormResult:
+    """Check the form's text values; a TaskSpec when all are right, else the errors by
+    form field (from the same validation the CLI and the MCP server use)."""
+    raw: dict[str, str | bool | None] = {SPEC_FIELDS[name]: value
+                                         for name, value in values.items()
+                                         if name in SPEC_FIELDS}
+    raw["prompt"] = values.get("prompt", "").strip()
+    raw["commit_changes"] = False if _ticked(values.get("no_commit", "")) else None
     try:
-        priority = Priority.parse(values.get("priority", "").strip() or "P2")
-    except ValueError:
-        errors["priority"] = "Use P0 (urgent), P1 (high) or P2 (normal)."
-    cwd = values.get("cwd", "").strip() or "."
-    try:
-        cwd = validate_cwd(cwd)
+        spec = read_request(raw, default_worktree=default_worktree)
     except InvalidRequest as exc:
-        errors["cwd"] = str(exc).capitalize() + "."
-    timeout = _timeout(values.get("timeout", "").strip(), errors)
-    model = values.get("model", "").strip() or None
-    if model is not None and not MODEL_RE.match(model):
-        errors["model"] = "A model name has no spaces, e.g. sonnet, opus or claude-sonnet-4-5."
-    worktree = _ticked(values.get("worktree", ""))
-    no_commit = _ticked(values.get("no_commit", ""))
-    base = values.get("base", "").strip() or None
-    merge = values.get("merge", "").strip().lower() or None
-    if base is not None and not worktree:
-        errors["base"] = "A base branch needs 'Isolate in a git worktree' ticked (or clear it)."
-    elif base is not None and not BRANCH_RE.match(base):
-        errors["base"] = f"{base!r} is not a branch name (e.g. main or release/2.3)."
-    if merge is not None and merge not in STRATEGIES:
-        errors["merge"] = f"Use one of {', '.join(STRATEGIES)}."
-    elif merge is not None and not worktree:
-        errors["merge"] = "A merge strategy needs 'Isolate in a git worktree' ticked."
-    if no_commit and not worktree:
-        errors["no_commit"] = ("Leaving the agent's changes uncommitted needs 'Isolate in a "
-                               "git worktree' ticked.")
-    if errors:
-        return FormResult(None, errors)
-    spec = TaskSpec(prompt=prompt, priority=priority, cwd=cwd, timeout_s=timeout, model=model,
-                    worktree=worktree, base_branch=base,
-                    merge_strategy=MergeStrategy(merge) if merge else None,
-                    commit_changes=False if no_commit else None)  # None: the repo decides
+        named = describe_problems(exc, FORM_FIELDS, worktree=WORKTREE_CHOICE)
+        return FormResult(None, {name or "prompt": _sentence(message)
+                                 for name, message in named})
     return FormResult(spec, {})
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
 def _ticked(text: str) -> bool:
     return text.strip().lower() in ("1", "yes", "true", "on")
-
-
-def _timeout(text: str, errors: dict[str, str]) -> float | None:
-    if not text:
-        return None
-    try:
-        seconds = float(text.removesuffix("s"))
-    except ValueError:
-        errors["timeout"] = f"{text!r} is not a number of seconds (e.g. 600)."
-        return None
-    if not 1 <= seconds <= 86_400:
-        errors["timeout"] = "The timeout must be between 1 and 86400 seconds."
-        return None
-    return seconds
 
 
 class NewTaskScreen(ModalScreen[TaskSpec | None]):
@@ -112,9 +77,10 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
         Binding("ctrl+s", "submit", "Delegate"),
     ]
 
-    def __init__(self, *, cwd: str) -> None:
+    def __init__(self, *, cwd: str, default_worktree: bool = False) -> None:
         super().__init__()
         self.default_cwd = cwd
+        self.default_worktree = default_worktree  # the setting a worktree choice falls back to
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog form"):
@@ -163,7 +129,7 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
         return values
 
     def action_submit(self) -> None:
-        result = validate_form(self.values())
+        result = validate_form(self.values(), default_worktree=self.default_worktree)
         for name in FIELDS:
             label = self.query_one(f"#error-{name}", Label)
             message = result.errors.get(name, "")

@@ -79,9 +79,10 @@ def test_bad_priority_and_cwd_are_rejected_and_nothing_is_stored(
     result = cli("delegate", "x", "--priority", "P9", "--no-serve")
     assert result.returncode == 2 and "P0 (urgent)" in result.stderr
     result = cli("delegate", "x", "--cwd", str(tmp_path / "nope"), "--no-serve")
-    assert result.returncode == 1 and "does not exist" in result.stderr
+    assert result.returncode == 2 and "--cwd: working directory" in result.stderr
+    assert "does not exist" in result.stderr
     result = cli("delegate", "", "--no-serve")
-    assert result.returncode == 1 and "prompt is empty" in result.stderr
+    assert result.returncode == 2 and "prompt is empty" in result.stderr
     assert cli.json("status") == []
 
 
