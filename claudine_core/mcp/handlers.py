@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claudine_core.agents.stream import parse_lines, render_plain
+from claudine_core.agents.log_text import render_plain
+from claudine_core.agents.run_log import end_of_last_line, iter_lines_backward
+from claudine_core.agents.stream_parse import parse_line
 from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
 from claudine_core.mcp.tools import ToolInputError, check_arguments
 from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
@@ -26,7 +28,7 @@ from claudine_core.service import InvalidRequest, TaskService
 
 log = logging.getLogger("claudine.mcp")
 
-LOG_READ_BYTES = 4 * 1024 * 1024  # TaskLogs reads at most this much from the end of the file
+LOG_READ_BYTES = 4 * 1024 * 1024  # TaskLogs reads back at most this much from the end of a file
 STDERR_TAIL_BYTES = 2048
 
 
@@ -156,7 +158,7 @@ def logs(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     task = service.get(args["taskId"])
     tail = args["tail"]
     path = service.output_path(task.id)
-    lines, truncated = _read_log_lines(path) if path is not None else ([], False)
+    lines, truncated = _read_log_lines(path, tail) if path is not None else ([], False)
     shown = lines[-tail:]
     stderr = service.stderr_tail(task.id, STDERR_TAIL_BYTES).strip()
     structured = {
@@ -235,24 +237,19 @@ def _describe(task: Task) -> str:
     return " ".join(parts)
 
 
-def _read_log_lines(path: os.PathLike[str]) -> tuple[list[str], bool]:
-    """Rendered lines of the last LOG_READ_BYTES of a run's stdout; (lines, cut off?)."""
-    try:
-        with open(path, "rb") as source:
-            size = source.seek(0, os.SEEK_END)
-            start = max(0, size - LOG_READ_BYTES)
-            source.seek(start)
-            data = source.read()
-    except FileNotFoundError:
-        return [], False
-    if start:
-        data = data[data.find(b"\n") + 1:]  # drop the partial first line
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1]:
-        raw_lines = raw_lines[:-1]  # the agent is mid-line
-    lines: list[str] = []
-    for event in parse_lines(line for line in raw_lines if line.strip()):
-        rendered = render_plain(event)
-        if rendered:
-            lines.extend(rendered.rstrip("\n").split("\n"))
-    return lines, bool(start)
+def _read_log_lines(path: os.PathLike[str], tail: int) -> tuple[list[str], bool]:
+    """Rendered lines of the end of a run's stdout, oldest first: read back from the end
+    until there are more than ``tail`` (or LOG_READ_BYTES were read); (lines, cut off?).
+
+    A line the agent is still writing is left out.
+    """
+    end = end_of_last_line(path)
+    newest_first: list[str] = []
+    for start, raw_line in iter_lines_backward(path, end):
+        for event in reversed(parse_line(raw_line)):
+            rendered = render_plain(event)
+            if rendered:
+                newest_first += reversed(rendered.rstrip("\n").split("\n"))
+        if len(newest_first) > tail or (start and end - start >= LOG_READ_BYTES):
+            return newest_first[::-1], bool(start) or len(newest_first) > tail
+    return newest_first[::-1], False

@@ -6,9 +6,8 @@ import errno
 import select
 import sys
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claudine_core.models import Task, iso_time
 from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output.task_details)
@@ -17,6 +16,11 @@ from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output
     format_elapsed,
     task_details,
 )
+
+if TYPE_CHECKING:
+    from claudine_core.agents.run_log import RunLogFollower
+
+OUTPUT_FILE = "stdout.jsonl"
 
 
 def elapsed(task: Task, now: float) -> float | None:
@@ -59,7 +63,8 @@ def one_line(task: Task) -> str:
 def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw: bool,
                poll_s: float, attempt: int | None = None) -> int:
     """Print a task's output, every attempt in order (or only ``attempt``), rendered or as
-    raw JSON lines; with ``follow``, keep printing (into later attempts too) until it ends."""
+    raw JSON lines; with ``follow``, keep printing (into later attempts too) until it ends.
+    ``tail`` reads only as much of the end of the files as the last lines need."""
     runs = service.attempt_dirs(task.id)
     if attempt is not None:
         runs = [run for run in runs if attempt_number(run) == attempt]
@@ -69,10 +74,8 @@ def print_logs(service: Any, task: Task, *, tail: int | None, follow: bool, raw:
     if not runs and not follow:
         print(f"(task {task.short_id} is {task.status.value}; no output yet)", file=sys.stderr)
         return 0
-    lines: deque[str] | list[str] = deque(maxlen=tail) if tail is not None else []
     reader = _AttemptReader(raw, several=len(runs) > 1)
-    for run in runs:
-        reader.read(run, lines.append)
+    lines = reader.read_tail(runs, tail) if tail is not None else reader.read_all(runs)
     for line in lines:
         print(line)
     sys.stdout.flush()
@@ -118,52 +121,94 @@ def _print_flush(line: str) -> None:
 
 
 class _AttemptReader:
-    """Reads attempts' ``stdout.jsonl`` files incrementally, announcing each new attempt."""
+    """Reads attempts' ``stdout.jsonl`` files through the run-log reader, announcing each
+    new attempt; remembers where it is in the latest one, for following it."""
 
     def __init__(self, raw: bool, several: bool) -> None:
-        # The stream parser is imported where logs are read, so that status and delegate
-        # do not load it (issue 9).
-        from claudine_core.agents.stream import LineSplitter
-
         self.raw = raw
         self.several = several  # announce attempts only when there is more than one
         self.run: Path | None = None
-        self.offset = 0
-        self.splitter = LineSplitter()
+        self.follower: RunLogFollower | None = None
+
+    def read_all(self, runs: list[Path]) -> list[str]:
+        """Every line of every attempt, oldest first."""
+        lines: list[str] = []
+        for run in runs:
+            self.read(run, lines.append)
+        return lines
+
+    def read_tail(self, runs: list[Path], count: int) -> list[str]:
+        """The last ``count`` lines of ``runs`` (attempt headings count as lines), reading
+        the files back from their ends only as far as those lines need."""
+        from claudine_core.agents.run_log import end_of_last_line
+
+        if not runs:
+            return []
+        # Where the latest run's complete lines end now: the tail ends there and following
+        # resumes there, so a line written meanwhile is printed once.
+        latest_end = end_of_last_line(runs[-1] / OUTPUT_FILE)
+        newest_first: list[str] = []
+        for index in range(len(runs) - 1, -1, -1):
+            if len(newest_first) >= count:
+                break
+            # A run before the latest has ended: its cut-off last line is shown too.
+            end = latest_end if index == len(runs) - 1 else None
+            path = runs[index] / OUTPUT_FILE
+            newest_first += self._lines_backward(path, end, count - len(newest_first))
+            if self.several and not self.raw:
+                newest_first.append(_attempt_heading(runs[index]))
+        self._start(runs[-1], latest_end)
+        return newest_first[:count][::-1]
+
+    def _lines_backward(self, path: Path, end: int | None, count: int) -> list[str]:
+        from claudine_core.agents.run_log import iter_lines_backward
+
+        newest_first: list[str] = []
+        for _, line in iter_lines_backward(path, end):
+            newest_first += reversed(self._render(line))
+            if len(newest_first) >= count:
+                break
+        return newest_first
 
     def read(self, run: Path, emit: Any) -> bool:
         """Emit what is new in ``run``; True if anything was read."""
-        from claudine_core.agents.stream import LineSplitter
-
         if run != self.run:
-            if self.run is not None:
-                self._emit_lines(self.splitter.flush(), emit)  # a cut-off last line
+            if self.follower is not None:
+                self._emit_lines(self.follower.flush(), emit)  # a cut-off last line
                 self.several = True
-            self.run, self.offset, self.splitter = run, 0, LineSplitter()
+            self._start(run, 0)
             if self.several and not self.raw:
-                emit(f"── attempt {attempt_number(run)} ──")
-        try:
-            with open(run / "stdout.jsonl", "rb") as source:
-                source.seek(self.offset)
-                data = source.read()
-        except FileNotFoundError:
-            return False
-        self.offset += len(data)
-        self._emit_lines(self.splitter.feed(data), emit)
-        return bool(data)
+                emit(_attempt_heading(run))
+        assert self.follower is not None
+        offset = self.follower.offset
+        self._emit_lines(self.follower.read_lines(), emit)
+        return self.follower.offset != offset
+
+    def _start(self, run: Path, offset: int) -> None:
+        # The stream parser is imported where logs are read, so that status and delegate
+        # do not load it (issue 9).
+        from claudine_core.agents.run_log import RunLogFollower
+
+        self.run, self.follower = run, RunLogFollower(run / OUTPUT_FILE, offset)
 
     def _emit_lines(self, lines: list[bytes], emit: Any) -> None:
-        from claudine_core.agents.stream import parse_line, render_plain
-
         for line in lines:
-            if self.raw:
-                emit(line.decode("utf-8", "replace"))
-                continue
-            for event in parse_line(line):
-                rendered = render_plain(event)
-                if rendered is not None:
-                    for part in rendered.splitlines():
-                        emit(part)
+            for text in self._render(line):
+                emit(text)
+
+    def _render(self, line: bytes) -> list[str]:
+        """The printed lines of one output line: itself when raw, else its events'."""
+        if self.raw:
+            return [line.decode("utf-8", "replace")]
+        from claudine_core.agents.log_text import render_plain
+        from claudine_core.agents.stream_parse import parse_line
+
+        rendered = (render_plain(event) for event in parse_line(line))
+        return [part for text in rendered if text is not None for part in text.splitlines()]
+
+
+def _attempt_heading(run: Path) -> str:
+    return f"── attempt {attempt_number(run)} ──"
 
 
 def timestamp(epoch: float | None) -> str:

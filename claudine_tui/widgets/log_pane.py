@@ -15,8 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import RichLog, Static
 
-from claudine_core.agents.stream import InvalidLine, StreamEvent, render_rich
+from claudine_core.agents.stream_events import InvalidLine, StreamEvent
 from claudine_core.models import Task
+from claudine_tui.log_render import render_rich
 from claudine_tui.task_text import task_details
 from claudine_tui.widgets.ports import ServicePort
 

@@ -1,4 +1,6 @@
-"""Tests for reading the stream-json output of ``claude`` agents (claudine_core.agents.stream)."""
+"""Tests for reading the stream-json output of ``claude`` agents: parsing, line splitting,
+the running summary and rendering (claudine_core.agents.stream_parse, summary, log_text,
+and the console's claudine_tui.log_render)."""
 
 from __future__ import annotations
 
@@ -13,24 +15,22 @@ from typing import Any
 import pytest
 from rich.text import Text
 
-from claudine_core.agents.stream import (
+from claudine_core.agents.log_text import render_plain
+from claudine_core.agents.run_log import read_events
+from claudine_core.agents.stream_events import (
     AgentInit,
     AgentResult,
     ApiRetry,
     AssistantText,
     InvalidLine,
-    LineSplitter,
     OtherEvent,
     StreamEvent,
-    StreamSummary,
     ToolResult,
     ToolUse,
-    iter_file_events,
-    parse_line,
-    parse_lines,
-    render_plain,
-    render_rich,
 )
+from claudine_core.agents.stream_parse import LineSplitter, parse_line, parse_lines
+from claudine_core.agents.summary import StreamSummary
+from claudine_tui.log_render import render_rich
 
 REFERENCE = Path("/work/shared/reference/claude-stream-json-bash-tool.jsonl")
 SESSION = "64f1760b-ed1f-4f94-bd94-e27258e05faa"
@@ -595,54 +595,54 @@ def test_render_rich_matches_plain() -> None:
         assert rich is not None and rich.plain == render_plain(event)
 
 
-# --- iter_file_events -------------------------------------------------------------------
+# --- run_log.read_events: events from an offset (the rest of run_log: test_run_log.py) ---
 
 
-def test_iter_file_events_consumes_only_complete_lines(tmp_path: Path) -> None:
+def test_read_events_consumes_only_complete_lines(tmp_path: Path) -> None:
     path = tmp_path / "stdout.jsonl"
     lines = [line(obj) for obj in TRANSCRIPT]
     path.write_bytes(lines[0] + lines[1] + lines[2][:10])
-    events, offset = iter_file_events(path)
+    events, offset = read_events(path)
     assert events == EXPECTED[:2]
     assert offset == len(lines[0] + lines[1])
 
     with path.open("ab") as handle:
         handle.write(lines[2][10:] + b"".join(lines[3:]))
-    events, offset = iter_file_events(path, offset)
+    events, offset = read_events(path, offset)
     assert events == EXPECTED[2:]
     assert offset == path.stat().st_size
-    assert iter_file_events(path, offset) == ([], offset)
+    assert read_events(path, offset) == ([], offset)
 
 
-def test_iter_file_events_respects_max_bytes(tmp_path: Path) -> None:
+def test_read_events_respects_max_bytes(tmp_path: Path) -> None:
     path = tmp_path / "stdout.jsonl"
     path.write_bytes(b"".join(line(obj) for obj in TRANSCRIPT))
     events: list[StreamEvent] = []
     offset = 0
     for _ in range(100):
-        batch, offset = iter_file_events(path, offset, max_bytes=2000)
+        batch, offset = read_events(path, offset, max_bytes=2000)
         events += batch
         if offset == path.stat().st_size:
             break
     assert events == EXPECTED
 
 
-def test_iter_file_events_skips_line_longer_than_max_bytes(tmp_path: Path) -> None:
+def test_read_events_skips_line_longer_than_max_bytes(tmp_path: Path) -> None:
     path = tmp_path / "stdout.jsonl"
     path.write_bytes(b'{"type":"x","pad":"' + b"p" * 5000)
-    assert iter_file_events(path, 0, max_bytes=100) == ([], 0)  # still being written
+    assert read_events(path, 0, max_bytes=100) == ([], 0)  # still being written
     with path.open("ab") as handle:
         handle.write(b'"}\n' + line(TRANSCRIPT[1]))
-    events, offset = iter_file_events(path, 0, max_bytes=100)
+    events, offset = read_events(path, 0, max_bytes=100)
     assert len(events) == 1 and isinstance(events[0], InvalidLine)
     assert "longer than 100 bytes" in events[0].error
-    events, offset = iter_file_events(path, offset, max_bytes=1000)
+    events, offset = read_events(path, offset, max_bytes=1000)
     assert events == [EXPECTED[1]]
     assert offset == path.stat().st_size
 
 
-def test_iter_file_events_missing_file(tmp_path: Path) -> None:
-    assert iter_file_events(tmp_path / "nope.jsonl", 5) == ([], 5)
+def test_read_events_missing_file(tmp_path: Path) -> None:
+    assert read_events(tmp_path / "nope.jsonl", 5) == ([], 5)
 
 
 # --- the summary from raw lines (the owner's fast path) ----------------------------------
@@ -786,16 +786,16 @@ def test_fast_summary_matches_on_random_streams(seed: int) -> None:
 
 
 def test_fast_summary_parses_only_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import claudine_core.agents.stream as stream
+    import claudine_core.agents.summary as summary_module
 
     parsed: list[bytes | str] = []
-    real = stream.parse_line
+    real = summary_module.parse_line
 
     def counting(line: bytes | str) -> list[StreamEvent]:
         parsed.append(line)
         return real(line)
 
-    monkeypatch.setattr(stream, "parse_line", counting)
+    monkeypatch.setattr(summary_module, "parse_line", counting)
     data = fake_output("bench " + ("[text:flood]" * 50 + "[sleep:0]") * 4)
     lines = data.splitlines()
     StreamSummary().update_from_lines(lines)

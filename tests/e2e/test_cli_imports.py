@@ -1,6 +1,7 @@
 """The short-lived commands import only what they need (issue 9): ``claudine status``,
 ``delegate --no-serve``, ``logs`` and ``--version`` never load the console (Textual), the MCP
-SDK, GitPython, rich, psutil, asyncio or the engine; only ``logs`` loads the stream parser.
+SDK, GitPython, rich, psutil, asyncio or the engine; only ``logs`` loads the stream parser
+and the run-log reader.
 Checked by what is in ``sys.modules`` after the command ran, in a fresh interpreter:
 behaviour, not timings (the timings are in bench/bench_cli_startup.py, run by hand)."""
 
@@ -23,7 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 # Top-level names, or claudine modules, that no short-lived command below may load.
 HEAVY = ("textual", "mcp", "git", "rich", "psutil", "asyncio", "anyio", "pydantic",
          "claudine_core.engine", "claudine_core.serve", "claudine_core.resources",
-         "claudine_core.supervisor", "claudine_core.agents.stream", "claudine_tui.app")
+         "claudine_core.supervisor", "claudine_core.agents.stream",
+         "claudine_core.agents.stream_parse", "claudine_core.agents.summary",
+         "claudine_core.agents.log_text", "claudine_core.agents.run_log",
+         "claudine_tui.log_render", "claudine_tui.app")
+# What ``logs`` may load of them: the run-log reader, the parser and the plain text form.
+LOG_READER = {"claudine_core.agents.run_log", "claudine_core.agents.stream_parse",
+              "claudine_core.agents.log_text"}
 
 PROBE = """
 import io, json, sys
@@ -89,7 +96,12 @@ def test_logs_loads_the_stream_parser_and_nothing_heavier(
     assert result["status"] == 0, result
     loaded = result["loaded"]
     assert isinstance(loaded, list)
-    assert set(loaded) <= {"claudine_core.agents.stream", "claudine_core.supervisor"}, loaded
+    # The supervisor (its attempt_dirs) still imports the stream names through the
+    # re-exporting agents.stream, which loads the summary too; both go once it imports
+    # from the split modules.
+    via_supervisor = {"claudine_core.supervisor", "claudine_core.agents.stream",
+                      "claudine_core.agents.summary"}
+    assert set(loaded) <= LOG_READER | via_supervisor, loaded
 
 
 def test_status_on_an_empty_home_loads_nothing_heavy(tmp_path: Path) -> None:
@@ -100,12 +112,13 @@ def test_status_on_an_empty_home_loads_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_the_probe_sees_a_heavy_import(home_with_tasks: tuple[dict[str, str], str]) -> None:
-    """The check is not vacuous: rich, now imported where the console's log pane renders
-    (``render_rich``), still loads and works there."""
+    """The check is not vacuous: rich, imported where the console's log pane renders
+    (``claudine_tui.log_render``), still loads and works there."""
     env, _ = home_with_tasks
     env = {**env, "PYTHONPATH": str(REPO)}
     code = ("import sys\n"
-            "from claudine_core.agents.stream import AssistantText, render_rich\n"
+            "from claudine_core.agents.stream_events import AssistantText\n"
+            "from claudine_tui.log_render import render_rich\n"
             "assert render_rich(AssistantText('hi')).plain == 'hi'\n"
             "print('rich' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
