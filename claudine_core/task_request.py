@@ -275,8 +275,12 @@ def _check_range(value: float | None, setting: str, what: str, unit: str) -> Non
         return
     low, high = setting_bounds(setting)
     if not low <= value <= high:
-        raise ValueError(f"{what} {value:g}{unit} is out of range: it must be between "
-                         f"{low:g} and {high:g}{unit}")
+        raise ValueError(f"{what} {_number(value)}{unit} is out of range: it must be "
+                         f"between {_number(low)} and {_number(high)}{unit}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _check_pattern(value: str | None, pattern: re.Pattern[str], message: str) -> None:
