@@ -15,20 +15,10 @@ The tool names are those of the original TypeScript claudine, so existing prompt
 
 from __future__ import annotations
 
-import typing
-from enum import Enum
 from typing import Any
 
-from claudine_core.models import (
-    TASK_ID_PATTERN,
-    MergeStrategy,
-    Priority,
-    Task,
-    TaskState,
-    field_kind,
-    field_types,
-    public_fields,
-)
+from claudine_core.mcp.task_schema import task_properties
+from claudine_core.models import TASK_ID_PATTERN, MergeStrategy, Priority, TaskState
 from claudine_core.task_request import MAX_FIELD_CHARS, MAX_PROMPT_BYTES, setting_bounds
 
 SERVER_NAME = "claudine"
@@ -89,46 +79,8 @@ def _maybe(kind: str, description: str | None = None, **extra: Any) -> dict[str,
     return spec
 
 
-_TIME = "ISO 8601 time in UTC"
 _STATUS: dict[str, Any] = {"type": "string", "enum": list(STATES)}
-_JSON_TYPES = {bool: "boolean", str: "string", int: "integer", float: "number",
-               tuple: "array", dict: "object"}
-
-
-def _field_schema(declared: Any, annotation: Any) -> dict[str, Any]:
-    """A Task field's JSON schema, from its declaration in claudine_core.models."""
-    kind, nullable = field_kind(annotation)
-    spec: dict[str, Any]
-    if declared.metadata["time"]:
-        spec = {"type": "string"}
-    elif issubclass(kind, Enum):
-        values = [str(member) for member in kind]  # P0..P2, or the StrEnum's values
-        spec = {"type": "string", "enum": values + [None] if nullable else values}
-    else:
-        spec = {"type": next(v for k, v in _JSON_TYPES.items() if issubclass(kind, k))}
-    if kind is tuple:
-        item = typing.get_args(annotation)[0]
-        spec["items"] = {"type": "object" if typing.get_origin(item) is dict else "string"}
-    if nullable and kind not in (tuple,):
-        spec["type"] = [spec["type"], "null"]
-    doc = declared.metadata["doc"]
-    spec["description"] = f"{doc.rstrip('.')} ({_TIME})." if declared.metadata["time"] else doc
-    return {**spec, **declared.metadata.get("schema", {})}
-
-
-def _task_fields() -> dict[str, Any]:
-    hints = field_types(Task)
-    schema = {"taskId": {"type": "string", "pattern": TASK_ID_PATTERN,
-                         "description": "The task id."}}
-    schema.update({f.name: _field_schema(f, hints[f.name]) for f in public_fields()})
-    schema["id"]["description"] = "Same as taskId."
-    return schema
-
-
-# Task.to_json() plus taskId, derived field by field from the Task declaration. The object
-# is left open (no additionalProperties: false) so a field added in a later version does not
-# make older clients reject every result.
-_TASK_FIELDS: dict[str, Any] = _task_fields()
+_TASK_FIELDS: dict[str, Any] = task_properties()
 _TASK: dict[str, Any] = {"type": "object", "properties": _TASK_FIELDS,
                          "required": list(_TASK_FIELDS)}
 
