@@ -106,20 +106,10 @@ class StdioFront:
         self.write(frame({"jsonrpc": "2.0", "id": request_id, "result": result}))
 
     async def serve(self, wire_in: int) -> int:
+        """Serve the wire until its input ends or a signal arrives; the exit status."""
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[bytes | TooLong | None] = asyncio.Queue()
-        threading.Thread(target=_read_lines, args=(wire_in, loop, lines), daemon=True,
-                         name="claudine-mcp-stdin").start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lines.put_nowait, None)
-        engine_ready: asyncio.Future[Any] = loop.create_future()
-        sdk_ready: asyncio.Future[Any] = loop.create_future()
-        self.loader = threading.Thread(target=_load_backend,
-                                       args=(loop, engine_ready, self.engine_started,
-                                             sdk_ready), daemon=True,
-                                       name="claudine-mcp-loader")
-        self.loader.start()
-        backend = asyncio.ensure_future(self._start_backend(engine_ready, sdk_ready))
+        lines = self._start_reading(wire_in, loop)
+        backend = asyncio.ensure_future(self._start_backend(*self._start_loader(loop)))
         bridge_run: asyncio.Future[None] | None = None
         try:
             while True:
@@ -141,11 +131,7 @@ class StdioFront:
                 # answer them before leaving.
                 bridge_run = await self._attach(await backend)
         except HomeUnusable as exc:
-            for queued in self.pending:  # the host is told why, not left waiting
-                with contextlib.suppress(Exception):
-                    request_id = json.loads(queued.line).get("id")
-                    if is_id(request_id):
-                        self.write(error_frame(request_id, INTERNAL_ERROR, str(exc)))
+            self._refuse_pending(str(exc))
             print(f"claudine: error: {exc}", file=sys.stderr, flush=True)
             return EXIT_BAD_HOME
         except Exception:
@@ -154,6 +140,36 @@ class StdioFront:
         finally:
             await self._shutdown(backend, bridge_run)
         return 0
+
+    def _start_reading(self, wire_in: int,
+                       loop: asyncio.AbstractEventLoop) -> asyncio.Queue[bytes | TooLong | None]:
+        """Lines of the wire, read on a thread; None when it ends or a signal asks to stop."""
+        lines: asyncio.Queue[bytes | TooLong | None] = asyncio.Queue()
+        threading.Thread(target=_read_lines, args=(wire_in, loop, lines), daemon=True,
+                         name="claudine-mcp-stdin").start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lines.put_nowait, None)
+        return lines
+
+    def _start_loader(self, loop: asyncio.AbstractEventLoop
+                      ) -> tuple[asyncio.Future[Any], asyncio.Future[Any]]:
+        """Start importing the engine, then the SDK; the futures of the two modules."""
+        engine_ready: asyncio.Future[Any] = loop.create_future()
+        sdk_ready: asyncio.Future[Any] = loop.create_future()
+        self.loader = threading.Thread(target=_load_backend,
+                                       args=(loop, engine_ready, self.engine_started,
+                                             sdk_ready), daemon=True,
+                                       name="claudine-mcp-loader")
+        self.loader.start()
+        return engine_ready, sdk_ready
+
+    def _refuse_pending(self, reason: str) -> None:
+        """Answer every request still waiting with ``reason``: told why, not left waiting."""
+        for queued in self.pending:
+            with contextlib.suppress(Exception):
+                request_id = json.loads(queued.line).get("id")
+                if is_id(request_id):
+                    self.write(error_frame(request_id, INTERNAL_ERROR, reason))
 
     async def _handle_safely(self, line: bytes | TooLong) -> None:
         """Handle one line; whatever goes wrong costs that line an error reply, not the run."""
