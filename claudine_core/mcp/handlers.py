@@ -21,10 +21,11 @@ from typing import Any
 from claudine_core.agents.log_text import render_plain
 from claudine_core.agents.run_log import end_of_last_line, iter_lines_backward
 from claudine_core.agents.stream_parse import parse_line
-from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
+from claudine_core.errors import ClaudineError, InvalidRequest, StoreError
 from claudine_core.mcp.tools import ToolInputError, check_arguments
-from claudine_core.models import MergeStrategy, Priority, Task, TaskSpec, TaskState
-from claudine_core.service import InvalidRequest, TaskService
+from claudine_core.models import Task, TaskState
+from claudine_core.service import TaskService
+from claudine_core.task_request import describe_problems, read_request
 
 log = logging.getLogger("claudine.mcp")
 
@@ -56,15 +57,29 @@ def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) 
     try:
         args = check_arguments(name, arguments)
         return HANDLERS[name](service, args)
-    except (ToolInputError, UnknownTask, InvalidRequest, InvalidTransition) as exc:
-        return error(_clean(exc))
-    except StoreError as exc:
-        log.error("store error in %s: %s", name, exc)
-        return error(f"the claudine store is unavailable ({exc}); try again shortly")
+    except ClaudineError as exc:  # every refusal with a message for the user
+        return error(_refusal(name, exc))
     except OSError as exc:  # the system refused a path the arguments led to
         log.info("%s: %s", name, exc)
         where = f" {exc.filename}" if exc.filename else ""
         return error(f"{name} could not use{where}: {exc.strerror or exc}")
+
+
+# The argument of DelegateTask behind each TaskSpec field, to name it in errors.
+ARGUMENTS = {"prompt": "prompt", "priority": "priority", "cwd": "workingDirectory",
+             "timeout_s": "timeout", "model": "model", "max_output_bytes": "maxOutputBuffer",
+             "worktree": "useWorktree", "base_branch": "baseBranch",
+             "merge_strategy": "mergeStrategy", "commit_changes": "autoCommit"}
+
+
+def _refusal(name: str, exc: ClaudineError) -> str:
+    if isinstance(exc, StoreError):
+        log.error("store error in %s: %s", name, exc)
+        return f"the claudine store is unavailable ({exc}); try again shortly"
+    if isinstance(exc, InvalidRequest) and exc.problems:
+        named = describe_problems(exc, ARGUMENTS, worktree="useWorktree: true")
+        return "; ".join(f"{argument}: {message}" for argument, message in named)
+    return _clean(exc)
 
 
 def _clean(exc: Exception) -> str:
@@ -89,27 +104,17 @@ def _task_outcome(task: Task, text: str) -> ToolOutcome:
 
 
 def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
-    worktree = bool(args.get("useWorktree"))
-    for needs_worktree in ("baseBranch", "mergeStrategy", "autoCommit"):
-        if needs_worktree in args and not worktree:
-            raise ToolInputError(f"{needs_worktree} only applies to a worktree task: "
-                                 "add useWorktree: true or drop it")
-    if worktree and importlib.util.find_spec("claudine_core.isolation.worktrees") is None:
+    if args.get("useWorktree") and \
+            importlib.util.find_spec("claudine_core.isolation.worktrees") is None:
         raise ToolInputError("worktree isolation is not available in this claudine build: "
                              "drop useWorktree (the task then runs in workingDirectory)")
-    timeout_ms = args.get("timeout")
-    spec = TaskSpec(
-        prompt=args["prompt"],
-        priority=Priority.parse(args["priority"]),
-        cwd=args.get("workingDirectory") or os.getcwd(),
-        timeout_s=timeout_ms / 1000 if timeout_ms is not None else None,
-        model=args.get("model"),
-        max_output_bytes=args.get("maxOutputBuffer"),
-        worktree=worktree,
-        base_branch=args.get("baseBranch"),
-        merge_strategy=MergeStrategy(args["mergeStrategy"]) if "mergeStrategy" in args else None,
-        commit_changes=args.get("autoCommit"),
-    )
+    # The same validation as the CLI and the console's form (claudine_core.task_request);
+    # its problems come back named by argument (see _refusal).
+    values = {field: args.get(argument) for field, argument in ARGUMENTS.items()}
+    values["cwd"] = args.get("workingDirectory") or os.getcwd()
+    if values["timeout_s"] is not None:
+        values["timeout_s"] = values["timeout_s"] / 1000  # milliseconds, as the original
+    spec = read_request(values, default_worktree=service.config.default_worktree)
     task = service.delegate(spec)
     return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, queued). "
                                "Check it with TaskStatus; read its output with TaskLogs.")

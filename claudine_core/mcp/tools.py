@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from claudine_core.errors import EXIT_USAGE, ClaudineError
 from claudine_core.mcp.task_schema import task_properties
 from claudine_core.models import TASK_ID_PATTERN, MergeStrategy, Priority, TaskState
 from claudine_core.task_request import MAX_FIELD_CHARS, MAX_PROMPT_BYTES, setting_bounds
@@ -252,8 +253,10 @@ TOOLS: list[dict[str, Any]] = [
 TOOLS_BY_NAME = {tool["name"]: tool for tool in TOOLS}
 
 
-class ToolInputError(ValueError):
+class ToolInputError(ClaudineError, ValueError):
     """The arguments do not fit the tool's schema; the message says how to fix them."""
+
+    exit_status = EXIT_USAGE
 
 
 def initialize_result(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from engine_helpers import wait_for_state
+from engine_helpers import agent_env, make_config, wait_for_state
 from mcp import Client
 from mcp_helpers import assert_matches_output_schema
 
@@ -115,7 +115,10 @@ async def test_delegate_defaults(connect: Any, workdir: str, monkeypatch: Any) -
         ({"prompt": "x", "baseBranch": "main"}, "add useWorktree: true"),
         ({"prompt": "x", "mergeStrategy": "auto"}, "add useWorktree: true"),
         ({"prompt": "x", "autoCommit": False},
-         "autoCommit only applies to a worktree task: add useWorktree: true or drop it"),
+         "autoCommit: only applies to a worktree task: add useWorktree: true or drop it"),
+        ({"prompt": "x", "model": "my model"}, "model: 'my model' is not a model name"),
+        ({"prompt": "x", "useWorktree": True, "baseBranch": "a..b"},
+         "baseBranch: 'a..b' is not a branch name"),
         ({"prompt": "x", "useWorktree": False, "autoCommit": True}, "add useWorktree: true"),
         ({"prompt": "x", "useWorktree": True, "autoCommit": "no"},
          "autoCommit must be true or false"),
@@ -184,6 +187,41 @@ async def test_delegate_auto_commit_lands_in_the_store(
         assert service.get(structured["taskId"]).commit_changes is stored
     finally:
         service.close()
+
+
+async def test_delegate_names_every_wrong_argument_at_once(
+    connect_waiting: Any, tmp_path: Any
+) -> None:
+    async with connect_waiting() as waiting_client:
+        message = await call_error(waiting_client, "DelegateTask", prompt="x", model="a b",
+                                   workingDirectory=str(tmp_path / "gone"),
+                                   mergeStrategy="auto")
+    problems = dict(part.split(": ", 1) for part in message.split("; "))
+    assert set(problems) == {"workingDirectory", "model", "mergeStrategy"}
+    assert "does not exist" in problems["workingDirectory"]
+
+
+@pytest.mark.parametrize(("setting", "use_worktree", "stored"),
+                         [(True, None, True), (True, False, False), (False, None, False),
+                          (False, True, True)])
+async def test_use_worktree_is_yes_no_or_the_setting(
+    tmp_path: Any, repo_dir: str, setting: bool, use_worktree: bool | None, stored: bool
+) -> None:
+    """Without useWorktree the CLAUDINE_WORKTREE setting decides; false says no."""
+    config = make_config(tmp_path / "home", default_worktree=setting)
+    engine = Engine(config, kind="mcp", env=agent_env())
+    lock = OwnerLock(config.lock_path, kind="test")  # someone else owns it: nothing runs
+    assert lock.try_acquire()
+    await engine.start()
+    try:
+        extra = {} if use_worktree is None else {"useWorktree": use_worktree}
+        async with Client(build_server(config, engine=engine)) as client:
+            structured, _ = await call(client, "DelegateTask", prompt="choice",
+                                       workingDirectory=repo_dir, **extra)
+        assert structured["task"]["worktree"] is stored
+    finally:
+        await engine.stop()
+        lock.release()
 
 
 async def test_delegate_without_a_worktree_stores_no_commit_choice(
