@@ -104,15 +104,15 @@ async def test_owner_stopping_during_setup_requeues_and_next_owner_reuses_worktr
     home = tmp_path / "home"
     first = new_engine(home)
     await first.start()
-    task = first.delegate(isolated("[write:once.txt=1] survive a restart", repo))
+    task = first.service.delegate(isolated("[write:once.txt=1] survive a restart", repo))
     await wait_until(lambda: setup_runs(gate))
-    prepared_path = await wait_until(lambda: first.get(task.id).worktree_path)
+    prepared_path = await wait_until(lambda: first.service.get(task.id).worktree_path)
     gate.touch()  # the set-up can end while the owner stops
     await first.stop()
     second = new_engine(home)
     await second.start()
     try:
-        assert second.get(task.id).status in (TaskState.QUEUED, TaskState.RUNNING)
+        assert second.service.get(task.id).status in (TaskState.QUEUED, TaskState.RUNNING)
         done = await wait_for_merge(second, task.id)
         assert done.status is TaskState.COMPLETED, done.error
         assert done.attempt == 1  # the agent ran once, by the second owner
