@@ -34,7 +34,13 @@ from typing import Any
 
 from claudine_core.isolation.errors import RepoSettingsError
 
-__all__ = ["SETTINGS_FILE", "RepoSettings", "RepoSettingsError", "load_settings"]
+__all__ = [
+    "SETTINGS_FILE",
+    "RepoSettings",
+    "RepoSettingsError",
+    "load_settings",
+    "load_settings_for",
+]
 
 SETTINGS_FILE = ".claudine.toml"
 TABLE = "worktree"
@@ -178,6 +184,23 @@ def load_settings(root: Path) -> RepoSettings:
         key = _known_key(path, text, name)
         fields[key.field] = _checked(path, text, key, value, root)
     return RepoSettings(**fields)
+
+
+def load_settings_for(path: Path) -> RepoSettings:
+    """The settings of the repository ``path`` is in; the defaults outside any repository.
+
+    The repository is found the way git finds it (the nearest folder, ``path`` or a parent,
+    with a ``.git`` entry) without loading git, so a delegating process can check the file
+    at once instead of the task failing later when its worktree is prepared.
+
+    Raises:
+        RepoSettingsError: as :func:`load_settings`.
+    """
+    absolute = path.absolute()
+    for folder in (absolute, *absolute.parents):
+        if (folder / ".git").exists():
+            return load_settings(folder)
+    return RepoSettings()
 
 
 def _read(path: Path) -> str | None:

@@ -16,6 +16,7 @@ from git_helpers import git, make_repo
 from claudine_core.engine import Engine
 from claudine_core.errors import EXIT_USAGE, ClaudineError
 from claudine_core.isolation.github import PullRequestError
+from claudine_core.isolation.settings import load_settings_for
 from claudine_core.isolation.worktrees import (
     RepoSettings,
     RepoSettingsError,
@@ -156,6 +157,23 @@ def test_missing_empty_and_lenient_forms_read_as_before(
     if text is not None:
         write_settings(tmp_path, text)
     assert load_settings(tmp_path) == expected
+
+
+def test_a_delegating_process_finds_the_file_of_the_repository_it_is_in(
+        tmp_path: Path) -> None:
+    """What a delegate-time check reads: the repository root's file, from any subfolder."""
+    repo = make_repo(tmp_path / "repo")
+    inner = repo / "pkg" / "inner"
+    inner.mkdir(parents=True)
+    write_settings(repo, "[worktree]\ncommit = false\n")
+    assert load_settings_for(inner) == RepoSettings(commit=False)
+    write_settings(repo, "[worktree]\ncommit = 1\n")
+    with pytest.raises(RepoSettingsError, match=r"\.claudine\.toml:2: \[worktree\] commit = 1"):
+        load_settings_for(inner)
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    write_settings(outside, "[worktree]\ncommit = 1\n")  # not a repository: not read
+    assert load_settings_for(outside) == RepoSettings()
 
 
 # -- the real path: engine, git, fake agent --------------------------------------------------
