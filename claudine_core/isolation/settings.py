@@ -22,11 +22,9 @@ No git here: reading the file is cheap enough to do whenever a task is delegated
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +164,8 @@ def load_settings(root: Path) -> RepoSettings:
     text = _read(path)
     if text is None:
         return RepoSettings()
+    import tomllib  # here, not at the top: most repositories have no such file
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # its message carries "(at line N, column M)"
@@ -217,6 +217,8 @@ def _known_key(path: Path, text: str, name: str) -> _Key:
     key = _BY_NAME.get(name)
     if key is not None:
         return key
+    import difflib  # only for a wrong file
+
     close = difflib.get_close_matches(name, _BY_NAME, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise RepoSettingsError(f"{_where(path, text, TABLE, name)}: unknown key{hint}; valid "
