@@ -8,10 +8,8 @@ the reason) and ``finish(task)`` once it is terminal; the merge step then runs o
 thread and stores its outcome in ``task.merge``. Front ends call the review actions
 :class:`Worktrees` inherits from :class:`~claudine_core.isolation.review.Review`.
 
-The package, by job: ``settings`` reads ``.claudine.toml`` (what to copy into a new worktree,
-the setup command, commit, remote); ``gitops`` runs git; ``github`` opens pull requests;
-``review`` holds the review actions; this module the engine hooks and the setup of a new
-worktree. The names other packages import are all importable from here.
+The names other packages import are all importable from here (see the package docstring
+for which module does what).
 """
 
 from __future__ import annotations
