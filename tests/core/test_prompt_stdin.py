@@ -35,7 +35,7 @@ async def test_prompt_reaches_the_agent_whole_and_never_as_an_argument(
     calls, ledger = tmp_path / "calls.jsonl", tmp_path / "ledger.jsonl"
     env = agent_env(FAKE_CLAUDE_LOG=str(calls), FAKE_CLAUDE_LEDGER=str(ledger))
     async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
-        task = eng.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+        task = eng.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.result == f"FAKE_DONE: {prompt[:40]}"
@@ -50,9 +50,9 @@ async def test_resumed_session_reads_the_follow_up_on_stdin(tmp_path: Path) -> N
     env = agent_env(FAKE_CLAUDE_LOG=str(calls), FAKE_CLAUDE_LEDGER=str(ledger),
                     CLAUDE_CONFIG_DIR=str(tmp_path / "claude-config"))
     async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
-        first = eng.delegate(TaskSpec(prompt="first turn", cwd=str(tmp_path)))
+        first = eng.service.delegate(TaskSpec(prompt="first turn", cwd=str(tmp_path)))
         done = await wait_for_state(eng, first.id, DONE)
-        follow_up = eng.resume(first.id, "- now add a test\n- and run it")
+        follow_up = eng.service.resume(first.id, "- now add a test\n- and run it")
         resumed = await wait_for_state(eng, follow_up.id, DONE)
     assert resumed.status is TaskState.COMPLETED, resumed.error
     assert resumed.session_id == done.session_id
@@ -65,7 +65,7 @@ async def test_resumed_session_reads_the_follow_up_on_stdin(tmp_path: Path) -> N
 
 async def test_run_files_are_private_to_the_owner(tmp_path: Path) -> None:
     async with Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(TaskSpec(prompt="[text:hello]", cwd=str(tmp_path)))
+        task = eng.service.delegate(TaskSpec(prompt="[text:hello]", cwd=str(tmp_path)))
         done = await wait_for_state(eng, task.id, DONE)
         run_dir = eng.service.attempt_dirs(task.id)[-1]
     assert done.status is TaskState.COMPLETED, done.error
@@ -121,7 +121,7 @@ async def test_agent_refusing_its_command_line_fails_at_once(tmp_path: Path) -> 
     config = make_config(tmp_path / "home", claude_bin=str(agent), max_retries=3,
                          extra_agent_args=("--bogus-flag",))
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(TaskSpec(prompt="hello", cwd=str(tmp_path)))
+        task = eng.service.delegate(TaskSpec(prompt="hello", cwd=str(tmp_path)))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert done.attempt == 1  # not retried
