@@ -2,7 +2,9 @@
 
 The app is lifecycle, bindings and screen switching. It takes its engine by constructor
 injection (tests pass a fake), starts it in a worker on mount, refreshes the screen from
-``engine.snapshot()`` on a timer, and awaits the engine's shutdown before it exits.
+``engine.snapshot()`` on a timer, and awaits the engine's shutdown before it exits. Task
+commands and queries go through ``engine.service``; the engine itself is asked only for
+its lifecycle, its role and kind, and the snapshot.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from claudine_tui.screens.quit import STOP, QuitScreen
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
-from claudine_tui.widgets.ports import EnginePort, ReviewPort
+from claudine_tui.widgets.ports import EnginePort, ReviewPort, ServicePort
 from claudine_tui.widgets.task_rows import SORT_MODES, STATUS_FILTERS, TaskFilter
 from claudine_tui.widgets.task_table import TaskTable
 
@@ -89,10 +91,15 @@ class ClaudineApp(App[int]):
         yield Dashboard(id="dashboard")
         with Container(id="main"):
             yield TaskTable(id="tasks")
-            yield LogPane(self.engine.service, id="pane")
+            yield LogPane(self.service, id="pane")
         yield Input(placeholder="filter: words in prompt, id, cwd… (enter keeps, esc clears)",
                     id="filter")
         yield KeyFooter(keep=FOOTER_KEEP)
+
+    @property
+    def service(self) -> ServicePort:
+        """Task commands and queries: the one way in, for the console as for the others."""
+        return self.engine.service
 
     @property
     def table(self) -> TaskTable:
@@ -221,10 +228,10 @@ class ClaudineApp(App[int]):
         return task
 
     def _fresh(self, task: Task) -> Task:
-        return self._call(self.engine.get, task.id) or task
+        return self._call(self.service.get, task.id) or task
 
     def _call(self, command: Callable[..., Task], *args: Any) -> Task | None:
-        """Run an engine command; a refused one becomes an error toast, not a crash."""
+        """Run a task command; a refused one becomes an error toast, not a crash."""
         try:
             task = command(*args)
         except ENGINE_ERRORS as exc:
@@ -235,7 +242,7 @@ class ClaudineApp(App[int]):
 
     def action_new_task(self) -> None:
         def delegate(spec: TaskSpec | None) -> None:
-            if spec is not None and (task := self._call(self.engine.delegate, spec)):
+            if spec is not None and (task := self._call(self.service.delegate, spec)):
                 self.notify(f"{task.short_id} queued ({task.priority})", timeout=3)
 
         self.push_screen(NewTaskScreen(cwd=os.getcwd()), delegate)
@@ -249,7 +256,7 @@ class ClaudineApp(App[int]):
             return
 
         def confirmed(yes: bool | None) -> None:
-            done = yes and self._call(self.engine.cancel, task.id, "cancelled from the console")
+            done = yes and self._call(self.service.cancel, task.id, "cancelled from the console")
             if done:
                 verb = "cancelled" if done.status is TaskState.CANCELLED else "cancel requested"
                 self.notify(f"{task.short_id} {verb}", timeout=3)
@@ -260,7 +267,7 @@ class ClaudineApp(App[int]):
     def action_set_priority(self, priority: str) -> None:
         task = self._selected()
         if task is not None and task.priority is not Priority.parse(priority):
-            self._call(self.engine.set_priority, task.id, priority)
+            self._call(self.service.set_priority, task.id, priority)
 
     def action_bump_priority(self, step: int) -> None:
         task = self._selected()
@@ -268,18 +275,18 @@ class ClaudineApp(App[int]):
             return
         value = int(task.priority) + step
         if 0 <= value <= 2:
-            self._call(self.engine.set_priority, task.id, Priority(value))
+            self._call(self.service.set_priority, task.id, Priority(value))
 
     def action_retry_task(self) -> None:
         task = self._selected()
-        if task is not None and (new := self._call(self.engine.retry, task.id)):
+        if task is not None and (new := self._call(self.service.retry, task.id)):
             self.notify(f"{task.short_id} queued again as {new.short_id}", timeout=3)
 
     @property
     def review(self) -> ReviewPort:
         """The worktree review actions, on the engine's store (built on first use)."""
         if self._review is None:
-            self._review = self.engine.service.worktrees()
+            self._review = self.service.worktrees()
         return self._review
 
     def action_review_task(self) -> None:
@@ -291,7 +298,7 @@ class ClaudineApp(App[int]):
             self.notify(f"task {task.short_id} has no worktree branch", severity="warning",
                         timeout=4)
             return
-        self.push_screen(DiffScreen(task, self.review, self.engine.get),
+        self.push_screen(DiffScreen(task, self.review, self.service.get),
                          lambda _: self.refresh_snapshot())
 
     # -- filter, sort, help ------------------------------------------------------------------

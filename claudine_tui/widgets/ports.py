@@ -5,11 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from claudine_core.agents.stream import StreamEvent
+from claudine_core.agents.stream_events import StreamEvent
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec
 
 
 class ServicePort(Protocol):
+    """The subset of :class:`claudine_core.service.TaskService` the console calls: every
+    task command and query goes through it."""
+
+    def delegate(self, spec: TaskSpec) -> Task: ...
+
+    def cancel(self, ref: str, reason: str | None = None) -> Task: ...
+
+    def set_priority(self, ref: str, priority: Priority | str) -> Task: ...
+
+    def retry(self, ref: str) -> Task: ...
+
+    def resume(self, ref: str, additional_context: str | None = None) -> Task: ...
+
+    def get(self, ref: str) -> Task: ...
+
     def read_events(
         self, task_id: str, offset: int = 0, max_bytes: int | None = None
     ) -> tuple[list[StreamEvent], int]: ...
@@ -20,7 +35,8 @@ class ServicePort(Protocol):
 
 
 class EnginePort(Protocol):
-    """The subset of :class:`claudine_core.engine.Engine` the console calls."""
+    """The subset of :class:`claudine_core.engine.Engine` the console calls: its
+    lifecycle, role and kind, the snapshot, and the service for everything else."""
 
     @property
     def role(self) -> str: ...
@@ -39,18 +55,6 @@ class EnginePort(Protocol):
     async def stop(self, *, stop_agents: bool = False) -> None: ...
 
     def snapshot(self) -> EngineSnapshot: ...
-
-    def delegate(self, spec: TaskSpec) -> Task: ...
-
-    def cancel(self, ref: str, reason: str | None = None) -> Task: ...
-
-    def set_priority(self, ref: str, priority: Priority | str) -> Task: ...
-
-    def retry(self, ref: str) -> Task: ...
-
-    def resume(self, ref: str, additional_context: str | None = None) -> Task: ...
-
-    def get(self, ref: str) -> Task: ...
 
 
 class ReviewPort(Protocol):

@@ -1,7 +1,9 @@
 """A fake engine for console tests: fixed clock, fixed resources, recorded calls.
 
-It implements the part of ``Engine`` the console calls, over an in-memory list of tasks,
-so snapshot tests are deterministic (no real CPU figures, no wall clock).
+It implements the part of ``Engine`` the console calls (``FakeEngine``) and of its
+``TaskService`` (``FakeService``), over an in-memory list of tasks, so snapshot tests are
+deterministic (no real CPU figures, no wall clock). Both are type-checked against the
+console's ports at the end of this module.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claudine_core.agents.stream import (
+from claudine_core.agents.stream_events import (
     AgentInit,
     AgentResult,
     ApiRetry,
@@ -36,9 +38,15 @@ HOME = Path("/home/dev/.local/share/claudine")
 
 
 class FakeService:
-    """``read_events`` over in-memory event lists; the offset counts events."""
+    """The task commands and queries of ``TaskService`` over an in-memory dict of tasks.
 
-    def __init__(self) -> None:
+    Every command is recorded in ``calls``; ``read_events`` reads in-memory event lists,
+    its offset counting events.
+    """
+
+    def __init__(self, tasks: list[Task] | None = None) -> None:
+        self.tasks: dict[str, Task] = {t.id: t for t in tasks or []}
+        self.calls: list[tuple[Any, ...]] = []
         self.logs: dict[str, list[StreamEvent]] = {}
 
     def read_events(
@@ -50,42 +58,8 @@ class FakeService:
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
         return None
 
-
-class FakeEngine:
-    def __init__(self, tasks: list[Task] | None = None, *, role: str = "owner") -> None:
-        self.role = role
-        self.kind = "console"
-        self.config = SimpleNamespace(home=HOME)
-        self.service = FakeService()
-        self.tasks: dict[str, Task] = {t.id: t for t in tasks or []}
-        self.calls: list[tuple[Any, ...]] = []
-        self.cpu = 37.0
-        self.waiting_reason: str | None = None
-
-    async def start(self) -> None:
-        self.calls.append(("start",))
-
-    async def stop(self, *, stop_agents: bool = False) -> None:
-        self.calls.append(("stop", stop_agents))
-
-    def snapshot(self) -> EngineSnapshot:
-        tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
-        count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
-        return EngineSnapshot(
-            taken_at=NOW,
-            role=self.role,
-            owner_pid=4242,
-            tasks=tuple(tasks),
-            resources=ResourceSample(self.cpu, 9 * GIB, 16 * GIB, NOW),
-            running=count(TaskState.RUNNING),
-            queued=count(TaskState.QUEUED),
-            max_agents=8,
-            cpu_threshold=80.0,
-            memory_reserve=2 * GIB,
-            waiting_reason=self.waiting_reason,
-            cpu_history=(12, 30, 45, 38, 52, 61, 70, 64, 48, 37) * 3,
-            memory_history=(40, 41, 41, 42, 44, 45, 44, 43, 44, 44) * 3,
-        )
+    def worktrees(self) -> FakeReview:
+        return FakeReview()
 
     def _find(self, ref: str) -> Task:
         for task in self.tasks.values():
@@ -137,6 +111,45 @@ class FakeEngine:
     def _put(self, task: Task) -> Task:
         self.tasks[task.id] = task
         return task
+
+
+class FakeEngine:
+    """The engine's lifecycle and snapshot over a :class:`FakeService`'s tasks."""
+
+    def __init__(self, tasks: list[Task] | None = None, *, role: str = "owner") -> None:
+        self.role = role
+        self.kind = "console"
+        self.config = SimpleNamespace(home=HOME)
+        self.service = FakeService(tasks)
+        self.tasks = self.service.tasks  # the same dict: tests edit tasks in place
+        self.calls = self.service.calls  # one record of start, stop and every command
+        self.cpu = 37.0
+        self.waiting_reason: str | None = None
+
+    async def start(self) -> None:
+        self.calls.append(("start",))
+
+    async def stop(self, *, stop_agents: bool = False) -> None:
+        self.calls.append(("stop", stop_agents))
+
+    def snapshot(self) -> EngineSnapshot:
+        tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
+        count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
+        return EngineSnapshot(
+            taken_at=NOW,
+            role=self.role,
+            owner_pid=4242,
+            tasks=tuple(tasks),
+            resources=ResourceSample(self.cpu, 9 * GIB, 16 * GIB, NOW),
+            running=count(TaskState.RUNNING),
+            queued=count(TaskState.QUEUED),
+            max_agents=8,
+            cpu_threshold=80.0,
+            memory_reserve=2 * GIB,
+            waiting_reason=self.waiting_reason,
+            cpu_history=(12, 30, 45, 38, 52, 61, 70, 64, 48, 37) * 3,
+            memory_history=(40, 41, 41, 42, 44, 45, 44, 43, 44, 44) * 3,
+        )
 
 
 class FakeReview:
@@ -231,7 +244,15 @@ def busy_engine() -> FakeEngine:
                   priority=Priority.P0),
         make_task(8, TaskState.QUEUED, "Write tests for the CSV exporter"),
     ])
-    engine.service.logs[engine.get("0002").id] = list(FAILED_LOG)
+    engine.service.logs[engine.service.get("0002").id] = list(FAILED_LOG)
     engine.waiting_reason = "CPU 91% > 80%"
     engine.cpu = 91.0
     return engine
+
+
+if TYPE_CHECKING:  # the fakes stand in for the ports: mypy says when they drift apart
+    from claudine_tui.widgets.ports import EnginePort, ReviewPort, ServicePort
+
+    _engine: EnginePort = FakeEngine()
+    _service: ServicePort = FakeService()
+    _review: ReviewPort = FakeReview()

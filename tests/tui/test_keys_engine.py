@@ -25,7 +25,7 @@ def engine(tmp_path: Path) -> Engine:
 
 
 def status_of(engine: Engine, task_id: str) -> TaskState:
-    return engine.get(task_id).status
+    return engine.service.get(task_id).status
 
 
 async def test_form_delegates_and_log_follows_to_completion(engine: Engine,
@@ -57,19 +57,19 @@ async def test_form_delegates_and_log_follows_to_completion(engine: Engine,
 
 async def test_cancel_priority_retry_and_quit_stopping_agents(engine: Engine,
                                                               tmp_path: Path) -> None:
-    running = engine.delegate(TaskSpec("[sleep:30] long", cwd=str(tmp_path)))
+    running = engine.service.delegate(TaskSpec("[sleep:30] long", cwd=str(tmp_path)))
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_started)
         await wait_for(pilot, lambda: status_of(engine, running.id) is TaskState.RUNNING,
                        timeout=20)
-        waiting = engine.delegate(TaskSpec("[text:later] waits", cwd=str(tmp_path)))
+        waiting = engine.service.delegate(TaskSpec("[text:later] waits", cwd=str(tmp_path)))
         await wait_for(pilot, lambda: app.table.row_count == 2)
         app.table.move_cursor(row=app.table.get_row_index(waiting.id))
         await pilot.press("0")
-        assert engine.get(waiting.id).priority is Priority.P0
+        assert engine.service.get(waiting.id).priority is Priority.P0
         await pilot.press("minus")
-        assert engine.get(waiting.id).priority is Priority.P1
+        assert engine.service.get(waiting.id).priority is Priority.P1
         app.table.move_cursor(row=app.table.get_row_index(running.id))
         await pilot.press("c", "y")
         await wait_for(pilot, lambda: status_of(engine, running.id) is TaskState.CANCELLED,
@@ -93,7 +93,7 @@ async def test_cancel_priority_retry_and_quit_stopping_agents(engine: Engine,
 async def test_quit_leaving_agents_keeps_them_running(tmp_path: Path) -> None:
     engine = Engine(make_config(tmp_path / "home"), kind="console", env=agent_env(),
                     tick_s=0.05)
-    task = engine.delegate(TaskSpec("[sleep:30] keep going", cwd=str(tmp_path)))
+    task = engine.service.delegate(TaskSpec("[sleep:30] keep going", cwd=str(tmp_path)))
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.last_snapshot and app.last_snapshot.running == 1,
@@ -103,7 +103,7 @@ async def test_quit_leaving_agents_keeps_them_running(tmp_path: Path) -> None:
     heir = Engine(make_config(tmp_path / "home"), kind="serve", env=agent_env(), tick_s=0.05)
     await heir.start()
     try:
-        assert heir.role == "owner" and heir.get(task.id).status is TaskState.RUNNING
+        assert heir.role == "owner" and heir.service.get(task.id).status is TaskState.RUNNING
         assert task.id in heir.supervisor.agents
     finally:
         await heir.stop(stop_agents=True)
@@ -120,7 +120,7 @@ async def test_client_console_sees_owner_state_and_cancels(tmp_path: Path) -> No
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.engine_started)
             assert client.role == "client" and app.sub_title.startswith("client of pid")
-            task = owner.delegate(TaskSpec("[sleep:30] from elsewhere", cwd=str(tmp_path)))
+            task = owner.service.delegate(TaskSpec("[sleep:30] from elsewhere", cwd=str(tmp_path)))
             await wait_for(pilot, lambda: app.table.row_count == 1, timeout=5,
                            what="the row from the owner")
             await wait_for(pilot, lambda: status_of(owner, task.id) is TaskState.RUNNING,

@@ -29,7 +29,7 @@ async def started(pilot, rows: int | None = None) -> ClaudineApp:
 
 async def select(pilot, short: str) -> None:
     app = pilot.app
-    index = app.table.get_row_index(app.engine.get(short).id)
+    index = app.table.get_row_index(app.engine.service.get(short).id)
     app.table.move_cursor(row=index)
     await pilot.pause()
     assert app.table.selected.short_id.startswith(short)
@@ -42,7 +42,7 @@ async def test_starts_engine_and_shows_every_task() -> None:
         await started(pilot, 8)
         assert engine.calls[0] == ("start",)
         assert app.sub_title.startswith("owner · console pid 4242")
-        assert app.table.selected_id == engine.get("0008").id  # newest first
+        assert app.table.selected_id == engine.service.get("0008").id  # newest first
 
 
 async def test_client_role_in_header() -> None:
@@ -113,8 +113,8 @@ async def test_cancel_asks_then_cancels() -> None:
         await pilot.press("n")
         assert not any(c[0] == "cancel" for c in engine.calls)
         await pilot.press("c", "y")
-        await wait_for(pilot, lambda: engine.get("0006").status is TaskState.CANCELLED)
-        assert engine.calls[-1][:2] == ("cancel", engine.get("0006").id)
+        await wait_for(pilot, lambda: engine.service.get("0006").status is TaskState.CANCELLED)
+        assert engine.calls[-1][:2] == ("cancel", engine.service.get("0006").id)
 
 
 async def test_cancel_finished_task_only_warns() -> None:
@@ -134,15 +134,16 @@ async def test_priority_keys() -> None:
         await started(pilot, 8)
         await select(pilot, "0008")
         await pilot.press("plus")
-        assert engine.get("0008").priority is Priority.P1
+        assert engine.service.get("0008").priority is Priority.P1
         await pilot.press("plus", "plus")  # stops at P0
-        assert engine.get("0008").priority is Priority.P0
+        assert engine.service.get("0008").priority is Priority.P0
         await pilot.press("minus")
-        assert engine.get("0008").priority is Priority.P1
+        assert engine.service.get("0008").priority is Priority.P1
         for key, expected in (("2", Priority.P2), ("0", Priority.P0), ("1", Priority.P1)):
             await pilot.press(key)
-            assert engine.get("0008").priority is expected
-        await wait_for(pilot, lambda: "P1" in str(app.table.get_row(engine.get("0008").id)[1]))
+            assert engine.service.get("0008").priority is expected
+        row_id = engine.service.get("0008").id
+        await wait_for(pilot, lambda: "P1" in str(app.table.get_row(row_id)[1]))
 
 
 async def test_priority_of_running_task_is_refused_with_a_message() -> None:
@@ -164,7 +165,7 @@ async def test_retry_queues_a_new_task() -> None:
         await select(pilot, "0002")
         await pilot.press("r")
         await wait_for(pilot, lambda: app.table.row_count == 9, what="the retried row")
-        assert ("retry", engine.get("0002").id) in engine.calls
+        assert ("retry", engine.service.get("0002").id) in engine.calls
 
 
 async def test_enter_shows_details_and_l_follows_log() -> None:
@@ -179,7 +180,7 @@ async def test_enter_shows_details_and_l_follows_log() -> None:
         await pilot.press("enter")
         assert app.pane.mode == "details"
         details = str(app.pane.query_one("#details", Static).render())
-        assert "API error 529" in details and engine.get("0002").id in details
+        assert "API error 529" in details and engine.service.get("0002").id in details
         await pilot.press("l")
         assert app.pane.mode == "log" and log.display
 
@@ -209,7 +210,7 @@ async def test_sort_cycles() -> None:
         await pilot.press("o")  # priority
         assert app.table.sort_mode == "priority"
         first = app.table.coordinate_to_cell_key((0, 0)).row_key.value
-        assert first == engine.get("0007").id  # the P0 task
+        assert first == engine.service.get("0007").id  # the P0 task
         await pilot.press("o")
         assert app.table.sort_mode == "status"
 
@@ -276,7 +277,7 @@ async def test_keys_left_out_of_a_narrow_footer_still_work() -> None:
         assert app.table.task_filter.status == "active"
         await select(pilot, "0008")
         await pilot.press("0")
-        assert engine.get("0008").priority is Priority.P0
+        assert engine.service.get("0008").priority is Priority.P0
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Status (s)", "Sort (o)", "P0 (0)", "Log (l)"} <= set(titles)
 
@@ -319,7 +320,7 @@ async def test_notifies_when_a_task_completes_or_fails() -> None:
     app = ClaudineApp(engine, bell=True)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, 2)
-        one, two = engine.get("0001"), engine.get("0002")
+        one, two = engine.service.get("0001"), engine.service.get("0002")
         engine.tasks[one.id] = make_task(1, TaskState.COMPLETED, "job one")
         engine.tasks[two.id] = make_task(2, TaskState.FAILED, "job two", error="boom")
         await wait_for(pilot, lambda: len(app._notifications) >= 2, what="two toasts")
@@ -336,7 +337,7 @@ async def test_table_diff_updates_only_changed_cells() -> None:
         before = app.table.cells_updated
         app.refresh_snapshot()
         assert app.table.cells_updated == before  # same snapshot: nothing touched
-        task = engine.get("0004")
+        task = engine.service.get("0004")
         engine.tasks[task.id] = make_task(4, TaskState.RUNNING, task.prompt, num_turns=8,
                                           cost_usd=task.cost_usd, branch=task.branch,
                                           last_activity=task.last_activity)

@@ -43,7 +43,7 @@ def test_failed_task_selected_with_log(snap_compare) -> None:
     async def run_before(pilot) -> None:
         await _ready(pilot, 8)
         app = pilot.app
-        app.table.move_cursor(row=app.table.get_row_index(app.engine.get("0002").id))
+        app.table.move_cursor(row=app.table.get_row_index(app.engine.service.get("0002").id))
         await wait_for(pilot, lambda: app.pane.lines_written >= 6)
         await pilot.pause()
 
@@ -82,13 +82,13 @@ def test_review_80x24(snap_compare) -> None:
     async def run_before(pilot) -> None:
         await _ready(pilot, 8)
         app = pilot.app
-        app.table.move_cursor(row=app.table.get_row_index(app.engine.get("0001").id))
+        app.table.move_cursor(row=app.table.get_row_index(app.engine.service.get("0001").id))
         await pilot.press("d")
         await wait_for(pilot, lambda: getattr(app.screen, "loaded", False))
         await pilot.pause()
 
     engine = busy_engine()
-    done = engine.get("0001")
+    done = engine.service.get("0001")
     engine.tasks[done.id] = replace(done, branch="claudine/0001c0ff-users-paging",
                                     base_branch="main", worktree_path="/srv/wt/0001")
     assert snap_compare(ClaudineApp(engine, review=FakeReview()), terminal_size=(80, 24),

@@ -26,16 +26,16 @@ async def test_cancel_key_stops_detached_processes(
     engine = Engine(config, kind="console", env=sleepers.env(agent_env(**real_claude_env)),
                     tick_s=0.05)
     prompt = f"Start the sleepers.\nBASH: {sleepers.command(then='sleep 60')}"
-    task = engine.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+    task = engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
     app = ClaudineApp(engine)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, sleepers.tool_started, timeout=60, what="the Bash tool call")
         began = time.monotonic()
         app.table.move_cursor(row=app.table.get_row_index(task.id))
         await pilot.press("c", "y")
-        await wait_for(pilot, lambda: engine.get(task.id).status is TaskState.CANCELLED,
+        await wait_for(pilot, lambda: engine.service.get(task.id).status is TaskState.CANCELLED,
                        timeout=30, what="the cancel")
-        sleepers.assert_all_gone(engine.get(task.id).pid)
+        sleepers.assert_all_gone(engine.service.get(task.id).pid)
         await pilot.press("q")
     await sleepers.assert_never_finish(began)
     assert not sleepers.processes()

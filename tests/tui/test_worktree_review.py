@@ -100,7 +100,7 @@ async def test_diff_key_without_branch_warns() -> None:
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_started and app.table.row_count == 8)
-        task = engine.get("0007")
+        task = engine.service.get("0007")
         app.table.move_cursor(row=app.table.get_row_index(task.id))
         await pilot.press("d")
         assert not isinstance(app.screen, DiffScreen)
@@ -115,7 +115,7 @@ async def test_table_keys_are_off_under_the_review() -> None:
     app = ClaudineApp(engine, review=review)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_started and app.table.row_count == 8)
-        task = engine.get("0004")  # running, on a branch
+        task = engine.service.get("0004")  # running, on a branch
         app.table.move_cursor(row=app.table.get_row_index(task.id))
         await pilot.press("d")
         screen = app.screen
@@ -151,17 +151,17 @@ def make_engine(tmp_path: Path) -> Callable[..., Engine]:
 
 
 def outcome(engine: Engine, task_id: str) -> dict[str, Any]:
-    return engine.get(task_id).merge or {}
+    return engine.service.get(task_id).merge or {}
 
 
 async def kept_task(pilot: Pilot[Any], engine: Engine, repo: Path,
                     name: str = "feature.txt", text: str = "added by the agent") -> Task:
     """A finished worktree task whose branch (one commit: ``name``) waits for review."""
-    task = engine.delegate(TaskSpec(f"[write:{name}={text}] add {name}", cwd=str(repo),
+    task = engine.service.delegate(TaskSpec(f"[write:{name}={text}] add {name}", cwd=str(repo),
                                     worktree=True))
     await wait_for(pilot, lambda: outcome(engine, task.id).get("status") == "kept",
                    timeout=30, what="the task kept on its branch")
-    task = engine.get(task.id)
+    task = engine.service.get(task.id)
     assert task.status is TaskState.COMPLETED and wt_path(task).is_dir()
     assert git(repo, "rev-list", "--count", f"main..{task.branch}") == "1"
     return task
@@ -216,7 +216,7 @@ async def test_review_diff_and_merge_from_the_console(make_engine: Callable[...,
         assert task_id is not None
         await wait_for(pilot, lambda: outcome(engine, task_id).get("status") == "kept",
                        timeout=30, what="the task kept on its branch")
-        task = engine.get(task_id)
+        task = engine.service.get(task_id)
         assert task.branch and task.merge_strategy == "manual"
         assert not (repo / "feature.txt").exists()
 
@@ -406,7 +406,7 @@ async def test_form_no_commit_leaves_the_agents_changes_uncommitted(
         assert task_id is not None
         await wait_for(pilot, lambda: outcome(engine, task_id).get("status") == "kept",
                        timeout=30, what="the task kept on its branch")
-        task = engine.get(task_id)
+        task = engine.service.get(task_id)
         assert task.commit_changes is False
         assert "uncommitted" in outcome(engine, task_id)["reason"]
         screen = await review(pilot, task)  # the review shows the uncommitted file
