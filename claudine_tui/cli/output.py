@@ -125,6 +125,12 @@ class _AttemptReader:
     new attempt; remembers where it is in the latest one, for following it."""
 
     def __init__(self, raw: bool, several: bool) -> None:
+        # The stream parser is imported where logs are read, so that status and delegate
+        # do not load it (issue 9); once here, not per line.
+        from claudine_core.agents.log_text import render_plain
+        from claudine_core.agents.stream_parse import parse_line
+
+        self._parse_line, self._render_plain = parse_line, render_plain
         self.raw = raw
         self.several = several  # announce attempts only when there is more than one
         self.run: Path | None = None
@@ -185,8 +191,6 @@ class _AttemptReader:
         return self.follower.offset != offset
 
     def _start(self, run: Path, offset: int) -> None:
-        # The stream parser is imported where logs are read, so that status and delegate
-        # do not load it (issue 9).
         from claudine_core.agents.run_log import RunLogFollower
 
         self.run, self.follower = run, RunLogFollower(run / OUTPUT_FILE, offset)
@@ -200,11 +204,12 @@ class _AttemptReader:
         """The printed lines of one output line: itself when raw, else its events'."""
         if self.raw:
             return [line.decode("utf-8", "replace")]
-        from claudine_core.agents.log_text import render_plain
-        from claudine_core.agents.stream_parse import parse_line
-
-        rendered = (render_plain(event) for event in parse_line(line))
-        return [part for text in rendered if text is not None for part in text.splitlines()]
+        printed: list[str] = []
+        for event in self._parse_line(line):
+            text = self._render_plain(event)
+            if text is not None:
+                printed += text.splitlines()
+        return printed
 
 
 def _attempt_heading(run: Path) -> str:
