@@ -8,7 +8,7 @@ Three ways to read it, each touching only the bytes it needs:
   the end of the file a block at a time, so a tail of 100 lines of a 1 GB log reads a few
   blocks, not the file;
 - as it grows (:class:`RunLogFollower`): new complete lines as the agent writes them, for
-  ``claudine logs --follow``.
+  ``claudine logs --follow`` (which polls it at its own pace, between looks at the task).
 
 The file is being written while it is read: only complete lines (ended by a newline) are
 consumed, so a read never sees half a line, and the offsets returned are line boundaries
@@ -19,7 +19,6 @@ as its first ``max_line_bytes`` bytes, as :class:`LineSplitter` cuts it.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -32,7 +31,6 @@ from claudine_core.agents.stream_parse import (
 )
 
 BLOCK_BYTES = 64 * 1024
-FOLLOW_POLL_S = 0.05
 
 Path = str | os.PathLike[str]
 
@@ -216,16 +214,6 @@ class RunLogFollower:
             return os.stat(self.path).st_size > self.offset
         except FileNotFoundError:
             return False
-
-    def wait_for_lines(self, timeout: float, poll_s: float = FOLLOW_POLL_S) -> list[bytes]:
-        """The next complete lines, waiting up to ``timeout`` seconds for some to arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.read_lines()
-            remaining = deadline - time.monotonic()
-            if lines or remaining <= 0:
-                return lines
-            time.sleep(min(poll_s, remaining))
 
     def flush(self) -> list[bytes]:
         """The partial last line held back, if any: call it once the run has ended."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,16 @@ def test_follower_waits_for_appended_lines(tmp_path: Path) -> None:
     writer.start()
     try:
         may_write.set()
-        assert follower.wait_for_lines(timeout=10) == [b'{"type":"assistant"}']
+        assert lines_within(follower, timeout=10) == [b'{"type":"assistant"}']
     finally:
         writer.join()
-    assert follower.wait_for_lines(timeout=0) == []  # nothing more: returns at once
+    assert follower.read_lines() == [] and not follower.has_more()
+
+
+def lines_within(follower: RunLogFollower, timeout: float) -> list[bytes]:
+    """The follower's next complete lines, waiting for the file to grow (at most
+    ``timeout`` seconds): as ``claudine logs --follow`` polls it."""
+    deadline = time.monotonic() + timeout
+    while not (lines := follower.read_lines()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines
