@@ -232,9 +232,21 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
         problems.setdefault("worktree", f"{cwd} is not inside a git repository: a worktree "
                             "task needs one (run 'git init' and commit there, or ask for no "
                             "worktree)")
+    elif cwd is not None:
+        check("worktree", _check_repo_settings, Path(cwd))
     if problems:
         raise InvalidRequest(problems=_in_field_order(problems))
     return replace(spec, cwd=cwd, worktree=worktree)
+
+
+def _check_repo_settings(cwd: Path) -> None:
+    """The repository's .claudine.toml, read now so a wrong key is refused at once."""
+    from claudine_core.isolation.settings import RepoSettingsError, load_settings_for
+
+    try:
+        load_settings_for(cwd)
+    except RepoSettingsError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _check_text(label: str, value: str | None, limited: bool) -> None:

@@ -72,7 +72,8 @@ class Worktrees(Review):
         return self.config.home / "worktrees"
 
     def needs_prepare(self, task: Task) -> bool:
-        return bool(task.worktree or self.config.default_worktree)
+        # Decided when the task was delegated (yes, no, or that process's default).
+        return task.worktree
 
     def close(self) -> None:
         """Wait for running merge steps; queued ones stay ``pending`` for the next owner."""
@@ -196,13 +197,15 @@ class Worktrees(Review):
         self._pool.submit(self._finish_logged, task.id)
 
     def _finish_logged(self, task_id: str) -> None:
+        task: Task | None = None
         try:
             task = self.store.get(task_id)
             outcome = self._finish(task)
         except Exception as exc:
             log.exception("merge step failed for %s", task_id)
             outcome = {"status": "kept", "reason": f"merge step failed: {describe_error(exc)}"}
-        self._record(task_id, {"strategy": self._strategy(task), **outcome})
+        strategy = self._strategy(task) if task is not None else None
+        self._record(task_id, {"strategy": strategy, **outcome})
 
     def _finish(self, task: Task) -> dict[str, Any]:
         crash_point("merging")

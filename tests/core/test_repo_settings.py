@@ -14,7 +14,7 @@ from engine_helpers import wait_for_merge, wait_for_state
 from git_helpers import git, make_repo
 
 from claudine_core.engine import Engine
-from claudine_core.errors import EXIT_USAGE, ClaudineError
+from claudine_core.errors import EXIT_USAGE, ClaudineError, InvalidRequest
 from claudine_core.isolation.github import PullRequestError
 from claudine_core.isolation.settings import load_settings_for
 from claudine_core.isolation.worktrees import (
@@ -184,11 +184,30 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo").resolve()
 
 
-async def test_a_task_against_a_wrong_file_fails_before_any_worktree_or_agent(
-        engine: Engine, repo: Path, tmp_path: Path) -> None:
+def test_a_wrong_file_refuses_the_worktree_task_when_it_is_delegated(
+        engine: Engine, repo: Path) -> None:
     write_settings(repo, '[worktree]\nsetup = "echo ran > ran.txt"\ncommit = "false"\n')
     spec = TaskSpec(prompt="[write:x.txt=1] change something", cwd=str(repo), worktree=True)
-    done = await wait_for_state(engine, engine.service.delegate(spec).id, TERMINAL_STATES)
+    with pytest.raises(InvalidRequest) as refused:
+        engine.service.delegate(spec)
+    assert set(refused.value.problems) == {"worktree"}
+    message = refused.value.problems["worktree"]
+    assert f"{repo / '.claudine.toml'}:3: [worktree] commit = \"false\"" in message
+    assert "expected true or false" in message
+    assert engine.service.list_tasks() == []
+    plain = TaskSpec(prompt="x", cwd=str(repo), worktree=False)  # no worktree: not read
+    assert engine.service.delegate(plain).worktree is False
+
+
+async def test_a_file_broken_after_delegation_fails_the_task_before_any_worktree_or_agent(
+        engine: Engine, repo: Path, tmp_path: Path) -> None:
+    # The file is edited between delegation (when it was right) and the start: stored
+    # without the delegate-time check, as a task queued before the edit would be.
+    write_settings(repo, '[worktree]\nsetup = "echo ran > ran.txt"\ncommit = "false"\n')
+    spec = TaskSpec(prompt="[write:x.txt=1] change something", cwd=str(repo), worktree=True)
+    queued = engine.service.repo.insert(spec, cwd=str(repo))
+    engine.wake()
+    done = await wait_for_state(engine, queued.id, TERMINAL_STATES)
     assert done.status is TaskState.FAILED
     assert done.error is not None
     assert f"{repo / '.claudine.toml'}:3: [worktree] commit = \"false\"" in done.error

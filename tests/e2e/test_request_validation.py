@@ -117,3 +117,16 @@ def test_each_front_end_names_the_fields_its_own_way(tmp_path: Path) -> None:
     assert named == [("prompt", "the prompt is empty: say what the agent should do"),
                      ("autoCommit", "only applies to a worktree task: add useWorktree: true "
                       "or drop it")]
+
+
+def test_a_wrong_repository_settings_file_is_refused_at_delegate(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".claudine.toml").write_text('[worktree]\nmerge = "squash-all"\n')
+    result = cli("delegate", "x", "--no-serve", "--worktree", "--cwd", str(repo))
+    assert result.returncode == 2
+    assert "--worktree: " in result.stderr and ".claudine.toml:2: [worktree] merge" in \
+        result.stderr
+    assert cli.json("status") == []
+    plain = cli("delegate", "x", "--no-serve", "--no-worktree", "--cwd", str(repo))
+    assert plain.returncode == 0, plain.stderr  # the file matters to worktree tasks only
