@@ -279,7 +279,7 @@ def seed_finished(engine: Engine, count: int, cwd: str) -> None:
     """``count`` completed tasks, written straight to the store: no agent needs to run."""
     repo = engine.service.repo
     for n in range(count):
-        task = repo.insert(TaskSpec(f"finished task {n}", cwd=cwd), cwd=cwd)
+        task = repo.insert(TaskSpec(f"finished task {n}", cwd=cwd, worktree=False), cwd=cwd)
         repo.transition(task.id, [TaskState.QUEUED], status=TaskState.COMPLETED,
                         started_at=task.created_at, ended_at=task.created_at + 1,
                         result="done", num_turns=1, cost_usd=0.01)

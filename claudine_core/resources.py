@@ -1,4 +1,4 @@
-"""Readings of the machine (for admission and the gauges) and of agent process trees.
+"""Readings of the machine, for admission and the gauges.
 
 CPU is measured as the busy share of CPU time between two readings of ``psutil.cpu_times()``
 held by each monitor, the same arithmetic as ``psutil.cpu_percent(interval=None)``. We do
@@ -128,83 +128,3 @@ def _used_percent(reading: ResourceSample) -> float:
         return 0.0
     used = reading.memory_total - reading.memory_available
     return min(100.0, max(0.0, 100.0 * used / reading.memory_total))
-
-
-class ProcessTreeMeter:
-    """Measures a process and its descendants, remembering ``psutil.Process`` objects.
-
-    psutil's per-process ``cpu_percent`` is relative to the previous call *on the same
-    object*, so a fresh object always reads 0. Keeping the objects between calls makes the
-    second and later readings meaningful; the first reading of a new process is 0.
-    """
-
-    def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
-
-    def usage(self, pid: int) -> tuple[float, int]:
-        """(CPU percent of the whole machine, RSS bytes) of ``pid`` and its descendants.
-
-        Processes that vanish while being measured are skipped; a root that is gone
-        gives ``(0.0, 0)``, since an agent may exit between the decision and the reading.
-        """
-        self._forget_dead()
-        root = self._process(pid)
-        if root is None:
-            return 0.0, 0
-        try:
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0, 0
-        cpu, rss = 0.0, 0
-        for member in members:
-            measured = self._measure(member)
-            cpu, rss = cpu + measured[0], rss + measured[1]
-        # Process.cpu_percent is per core (up to 100 * cores); admission works in whole-machine
-        # percent, so normalise here.
-        return cpu / (psutil.cpu_count() or 1), rss
-
-    def _process(self, pid: int) -> psutil.Process | None:
-        cached = self._procs.get(pid)
-        # is_running() also compares create time, so a reused pid gets a fresh object.
-        if cached is not None and cached.is_running():
-            return cached
-        try:
-            proc = psutil.Process(pid)
-        except psutil.Error:
-            return None
-        self._procs[pid] = proc
-        return proc
-
-    def _remember(self, member: psutil.Process) -> psutil.Process:
-        cached = self._procs.get(member.pid)
-        if cached is not None and cached.is_running():
-            return cached
-        self._procs[member.pid] = member
-        return member
-
-    def _measure(self, member: psutil.Process) -> tuple[float, int]:
-        proc = self._remember(member)
-        try:
-            with proc.oneshot():
-                return proc.cpu_percent(interval=None), int(proc.memory_info().rss)
-        except psutil.Error:
-            # Vanished, turned zombie or not ours to read: it no longer costs anything we
-            # can act on.
-            return 0.0, 0
-
-    def _forget_dead(self) -> None:
-        for pid, proc in list(self._procs.items()):
-            if not proc.is_running():
-                del self._procs[pid]
-
-
-_default_meter = ProcessTreeMeter()
-
-
-def process_tree_usage(pid: int) -> tuple[float, int]:
-    """(CPU percent of the whole machine, RSS bytes) of ``pid`` and its descendants.
-
-    Uses a module-wide meter so that repeated calls for the same agent give real CPU
-    figures (the first call for a process reads 0 CPU). See ``ProcessTreeMeter``.
-    """
-    return _default_meter.usage(pid)

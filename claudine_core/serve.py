@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
-import sys
-import time
 from typing import TYPE_CHECKING
 
 from claudine_core.config import Config
+from claudine_core.handover import ensure_owner, wait_for_owner
 from claudine_core.ownership import current_owner
 
 if TYPE_CHECKING:
     from claudine_core.engine import Engine
+
+# ensure_owner and wait_for_owner are re-exported: the CLI starts owners through them.
+__all__ = ["ensure_owner", "serve", "wait_for_owner"]
 
 log = logging.getLogger("claudine.serve")
 
@@ -79,37 +80,3 @@ def _idle_for(engine: Engine) -> float | None:
         engine.last_busy_at = engine.clock()
         return None
     return engine.clock() - engine.last_busy_at
-
-
-def ensure_owner(config: Config) -> int | None:
-    """Start a detached ``claudine serve --auto`` unless someone owns the home.
-
-    Returns the pid of the process started, or None when an owner was already running.
-    """
-    if current_owner(config.lock_path) is not None:
-        return None
-    log_path = config.home / "serve.log"
-    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # serve --detach, fresh home
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "claudine_tui", "serve", "--auto"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=fd,
-            start_new_session=True,
-            close_fds=True,
-            env={**os.environ, "CLAUDINE_HOME": str(config.home)},
-        )
-    finally:
-        os.close(fd)
-    return process.pid
-
-
-def wait_for_owner(config: Config, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if current_owner(config.lock_path) is not None:
-            return True
-        time.sleep(0.05)
-    return False

@@ -19,8 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,14 +30,11 @@ from claudine_core.agents.stream import (
     LineSplitter,
     StreamEvent,
     StreamSummary,
-    parse_line,
     parse_lines,
 )
 from claudine_core.models import TaskState
 
 WRAPPER = Path(__file__).parent / "agents" / "wrapper.py"
-TAIL_EVENTS = 500  # recent events kept in memory per running agent
-TAIL_RAW_BYTES = 64 * 1024  # ... of which unparsed lines hold at most this many bytes
 READ_CHUNK = 1024 * 1024  # bytes read from one agent per tick: bounds a tick's work
 # The wrapper SIGKILLs what is left once the grace period is over; the engine steps in
 # only this much later, so it never kills the wrapper while the wrapper is still
@@ -49,76 +44,6 @@ ESCALATION_MARGIN_S = 2.0
 # the supervisor signals the tree as it stands when a stop begins.
 SUBREAPER = sys.platform.startswith("linux")
 PROMPT_FILE = "prompt.txt"
-
-
-class RecentOutput:
-    """The last :data:`TAIL_EVENTS` events of an agent, bounded in memory.
-
-    Keeps whole batches as read: parsed events, or raw lines that are parsed only when
-    somebody iterates (the owner reads every agent's output, and most of it is never
-    looked at). Old batches go once the newer ones hold ``maxlen`` items, or once raw
-    lines exceed ``max_raw_bytes``; a single batch over that keeps only its newest lines.
-    """
-
-    def __init__(self, maxlen: int = TAIL_EVENTS, max_raw_bytes: int = TAIL_RAW_BYTES) -> None:
-        self.maxlen = maxlen
-        self.max_raw_bytes = max_raw_bytes
-        self._batches: deque[tuple[list[StreamEvent] | list[bytes], int]] = deque()
-        self._items = 0
-        self._raw_bytes = 0
-
-    def append(self, event: StreamEvent) -> None:
-        self._add([event], 0)
-
-    def extend(self, events: Iterable[StreamEvent]) -> None:
-        self._add(list(events)[-self.maxlen :], 0)
-
-    def extend_raw(self, lines: list[bytes]) -> None:
-        size = sum(map(len, lines))
-        if size > self.max_raw_bytes or len(lines) > self.maxlen:
-            lines, size = _newest(lines, self.maxlen, self.max_raw_bytes)
-        self._add(lines, size)
-
-    def _add(self, items: list[StreamEvent] | list[bytes], raw_bytes: int) -> None:
-        if not items:
-            return
-        self._batches.append((items, raw_bytes))
-        self._items += len(items)
-        self._raw_bytes += raw_bytes
-        while len(self._batches) > 1 and (
-            self._items - len(self._batches[0][0]) >= self.maxlen
-            or self._raw_bytes > self.max_raw_bytes
-        ):
-            oldest, oldest_bytes = self._batches.popleft()
-            self._items -= len(oldest)
-            self._raw_bytes -= oldest_bytes
-
-    def __len__(self) -> int:
-        """Items held (events or raw lines); iteration yields at most ``maxlen`` events."""
-        return self._items
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        events: deque[StreamEvent] = deque(maxlen=self.maxlen)
-        for items, _ in self._batches:
-            for item in items:
-                if isinstance(item, bytes):
-                    events.extend(parse_line(item))
-                else:
-                    events.append(item)
-        return iter(events)
-
-
-def _newest(lines: list[bytes], count: int, max_bytes: int) -> tuple[list[bytes], int]:
-    """The newest of ``lines``: at most ``count`` of them and ``max_bytes`` (but one at least)."""
-    kept: list[bytes] = []
-    size = 0
-    for line in reversed(lines[-count:]):
-        if kept and size + len(line) > max_bytes:
-            break
-        kept.append(line)
-        size += len(line)
-    kept.reverse()
-    return kept, size
 
 
 @dataclass(eq=False)
@@ -135,7 +60,6 @@ class RunningAgent:
     offset: int = 0
     splitter: LineSplitter = field(default_factory=LineSplitter)
     summary: StreamSummary = field(default_factory=StreamSummary)
-    tail: RecentOutput = field(default_factory=RecentOutput)
     stop_state: TaskState | None = None
     stop_reason: str | None = None
     term_sent_at: float | None = None
@@ -274,12 +198,10 @@ class Supervisor:
         agent.offset += len(data)
         lines = agent.splitter.feed(data)
         if not events:
-            agent.tail.extend_raw(lines)
             if agent.summary.update_from_lines(lines):
                 agent.dirty = True
             return []
         parsed = parse_lines(lines)
-        agent.tail.extend(parsed)
         if agent.summary.update_all(parsed):
             agent.dirty = True
         return parsed

@@ -12,7 +12,6 @@ from typing import Any
 
 from claudine_core.config import Config, load_config
 from claudine_core.engine import Engine
-from claudine_core.events import TaskStateChanged
 from claudine_core.models import TERMINAL_STATES, Task, TaskState
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -83,21 +82,15 @@ CLAUDINE = [sys.executable, "-m", "claudine_tui"]
 async def wait_for_state(
     engine: Engine, task_id: str, states: Iterable[TaskState], timeout: float = 30.0
 ) -> Task:
-    """Wait on the engine's events until the task reaches one of ``states``."""
+    """Wait on the engine's store changes until the task reaches one of ``states``."""
     wanted = set(states)
-    subscription = engine.bus.subscribe()
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                task = engine.service.get(task_id)
-                if task.status in wanted:
-                    return task
-                for event in await subscription.get_batch():
-                    if isinstance(event, TaskStateChanged) and event.task.id == task_id:
-                        if event.task.status in wanted:
-                            return engine.service.get(task_id)
-    finally:
-        engine.bus.unsubscribe(subscription)
+    seen = engine.changes.count
+    async with asyncio.timeout(timeout):
+        while True:
+            task = engine.service.get(task_id)
+            if task.status in wanted:
+                return task
+            seen = await engine.changes.wait(seen)
 
 
 async def wait_for_merge(engine: Engine, task_id: str, timeout: float = 30.0) -> Task:

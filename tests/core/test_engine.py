@@ -71,7 +71,7 @@ async def test_transient_failure_is_retried_then_succeeds(tmp_path: Path) -> Non
     marker = tmp_path / "ran-once"
     config = make_config(tmp_path / "home", max_retries=2, retry_base_delay_s=0.1)
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
+        task = eng.service.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.attempt == 2
@@ -82,7 +82,7 @@ async def test_transient_failure_is_retried_then_succeeds(tmp_path: Path) -> Non
 async def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
     config = make_config(tmp_path / "home", max_retries=3, retry_base_delay_s=0)
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(spec("[api-error:400]", tmp_path))
+        task = eng.service.delegate(spec("[api-error:400]", tmp_path))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.FAILED and done.attempt == 1
 
@@ -114,7 +114,7 @@ async def test_flood_is_bounded_and_task_still_completes(tmp_path: Path) -> None
     cap = 1024 * 1024
     config = make_config(tmp_path / "home", max_output_bytes=cap)
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(spec("[flood:100]", tmp_path))
+        task = eng.service.delegate(spec("[flood:100]", tmp_path))
         done = await wait_for_state(eng, task.id, DONE, timeout=120)
         stdout = eng.service.output_path(task.id)
         assert stdout is not None
@@ -136,7 +136,7 @@ async def test_missing_binary_is_refused_at_delegate_with_advice(tmp_path: Path)
     config = make_config(tmp_path / "home", claude_bin="no-such-claude-binary")
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
         with pytest.raises(InvalidRequest) as refused:
-            eng.delegate(spec("hello", tmp_path))
+            eng.service.delegate(spec("hello", tmp_path))
         assert eng.service.list_tasks() == []  # nothing queued that could never run
     assert "not found on PATH" in str(refused.value)
     assert "CLAUDINE_CLAUDE_BIN" in str(refused.value)
@@ -163,7 +163,7 @@ async def test_root_refusal_is_explained(tmp_path: Path) -> None:
     env = agent_env()
     env.pop("IS_SANDBOX")
     async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
-        task = eng.delegate(spec("hello", tmp_path))
+        task = eng.service.delegate(spec("hello", tmp_path))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.FAILED
     assert "IS_SANDBOX=1" in (done.error or "")
@@ -172,7 +172,7 @@ async def test_root_refusal_is_explained(tmp_path: Path) -> None:
 async def test_nested_session_variables_are_removed(tmp_path: Path) -> None:
     env = agent_env(CLAUDECODE="1", ANTHROPIC_BASE_URL="http://127.0.0.1:9")
     async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
-        task = eng.delegate(spec("[env:CLAUDECODE] [env:ANTHROPIC_BASE_URL]", tmp_path))
+        task = eng.service.delegate(spec("[env:CLAUDECODE] [env:ANTHROPIC_BASE_URL]", tmp_path))
         await wait_for_state(eng, task.id, DONE)
         events, _ = eng.service.read_events(task.id)
     texts = [getattr(e, "text", "") for e in events]
@@ -185,11 +185,11 @@ async def test_priority_order_and_fifo(tmp_path: Path) -> None:
     config = make_config(tmp_path / "home", max_agents=1)
     eng = Engine(config, env=agent_env(FAKE_CLAUDE_LEDGER=str(ledger)), tick_s=0.05)
     # Queue everything before the engine starts so the order is the queue's alone.
-    first = eng.delegate(spec("p2 first", tmp_path))
-    second = eng.delegate(spec("p2 second", tmp_path))
-    urgent = eng.delegate(spec("p0 urgent", tmp_path, priority=Priority.P0))
-    moved = eng.delegate(spec("p2 moved up", tmp_path))
-    eng.set_priority(moved.id, "P1")
+    first = eng.service.delegate(spec("p2 first", tmp_path))
+    second = eng.service.delegate(spec("p2 second", tmp_path))
+    urgent = eng.service.delegate(spec("p0 urgent", tmp_path, priority=Priority.P0))
+    moved = eng.service.delegate(spec("p2 moved up", tmp_path))
+    eng.service.set_priority(moved.id, "P1")
     await eng.start()
     try:
         for task in (first, second, urgent, moved):
@@ -204,13 +204,13 @@ async def test_priority_order_and_fifo(tmp_path: Path) -> None:
 async def test_max_agents_limits_concurrency(tmp_path: Path) -> None:
     config = make_config(tmp_path / "home", max_agents=2)
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        tasks = [eng.delegate(spec("[sleep:1]", tmp_path)) for _ in range(5)]
+        tasks = [eng.service.delegate(spec("[sleep:1]", tmp_path)) for _ in range(5)]
         peak = 0
-        subscription = eng.bus.subscribe()
-        while not all(eng.get(t.id).status.is_terminal for t in tasks):
-            await subscription.get_batch()
+        seen = eng.changes.count
+        while not all(eng.service.get(t.id).status.is_terminal for t in tasks):
+            seen = await eng.changes.wait(seen)
             peak = max(peak, len(eng.supervisor.agents))
-        finished = [eng.get(t.id) for t in tasks]
+        finished = [eng.service.get(t.id) for t in tasks]
     assert peak == 2
     assert all(t.status is TaskState.COMPLETED for t in finished)
 
@@ -287,9 +287,9 @@ def _alive(pid: int) -> bool:
 
 async def test_faulty_agents_do_not_stop_the_engine_serving_others(tmp_path: Path) -> None:
     async with Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05) as eng:
-        bad = [eng.delegate(spec(p, tmp_path)) for p in
+        bad = [eng.service.delegate(spec(p, tmp_path)) for p in
                ("[exit-now]", "[crash]", "[segv]", "[invalid-json:50]", "[flood:5]")]
-        good = [eng.delegate(spec(f"good {n}", tmp_path)) for n in range(5)]
+        good = [eng.service.delegate(spec(f"good {n}", tmp_path)) for n in range(5)]
         finished = [await wait_for_state(eng, t.id, DONE) for t in bad + good]
     by_prompt = {t.prompt: t for t in finished}
     assert by_prompt["[exit-now]"].status is TaskState.FAILED
@@ -303,12 +303,12 @@ async def test_task_options_reach_the_agent_command_line(tmp_path: Path) -> None
     log, ledger = tmp_path / "calls.jsonl", tmp_path / "ledger.jsonl"
     env = agent_env(FAKE_CLAUDE_LOG=str(log), FAKE_CLAUDE_LEDGER=str(ledger))
     async with Engine(make_config(tmp_path / "home"), env=env, tick_s=0.05) as eng:
-        first = eng.delegate(spec("with options", tmp_path, model="claude-sonnet-4-5",
+        first = eng.service.delegate(spec("with options", tmp_path, model="claude-sonnet-4-5",
                                   permission_mode=PermissionMode.ALLOWED_TOOLS,
                                   allowed_tools=("Read", "Bash(git:*)")))
-        second = eng.delegate(spec("edits only", tmp_path,
+        second = eng.service.delegate(spec("edits only", tmp_path,
                                    permission_mode=PermissionMode.ACCEPT_EDITS))
-        third = eng.delegate(spec("defaults", tmp_path))
+        third = eng.service.delegate(spec("defaults", tmp_path))
         for task in (first, second, third):
             await wait_for_state(eng, task.id, DONE)
     # The prompt is not on the command line (it goes in on stdin): the fake's ledger says
@@ -333,7 +333,8 @@ async def test_a_task_that_cannot_launch_fails_alone(engine: Engine, tmp_path: P
     # A row written before validation existed (or by an older claudine) whose model holds
     # a NUL byte: starting its agent raises inside the owner's tick.
     bad = engine.service.repo.insert(
-        TaskSpec(prompt="hello", cwd=str(tmp_path), model="opus\x00"), cwd=str(tmp_path)
+        TaskSpec(prompt="hello", cwd=str(tmp_path), model="opus\x00", worktree=False),
+        cwd=str(tmp_path),
     )
     good = engine.service.delegate(spec("after the bad one", tmp_path))
     failed = await wait_for_state(engine, bad.id, DONE)
@@ -347,7 +348,8 @@ async def test_cancel_of_a_claimed_task_with_no_agent_takes_effect(
     engine: Engine, tmp_path: Path
 ) -> None:
     # A running row that no agent backs (its start failed half-way in an older owner).
-    task = engine.service.repo.insert(TaskSpec(prompt="x", cwd=str(tmp_path)), cwd=str(tmp_path))
+    task = engine.service.repo.insert(TaskSpec(prompt="x", cwd=str(tmp_path), worktree=False),
+                                      cwd=str(tmp_path))
     engine.service.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING,
                                    attempt=1, started_at=1.0)
     engine.service.cancel(task.id, "not wanted")
@@ -359,7 +361,7 @@ async def test_a_retried_task_keeps_each_attempts_outcome(tmp_path: Path) -> Non
     config = make_config(tmp_path / "home", max_retries=2)
     marker = tmp_path / "failed-once"
     async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
-        task = eng.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
+        task = eng.service.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.COMPLETED and done.attempt == 2
     first, second = done.attempts
@@ -373,7 +375,8 @@ async def test_a_task_stored_before_agent_settings_runs_with_the_owners(
     engine: Engine, tmp_path: Path
 ) -> None:
     # A row from schema 3 has no recorded binary: the owner's claude_bin runs it.
-    task = engine.service.repo.insert(TaskSpec(prompt="old row", cwd=str(tmp_path)),
+    task = engine.service.repo.insert(TaskSpec(prompt="old row", cwd=str(tmp_path),
+                                               worktree=False),
                                       cwd=str(tmp_path))
     assert task.claude_bin is None
     done = await wait_for_state(engine, task.id, DONE)
@@ -449,3 +452,42 @@ async def test_a_spawn_that_never_reached_the_wrapper_is_not_an_attempt(
         done = await wait_for_state(eng, task.id, DONE)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.attempt == 1 and [a["attempt"] for a in done.attempts] == [1]
+
+
+async def test_an_unchanged_store_is_not_read_again_for_a_snapshot(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A console refreshing an idle home costs no row reads; any write shows at once."""
+    queued = engine.service.delegate(spec("[hang] waits", tmp_path))
+    await wait_for_state(engine, queued.id, [TaskState.RUNNING])
+    first = engine.snapshot()
+    reads = engine.snapshots.reads
+    for _ in range(5):
+        assert engine.snapshot().tasks == first.tasks
+    assert engine.snapshots.reads == reads
+    # A write through this engine's own connection (PRAGMA data_version misses those)...
+    mine = engine.service.delegate(spec("[hang] mine", tmp_path, priority=Priority.P0))
+    assert mine.id in {t.id for t in engine.snapshot().tasks}
+    # ... and one from another process's connection both show in the next snapshot.
+    other = TaskService(engine.config, env=agent_env())
+    try:
+        theirs = other.delegate(spec("[hang] theirs", tmp_path))
+    finally:
+        other.close()
+    assert theirs.id in {t.id for t in engine.snapshot().tasks}
+    assert engine.snapshots.reads > reads
+
+
+async def test_waiting_on_changes_wakes_on_another_process_write(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The owner loop notices a commit from another connection and wakes its waiters."""
+    seen = engine.changes.count
+    other = TaskService(engine.config, env=agent_env())
+    try:
+        task = other.delegate(spec("say hi", tmp_path))
+    finally:
+        other.close()
+    assert await engine.changes.wait(seen) > seen
+    done = await wait_for_state(engine, task.id, DONE)
+    assert done.status is TaskState.COMPLETED

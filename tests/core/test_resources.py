@@ -1,24 +1,14 @@
-"""Machine and process-tree readings: real psutil values in range, bounded history."""
+"""Machine readings: real psutil values in range, bounded history."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import NamedTuple
 
-import psutil
 import pytest
 
 from claudine_core.models import ResourceSample
-from claudine_core.resources import (
-    ProcessTreeMeter,
-    ResourceMonitor,
-    busy_percent,
-    process_tree_usage,
-)
+from claudine_core.resources import ResourceMonitor, busy_percent
 
 
 def fake(cpu: float, available: int = 50, total: int = 100) -> ResourceSample:
@@ -101,44 +91,3 @@ class TestBusyPercent:
         assert busy_percent(same, same) is None
 
 
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(["sleep", "30"])
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait()
-
-
-class TestProcessTreeUsage:
-    def test_current_process(self) -> None:
-        cpu, rss = process_tree_usage(os.getpid())
-        assert cpu >= 0.0
-        assert rss > 1024 * 1024  # a Python interpreter is well over 1 MiB
-
-    def test_includes_a_child_sleep(self, sleeper: subprocess.Popen[bytes]) -> None:
-        meter = ProcessTreeMeter()
-        _, child_rss = meter.usage(sleeper.pid)
-        assert child_rss > 0
-        alone = psutil.Process().memory_info().rss  # this process without its children
-        _, tree = meter.usage(os.getpid())
-        # Our own RSS drifts a little between readings; the child's share must still show.
-        assert tree >= alone + child_rss // 2
-
-    def test_cpu_of_a_busy_tree_shows_on_the_second_reading(self) -> None:
-        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
-            meter = ProcessTreeMeter()
-            assert meter.usage(busy.pid)[0] == 0.0  # psutil's first reading is a baseline
-            time.sleep(0.3)
-            cpu, _ = meter.usage(busy.pid)
-            assert 0.0 < cpu <= 100.0
-        finally:
-            busy.kill()
-            busy.wait()
-
-    def test_vanished_process_reads_zero(self) -> None:
-        gone = subprocess.Popen(["true"])
-        gone.wait()
-        assert process_tree_usage(gone.pid) == (0.0, 0)

@@ -1,0 +1,249 @@
+"""Dispatch: which queued tasks start now, and starting their agents.
+
+Each owner tick asks the autoscaler how many of the dispatchable tasks fit, claims that
+many (a guarded ``queued -> running`` update) and starts their agents. A task whose
+isolation hook must prepare it (a worktree, a setup command) is prepared on a thread
+first: that can take minutes and must not freeze the loop, or the console sharing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from typing import Any
+
+from claudine_core.agents.claude import (
+    AgentNotFound,
+    agent_input,
+    build_argv,
+    build_env,
+    resolve_executable,
+)
+from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
+from claudine_core.config import Config
+from claudine_core.faults import crash_point
+from claudine_core.finishing import RunFinisher
+from claudine_core.models import Task, TaskState
+from claudine_core.ownership import OwnerLock
+from claudine_core.resources import ResourceMonitor
+from claudine_core.service import InvalidRequest, validate_cwd
+from claudine_core.store import StoreError, TaskRepo
+from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for
+
+log = logging.getLogger("claudine.engine")
+
+PREPARE_WORKERS = 2  # worktree creations (and setup commands) at once
+DISPATCH_SCAN = 1_000  # queued tasks looked at per tick
+
+
+@dataclass
+class Preparation:
+    """A claimed task whose isolation hook runs on a thread before its agent can start."""
+
+    task: Task
+    future: Future[str | None]
+    claimed_at: float
+
+
+class Dispatcher:
+    """Admits queued tasks and starts their agents, preparing them first when needed.
+
+    Args:
+        config: the owner's settings.
+        repo: the home's store.
+        supervisor: where agents are started.
+        finisher: ends the tasks whose start fails.
+        hooks: the isolation hooks (``prepare``, ``needs_prepare``), or None.
+        monitor: the resource readings admission decides on.
+        lock: the owner's lock, next to which the admission reason is published.
+        limits: admission limits from the settings.
+        env: the environment agents inherit.
+        wake: called (from a thread) when a preparation ends, to run a tick at once.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        repo: TaskRepo,
+        supervisor: Supervisor,
+        finisher: RunFinisher,
+        *,
+        hooks: Any,
+        monitor: ResourceMonitor,
+        lock: OwnerLock,
+        limits: AdmissionLimits,
+        env: Mapping[str, str],
+        wake: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.supervisor = supervisor
+        self.finisher = finisher
+        self.hooks = hooks
+        self.monitor = monitor
+        self.lock = lock
+        self.limits = limits
+        self.env = env
+        self.wake = wake
+        self.admission: Admission | None = None
+        self.preparing: dict[str, Preparation] = {}
+        self._prepare_pool: ThreadPoolExecutor | None = None
+
+    def dispatch(self, now: float) -> bool:
+        """Start the queued tasks that fit now; True if any task was waiting to start."""
+        candidates = self.repo.dispatchable(limit=DISPATCH_SCAN, now=now)
+        if not candidates:
+            self.admission = None
+            self.lock.publish_admission(None)
+            return False
+        # Averaged over the last few readings so one spike does not stall admission.
+        sample = self.monitor.smoothed()
+        self.admission = decide_admission(
+            queued=len(candidates),
+            running=len(self.supervisor.agents) + len(self.preparing),
+            sample=sample,
+            started_at=[a.started_at for a in self.supervisor.agents.values()]
+            + [p.claimed_at for p in self.preparing.values()],
+            limits=self.limits,
+            now=now,
+        )
+        self.lock.publish_admission(self.admission.reason)  # a file write only on change
+        for task in candidates[: self.admission.start]:
+            self._start(task, now)
+        return True
+
+    def _start(self, task: Task, now: float) -> None:
+        attempt = task.attempt + 1
+        claimed = self.repo.transition(
+            task.id, [TaskState.QUEUED], status=TaskState.RUNNING, started_at=now,
+            attempt=attempt, pid=None, ended_at=None, exit_code=None, not_before=None,
+        )
+        if not claimed:
+            return  # cancelled or taken meanwhile
+        crash_point("claimed")
+        task = self.repo.get(task.id)
+        try:
+            if self._needs_prepare(task):
+                validate_cwd(task.cwd)  # fail fast, before a thread and a worktree
+                self._begin_preparation(task, now)
+                return
+        except InvalidRequest as exc:
+            self.finisher.fail_to_start(task.id, str(exc), now)
+            return
+        except Exception as exc:  # one bad task must never stop the owner's tick
+            log.exception("task %s: unexpected error while preparing it", task.id)
+            self.finisher.fail_to_start(task.id, f"could not prepare the task: {exc}", now)
+            return
+        self._launch(task, None, now)
+
+    def _needs_prepare(self, task: Task) -> bool:
+        if self.hooks is None:
+            return False
+        needs = getattr(self.hooks, "needs_prepare", None)
+        return True if needs is None else bool(needs(task))
+
+    def _begin_preparation(self, task: Task, now: float) -> None:
+        if self._prepare_pool is None:
+            self._prepare_pool = ThreadPoolExecutor(PREPARE_WORKERS,
+                                                    thread_name_prefix="claudine-prepare")
+        loop = asyncio.get_running_loop()
+        future = self._prepare_pool.submit(self.hooks.prepare, task)
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self.wake))
+        self.preparing[task.id] = Preparation(task, future, now)
+
+    def launch_prepared(self, now: float) -> None:
+        """Start the agents whose preparation ended (or fail / cancel their tasks)."""
+        for task_id, prep in list(self.preparing.items()):
+            if not prep.future.done():
+                continue
+            del self.preparing[task_id]
+            task = self.repo.get(task_id)
+            error = prep.future.exception()
+            if task.cancel_requested:
+                self.finisher.cancel_unstarted(task, now)
+            elif error is not None:
+                self.finisher.fail_to_start(task_id, str(error), now)
+            else:
+                self._launch(task, prep.future.result(), now)
+
+    async def settle_preparations(self) -> None:
+        """Let running preparations end, then give their tasks back to the queue.
+
+        A stopping owner starts no agent; the worktree stays recorded on the task, so the
+        next owner's ``prepare`` reuses it instead of making another.
+        """
+        if self._prepare_pool is not None:
+            futures = [p.future for p in self.preparing.values()]
+            if futures:
+                await asyncio.to_thread(wait_futures, futures)
+            self._prepare_pool.shutdown(wait=False)
+            self._prepare_pool = None
+        for prep in self.preparing.values():
+            with contextlib.suppress(StoreError):
+                unclaim(self.repo, prep.task)
+        self.preparing.clear()
+
+    def _launch(self, task: Task, prepared_cwd: str | None, now: float) -> None:
+        """Spawn the agent of a claimed task, in ``prepared_cwd`` when a hook made one."""
+        reason: str | None = None
+        try:
+            agent = self._spawn(task, prepared_cwd, now)
+        except (AgentNotFound, InvalidRequest, RuntimeError) as exc:
+            reason = str(exc)  # already says what is wrong and what to do
+        except OSError as exc:
+            reason = f"could not start the agent: {exc}"
+        except Exception as exc:  # one bad task must never stop the owner's tick
+            log.exception("task %s: unexpected error while starting its agent", task.id)
+            reason = f"could not start the agent: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            self.finisher.fail_to_start(task.id, reason, now)
+            return
+        crash_point("spawned")
+        # Outside the catch-all above: a store error here is the loop's to back off from,
+        # not a reason to fail a task whose agent is running.
+        self.repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
+                             pid_started_at=agent.pid_started_at)
+        crash_point("pid_recorded")
+
+    def _spawn(self, task: Task, prepared_cwd: str | None, now: float) -> RunningAgent:
+        config = self.config
+        cwd = prepared_cwd or validate_cwd(task.cwd)
+        # The task's own settings, fixed when it was delegated; the owner's only for
+        # rows older than that (schema version 4).
+        executable = resolve_executable(task.claude_bin or config.claude_bin, self.env)
+        argv = build_argv(
+            task, executable,
+            default_permission_mode=config.permission_mode,
+            default_allowed_tools=config.allowed_tools,
+            extra_args=task.agent_args if task.claude_bin else config.extra_agent_args,
+        )
+        return self.supervisor.spawn(
+            task.id,
+            run_dir_for(config.runs_dir, task.id, task.attempt),
+            argv,
+            env=build_env({**self.env, **task.agent_env}),
+            cwd=cwd,
+            max_output_bytes=task.max_output_bytes or config.max_output_bytes,
+            started_at=now,
+            deadline=agent_deadline(task, now, config.task_timeout_s),
+            prompt=agent_input(task),
+        )
+
+
+def agent_deadline(task: Task, started_at: float, default_timeout_s: float | None) -> float | None:
+    """When the task's agent is stopped as timed out (None: never)."""
+    timeout = task.timeout_s or default_timeout_s
+    return started_at + timeout if timeout else None
+
+
+def unclaim(repo: TaskRepo, task: Task) -> None:
+    """Undo a claim whose agent never started: queued again, its attempt given back."""
+    repo.transition(
+        task.id, [TaskState.RUNNING], status=TaskState.QUEUED, attempt=task.attempt - 1,
+        started_at=None,
+    )

@@ -1,0 +1,235 @@
+"""Following running agents and finishing their runs: the outcome, a retry, the hook.
+
+The owner loop calls :meth:`RunFinisher.follow` for every agent it supervises on each
+tick. Once an agent has ended (its exit record is written, or its process is gone) the
+run is finished here: its outcome classified, the task moved to its final state or
+queued again for a retry, and the isolation hook's ``finish`` run. Tasks whose agent
+never started (a failed spawn, a cancel during preparation) end here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Container
+from typing import Any
+
+from claudine_core.agents.claude import RESUME_AFTER_INTERRUPTION
+from claudine_core.agents.stream_parse import parse_line
+from claudine_core.config import Config
+from claudine_core.faults import crash_point
+from claudine_core.models import Task, TaskState, iso_time
+from claudine_core.outcomes import Outcome, classify, retry_delay
+from claudine_core.service import read_tail
+from claudine_core.store import TaskRepo
+from claudine_core.supervisor import RunningAgent, Supervisor
+
+log = logging.getLogger("claudine.engine")
+
+SUMMARY_FLUSH_S = 0.5  # batch output summaries: screens need ~2 Hz, SQLite thanks us
+STDERR_TAIL_BYTES = 4096  # of the agent's stderr, read to explain a failure
+
+
+class RunFinisher:
+    """Reads agents' output into their summaries and ends their runs in the store.
+
+    Args:
+        config: the owner's settings (retries, recovery policy).
+        repo: the home's store.
+        supervisor: the agents being followed.
+        hooks: the isolation hooks (``finish(task)`` runs once a task ended), or None.
+        clock: wall-clock source.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        repo: TaskRepo,
+        supervisor: Supervisor,
+        hooks: Any,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.repo = repo
+        self.supervisor = supervisor
+        self.hooks = hooks
+        self.clock = clock
+        self._last_flush = 0.0
+
+    # -- following ----------------------------------------------------------------------------
+
+    def follow(self, agent: RunningAgent, now: float) -> None:
+        """Read the agent's new output, stop it past its deadline, finish it once it ended."""
+        self.supervisor.read_output(agent, events=False)
+        if agent.deadline is not None and now >= agent.deadline and agent.stop_state is None:
+            limit = agent.deadline - agent.started_at
+            self.supervisor.request_stop(
+                agent, TaskState.FAILED, f"timed out after {limit:g}s", now
+            )
+        record = self.supervisor.exit_record(agent)
+        if record is None and self.supervisor.is_alive(agent):
+            return
+        if record is None:
+            # It may have written the record between our two looks.
+            record = self.supervisor.exit_record(agent)
+        self._read_the_rest(agent)
+        self.finish(agent, record, now)
+
+    def _read_the_rest(self, agent: RunningAgent) -> None:
+        """Everything the agent wrote before it ended, its last cut-off line included."""
+        while self.supervisor.has_unread_output(agent):
+            offset = agent.offset
+            self.supervisor.read_output(agent, events=False)
+            if agent.offset == offset:
+                break
+        for line in agent.splitter.flush():  # a last line cut off by the agent's death
+            for event in parse_line(line):
+                agent.summary.update(event)
+
+    def flush_summaries(self, *, force: bool = False) -> None:
+        """Write the changed summaries of running agents, at most every SUMMARY_FLUSH_S."""
+        now = self.clock()
+        if not force and now - self._last_flush < SUMMARY_FLUSH_S:
+            return
+        self._last_flush = now
+        dirty = [a for a in self.supervisor.agents.values() if a.dirty]
+        self.repo.update_summaries({a.task_id: self.summary_fields(a) for a in dirty})
+        for agent in dirty:
+            agent.dirty = False
+
+    def summary_fields(self, agent: RunningAgent) -> dict[str, Any]:
+        """The columns an agent's output summary sets on its task."""
+        summary = agent.summary
+        fields: dict[str, Any] = {
+            "last_activity": summary.last_activity,
+            "last_activity_at": self.clock() if summary.last_activity else None,
+            "output_bytes": agent.offset,
+        }
+        if summary.session_id:
+            fields["session_id"] = summary.session_id
+        if summary.num_turns is not None:
+            fields["num_turns"] = summary.num_turns
+        if summary.cost_usd is not None:
+            fields["cost_usd"] = summary.cost_usd
+        result = summary.result
+        if result is not None:
+            fields.update(
+                result=result.result, is_error=result.is_error,
+                api_error_status=result.api_error_status,
+            )
+        return fields
+
+    # -- finishing a run -----------------------------------------------------------------------
+
+    def finish(self, agent: RunningAgent, record: dict[str, Any] | None, now: float) -> None:
+        """End the agent's run: the task's final state, or queued again for a retry."""
+        task = self.repo.get(agent.task_id)
+        outcome = classify(
+            exit_record=record,
+            result=agent.summary.result,
+            stop_state=agent.stop_state,
+            stop_reason=agent.stop_reason,
+            stderr_tail=read_tail(agent.run_dir / "stderr.log", STDERR_TAIL_BYTES),
+        )
+        fields = self.summary_fields(agent)
+        fields.update(
+            ended_at=now,
+            exit_code=outcome.exit_code,
+            output_bytes=(record or {}).get("output_bytes", agent.offset),
+            output_truncated=bool((record or {}).get("dropped_bytes")),
+        )
+        fields["attempts"] = with_attempt(task, outcome.state, outcome.error,
+                                          outcome.exit_code, now)
+        if self._should_retry(task, outcome, record):
+            self._requeue(task, agent, outcome, fields, now)
+        else:
+            self.repo.transition(task.id, [TaskState.RUNNING], status=outcome.state,
+                                 error=outcome.error, **fields)
+            crash_point("finished")
+            self.after_finish(task.id)
+        self.supervisor.forget(agent)
+
+    def _should_retry(
+        self, task: Task, outcome: Outcome, record: dict[str, Any] | None
+    ) -> bool:
+        if outcome.state is not TaskState.FAILED or not outcome.transient:
+            return False
+        if record is None and self.config.recovery_policy == "fail":
+            return False
+        return task.attempt <= self.config.max_retries
+
+    def _requeue(
+        self, task: Task, agent: RunningAgent, outcome: Outcome, fields: dict[str, Any],
+        now: float,
+    ) -> None:
+        delay = retry_delay(
+            task.attempt, base_s=self.config.retry_base_delay_s, cap_s=self.config.retry_max_delay_s
+        )
+        session = agent.summary.session_id or task.session_id
+        resume = session if self.config.recovery_policy == "resume" and session else None
+        fields.pop("ended_at", None)
+        self.repo.transition(
+            task.id,
+            [TaskState.RUNNING],
+            status=TaskState.QUEUED,
+            not_before=now + delay,
+            error=f"attempt {task.attempt} failed: {outcome.error}; retrying in {delay:g}s",
+            pid=None,
+            resume_session_id=resume or task.resume_session_id,
+            resume_prompt=RESUME_AFTER_INTERRUPTION if resume else task.extra.get("resume_prompt"),
+            **fields,
+        )
+        log.warning("task %s: %s; retry in %gs", task.id, outcome.error, delay)
+
+    def after_finish(self, task_id: str) -> None:
+        """Run the isolation hook's ``finish`` (merge, patch, PR...) of an ended task."""
+        if self.hooks is not None:
+            try:
+                self.hooks.finish(self.repo.get(task_id))
+            except Exception:
+                log.exception("finishing hook failed for %s", task_id)
+
+    # -- tasks whose agent never ran -----------------------------------------------------------
+
+    def apply_cancel_requests(self, now: float, preparing: Container[str]) -> None:
+        """Stop the agents of tasks a user cancelled; end at once those with none to stop.
+
+        ``preparing`` holds the tasks still being prepared: those are cancelled when their
+        preparation ends (a worktree half made must be finished, then removed).
+        """
+        for task in self.repo.cancel_requests():
+            agent = self.supervisor.agents.get(task.id)
+            if agent is not None:
+                self.supervisor.request_stop(
+                    agent, TaskState.CANCELLED, task.cancel_reason or "cancelled", now
+                )
+            elif task.id not in preparing:
+                # Claimed but with no agent to stop (its start failed half-way, or it is
+                # a row no owner follows): nothing runs, so it is cancelled at once.
+                self.cancel_unstarted(task, now)
+
+    def cancel_unstarted(self, task: Task, now: float) -> None:
+        reason = task.cancel_reason or "cancelled"
+        if self.repo.transition(
+            task.id, [TaskState.RUNNING], status=TaskState.CANCELLED, ended_at=now, error=reason,
+            attempts=with_attempt(task, TaskState.CANCELLED, reason, None, now),
+        ):
+            self.after_finish(task.id)
+
+    def fail_to_start(self, task_id: str, reason: str, now: float) -> None:
+        task = self.repo.get(task_id)
+        self.repo.transition(
+            task_id, [TaskState.RUNNING], status=TaskState.FAILED, ended_at=now, error=reason,
+            attempts=with_attempt(task, TaskState.FAILED, reason, None, now),
+        )
+        log.error("task %s failed to start: %s", task_id, reason)
+        self.after_finish(task_id)  # e.g. remove a worktree prepared for it
+
+
+def with_attempt(
+    task: Task, state: TaskState, error: str | None, exit_code: int | None, now: float
+) -> list[dict[str, Any]]:
+    """The task's attempt history with the attempt now ending appended."""
+    entry = {"attempt": task.attempt, "started_at": iso_time(task.started_at),
+             "ended_at": iso_time(now), "state": state.value, "error": error,
+             "exit_code": exit_code}
+    return [*task.attempts, entry]
