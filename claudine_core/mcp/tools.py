@@ -109,7 +109,9 @@ LOGS_RESULT_SCHEMA = _result({
     "status": _STATUS,
     "lines": {"type": "array", "items": {"type": "string"},
               "description": "Readable lines, the last `tail` of them."},
-    "totalLines": {"type": "integer", "minimum": 0},
+    "totalLines": {"type": "integer", "minimum": 0,
+                   "description": "Readable lines found reading back from the end: all of "
+                   "them unless truncated (then at least this many)."},
     "truncated": {"type": "boolean", "description": "Earlier lines were left out."},
     "stderr": _maybe("string", "The end of the agent's stderr."),
     "path": _maybe("string", "The raw stream-json file (null: not started)."),
