@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claudine_core.agents.claude import ROOT_REFUSAL_MARKER, explain_failure, usage_error
-from claudine_core.agents.stream import AgentResult
+from claudine_core.agents.stream_events import AgentResult
 from claudine_core.models import TaskState
 
 # API statuses worth another attempt: rate limits, overload and server errors.

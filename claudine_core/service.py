@@ -41,7 +41,7 @@ from claudine_core.task_request import (  # noqa: F401 (re-exported for front en
 )
 
 if TYPE_CHECKING:
-    from claudine_core.agents.stream import StreamEvent
+    from claudine_core.agents.stream_events import StreamEvent
     from claudine_core.isolation.worktrees import Worktrees
 
 # Variables a task takes from the process that delegates it, so any owner runs its agent
@@ -178,13 +178,13 @@ class TaskService:
         """Stream events of the task's latest attempt from a byte offset (any process)."""
         # The stream parser and the supervisor's helpers are imported where they are used,
         # so a CLI status or delegate does not load them (issue 9).
-        from claudine_core.agents.stream import iter_file_events
+        from claudine_core.agents.run_log import read_events
         from claudine_core.supervisor import latest_run_dir
 
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         if run_dir is None:
             return [], offset
-        return iter_file_events(run_dir / "stdout.jsonl", offset, max_bytes)
+        return read_events(run_dir / "stdout.jsonl", offset, max_bytes)
 
     def attempt_dirs(self, task_id: str) -> list[Path]:
         """The run folders of every attempt that started, oldest first."""
