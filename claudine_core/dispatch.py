@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -26,6 +27,7 @@ from claudine_core.agents.claude import (
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
 from claudine_core.config import Config
+from claudine_core.events import StoreVersion, store_version
 from claudine_core.faults import crash_point
 from claudine_core.finishing import RunFinisher
 from claudine_core.models import Task, TaskState
@@ -93,14 +95,33 @@ class Dispatcher:
         self.admission: Admission | None = None
         self.preparing: dict[str, Preparation] = {}
         self._prepare_pool: ThreadPoolExecutor | None = None
+        # When the last look found nothing to start: the store's version then, and when
+        # the first task in retry back-off becomes due (inf: none is).
+        self._empty_at: StoreVersion | None = None
+        self._next_due = math.inf
+
+    def _queue_unchanged(self, now: float) -> bool:
+        """Nothing can have become dispatchable since the last look found nothing."""
+        return (self._empty_at is not None and now < self._next_due
+                and store_version(self.repo) == self._empty_at)
 
     def dispatch(self, now: float) -> bool:
-        """Start the queued tasks that fit now; True if any task was waiting to start."""
+        """Start the queued tasks that fit now; True if any task was waiting to start.
+
+        While tasks wait, admission is decided every tick (a slot or the CPU may free up);
+        with none waiting, the queue is read again only once the store changed or a task
+        in retry back-off is due.
+        """
+        if self._queue_unchanged(now):
+            return False
+        version = store_version(self.repo)  # before the read: a write after it is seen next
         candidates = self.repo.dispatchable(limit=DISPATCH_SCAN, now=now)
         if not candidates:
             self.admission = None
             self.lock.publish_admission(None)
+            self._empty_at, self._next_due = version, self._first_back_off_end(now)
             return False
+        self._empty_at = None
         # Averaged over the last few readings so one spike does not stall admission.
         sample = self.monitor.smoothed()
         self.admission = decide_admission(
@@ -116,6 +137,12 @@ class Dispatcher:
         for task in candidates[: self.admission.start]:
             self._start(task, now)
         return True
+
+    def _first_back_off_end(self, now: float) -> float:
+        """When the first queued task in retry back-off may start (inf: none waits so)."""
+        queued = self.repo.list_tasks(statuses=[TaskState.QUEUED])
+        return min((t.not_before for t in queued if t.not_before is not None
+                    and t.not_before > now), default=math.inf)
 
     def _start(self, task: Task, now: float) -> None:
         attempt = task.attempt + 1

@@ -26,7 +26,7 @@ from typing import Any
 from claudine_core.autoscaler import Admission, AdmissionLimits
 from claudine_core.config import Config, owner_settings
 from claudine_core.dispatch import Dispatcher
-from claudine_core.events import StoreChanges
+from claudine_core.events import StoreChanges, StoreVersion, store_version
 from claudine_core.finishing import RunFinisher
 from claudine_core.handover import ensure_owner
 from claudine_core.models import EngineSnapshot, ResourceSample
@@ -34,7 +34,7 @@ from claudine_core.ownership import OwnerLock, current_owner
 from claudine_core.recovery import recover
 from claudine_core.resources import ResourceMonitor
 from claudine_core.service import TaskService
-from claudine_core.snapshot import SnapshotReader, StoreVersion, store_version
+from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import Supervisor
 

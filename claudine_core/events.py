@@ -1,9 +1,10 @@
 """How a front end learns that the home changed, at no cost while nothing does.
 
-The engine checks once a tick whether the store changed (``PRAGMA data_version`` for
-other connections' commits, the repo's write count for its own): one cheap query, no rows
-read. When it did, :class:`StoreChanges` wakes whoever waits; what changed is read from
-``engine.snapshot()``, which re-reads rows only then too. A screen refreshes from the
+The engine checks once a tick whether the store changed (:func:`store_version`: ``PRAGMA
+data_version`` for other connections' commits, the repo's write count for its own): one
+cheap query, no rows read. When it did, :class:`StoreChanges` wakes whoever waits; what
+changed is read from ``engine.snapshot()``, which re-reads rows only then too, as the
+owner re-reads cancel requests and the queue. A screen refreshes from the
 snapshot by a keyed diff on a timer, so a burst of changes costs one refresh, not one
 per change.
 
@@ -15,6 +16,21 @@ changed rows every tick: it is gone.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from claudine_core.store import TaskRepo
+
+StoreVersion = tuple[int, int]
+
+
+def store_version(repo: TaskRepo) -> StoreVersion:
+    """Changes whenever anybody committed to the store: one cheap query, no rows read.
+
+    ``PRAGMA data_version`` counts other connections' commits only, so the repo's own
+    write count covers what this process wrote through it.
+    """
+    return repo.data_version(), repo.writes
 
 
 class StoreChanges:

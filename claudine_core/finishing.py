@@ -16,6 +16,7 @@ from typing import Any
 from claudine_core.agents.claude import RESUME_AFTER_INTERRUPTION
 from claudine_core.agents.stream_parse import parse_line
 from claudine_core.config import Config
+from claudine_core.events import StoreVersion, store_version
 from claudine_core.faults import crash_point
 from claudine_core.models import Task, TaskState, iso_time
 from claudine_core.outcomes import Outcome, classify, retry_delay
@@ -54,6 +55,7 @@ class RunFinisher:
         self.hooks = hooks
         self.clock = clock
         self._last_flush = 0.0
+        self._cancels_read_at: StoreVersion | None = None
 
     # -- following ----------------------------------------------------------------------------
 
@@ -194,8 +196,13 @@ class RunFinisher:
         """Stop the agents of tasks a user cancelled; end at once those with none to stop.
 
         ``preparing`` holds the tasks still being prepared: those are cancelled when their
-        preparation ends (a worktree half made must be finished, then removed).
+        preparation ends (a worktree half made must be finished, then removed). A cancel
+        request is a store write, so the rows are read again only once the store changed.
         """
+        version = store_version(self.repo)
+        if version == self._cancels_read_at:
+            return
+        self._cancels_read_at = version  # before the read: a write after it is seen next
         for task in self.repo.cancel_requests():
             agent = self.supervisor.agents.get(task.id)
             if agent is not None:

@@ -2,7 +2,8 @@
 
 A console refreshes a few times a second, and most of the time nothing changed: reading
 every active row and the recent finished ones each time cost more than the rest of an
-idle console. The task list is kept, keyed on :func:`store_version`, and read again only
+idle console. The task list is kept, keyed on :func:`~claudine_core.events.store_version`,
+and read again only
 once that moves.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from claudine_core.autoscaler import AdmissionLimits, decide_admission
 from claudine_core.config import Config
+from claudine_core.events import StoreVersion, store_version
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -26,18 +28,6 @@ from claudine_core.resources import ResourceMonitor
 from claudine_core.store import TaskRepo
 
 RECENT_FINISHED_IN_SNAPSHOT = 300
-
-StoreVersion = tuple[int, int]
-
-
-def store_version(repo: TaskRepo) -> StoreVersion:
-    """Changes whenever anybody committed to the store: one cheap query, no rows read.
-
-    ``PRAGMA data_version`` counts other connections' commits only, so the repo's own
-    write count covers what this process wrote through it.
-    """
-    return repo.data_version(), repo.writes
-
 
 @dataclass(frozen=True)
 class TaskList:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -491,3 +492,32 @@ async def test_waiting_on_changes_wakes_on_another_process_write(
     assert await engine.changes.wait(seen) > seen
     done = await wait_for_state(engine, task.id, DONE)
     assert done.status is TaskState.COMPLETED
+
+
+async def test_an_idle_owner_reads_no_rows_and_wakes_for_a_back_off(tmp_path: Path) -> None:
+    """Nothing waiting: ticks read no task rows, yet a retry starts when its back-off ends."""
+    config = make_config(tmp_path / "home", max_retries=1, retry_base_delay_s=0.5)
+    marker = tmp_path / "failed-once"
+    async with Engine(config, env=agent_env(), tick_s=0.02) as eng:
+        reads: list[str] = []
+        for name in ("dispatchable", "cancel_requests", "list_tasks"):
+            counted = getattr(eng.service.repo, name)
+
+            def counting(*args: object, _name: str = name, _read=counted, **kw: object):
+                reads.append(_name)
+                return _read(*args, **kw)
+
+            setattr(eng.service.repo, name, counting)
+        ticks = eng.ticks
+        await wait_until(lambda: eng.ticks >= ticks + 2)  # the start-up's own look is over
+        reads.clear()
+        ticks = eng.ticks
+        await wait_until(lambda: eng.ticks >= ticks + 10)
+        assert reads == []  # ten idle ticks, no query of the rows
+        task = eng.service.delegate(spec(f"[api-error-once:529:{marker}]", tmp_path))
+        done = await wait_for_state(eng, task.id, DONE)
+    assert done.status is TaskState.COMPLETED and done.attempt == 2
+    first, second = done.attempts
+    failed_at = datetime.fromisoformat(first["ended_at"]).timestamp()
+    retried_at = datetime.fromisoformat(second["started_at"]).timestamp()
+    assert retried_at - failed_at >= 0.49  # not before its back-off ended (ms in the record)
