@@ -164,13 +164,16 @@ class ClaudineApp(App[int]):
         # the app's timers, so a tick can land on a half-dismantled DOM at exit.
         if not self.is_running or not self.engine_started or self._engine_stopped:
             return
+        previous = self.last_snapshot
         snap = self.engine.snapshot()
         self.last_snapshot = snap
         with self.batch_update():
             self.query_one(Dashboard).show(snap)
             self.table.apply(snap.tasks, snap.taken_at)
             self.sub_title = self._role_text(snap)
-        self._notify_finished(snap.tasks)
+        # The engine hands back the same tuple until the store changes: no task moved.
+        if previous is None or snap.tasks is not previous.tasks:
+            self._notify_finished(snap.tasks)
         if self.pane.task_id is None and self.table.selected_id is not None:
             self.pane.follow(self.table.selected_id)
 

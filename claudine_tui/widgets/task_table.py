@@ -43,6 +43,9 @@ class TaskTable(DataTable[str | Text]):
         self.tasks: dict[str, Task] = {}
         self.cells_updated = 0  # how many update_cell calls the diffs made (for tests)
         self._rows: dict[str, RowValues] = {}
+        # A finished task's row does not change with the clock: kept per Task object (the
+        # snapshot hands back the same objects until the store changes).
+        self._finished_rows: dict[str, tuple[Task, RowValues]] = {}
         self._order: list[str] = []
         self._all: Sequence[Task] = ()
         self._now = 0.0
@@ -79,10 +82,12 @@ class TaskTable(DataTable[str | Text]):
 
     def apply(self, tasks: Sequence[Task], now: float) -> None:
         """Bring the rows in line with ``tasks`` (a snapshot taken at ``now``)."""
+        if tasks is not self._all:
+            self._forget_finished_rows_not_in(tasks)
         self._all, self._now = tasks, now
         selected = self.selected_id
         visible = sorted(filter(self.task_filter.matches, tasks), key=sort_key(self.sort_mode))
-        wanted = {task.id: row_values(task, now) for task in visible}
+        wanted = {task.id: self._values(task, now) for task in visible}
         for task_id in [key for key in self._rows if key not in wanted]:
             self.remove_row(task_id)
             del self._rows[task_id]
@@ -92,6 +97,21 @@ class TaskTable(DataTable[str | Text]):
         order = list(wanted)
         if order != self._order:
             self._reorder(order, selected)
+
+    def _values(self, task: Task, now: float) -> RowValues:
+        if not task.status.is_terminal:
+            return row_values(task, now)
+        kept = self._finished_rows.get(task.id)
+        if kept is not None and kept[0] is task:
+            return kept[1]
+        values = row_values(task, now)
+        self._finished_rows[task.id] = (task, values)
+        return values
+
+    def _forget_finished_rows_not_in(self, tasks: Sequence[Task]) -> None:
+        listed = {task.id for task in tasks}
+        for task_id in [key for key in self._finished_rows if key not in listed]:
+            del self._finished_rows[task_id]
 
     def reapply(self) -> None:
         self.apply(self._all, self._now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -343,6 +344,12 @@ async def test_table_diff_updates_only_changed_cells() -> None:
                                           last_activity=task.last_activity)
         app.refresh_snapshot()
         assert app.table.cells_updated == before + 1
+        # A finished task's row is kept between snapshots, until the task itself changes.
+        done = engine.service.get("0001")
+        engine.tasks[done.id] = replace(done, result="Changelog rewritten")
+        app.refresh_snapshot()
+        assert app.table.cells_updated == before + 2
+        assert "Changelog rewritten" in str(app.table.get_row(done.id)[8])
 
 
 async def test_engine_start_failure_is_reported() -> None:
