@@ -5,6 +5,13 @@ Measures, on a temporary home:
    beside the cost of starting the same agent with bare ``subprocess``;
 2. the engine's RSS with 100 running agents and 10,000 finished tasks in the store;
 3. owner start-up time (lock, recovery, first snapshot) with 10,000 tasks stored.
+
+``--watch`` measures instead how a process that does not own the home notices a change,
+polling against ``watchfiles`` (inotify): a commit to the store from another connection
+(polling ``PRAGMA data_version`` every 0.1 s, the engine's tick), and new lines in a run's
+``stdout.jsonl`` (polling its size every 0.25 s, the console's log pane and
+``logs --follow``). For each: the CPU of the watching process over an idle window, and the
+delay from a write to its notice.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -149,12 +159,112 @@ async def owner_startup(root: Path, agent: Path, stored: int) -> None:
           f"median {statistics.median(timings) * 1000:.0f} ms")
 
 
+Watcher = Callable[[threading.Event, Callable[[], None]], None]
+
+
+def poll_watcher(changed: Callable[[], bool], every_s: float) -> Watcher:
+    def run(stop: threading.Event, notice: Callable[[], None]) -> None:
+        changed()  # the baseline, on this thread's own connection
+        while not stop.wait(every_s):
+            if changed():
+                notice()
+    return run
+
+
+def inotify_watcher(path: Path, changed: Callable[[], bool]) -> Watcher:
+    import watchfiles
+
+    def run(stop: threading.Event, notice: Callable[[], None]) -> None:
+        changed()  # the baseline, on this thread's own connection
+        # watchfiles' defaults: a batch is yielded once no event came for ``step`` ms.
+        for _ in watchfiles.watch(path, stop_event=stop, recursive=False):
+            if changed():
+                notice()
+    return run
+
+
+def measure_watcher(watcher: Watcher, write: Callable[[], None], idle_s: float,
+                    writes: int) -> tuple[float, float, float]:
+    """(CPU % of a core while idle, median and max ms from a write to its notice)."""
+    stop, noticed = threading.Event(), threading.Event()
+    thread = threading.Thread(target=watcher, args=(stop, noticed.set), daemon=True)
+    thread.start()
+    time.sleep(0.3)  # the watch is set up
+    me = psutil.Process()
+    before = me.cpu_times()
+    time.sleep(idle_s)
+    after = me.cpu_times()
+    idle_cpu = max(0.0, after.user + after.system - before.user - before.system) / idle_s * 100
+    delays = []
+    for _ in range(writes):
+        noticed.clear()
+        started = time.perf_counter()
+        write()
+        if noticed.wait(5):
+            delays.append(time.perf_counter() - started)
+        time.sleep(random.uniform(0.2, 0.5))  # writes at any phase of the poll
+    stop.set()
+    thread.join(5)
+    return idle_cpu, statistics.median(delays) * 1000, max(delays) * 1000
+
+
+def watch_figures(root: Path, idle_s: float, writes: int) -> None:
+    """Polling against watchfiles, for the store and for a run's output file."""
+    from claudine_core.service import TaskService
+
+    config = make_config(root / "home-watch")
+    writer = TaskService(config, env=agent_env())  # "another process": its own connection
+    reader = TaskService(config, env=agent_env())
+    seen = [-1]
+
+    def store_changed() -> bool:
+        version = reader.repo.data_version()
+        changed, seen[0] = version != seen[0], version
+        return changed
+
+    def commit() -> None:
+        writer.delegate(TaskSpec(prompt="watched", cwd=str(root)))
+
+    log = root / "stdout.jsonl"
+    log.write_text("")
+    size = [0]
+
+    def log_grew() -> bool:
+        now = log.stat().st_size
+        grew, size[0] = now != size[0], now
+        return grew
+
+    def append() -> None:
+        with log.open("a") as handle:
+            handle.write('{"type":"assistant"}\n')
+
+    cases = [
+        ("store, poll data_version every 0.1 s", poll_watcher(store_changed, 0.1), commit),
+        ("store, watchfiles on the home", inotify_watcher(config.home, store_changed), commit),
+        ("run log, poll its size every 0.25 s", poll_watcher(log_grew, 0.25), append),
+        ("run log, watchfiles on its folder", inotify_watcher(root, log_grew), append),
+    ]
+    print(f"noticing a change without owning the home ({idle_s:g} s idle, {writes} writes):")
+    print(f"  {'':40}{'idle CPU %':>11}{'median ms':>11}{'max ms':>9}")
+    for name, watcher, write in cases:
+        cpu, median, worst = measure_watcher(watcher, write, idle_s, writes)
+        print(f"  {name:40}{cpu:11.2f}{median:11.0f}{worst:9.0f}")
+    writer.close()
+    reader.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--running", type=int, default=100)
     parser.add_argument("--finished", type=int, default=10_000)
+    parser.add_argument("--watch", action="store_true",
+                        help="only the polling against watchfiles figures")
     args = parser.parse_args()
+    if args.watch:
+        with tempfile.TemporaryDirectory() as tmp:
+            watch_figures(Path(tmp), idle_s=10, writes=20)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         instant = write_agent(root, "instant-agent", INSTANT_AGENT)
