@@ -58,11 +58,12 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
         log.warning("claudine serve: %s is owned by pid %s (%s); waiting as a client and "
                     "taking over when it exits", config.home, owner.get("pid", "?"),
                     owner.get("kind", "unknown kind"))
+    idleness = Idleness(engine)
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
-            idle = _idle_for(engine)
+            idle = idleness.seconds()
             if idle_exit_s is not None and idle is not None and idle >= idle_exit_s:
                 log.info("idle for %gs: exiting", idle_exit_s)
                 break
@@ -71,12 +72,28 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
     return 0
 
 
-def _idle_for(engine: Engine) -> float | None:
-    """Seconds the home has had nothing queued, blocked or running; None while it has
-    work, and for a client (only an owner's idleness may end it)."""
-    if engine.role != "owner":
-        return None
-    if engine.supervisor.agents or engine.service.has_unfinished_tasks():
-        engine.last_busy_at = engine.clock()
-        return None
-    return engine.clock() - engine.last_busy_at
+class Idleness:
+    """How long the home has had nothing queued, blocked or running.
+
+    Whether tasks are left is asked of the store only after the engine saw it change
+    (``engine.changes``), not every half second of an idle day.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._changes_seen = -1
+        self._unfinished = True
+
+    def seconds(self) -> float | None:
+        """Seconds idle; None while there is work, and for a client (only an owner's
+        idleness may end it)."""
+        engine = self.engine
+        if engine.role != "owner":
+            return None
+        if engine.changes.count != self._changes_seen:
+            self._changes_seen = engine.changes.count  # before the read: a later change counts
+            self._unfinished = engine.service.has_unfinished_tasks()
+        if engine.supervisor.agents or self._unfinished:
+            engine.last_busy_at = engine.clock()
+            return None
+        return engine.clock() - engine.last_busy_at
