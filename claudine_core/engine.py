@@ -58,6 +58,9 @@ class Engine:
             ``finish(task)``, and optionally ``needs_prepare(task)`` and ``close()``; see
             worktrees.py. ``prepare`` runs on a thread: creating a worktree and a repository's
             setup command can take minutes and must not freeze the loop (or the console).
+
+    ``engine.changes`` (:class:`~claudine_core.events.StoreChanges`) counts the store
+    changes the loop has seen, for whoever wants to wait for the next one.
     """
 
     def __init__(
