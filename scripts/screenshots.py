@@ -73,7 +73,7 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await _until(pilot, lambda: app.pane.lines_written >= 4)
         elif mode == "review":
             task = next(t for t in app.table.tasks.values() if t.branch)
-            await _until(pilot, lambda: (engine.get(task.id).merge or {}).get("status")
+            await _until(pilot, lambda: (engine.service.get(task.id).merge or {}).get("status")
                          == "kept")
             app.table.move_cursor(row=app.table.get_row_index(task.id))
             await pilot.press("d")
@@ -99,9 +99,9 @@ async def main(out: Path) -> None:
         work.mkdir()
         seed = Engine(make_config(home, max_agents=3), kind="console", env=agent_env())
         for title, script, priority in TASKS:
-            seed.delegate(TaskSpec(f"{title} {script}", cwd=str(work), priority=priority))
+            seed.service.delegate(TaskSpec(f"{title} {script}", cwd=str(work), priority=priority))
         repo = make_repo(work / "api")
-        seed.delegate(TaskSpec(" ".join(REVIEW_TASK), cwd=str(repo), priority=Priority.P0,
+        seed.service.delegate(TaskSpec(" ".join(REVIEW_TASK), cwd=str(repo), priority=Priority.P0,
                                worktree=True))
         seed.service.close()
         shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),

@@ -48,7 +48,7 @@ async def real_engine(tmp_path: Path, real_claude_bin: Path, real_claude_env: di
 async def test_prompt_that_an_argv_word_would_break(
     real_engine: Engine, fake_api: FakeAnthropic, tmp_path: Path, prompt: str
 ) -> None:
-    task = real_engine.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+    task = real_engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
     done = await wait_for_state(real_engine, task.id, DONE, timeout=60)
     assert done.status is TaskState.COMPLETED, (done.error, real_engine.service.stderr_tail(
         task.id))
@@ -59,10 +59,10 @@ async def test_prompt_that_an_argv_word_would_break(
 async def test_resume_reads_the_follow_up_on_stdin(
     real_engine: Engine, fake_api: FakeAnthropic, tmp_path: Path
 ) -> None:
-    first = real_engine.delegate(TaskSpec(prompt="first turn", cwd=str(tmp_path)))
+    first = real_engine.service.delegate(TaskSpec(prompt="first turn", cwd=str(tmp_path)))
     done = await wait_for_state(real_engine, first.id, DONE, timeout=60)
     assert done.status is TaskState.COMPLETED, done.error
-    follow_up = real_engine.resume(first.id, "- second turn\n- starts with a dash")
+    follow_up = real_engine.service.resume(first.id, "- second turn\n- starts with a dash")
     resumed = await wait_for_state(real_engine, follow_up.id, DONE, timeout=60)
     assert resumed.status is TaskState.COMPLETED, (
         resumed.error, real_engine.service.stderr_tail(follow_up.id))

@@ -28,7 +28,7 @@ async def real_engine(tmp_path: Path, real_claude_bin: Path, real_claude_env: di
 
 
 async def test_text_task(real_engine: Engine, tmp_path: Path) -> None:
-    task = real_engine.delegate(TaskSpec(prompt="say something nice", cwd=str(tmp_path)))
+    task = real_engine.service.delegate(TaskSpec(prompt="say something nice", cwd=str(tmp_path)))
     done = await wait_for_state(real_engine, task.id, DONE, timeout=60)
     assert done.status is TaskState.COMPLETED, done.error
     assert done.result == "FAKE_DONE: say something nice"
@@ -39,7 +39,7 @@ async def test_bash_tool_writes_a_file(real_engine: Engine, tmp_path: Path) -> N
     work = tmp_path / "work"
     work.mkdir()
     prompt = "Write the file.\nBASH: echo made-by-real-claude > made.txt && cat made.txt"
-    task = real_engine.delegate(TaskSpec(prompt=prompt, cwd=str(work)))
+    task = real_engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(work)))
     done = await wait_for_state(real_engine, task.id, DONE, timeout=60)
     assert done.status is TaskState.COMPLETED, done.error
     assert (work / "made.txt").read_text().strip() == "made-by-real-claude"
@@ -50,7 +50,7 @@ async def test_bash_tool_writes_a_file(real_engine: Engine, tmp_path: Path) -> N
 
 
 async def test_api_error_fails_with_status(real_engine: Engine, tmp_path: Path) -> None:
-    task = real_engine.delegate(TaskSpec(prompt="API_ERROR: 400", cwd=str(tmp_path)))
+    task = real_engine.service.delegate(TaskSpec(prompt="API_ERROR: 400", cwd=str(tmp_path)))
     done = await wait_for_state(real_engine, task.id, DONE, timeout=60)
     assert done.status is TaskState.FAILED
     assert done.api_error_status == 400 and done.exit_code == 1
@@ -61,7 +61,7 @@ async def test_cancel_during_a_bash_sleep_kills_the_sleep(
     real_engine: Engine, tmp_path: Path
 ) -> None:
     marker = "claudine-cancel-marker-4711"
-    task = real_engine.delegate(
+    task = real_engine.service.delegate(
         TaskSpec(prompt=f"BASH: sleep 300 && echo {marker}", cwd=str(tmp_path))
     )
 
@@ -71,7 +71,7 @@ async def test_cancel_during_a_bash_sleep_kills_the_sleep(
                 and marker in " ".join(p.info.get("cmdline") or [])]
 
     await wait_until(sleeping, timeout=60)
-    real_engine.cancel(task.id, "stop the sleep")
+    real_engine.service.cancel(task.id, "stop the sleep")
     done = await wait_for_state(real_engine, task.id, DONE, timeout=30)
     assert done.status is TaskState.CANCELLED
     await wait_until(lambda: not sleeping(), timeout=15)
