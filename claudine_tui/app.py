@@ -22,9 +22,8 @@ from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
 
 from claudine_core.config import Config
-from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
+from claudine_core.errors import ClaudineError
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec, TaskState
-from claudine_core.service import InvalidRequest
 from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
@@ -38,7 +37,6 @@ from claudine_tui.widgets.task_table import TaskTable
 
 REFRESH_S = 1 / 3  # the table's keyed diff; 3 Hz is calm and still "within a second"
 LOG_POLL_S = 0.25
-ENGINE_ERRORS = (InvalidRequest, InvalidTransition, UnknownTask, ValueError, StoreError)
 PRIORITY = Binding.Group("Priority", compact=True)
 # Under 120 columns the footer cannot hold every key; these stay (the rest: palette, `?`).
 FOOTER_KEEP = ("new_task", "cancel_task", "retry_task", "review_task", "filter", "quit",
@@ -237,8 +235,8 @@ class ClaudineApp(App[int]):
         """Run a task command; a refused one becomes an error toast, not a crash."""
         try:
             task = command(*args)
-        except ENGINE_ERRORS as exc:
-            self.notify(str(exc).strip("'\""), severity="error", timeout=6)
+        except ClaudineError as exc:  # every refusal the core explains, caught once
+            self.notify(exc.message, severity="error", timeout=6)
             return None
         self.refresh_snapshot()
         return task
@@ -248,7 +246,8 @@ class ClaudineApp(App[int]):
             if spec is not None and (task := self._call(self.service.delegate, spec)):
                 self.notify(f"{task.short_id} queued ({task.priority})", timeout=3)
 
-        self.push_screen(NewTaskScreen(cwd=os.getcwd()), delegate)
+        self.push_screen(NewTaskScreen(
+            cwd=os.getcwd(), default_worktree=self.engine.config.default_worktree), delegate)
 
     def action_cancel_task(self) -> None:
         task = self._selected()

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from claudine_core.config import Config
-from claudine_core.errors import StoreError
 from claudine_core.models import (
     Task,
     TaskState,
@@ -18,7 +17,6 @@ from claudine_core.models import (
 from claudine_tui.cli import output
 from claudine_tui.cli.common import CommandError, load, open_service
 from claudine_tui.cli.common import guard as _guard
-from claudine_tui.cli.common import guard_store as _guard_store
 
 EXTRA_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
 POLL_S = 0.1
@@ -100,7 +98,7 @@ def status(args: argparse.Namespace) -> int:
         if args.task:
             task = _guard(lambda: service.get(args.task))
             position = service.queue_position(task)
-            waiting = _guard_store(lambda: service.waiting_reason(task))
+            waiting = service.waiting_reason(task)
             ended = service.agent_has_ended(task)
             if args.json:
                 data = task.to_json()
@@ -120,7 +118,7 @@ def status(args: argparse.Namespace) -> int:
             return 0
         print(output.task_table(tasks, now=time.time(), ended=ended_ids))
         if any(t.status is TaskState.QUEUED for t in tasks):
-            waiting = _guard_store(service.waiting_reason)
+            waiting = service.waiting_reason()
             if waiting:
                 print(f"queued tasks are waiting: {waiting}")
         return 0
@@ -259,11 +257,9 @@ def serve(args: argparse.Namespace) -> int:
     idle = args.idle_exit
     if args.auto and idle is None:
         idle = config.idle_exit_s
-    try:
-        return asyncio.run(run_serve(config, auto=args.auto, idle_exit_s=idle,
-                                     stop_agents_on_exit=args.stop_agents_on_exit))
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
+    # A StoreError (a ClaudineError) goes up to the one handler in main.
+    return asyncio.run(run_serve(config, auto=args.auto, idle_exit_s=idle,
+                                 stop_agents_on_exit=args.stop_agents_on_exit))
 
 
 def show_config(args: argparse.Namespace) -> int:

@@ -51,8 +51,3 @@ def guard(action: Callable[[], Task]) -> Task:
         raise
     except ValueError as exc:
         raise CommandError(str(exc).strip("'\"")) from exc
-
-
-def guard_store(action: Callable[[], Any]) -> Any:
-    """Run a query (a StoreError, a ClaudineError, goes up to the handler in main)."""
-    return action()

@@ -1,10 +1,12 @@
 """The new-task form: prompt, priority, working directory, timeout, model and isolation.
 
-Isolation is a git worktree, with optionally a base branch, a merge strategy and "do not
-commit the agent's leftover changes"; each of those needs the worktree ticked.
+Isolation is a git worktree (yes, no, or the CLAUDINE_WORKTREE setting), with optionally a
+base branch, a merge strategy and "do not commit the agent's leftover changes"; each of
+those needs a worktree.
 
-Every field is checked before the form closes; each error is written under its field in
-words that say how to fix it, and the first wrong field gets the focus.
+Every field is checked before the form closes, by the core's one validation of a request
+(claudine_core.task_request, the CLI's and DelegateTask's too); each problem is written
+under its field, and the first wrong field gets the focus.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from claudine_core.task_request import describe_problems, read_request
 
 FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "worktree", "merge", "base",
           "no_commit")  # in the form's order: the first wrong one gets the focus
-TICKS = ("worktree", "no_commit")  # checkboxes; the other fields are text
+TICKS = ("no_commit",)  # checkboxes
+CHOICES = ("worktree", "merge")  # selects; the other fields are text
 STRATEGIES = tuple(s.value for s in MergeStrategy)
 
 
@@ -34,7 +37,7 @@ SPEC_FIELDS = {"prompt": "prompt", "cwd": "cwd", "priority": "priority",
                "timeout": "timeout_s", "model": "model", "worktree": "worktree",
                "merge": "merge_strategy", "base": "base_branch", "no_commit": "commit_changes"}
 FORM_FIELDS = {spec: form for form, spec in SPEC_FIELDS.items()}
-WORKTREE_CHOICE = "'Isolate in a git worktree'"
+WORKTREE_CHOICE = "'worktree: yes'"
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,10 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
                 with Vertical():
                     yield from self._field("model", "Model", "empty: default")
             with Horizontal(classes="isolation"):
-                yield Checkbox("Isolate in a git worktree", id="field-worktree")
+                # Yes, no, or the CLAUDINE_WORKTREE setting (the blank choice).
+                default = "yes" if self.default_worktree else "no"
+                yield Select([("worktree: yes", "yes"), ("worktree: no", "no")],
+                             id="field-worktree", prompt=f"worktree: default ({default})")
                 yield Select([(f"merge: {name}", name) for name in STRATEGIES],
                              id="field-merge", prompt="merge: default")
             yield from self._error("worktree")
@@ -121,11 +127,12 @@ class NewTaskScreen(ModalScreen[TaskSpec | None]):
 
     def values(self) -> dict[str, str]:
         values = {name: self.query_one(f"#field-{name}", Input).value
-                  for name in FIELDS if name not in (*TICKS, "merge")}
+                  for name in FIELDS if name not in (*TICKS, *CHOICES)}
         for name in TICKS:
             values[name] = "yes" if self.query_one(f"#field-{name}", Checkbox).value else ""
-        merge = self.query_one("#field-merge", Select).value
-        values["merge"] = merge if isinstance(merge, str) else ""
+        for name in CHOICES:
+            choice = self.query_one(f"#field-{name}", Select).value
+            values[name] = choice if isinstance(choice, str) else ""  # blank: the default
         return values
 
     def action_submit(self) -> None:

@@ -119,7 +119,7 @@ class FakeEngine:
     def __init__(self, tasks: list[Task] | None = None, *, role: str = "owner") -> None:
         self.role = role
         self.kind = "console"
-        self.config = SimpleNamespace(home=HOME)
+        self.config = SimpleNamespace(home=HOME, default_worktree=False)
         self.service = FakeService(tasks)
         self.tasks = self.service.tasks  # the same dict: tests edit tasks in place
         self.calls = self.service.calls  # one record of start, stop and every command

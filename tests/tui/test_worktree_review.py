@@ -52,7 +52,8 @@ def toast(app: ClaudineApp, title: str) -> str:
 
 
 def test_validate_form_worktree_fields(tmp_path: Path) -> None:
-    base = {"prompt": "do it", "cwd": str(tmp_path)}
+    repo = make_repo(tmp_path / "repo")
+    base = {"prompt": "do it", "cwd": str(repo)}
     result = validate_form({**base, "base": "main", "merge": "auto", "no_commit": "yes"})
     assert result.spec is None and set(result.errors) == {"base", "merge", "no_commit"}
     assert "worktree" in result.errors["base"] and "worktree" in result.errors["no_commit"]
@@ -67,9 +68,25 @@ def test_validate_form_worktree_fields(tmp_path: Path) -> None:
     assert plain.commit_changes is None  # the repository's setting decides
     committed = validate_form({**base, "worktree": "yes"}).spec
     assert committed is not None and committed.commit_changes is None
+    outside = validate_form({"prompt": "do it", "cwd": str(tmp_path), "worktree": "yes"})
+    assert outside.errors.keys() == {"worktree"}
+    assert "not inside a git repository" in outside.errors["worktree"]
+
+
+def test_form_worktree_choice_falls_back_to_the_setting(tmp_path: Path) -> None:
+    """Blank is the CLAUDINE_WORKTREE setting; 'no' overrides it."""
+    base = {"prompt": "do it", "cwd": str(make_repo(tmp_path / "repo"))}
+    default = validate_form(base, default_worktree=True).spec
+    assert default is not None and default.worktree is True
+    declined = validate_form({**base, "worktree": "no", "merge": "auto"}, default_worktree=True)
+    assert declined.errors.keys() == {"merge"}
+    assert "worktree: yes" in declined.errors["merge"]
+    no = validate_form({**base, "worktree": "no"}, default_worktree=True).spec
+    assert no is not None and no.worktree is False
 
 
 async def test_form_worktree_fields_error_then_spec(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
     engine = FakeEngine()
     app = ClaudineApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -77,7 +94,7 @@ async def test_form_worktree_fields_error_then_spec(tmp_path: Path) -> None:
         await pilot.press("n", *"isolated work")
         form = app.screen
         assert isinstance(form, NewTaskScreen)
-        form.query_one("#field-cwd", Input).value = str(tmp_path)
+        form.query_one("#field-cwd", Input).value = str(repo)
         form.query_one("#field-base", Input).value = "main"
         form.query_one("#field-no_commit", Checkbox).value = True
         await pilot.press("ctrl+s")
@@ -86,7 +103,7 @@ async def test_form_worktree_fields_error_then_spec(tmp_path: Path) -> None:
             assert error.display and "worktree" in str(error.render())
         assert form.query_one("#field-no_commit", Checkbox).has_class("-invalid")
         assert app.screen is form and not [c for c in engine.calls if c[0] == "delegate"]
-        form.query_one("#field-worktree", Checkbox).value = True
+        form.query_one("#field-worktree", Select).value = "yes"
         form.query_one("#field-merge", Select).value = "patch"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is not form, what="the form to close")
@@ -208,7 +225,7 @@ async def test_review_diff_and_merge_from_the_console(make_engine: Callable[...,
         form.query_one("#field-prompt", Input).value = (
             "[write:feature.txt=added by the agent] add a feature")
         form.query_one("#field-cwd", Input).value = str(repo)
-        form.query_one("#field-worktree", Checkbox).value = True
+        form.query_one("#field-worktree", Select).value = "yes"
         form.query_one("#field-merge", Select).value = "manual"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.table.row_count == 1, what="the row")
@@ -398,7 +415,7 @@ async def test_form_no_commit_leaves_the_agents_changes_uncommitted(
         form = app.screen
         form.query_one("#field-prompt", Input).value = "[write:notes.txt=draft] take notes"
         form.query_one("#field-cwd", Input).value = str(repo)
-        form.query_one("#field-worktree", Checkbox).value = True
+        form.query_one("#field-worktree", Select).value = "yes"
         form.query_one("#field-no_commit", Checkbox).value = True
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.table.row_count == 1, what="the row")
