@@ -33,9 +33,10 @@ from claudine_core.finishing import RunFinisher
 from claudine_core.models import Task, TaskState
 from claudine_core.ownership import OwnerLock
 from claudine_core.resources import ResourceMonitor
+from claudine_core.run_dirs import run_dir_for
 from claudine_core.service import InvalidRequest, validate_cwd
 from claudine_core.store import StoreError, TaskRepo
-from claudine_core.supervisor import RunningAgent, Supervisor, run_dir_for
+from claudine_core.supervisor import RunningAgent, Supervisor
 
 log = logging.getLogger("claudine.engine")
 

@@ -177,7 +177,7 @@ class RunFinisher:
             error=f"attempt {task.attempt} failed: {outcome.error}; retrying in {delay:g}s",
             pid=None,
             resume_session_id=resume or task.resume_session_id,
-            resume_prompt=RESUME_AFTER_INTERRUPTION if resume else task.extra.get("resume_prompt"),
+            resume_prompt=RESUME_AFTER_INTERRUPTION if resume else task.resume_prompt,
             **fields,
         )
         log.warning("task %s: %s; retry in %gs", task.id, outcome.error, delay)

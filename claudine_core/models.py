@@ -239,11 +239,6 @@ class Task:
     def short_id(self) -> str:
         return short_id(self.id)
 
-    @property
-    def extra(self) -> dict[str, Any]:
-        """Transitional (issue 9): the two columns the old untyped bag carried."""
-        return {"pid_started_at": self.pid_started_at, "resume_prompt": self.resume_prompt}
-
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` / MCP form: public fields, plain values, times in ISO 8601."""
         return {f.name: _json_value(f, getattr(self, f.name)) for f in public_fields()}

@@ -16,8 +16,9 @@ from claudine_core.config import Config
 from claudine_core.dispatch import agent_deadline, unclaim
 from claudine_core.finishing import RunFinisher
 from claudine_core.models import Task, TaskState
+from claudine_core.run_dirs import run_dir_for, spawn_began
 from claudine_core.store import TaskRepo
-from claudine_core.supervisor import Supervisor, run_dir_for, spawn_began
+from claudine_core.supervisor import Supervisor
 
 log = logging.getLogger("claudine.engine")
 
@@ -50,7 +51,7 @@ def _follow_again(
         task.id,
         run_dir,
         pid=task.pid,
-        pid_started_at=task.extra.get("pid_started_at"),
+        pid_started_at=task.pid_started_at,
         started_at=started_at,
         deadline=agent_deadline(task, started_at, config.task_timeout_s),
     )

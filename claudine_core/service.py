@@ -179,7 +179,7 @@ class TaskService:
         # The stream parser and the supervisor's helpers are imported where they are used,
         # so a CLI status or delegate does not load them (issue 9).
         from claudine_core.agents.run_log import read_events
-        from claudine_core.supervisor import latest_run_dir
+        from claudine_core.run_dirs import latest_run_dir
 
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         if run_dir is None:
@@ -188,12 +188,12 @@ class TaskService:
 
     def attempt_dirs(self, task_id: str) -> list[Path]:
         """The run folders of every attempt that started, oldest first."""
-        from claudine_core.supervisor import attempt_dirs
+        from claudine_core.run_dirs import attempt_dirs
 
         return attempt_dirs(self.config.runs_dir, task_id)
 
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
-        from claudine_core.supervisor import latest_run_dir
+        from claudine_core.run_dirs import latest_run_dir
 
         run_dir = latest_run_dir(self.config.runs_dir, task_id)
         return None if run_dir is None else run_dir / name
@@ -207,7 +207,8 @@ class TaskService:
         """
         if task.status is not TaskState.RUNNING:
             return False
-        from claudine_core.supervisor import process_matches, run_dir_for
+        from claudine_core.run_dirs import run_dir_for
+        from claudine_core.supervisor import process_matches
 
         run_dir = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1))
         if (run_dir / "exit.json").exists():

@@ -26,12 +26,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # psutil is imported where processes are inspected: a CLI status
     import psutil  # of tasks with no live agent never loads it
 
-from claudine_core.agents.stream import (
-    LineSplitter,
-    StreamEvent,
-    StreamSummary,
-    parse_lines,
-)
+from claudine_core.agents.stream_events import StreamEvent
+from claudine_core.agents.stream_parse import LineSplitter, parse_lines
+from claudine_core.agents.summary import StreamSummary
 from claudine_core.models import TaskState
 
 WRAPPER = Path(__file__).parent / "agents" / "wrapper.py"
@@ -65,26 +62,6 @@ class RunningAgent:
     term_sent_at: float | None = None
     kill_sent: bool = False
     dirty: bool = False
-
-
-def run_dir_for(runs_dir: Path, task_id: str, attempt: int) -> Path:
-    return runs_dir / task_id / f"attempt-{attempt}"
-
-
-def attempt_dirs(runs_dir: Path, task_id: str) -> list[Path]:
-    """The run folders of every attempt of the task that started, oldest first."""
-    task_dir = runs_dir / task_id
-    if not task_dir.is_dir():
-        return []
-    runs = [p for p in task_dir.iterdir()
-            if p.name.startswith("attempt-") and p.name[8:].isdigit()]
-    return sorted(runs, key=lambda p: int(p.name[8:]))
-
-
-def latest_run_dir(runs_dir: Path, task_id: str) -> Path | None:
-    """The folder of the task's most recent attempt, if it ever started."""
-    runs = attempt_dirs(runs_dir, task_id)
-    return runs[-1] if runs else None
 
 
 class Supervisor:
@@ -353,12 +330,6 @@ def process_matches(pid: int | None, started_at: float | None) -> bool:
         return True
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-
-
-def spawn_began(run_dir: Path) -> bool:
-    """Whether an agent may have been started for this run (``spawn`` creates the wrapper's
-    log before it starts the process); False means certainly not."""
-    return (run_dir / "wrapper.log").exists()
 
 
 def _pid_from_wrapper_record(run_dir: Path) -> tuple[int | None, float | None]:

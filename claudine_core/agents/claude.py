@@ -93,8 +93,8 @@ def build_argv(
 
 def agent_input(task: Task) -> str:
     """What the agent reads on stdin: the prompt, or for a resumed session the follow-up."""
-    if task.resume_session_id and task.extra.get("resume_prompt"):
-        return str(task.extra["resume_prompt"])
+    if task.resume_session_id and task.resume_prompt:
+        return task.resume_prompt
     return task.prompt
 
 

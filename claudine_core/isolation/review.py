@@ -22,7 +22,7 @@ from claudine_core.isolation.github import PullRequestError, push_and_open
 from claudine_core.isolation.gitops import describe_error, open_repo, private_dir, repo_lock
 from claudine_core.isolation.settings import RepoSettings, load_settings
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, short_id
-from claudine_core.supervisor import latest_run_dir
+from claudine_core.run_dirs import latest_run_dir
 
 if TYPE_CHECKING:
     from claudine_core.store.repo import TaskRepo

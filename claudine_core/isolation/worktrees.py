@@ -39,7 +39,7 @@ from claudine_core.isolation.gitops import (
 from claudine_core.isolation.review import Review
 from claudine_core.isolation.settings import SETTINGS_FILE, RepoSettings, load_settings
 from claudine_core.models import Task, TaskState
-from claudine_core.supervisor import run_dir_for
+from claudine_core.run_dirs import run_dir_for
 
 if TYPE_CHECKING:
     from claudine_core.store.repo import TaskRepo

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Top-level names, or claudine modules, that no short-lived command below may load.
 HEAVY = ("textual", "mcp", "git", "rich", "psutil", "asyncio", "anyio", "pydantic",
          "claudine_core.engine", "claudine_core.serve", "claudine_core.resources",
-         "claudine_core.supervisor", "claudine_core.agents.stream",
+         "claudine_core.supervisor",
          "claudine_core.agents.stream_parse", "claudine_core.agents.summary",
          "claudine_core.agents.log_text", "claudine_core.agents.run_log",
          "claudine_tui.log_render", "claudine_tui.app")
@@ -96,12 +96,7 @@ def test_logs_loads_the_stream_parser_and_nothing_heavier(
     assert result["status"] == 0, result
     loaded = result["loaded"]
     assert isinstance(loaded, list)
-    # The supervisor (its attempt_dirs) still imports the stream names through the
-    # re-exporting agents.stream, which loads the summary too; both go once it imports
-    # from the split modules.
-    via_supervisor = {"claudine_core.supervisor", "claudine_core.agents.stream",
-                      "claudine_core.agents.summary"}
-    assert set(loaded) <= LOG_READER | via_supervisor, loaded
+    assert set(loaded) <= LOG_READER, loaded
 
 
 def test_status_on_an_empty_home_loads_nothing_heavy(tmp_path: Path) -> None:
