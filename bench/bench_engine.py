@@ -212,6 +212,11 @@ def watch_figures(root: Path, idle_s: float, writes: int) -> None:
     """Polling against watchfiles, for the store and for a run's output file."""
     from claudine_core.service import TaskService
 
+    try:
+        import watchfiles  # noqa: F401 (only checked here: not a claudine dependency)
+    except ImportError:
+        sys.exit("--watch compares against watchfiles, which claudine does not depend on: "
+                 "pip install watchfiles, then run it again")
     config = make_config(root / "home-watch")
     writer = TaskService(config, env=agent_env())  # "another process": its own connection
     reader = TaskService(config, env=agent_env())
