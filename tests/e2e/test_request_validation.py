@@ -19,7 +19,6 @@ from git_helpers import make_repo
 from claudine_core.errors import InvalidRequest
 from claudine_core.task_request import describe_problems, read_request, setting_bounds
 
-
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 
 
