@@ -207,7 +207,14 @@ class TaskRepo:
     # -- writes ----------------------------------------------------------------------------
 
     def insert(self, spec: TaskSpec, *, cwd: str) -> Task:
-        """Store a validated request as a queued task; every TaskSpec field is a column."""
+        """Store a validated request as a queued task; every TaskSpec field is a column.
+
+        ``spec`` must have been through ``task_request.check_spec``, which decides the
+        worktree choice; an open one (None) is a programming error, refused here.
+        """
+        if spec.worktree is None:
+            raise ValueError("TaskRepo.insert needs a checked spec: its worktree choice is "
+                             "still open (see claudine_core.task_request.check_spec)")
         TaskRow = self.TaskRow
         now = self.clock()
         task_id = new_task_id()

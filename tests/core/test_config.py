@@ -702,7 +702,7 @@ def test_sources_name_the_file_the_variable_and_the_flag(tmp_path: Path) -> None
 # ------------------------------------------------------------------- task and owner scope
 
 TASK_SETTINGS = {"claude_bin", "task_timeout_s", "max_output_bytes", "permission_mode",
-                 "allowed_tools", "extra_agent_args"}
+                 "allowed_tools", "extra_agent_args", "default_worktree"}
 LOCAL_SETTINGS = {"home", "log_level"}
 
 

@@ -95,7 +95,8 @@ def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:
 def test_queue_order_is_priority_then_submit_order_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "claudine.db"
     repo = open_repo(path)
-    ids = [repo.insert(TaskSpec(prompt=f"t{n}", priority=Priority(n % 3)), cwd="/").id
+    ids = [repo.insert(TaskSpec(worktree=False, prompt=f"t{n}", priority=Priority(n % 3)),
+                       cwd="/").id
            for n in range(9)]
     repo.db.close()
     again = open_repo(path)
@@ -107,7 +108,7 @@ def test_queue_order_is_priority_then_submit_order_across_reopen(tmp_path: Path)
 
 def test_guarded_transition_cannot_resurrect_or_double_claim(tmp_path: Path) -> None:
     repo = open_repo(tmp_path / "claudine.db")
-    task = repo.insert(TaskSpec(prompt="x"), cwd="/")
+    task = repo.insert(TaskSpec(worktree=False, prompt="x"), cwd="/")
     assert repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING)
     assert not repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING)
     assert repo.transition(task.id, [TaskState.RUNNING], status=TaskState.COMPLETED)
@@ -145,7 +146,8 @@ def test_write_waits_for_another_writer_then_succeeds(tmp_path: Path) -> None:
     other.execute("BEGIN IMMEDIATE")
     release = threading.Timer(0.5, other.commit)
     release.start()
-    task = repo.insert(TaskSpec(prompt="waits for the lock"), cwd="/")  # blocks ~0.5 s
+    # blocks ~0.5 s
+    task = repo.insert(TaskSpec(worktree=False, prompt="waits for the lock"), cwd="/")
     release.join()
     assert repo.get(task.id).prompt == "waits for the lock"
 
@@ -156,11 +158,11 @@ def test_writer_holding_the_lock_too_long_gives_clear_error_and_loses_nothing(
 ) -> None:
     path = tmp_path / "claudine.db"
     repo = open_repo(path)
-    kept = repo.insert(TaskSpec(prompt="stored before the lock"), cwd="/")
+    kept = repo.insert(TaskSpec(worktree=False, prompt="stored before the lock"), cwd="/")
     other = sqlite3.connect(path, timeout=1)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(StoreError, match="locked by another process"):
-        repo.insert(TaskSpec(prompt="blocked"), cwd="/")
+        repo.insert(TaskSpec(worktree=False, prompt="blocked"), cwd="/")
     other.rollback()
-    after = repo.insert(TaskSpec(prompt="after the lock"), cwd="/")
+    after = repo.insert(TaskSpec(worktree=False, prompt="after the lock"), cwd="/")
     assert [t.id for t in repo.list_tasks(newest_first=False)] == [kept.id, after.id]

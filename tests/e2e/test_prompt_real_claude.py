@@ -89,7 +89,7 @@ async def test_usage_error_fails_at_once_with_the_cli_message(
     config = make_config(tmp_path / "home", claude_bin=str(real_claude_bin), max_retries=3,
                          extra_agent_args=extra)
     async with Engine(config, env=agent_env(**real_claude_env), tick_s=0.05) as eng:
-        task = eng.delegate(TaskSpec(prompt="hello", cwd=str(tmp_path)))
+        task = eng.service.delegate(TaskSpec(prompt="hello", cwd=str(tmp_path)))
         done = await wait_for_state(eng, task.id, DONE, timeout=60)
     assert done.status is TaskState.FAILED
     assert done.attempt == 1 and done.exit_code == 1  # never retried

@@ -21,7 +21,7 @@ def full_repo(tmp_path: Path) -> TaskRepo:
     db = open_database(tmp_path / "claudine.db")
     migrate(db)
     repo = TaskRepo(db)
-    repo.insert(TaskSpec(prompt="first", cwd=str(tmp_path)), cwd=str(tmp_path))
+    repo.insert(TaskSpec(worktree=False, prompt="first", cwd=str(tmp_path)), cwd=str(tmp_path))
     pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
     db.execute_sql(f"PRAGMA max_page_count={pages}")
     return repo
@@ -45,7 +45,8 @@ def test_a_batched_write_on_a_full_disk_says_disk_full(tmp_path: Path) -> None:
 def test_an_insert_on_a_full_disk_says_disk_full_and_leaves_no_row(tmp_path: Path) -> None:
     repo = full_repo(tmp_path)
     with pytest.raises(StoreError, match="is full"):
-        repo.insert(TaskSpec(prompt="x" * 90_000, cwd=str(tmp_path)), cwd=str(tmp_path))
+        repo.insert(TaskSpec(worktree=False, prompt="x" * 90_000, cwd=str(tmp_path)),
+                    cwd=str(tmp_path))
     assert [t.prompt for t in repo.list_tasks()] == ["first"]
 
 

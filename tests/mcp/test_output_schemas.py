@@ -56,13 +56,14 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         base_branch="main", branch="claudine/01234567-p", worktree_path="/w",
         merge_strategy="patch", merge={"strategy": "patch", "status": "kept", "at": 1.5},
         commit_changes=False, claude_bin="/usr/bin/claude", agent_env={"IS_SANDBOX": "1"},
-        agent_args=("--verbose",),
+        agent_args=("--verbose",), updated_at=1_700_000_005.0, pid_started_at=1_700_000_000.5,
+        resume_prompt="go on",
         attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
                    "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
                    "error": "API error 529", "exit_code": 1},),
     )
     unset = [f.name for f in dataclasses.fields(Task)
-             if f.name != "extra" and getattr(full, f.name) == getattr(a_task(), f.name)
+             if getattr(full, f.name) == getattr(a_task(), f.name)
              and f.name not in {"id", "seq", "prompt", "priority", "status", "cwd",
                                 "created_at"}]
     assert unset == []  # the test really fills every optional field
