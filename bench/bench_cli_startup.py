@@ -104,8 +104,12 @@ Case = tuple[str, list[str], dict[str, str]]
 
 
 def tree_cases(tree: Path, root: Path, args: argparse.Namespace) -> list[Case]:
-    """The commands to time against ``tree``'s code, on homes of its own under ``root``."""
-    claudine = claudine_command()
+    """The commands to time against ``tree``'s code, on homes of its own under ``root``.
+
+    With ``--against`` every tree runs as ``python -m claudine_tui``: the installed script
+    names this checkout's entry point, which an older layout may not have.
+    """
+    claudine = [sys.executable, "-m", "claudine_tui"] if args.against else claudine_command()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDINE_")}
     base_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(tree), os.environ.get("PYTHONPATH")) if p)

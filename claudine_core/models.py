@@ -6,6 +6,7 @@ what the store keeps and what ``--json`` prints, so a front end never needs the 
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import types
@@ -257,8 +258,11 @@ def public_fields() -> tuple[Field[Any], ...]:
 _PUBLIC_FIELDS = tuple(f for f in fields(Task) if f.metadata["public"])
 
 
+@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
-    """The resolved type of each field of a declared dataclass (TaskSpec or Task)."""
+    """The resolved type of each field of a declared dataclass (TaskSpec or Task).
+
+    Cached: every store a process opens derives its columns from these."""
     return typing.get_type_hints(cls)
 
 

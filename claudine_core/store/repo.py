@@ -64,10 +64,12 @@ def _converter(kind: type, declared: Any) -> Callable[[Any], Any]:
     return convert
 
 
-_FROM_COLUMN = _converters()
+_FROM_COLUMN: dict[str, Callable[[Any], Any]] = {}  # built on the first row read
 
 
 def _row_to_task(row: Any) -> Task:
+    if not _FROM_COLUMN:  # not at import: a status of an empty home never needs it
+        _FROM_COLUMN.update(_converters())
     data = row.__data__
     return Task(**{name: convert(data.get(name)) for name, convert in _FROM_COLUMN.items()})
 
