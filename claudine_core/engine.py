@@ -25,6 +25,7 @@ from typing import Any
 
 from claudine_core.autoscaler import Admission, AdmissionLimits
 from claudine_core.config import Config, owner_settings
+from claudine_core.dependencies import DependencyReleaser
 from claudine_core.dispatch import Dispatcher
 from claudine_core.events import StoreChanges, StoreVersion, store_version
 from claudine_core.finishing import RunFinisher
@@ -90,6 +91,7 @@ class Engine:
         self.role = "client"
         self.limits = AdmissionLimits.from_settings(owner_settings(config))
         self.finisher = RunFinisher(config, repo, self.supervisor, self.hooks, clock)
+        self.releaser = DependencyReleaser(repo)
         self.dispatcher = Dispatcher(
             config, repo, self.supervisor, self.finisher, hooks=self.hooks,
             monitor=self.monitor, lock=self.lock, limits=self.limits, env=self.env,
@@ -256,6 +258,7 @@ class Engine:
 
     def _owner_tick(self, now: float) -> None:
         self.finisher.apply_cancel_requests(now, self.dispatcher.preparing)
+        self.releaser.release(now)  # blocked tasks whose dependencies have ended
         self.dispatcher.launch_prepared(now)
         for agent in list(self.supervisor.agents.values()):
             self.finisher.follow(agent, now)

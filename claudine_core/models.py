@@ -97,6 +97,18 @@ class PermissionMode(StrEnum):
     DEFAULT = "default"  # no flag: risky tools are denied and reported
 
 
+class DependencyPolicy(StrEnum):
+    """What a task does when a task it depends on fails or is cancelled."""
+
+    FAIL = "fail"  # end failed, naming the dependency (and so do its own dependents)
+    CANCEL = "cancel"  # end cancelled, naming the dependency
+    RUN = "run"  # run anyway: the dependency only orders the two
+
+
+MAX_DEPENDENCIES = 100
+"""Most tasks one task may depend on."""
+
+
 class MergeStrategy(StrEnum):
     MANUAL = "manual"
     AUTO = "auto"
@@ -162,6 +174,9 @@ class TaskSpec:
     claude_bin: str | None = _field(None)  # None: the delegating process's setting, resolved
     agent_env: dict[str, str] = _field(factory=dict)  # filled from the delegator
     agent_args: tuple[str, ...] | None = _field(None)  # None: the delegating process's setting
+    depends_on: tuple[str, ...] = _field(())  # task ids or unique prefixes, resolved at delegate
+    # None: the delegating process's on_dependency_failure setting, decided at delegate time.
+    on_dependency_failure: DependencyPolicy | None = _field(None)
 
 
 _TIME = "ISO 8601 time in UTC"
@@ -235,6 +250,10 @@ class Task:
     attempts: tuple[dict[str, Any], ...] = _field((), "How each earlier attempt ended: "
                                                   "attempt, started_at, ended_at, state, "
                                                   "error, exit_code.")
+    depends_on: tuple[str, ...] = _field((), "Tasks that must complete before this one starts "
+                                         "(it is blocked until then).")
+    on_dependency_failure: DependencyPolicy | None = _field(
+        None, "fail, cancel or run: what happens when a dependency fails or is cancelled.")
 
     @property
     def short_id(self) -> str:

@@ -96,10 +96,34 @@ class TaskService:
             InvalidRequest: with every problem of the request, keyed by field (see
                 :mod:`claudine_core.task_request`), or the agent binary cannot be found.
         """
-        checked = check_spec(spec, default_worktree=self.config.default_worktree)
-        task = self.repo.insert(self._with_task_settings(checked), cwd=checked.cwd)
+        checked = check_spec(spec, default_worktree=self.config.default_worktree,
+                             dependency_policy=self.config.on_dependency_failure)
+        settled = self._with_task_settings(checked)
+        with self.db.atomic():  # the dependencies are read and the task written at once
+            settled, status, error = self._with_dependencies(settled)
+            task = self.repo.insert(settled, cwd=checked.cwd, status=status, error=error)
         self._notify()
         return task
+
+    def _with_dependencies(self, spec: TaskSpec) -> tuple[TaskSpec, TaskState, str | None]:
+        """The dependencies as full ids, and the state the task starts in: queued, blocked,
+        or (a dependency already failed) what its policy says, at once."""
+        if not spec.depends_on:
+            return spec, TaskState.QUEUED, None
+        ids: list[str] = []
+        unknown: list[str] = []
+        for ref in spec.depends_on:
+            try:
+                ids.append(self.repo.resolve(ref).id)
+            except UnknownTask as exc:
+                unknown.append(str(exc))
+        if unknown:
+            raise InvalidRequest(problems={"depends_on": "; ".join(unknown)})
+        spec = replace(spec, depends_on=tuple(dict.fromkeys(ids)))
+        from claudine_core.dependencies import decide
+
+        state, reason = decide(spec.on_dependency_failure, self.repo.states_of(spec.depends_on))
+        return spec, state or TaskState.BLOCKED, reason
 
     def _with_task_settings(self, spec: TaskSpec) -> TaskSpec:
         """Fix the task-scoped agent settings now, from this (the delegating) process.
@@ -243,11 +267,16 @@ class TaskService:
     def waiting_reason(self, task: Task | None = None) -> str | None:
         """Why ``task`` (default: the queue's next task) has not started; None: no wait.
 
-        Without a published decision of the running owner this takes a resource reading,
-        which blocks for a moment (see :mod:`claudine_core.waiting`).
+        A blocked task waits for its dependencies. Otherwise, without a published decision
+        of the running owner this takes a resource reading, which blocks for a moment (see
+        :mod:`claudine_core.waiting`).
         """
         from claudine_core.waiting import queue_waiting_reason, task_waiting_reason
 
+        if task is not None and task.status is TaskState.BLOCKED:
+            from claudine_core.dependencies import waiting_on
+
+            return waiting_on(self.repo, task)
         if task is None:
             return queue_waiting_reason(self.config, self.repo)
         return task_waiting_reason(self.config, self.repo, task)

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from claudine_core.errors import InvalidRequest
-from claudine_core.models import MergeStrategy, PermissionMode, Priority, TaskSpec
+from claudine_core.models import (
+    MAX_DEPENDENCIES,
+    DependencyPolicy,
+    MergeStrategy,
+    PermissionMode,
+    Priority,
+    TaskSpec,
+)
 
 __all__ = [
     "MAX_FIELD_CHARS",
@@ -77,7 +84,8 @@ def _choices(enum: Any) -> tuple[str, ...]:
 # -- from raw values to a TaskSpec ----------------------------------------------------------
 
 
-def read_request(values: Mapping[str, Any], *, default_worktree: bool) -> TaskSpec:
+def read_request(values: Mapping[str, Any], *, default_worktree: bool,
+                 dependency_policy: str = "fail") -> TaskSpec:
     """A checked TaskSpec from raw values keyed by TaskSpec field name.
 
     Text is accepted where a front end only has text (``"600"``, ``"P1"``, ``"yes"``,
@@ -98,7 +106,8 @@ def read_request(values: Mapping[str, Any], *, default_worktree: bool) -> TaskSp
             problems[name] = str(exc)
     spec = TaskSpec(**fields)
     try:
-        checked = check_spec(spec, default_worktree=default_worktree, skip=set(problems))
+        checked = check_spec(spec, default_worktree=default_worktree, skip=set(problems),
+                             dependency_policy=dependency_policy)
     except InvalidRequest as exc:
         problems.update(exc.problems)
     if problems:
@@ -175,6 +184,8 @@ _READERS: dict[str, Any] = {
     "base_branch": _read_text,
     "merge_strategy": _read_choice(MergeStrategy, "merge strategy"),
     "commit_changes": _read_yes_no,
+    "depends_on": _read_tools,  # a list, or ids separated by commas
+    "on_dependency_failure": _read_choice(DependencyPolicy, "dependency policy"),
 }
 
 
@@ -182,7 +193,8 @@ _READERS: dict[str, Any] = {
 
 
 def check_spec(spec: TaskSpec, *, default_worktree: bool,
-               skip: set[str] | frozenset[str] = frozenset()) -> TaskSpec:
+               skip: set[str] | frozenset[str] = frozenset(),
+               dependency_policy: str = "fail") -> TaskSpec:
     """``spec`` checked, with its directory made absolute and its worktree choice decided
     (None: ``default_worktree``, the delegating process's setting).
 
@@ -206,6 +218,11 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
                                                                           "resume_prompt"))
     for tool in spec.allowed_tools:
         check("allowed_tools", _check_text, "allowed tool", tool, True)
+    for ref in spec.depends_on:
+        check("depends_on", _check_text, "dependency id", ref, True)
+    if len(set(spec.depends_on)) > MAX_DEPENDENCIES:
+        problems.setdefault("depends_on", f"{len(set(spec.depends_on))} dependencies: a task "
+                            f"may depend on at most {MAX_DEPENDENCIES}")
     check("prompt", _check_prompt, spec.prompt)
     if spec.resume_prompt is not None:
         check("resume_prompt", check_prompt_size, spec.resume_prompt)
@@ -236,7 +253,9 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
         check("worktree", _check_repo_settings, Path(cwd))
     if problems:
         raise InvalidRequest(problems=_in_field_order(problems))
-    return replace(spec, cwd=cwd, worktree=worktree)
+    policy = spec.on_dependency_failure or DependencyPolicy(dependency_policy)
+    return replace(spec, cwd=cwd, worktree=worktree, on_dependency_failure=policy,
+                   depends_on=tuple(dict.fromkeys(spec.depends_on)))
 
 
 def _check_repo_settings(cwd: Path) -> None:

@@ -48,7 +48,8 @@ def task_details(task: Task, queue_position: int | None,
     order = [
         "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
         "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
-        "last_activity", "result", "parent_id", "branch", "worktree_path", "merge",
+        "last_activity", "result", "parent_id", "depends_on", "on_dependency_failure",
+        "branch", "worktree_path", "merge",
     ]
     for entry in task.attempts[:-1] if task.status.is_terminal else task.attempts:
         # Earlier attempts' outcomes: a retry that succeeded keeps why the others failed.
@@ -61,6 +62,10 @@ def task_details(task: Task, queue_position: int | None,
             continue
         if isinstance(value, dict):
             value = json.dumps(value)
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+            if not value:
+                continue
         text = str(value)
         if key in ("prompt", "result") and len(text) > 400:
             text = text[:400] + "…"

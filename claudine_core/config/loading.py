@@ -82,6 +82,7 @@ class Config:
     cpu_limit_when_idle: bool = False
     default_worktree: bool = False
     default_merge_strategy: str = "manual"
+    on_dependency_failure: str = "fail"
     github_api_url: str | None = None
     extra_agent_args: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

@@ -369,6 +369,15 @@ SPECS: tuple[SettingSpec, ...] = (
         scope="owner",
     ),
     SettingSpec(
+        "on_dependency_failure",
+        "choice",
+        "What a task does when a task it depends on fails or is cancelled: fail (and so do "
+        "its dependents), cancel, or run anyway; read where the task is delegated.",
+        env=(EnvVar("CLAUDINE_ON_DEPENDENCY_FAILURE"),),
+        choices=("fail", "cancel", "run"),
+        scope="task",
+    ),
+    SettingSpec(
         "github_api_url",
         "url",
         "GitHub API base URL for pull requests (GitHub Enterprise); none = api.github.com.",

@@ -69,7 +69,8 @@ def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) 
 ARGUMENTS = {"prompt": "prompt", "priority": "priority", "cwd": "workingDirectory",
              "timeout_s": "timeout", "model": "model", "max_output_bytes": "maxOutputBuffer",
              "worktree": "useWorktree", "base_branch": "baseBranch",
-             "merge_strategy": "mergeStrategy", "commit_changes": "autoCommit"}
+             "merge_strategy": "mergeStrategy", "commit_changes": "autoCommit",
+             "depends_on": "dependsOn", "on_dependency_failure": "onDependencyFailure"}
 
 
 def _refusal(name: str, exc: ClaudineError) -> str:
@@ -114,7 +115,8 @@ def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     values["cwd"] = args.get("workingDirectory") or os.getcwd()
     if values["timeout_s"] is not None:
         values["timeout_s"] = values["timeout_s"] / 1000  # milliseconds, as the original
-    spec = read_request(values, default_worktree=service.config.default_worktree)
+    spec = read_request(values, default_worktree=service.config.default_worktree,
+                        dependency_policy=service.config.on_dependency_failure)
     task = service.delegate(spec)
     return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, queued). "
                                "Check it with TaskStatus; read its output with TaskLogs.")

@@ -19,7 +19,14 @@ from typing import Any
 
 from claudine_core.errors import EXIT_USAGE, ClaudineError
 from claudine_core.mcp.task_schema import task_properties
-from claudine_core.models import TASK_ID_PATTERN, MergeStrategy, Priority, TaskState
+from claudine_core.models import (
+    MAX_DEPENDENCIES,
+    TASK_ID_PATTERN,
+    DependencyPolicy,
+    MergeStrategy,
+    Priority,
+    TaskState,
+)
 from claudine_core.task_request import MAX_FIELD_CHARS, MAX_PROMPT_BYTES, setting_bounds
 
 SERVER_NAME = "claudine"
@@ -169,6 +176,15 @@ TOOLS: list[dict[str, Any]] = [
                 "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
                                   "description": "What happens to the worktree branch when "
                                   "the task ends (needs useWorktree)."},
+                "dependsOn": {"type": "array", "maxItems": MAX_DEPENDENCIES,
+                              "items": {"type": "string", "minLength": 1,
+                                        "maxLength": MAX_FIELD_CHARS},
+                              "description": "Task ids this task waits for: it stays "
+                              "blocked until all of them completed."},
+                "onDependencyFailure": {"type": "string",
+                                        "enum": [p.value for p in DependencyPolicy],
+                                        "description": "When a dependency fails or is "
+                                        "cancelled: fail (default), cancel, or run anyway."},
                 "autoCommit": {"type": "boolean",
                                "description": "Whether to commit what the agent left "
                                "uncommitted in its worktree when it ends (needs useWorktree; "

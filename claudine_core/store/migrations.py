@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -90,8 +90,15 @@ def _v4(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
 
 
+def _v5(db: peewee.SqliteDatabase) -> None:
+    # Dependencies: the ids a task waits on (JSON list) and what it does if one fails.
+    # Old rows depend on nothing.
+    for ddl in ("depends_on TEXT", "on_dependency_failure TEXT"):
+        db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5,
 }
 
 

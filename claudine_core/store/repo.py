@@ -202,13 +202,22 @@ class TaskRepo:
         query = TaskRow.select().where(TaskRow.updated_at >= since).order_by(TaskRow.seq)
         return [_row_to_task(row) for row in query]
 
+    def states_of(self, task_ids: Iterable[str]) -> dict[str, TaskState | None]:
+        """The state of each task id (None: no such task), in the order given."""
+        TaskRow = self.TaskRow
+        ids = list(task_ids)
+        found = dict(TaskRow.select(TaskRow.id, TaskRow.status)
+                     .where(TaskRow.id.in_(ids)).tuples()) if ids else {}
+        return {i: TaskState(found[i]) if i in found else None for i in ids}
+
     def data_version(self) -> int:
         """SQLite's counter of commits made by *other* connections (cheap change probe)."""
         return int(self.db.execute_sql("PRAGMA data_version").fetchone()[0])
 
     # -- writes ----------------------------------------------------------------------------
 
-    def insert(self, spec: TaskSpec, *, cwd: str) -> Task:
+    def insert(self, spec: TaskSpec, *, cwd: str, status: TaskState = TaskState.QUEUED,
+               error: str | None = None) -> Task:
         """Store a validated request as a queued task; every TaskSpec field is a column.
 
         ``spec`` must have been through ``task_request.check_spec``, which decides the
@@ -221,8 +230,10 @@ class TaskRepo:
         now = self.clock()
         task_id = new_task_id()
         values = {f.name: _to_column(getattr(spec, f.name)) for f in fields(TaskSpec)}
-        values.update(id=task_id, status=TaskState.QUEUED.value, cwd=cwd, created_at=now,
+        values.update(id=task_id, status=status.value, cwd=cwd, created_at=now,
                       updated_at=now)
+        if status.is_terminal:  # a dependency had already failed: decided at once
+            values.update(ended_at=now, error=error)
         self._write(lambda: TaskRow.insert(**values).execute())
         return self.get(task_id)
 

@@ -52,7 +52,8 @@ def delegate(args: argparse.Namespace) -> int:
     try:
         # One validation for every front end: every wrong flag is named at once (exit 2).
         spec = read_request(_request_values(args),
-                            default_worktree=service.config.default_worktree)
+                            default_worktree=service.config.default_worktree,
+                            dependency_policy=service.config.on_dependency_failure)
         task = service.delegate(spec)
         warn_owner_mismatch(service.config)
         if not args.no_serve:
@@ -73,7 +74,8 @@ def _request_values(args: argparse.Namespace) -> dict[str, Any]:
             "max_output_bytes": args.max_output, "permission_mode": args.permission_mode,
             "allowed_tools": args.allowed_tools, "worktree": args.worktree,
             "base_branch": args.base, "merge_strategy": args.merge,
-            "commit_changes": args.commit}
+            "commit_changes": args.commit, "depends_on": args.depends_on,
+            "on_dependency_failure": args.on_dependency_failure}
 
 
 def _ensure_owner(config: Config) -> None:

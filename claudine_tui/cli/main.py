@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-commit", dest="commit", action="store_false", default=None,
                    help="leave what a worktree agent did not commit uncommitted in its "
                    "worktree, for review (default: commit it to the task branch)")
+    p.add_argument("--depends-on", action="append", metavar="ID",
+                   help="start only after task ID completed (repeatable); the task is "
+                   "blocked until then")
+    p.add_argument("--on-dependency-failure", metavar="fail|cancel|run",
+                   help="when a dependency fails or is cancelled: fail (default), cancel, "
+                   "or run anyway")
     p.add_argument("--no-serve", action="store_true",
                    help="do not start a background owner if none is running")
     _add_json(p)
@@ -225,7 +231,8 @@ FLAGS = {"prompt": "", "priority": "--priority", "cwd": "--cwd", "timeout_s": "-
          "model": "--model", "max_output_bytes": "--max-output",
          "permission_mode": "--permission-mode", "allowed_tools": "--allowed-tools",
          "worktree": "--worktree", "base_branch": "--base", "merge_strategy": "--merge",
-         "commit_changes": "--no-commit"}
+         "commit_changes": "--no-commit", "depends_on": "--depends-on",
+         "on_dependency_failure": "--on-dependency-failure"}
 
 
 def _report(exc: ClaudineError, *, as_json: bool) -> int:

@@ -134,6 +134,7 @@ def test_uses_os_environ_when_env_is_none(monkeypatch: pytest.MonkeyPatch) -> No
         ("CLAUDINE_CPU_LIMIT_WHEN_IDLE", "0", "cpu_limit_when_idle", False),
         ("CLAUDINE_WORKTREE", "yes", "default_worktree", True),
         ("CLAUDINE_MERGE_STRATEGY", "pr", "default_merge_strategy", "pr"),
+        ("CLAUDINE_ON_DEPENDENCY_FAILURE", "run", "on_dependency_failure", "run"),
         (
             "CLAUDINE_GITHUB_API_URL",
             "https://ghe.example.com/api/v3/",
@@ -286,6 +287,7 @@ INVALID = [
     ("CLAUDINE_HANDOFF_ON_EXIT", "later", ["true", "false"]),
     ("CLAUDINE_WORKTREE", "maybe", ["true", "false", "yes", "no", "on", "off"]),
     ("CLAUDINE_MERGE_STRATEGY", "rebase", ["manual, auto, patch, pr"]),
+    ("CLAUDINE_ON_DEPENDENCY_FAILURE", "skip", ["fail, cancel, run"]),
     ("CLAUDINE_GITHUB_API_URL", "ghe.example.com", ["http://", "https://"]),
     ("CLAUDINE_AGENT_ARGS", "--append-system-prompt 'unclosed", ["shell syntax"]),
 ]
@@ -463,6 +465,7 @@ cpu_limit_when_idle = true
 handoff_on_exit = false
 default_worktree = true
 default_merge_strategy = "auto"
+on_dependency_failure = "cancel"
 github_api_url = "http://localhost:8080"
 extra_agent_args = ["--model", "sonnet"]
 """,
@@ -490,6 +493,7 @@ extra_agent_args = ["--model", "sonnet"]
     assert cfg.handoff_on_exit is False
     assert cfg.default_worktree is True
     assert cfg.default_merge_strategy == "auto"
+    assert cfg.on_dependency_failure == "cancel"
     assert cfg.github_api_url == "http://localhost:8080"
     assert cfg.extra_agent_args == ("--model", "sonnet")
     assert set(cfg.sources.values()) == {str(path)}
@@ -702,7 +706,8 @@ def test_sources_name_the_file_the_variable_and_the_flag(tmp_path: Path) -> None
 # ------------------------------------------------------------------- task and owner scope
 
 TASK_SETTINGS = {"claude_bin", "task_timeout_s", "max_output_bytes", "permission_mode",
-                 "allowed_tools", "extra_agent_args", "default_worktree"}
+                 "allowed_tools", "extra_agent_args", "default_worktree",
+                 "on_dependency_failure"}
 LOCAL_SETTINGS = {"home", "log_level"}
 
 

@@ -18,6 +18,7 @@ import pytest
 from claudine_core.config import Config
 from claudine_core.mcp.tools import TOOLS_BY_NAME
 from claudine_core.models import (
+    DependencyPolicy,
     MergeStrategy,
     PermissionMode,
     Priority,
@@ -74,6 +75,7 @@ def unusual_value(name: str, annotation: Any) -> Any:
         "allowed_tools": ("Read", "Bash(git *)"), "agent_args": ("--verbose",),
         "timeout_s": 77.5, "max_output_bytes": 65_536, "claude_bin": "/bin/true",
         "parent_id": "task-0123456789ab", "resume_session_id": "session-1", "model": "opus",
+        "on_dependency_failure": DependencyPolicy.CANCEL, "depends_on": (),  # set per test
     }
     if name in special:
         return special[name]
@@ -92,8 +94,10 @@ def test_a_task_keeps_every_request_field_and_a_retry_copies_the_carried_ones(
 ) -> None:
     hints = field_types(TaskSpec)
     values = {f.name: unusual_value(f.name, hints[f.name]) for f in dataclasses.fields(TaskSpec)}
+    dependency = service.repo.insert(TaskSpec(prompt="dep", worktree=False), cwd=str(tmp_path))
     values.update(prompt="every field", cwd=str(tmp_path), base_branch=None,
-                  merge_strategy=None, commit_changes=None)  # those need a worktree
+                  merge_strategy=None, commit_changes=None,  # those need a worktree
+                  depends_on=(dependency.id,))
     stored = service.repo.insert(TaskSpec(**values), cwd=str(tmp_path))
     again = service.get(stored.id)
     for name, value in values.items():

@@ -129,3 +129,27 @@ def test_a_wrong_repository_settings_file_is_refused_at_delegate(cli: Cli,
     assert cli.json("status") == []
     plain = cli("delegate", "x", "--no-serve", "--no-worktree", "--cwd", str(repo))
     assert plain.returncode == 0, plain.stderr  # the file matters to worktree tasks only
+
+
+def test_dependencies_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    first = cli.json("delegate", "[sleep:30] first", "--no-serve", "--cwd", str(tmp_path))
+    assert isinstance(first, dict)
+    second = cli.json("delegate", "second", "--no-serve", "--cwd", str(tmp_path),
+                      "--depends-on", str(first["id"])[5:13], "--on-dependency-failure", "cancel")
+    assert isinstance(second, dict)
+    assert second["status"] == "blocked" and second["depends_on"] == [first["id"]]
+    assert second["on_dependency_failure"] == "cancel"
+    shown = cli("status", str(second["id"]))
+    assert "waiting for " + str(first["id"])[5:13] in shown.stdout
+    assert "depends_on:" in shown.stdout
+    unknown = cli("delegate", "x", "--no-serve", "--cwd", str(tmp_path), "--depends-on",
+                  "task-0123456789ab")
+    assert unknown.returncode == 2
+    assert "--depends-on: no task with id 'task-0123456789ab'" in unknown.stderr
+    policy = cli("delegate", "x", "--no-serve", "--cwd", str(tmp_path), "--depends-on",
+                 str(first["id"]), "--on-dependency-failure", "later")
+    assert policy.returncode == 2
+    assert "--on-dependency-failure: dependency policy 'later' is not one of fail, cancel, " \
+        "run" in policy.stderr
+    cancelled = cli.json("cancel", str(first["id"]))
+    assert isinstance(cancelled, dict) and cancelled["status"] == "cancelled"

@@ -20,7 +20,7 @@ from claudine_core.mcp import tools as mcp_tools
 from claudine_core.mcp.front import build_server
 from claudine_core.mcp.handlers import task_view
 from claudine_core.mcp.tools import TOOLS, TOOLS_BY_NAME
-from claudine_core.models import Priority, Task, TaskState
+from claudine_core.models import DependencyPolicy, Priority, Task, TaskState
 
 DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
 
@@ -57,7 +57,8 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         merge_strategy="patch", merge={"strategy": "patch", "status": "kept", "at": 1.5},
         commit_changes=False, claude_bin="/usr/bin/claude", agent_env={"IS_SANDBOX": "1"},
         agent_args=("--verbose",), updated_at=1_700_000_005.0, pid_started_at=1_700_000_000.5,
-        resume_prompt="go on",
+        resume_prompt="go on", depends_on=("task-ba9876543210",),
+        on_dependency_failure=DependencyPolicy.CANCEL,
         attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
                    "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
                    "error": "API error 529", "exit_code": 1},),

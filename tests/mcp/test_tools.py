@@ -102,7 +102,8 @@ async def test_delegate_defaults(connect: Any, workdir: str, monkeypatch: Any) -
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"prompt": "x", "dependsOn": ["a"], "tags": 1}, "does not take 'dependsOn', 'tags'"),
+        ({"prompt": "x", "cronExpression": "* * * * *", "tags": 1},
+         "does not take 'cronExpression', 'tags'"),
         ({}, "needs 'prompt'"),
         ({"prompt": "   "}, "prompt is empty"),
         ({"prompt": 5}, "prompt must be a string"),
@@ -460,3 +461,24 @@ async def test_set_priority_errors(connect: Any, engine: Engine, workdir: str) -
         assert "needs 'priority'" in await call_error(client, "SetTaskPriority", taskId=task_id)
         assert "no task with id" in await call_error(
             client, "SetTaskPriority", taskId="task-000000000001", priority="P1")
+
+
+async def test_depends_on_blocks_a_task_and_names_what_it_waits_for(
+    connect_waiting: Any, workdir: str
+) -> None:
+    async with connect_waiting() as client:
+        first = await delegate(client, workdir, "[sleep:30] first")
+        structured, _ = await call(client, "DelegateTask", prompt="second",
+                                   workingDirectory=workdir, dependsOn=[first[5:13]],
+                                   onDependencyFailure="cancel")
+        task = structured["task"]
+        assert task["status"] == "blocked" and task["depends_on"] == [first]
+        assert task["on_dependency_failure"] == "cancel"
+        shown, _ = await call(client, "TaskStatus", taskId=task["id"])
+        assert shown["waitingReason"] == f"waiting for {first[5:13]} (queued)"
+        message = await call_error(client, "DelegateTask", prompt="x", workingDirectory=workdir,
+                                   dependsOn=["task-0123456789ab"])
+        assert message.startswith("dependsOn: no task with id 'task-0123456789ab'")
+        message = await call_error(client, "DelegateTask", prompt="x", workingDirectory=workdir,
+                                   dependsOn=[first], onDependencyFailure="skip")
+        assert "onDependencyFailure 'skip' is not one of fail, cancel, run" in message
