@@ -99,7 +99,7 @@ class TaskService:
         checked = check_spec(spec, default_worktree=self.config.default_worktree,
                              dependency_policy=self.config.on_dependency_failure)
         settled = self._with_task_settings(checked)
-        with self.db.atomic():  # the dependencies are read and the task written at once
+        with self.repo.transaction():  # dependencies read and the task written at once
             settled, status, error = self._with_dependencies(settled)
             task = self.repo.insert(settled, cwd=checked.cwd, status=status, error=error)
         self._notify()

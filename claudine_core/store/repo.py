@@ -7,10 +7,11 @@ same row, can never resurrect a finished task or start one twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import MISSING, fields
 from enum import StrEnum
 from typing import Any
@@ -328,6 +329,16 @@ class TaskRepo:
 
     def active(self) -> list[Task]:
         return self.list_tasks(statuses=ACTIVE_STATES, newest_first=False)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Reads and writes that commit together; a failed commit (a full disk, a lock held
+        too long) is a StoreError like any other write's."""
+        try:
+            with self.db.atomic():
+                yield
+        except (peewee.OperationalError, peewee.DatabaseError) as exc:
+            raise StoreError(describe_sqlite_error(exc, self.db.database)) from exc
 
     def _write(self, operation: Callable[[], Any]) -> Any:
         self.writes += 1
