@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from engine_helpers import wait_for_state
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.engine import Engine
 from claudine_core.errors import InvalidRequest
@@ -62,6 +62,24 @@ async def test_policy_run_starts_the_dependent_anyway(engine: Engine, tmp_path: 
                                          on_dependency_failure=DependencyPolicy.RUN))
     assert (await wait_for_state(engine, after.id, TERMINAL_STATES)).status \
         is TaskState.COMPLETED
+
+
+async def test_a_dependency_being_retried_keeps_its_dependents_blocked(
+        tmp_path: Path) -> None:
+    """A transient failure is not an end: the dependent waits for the retry, then runs."""
+    marker = tmp_path / "failed-once"
+    config = make_config(tmp_path / "home", max_retries=2, retry_base_delay_s=1)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        flaky = eng.service.delegate(spec(f"[api-error-once:529:{marker}] flaky", tmp_path))
+        after = eng.service.delegate(spec("after", tmp_path, flaky.id))
+        await wait_until(lambda: eng.service.get(flaky.id).attempt == 1
+                         and eng.service.get(flaky.id).status is TaskState.QUEUED)
+        assert eng.service.get(after.id).status is TaskState.BLOCKED  # waits for the retry
+        done = await wait_for_state(eng, after.id, TERMINAL_STATES)
+        flaky_done = eng.service.get(flaky.id)
+    assert flaky_done.status is TaskState.COMPLETED and flaky_done.attempt == 2
+    assert done.status is TaskState.COMPLETED
+    assert (done.started_at or 0) >= (flaky_done.ended_at or 0)
 
 
 async def test_dependencies_already_ended_are_decided_at_delegate_time(
