@@ -273,10 +273,6 @@ class TaskService:
         """
         from claudine_core.waiting import queue_waiting_reason, task_waiting_reason
 
-        if task is not None and task.status is TaskState.BLOCKED:
-            from claudine_core.dependencies import waiting_on
-
-            return waiting_on(self.repo, task)
         if task is None:
             return queue_waiting_reason(self.config, self.repo)
         return task_waiting_reason(self.config, self.repo, task)

@@ -150,7 +150,8 @@ def _read_choice(enum: Any, what: str) -> Any:
     return read
 
 
-def _read_tools(raw: Any) -> tuple[str, ...]:
+def _read_list(raw: Any) -> tuple[str, ...]:
+    """A list, or items separated by commas (a flag or a form field)."""
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     return tuple(str(item).strip() for item in items if str(item).strip())
 
@@ -179,12 +180,12 @@ _READERS: dict[str, Any] = {
     "model": _read_text,
     "max_output_bytes": _read_bytes,
     "permission_mode": _read_choice(PermissionMode, "permission mode"),
-    "allowed_tools": _read_tools,
+    "allowed_tools": _read_list,
     "worktree": _read_yes_no,
     "base_branch": _read_text,
     "merge_strategy": _read_choice(MergeStrategy, "merge strategy"),
     "commit_changes": _read_yes_no,
-    "depends_on": _read_tools,  # a list, or ids separated by commas
+    "depends_on": _read_list,
     "on_dependency_failure": _read_choice(DependencyPolicy, "dependency policy"),
 }
 

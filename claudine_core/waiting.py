@@ -73,7 +73,11 @@ def task_waiting_reason(
     now: float | None = None,
     sample: Callable[[], ResourceSample | None] | None = None,
 ) -> str | None:
-    """Why ``task`` has not started yet; None unless it is queued (and waits)."""
+    """Why ``task`` has not started yet; None unless it is blocked or queued (and waits)."""
+    if task.status is TaskState.BLOCKED:
+        from claudine_core.dependencies import waiting_on
+
+        return waiting_on(repo, task)
     if task.status is not TaskState.QUEUED:
         return None
     now = time.time() if now is None else now

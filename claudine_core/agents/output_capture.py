@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 
 STDERR_CAP = 1024 * 1024
 CHUNK = 64 * 1024
@@ -119,30 +120,32 @@ class CappedWriter:
         self.sink.close()
 
 
+def _chunks(source: int) -> Iterator[bytes]:
+    """What the agent writes to ``source`` until it closes it (or reading fails); the
+    descriptor is closed afterwards."""
+    try:
+        while True:
+            try:
+                chunk = os.read(source, CHUNK)
+            except OSError:
+                return
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        os.close(source)
+
+
 def copy_stderr(source: int, sink: Sink) -> None:
     seen = 0
-    while True:
-        try:
-            chunk = os.read(source, CHUNK)
-        except OSError:
-            break
-        if not chunk:
-            break
+    for chunk in _chunks(source):
         if seen < STDERR_CAP:
             sink.write(chunk[: STDERR_CAP - seen])
         seen += len(chunk)
-    os.close(source)
 
 
 def copy_stdout(source: int, out: CappedWriter, lock: threading.Lock) -> None:
-    while True:
-        try:
-            chunk = os.read(source, CHUNK)
-        except OSError:
-            break
-        if not chunk:
-            break
+    for chunk in _chunks(source):
         with lock:
             if not out.closed:
                 out.feed(chunk)
-    os.close(source)

@@ -22,10 +22,6 @@ class CommandError(ClaudineError):
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message, exit_status=exit_code)
 
-    @property
-    def exit_code(self) -> int:
-        return self.exit_status
-
 
 def load(args: argparse.Namespace) -> Config:
     """The settings, with ``--home``; a wrong one raises ConfigError (exit status 2)."""
