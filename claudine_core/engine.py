@@ -37,7 +37,7 @@ from claudine_core.resources import ResourceMonitor
 from claudine_core.service import TaskService
 from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
-from claudine_core.supervisor import Supervisor
+from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
 
 log = logging.getLogger("claudine.engine")
 
@@ -151,6 +151,7 @@ class Engine:
                 await self._loop_task
             self._loop_task = None
         if self.role == "owner":
+            await self._finish_cancels()
             await self.dispatcher.settle_preparations()
             with contextlib.suppress(StoreError):
                 self.finisher.flush_summaries(force=True)
@@ -166,6 +167,20 @@ class Engine:
                 self.handed_over_to = self._hand_over()
         finally:
             self.service.close()
+
+    async def _finish_cancels(self) -> None:
+        """Stop the agents of cancels committed before this stop. Agents otherwise outlive
+        their owner, but a cancelled one must not wait for an owner that may never come
+        (hand-over off, or a cancel that landed just as the owner was told to stop)."""
+        self.finisher.apply_cancel_requests(self.clock(), self.dispatcher.preparing)
+        deadline = time.monotonic() + self.config.kill_grace_s + ESCALATION_MARGIN_S + 1
+        while time.monotonic() < deadline and any(
+                agent.stop_state is not None for agent in self.supervisor.agents.values()):
+            now = self.clock()
+            for agent in list(self.supervisor.agents.values()):
+                self.finisher.follow(agent, now)
+            self.supervisor.enforce_stops(now)
+            await asyncio.sleep(0.05)
 
     def _hand_over(self) -> int | None:
         """Start a background owner if work is left and nobody owns the home now."""
