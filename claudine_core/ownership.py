@@ -29,6 +29,9 @@ log = logging.getLogger("claudine.ownership")
 ADMISSION_FILE = "admission.json"
 _RECORD_MAX = 64 * 1024  # the record is a few hundred bytes; read generously anyway
 _UNSET = object()
+# A probe holds its shared lock for microseconds; 50 tries 2 ms apart outlast any burst.
+_PROBE_RETRIES = 50
+_PROBE_WAIT_S = 0.002
 
 
 class OwnerLock:
@@ -65,13 +68,13 @@ class OwnerLock:
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+            taken = _lock_exclusive(fd)
         except BaseException:
             os.close(fd)
             raise
+        if not taken:
+            os.close(fd)
+            return False
         record: dict[str, Any] = {"pid": os.getpid(), "kind": self.kind, "since": time.time()}
         if self.settings is not None:
             record["settings"] = self.settings
@@ -126,6 +129,30 @@ class OwnerLock:
             self.record = None
             self._published = _UNSET
             os.close(fd)  # closing drops the flock
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """Take the exclusive lock unless an owner holds it.
+
+    :func:`current_owner` probes with a brief shared lock, and a probe (a ``status``, a
+    console starting, a delegate deciding whether to start an owner) makes an exclusive
+    attempt fail although nobody owns the home. A would-be owner that gave up then would
+    leave the queue with no owner at all, so it tries again while only probes are in its
+    way: a shared lock it can take itself means no exclusive holder.
+    """
+    for _ in range(_PROBE_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # an owner holds it
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        time.sleep(_PROBE_WAIT_S)
+    return False
 
 
 def current_owner(path: Path) -> dict[str, Any] | None:

@@ -252,6 +252,12 @@ def serve(args: argparse.Namespace) -> int:
         wait_for_owner(config)
         print(f"claudine serve started in the background (pid {pid})")
         return 0
+    from claudine_core.ownership import current_owner
+
+    if args.auto and current_owner(config.lock_path) is not None:
+        # Started by a client that raced others to start an owner, and lost: leave before
+        # loading the engine, so a burst of clients does not leave a crowd of starters.
+        return 0
     import asyncio
 
     from claudine_core.serve import serve as run_serve

@@ -115,3 +115,48 @@ def test_another_process_reads_a_live_owner_and_not_a_dead_one(tmp_path: Path) -
     assert lock_path.with_name(ADMISSION_FILE).exists()
     assert current_owner(lock_path) is None
     assert published_admission(lock_path) is None
+
+
+PROBER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from claudine_core.ownership import current_owner
+    path = Path(sys.argv[1])
+    print("ready", flush=True)
+    while True:
+        current_owner(path)
+    """
+)
+
+
+def test_a_would_be_owner_is_not_turned_away_by_clients_probing(tmp_path: Path) -> None:
+    """`status`, a console starting and every delegate ask who owns the home with a brief
+    shared lock. Nobody owns it, so each attempt to take it must succeed all the same:
+    a would-be owner that gave up would leave the queue with no owner at all."""
+    lock_path = tmp_path / "engine.lock"
+    lock_path.touch()
+    probers = [subprocess.Popen([sys.executable, "-c", PROBER_SCRIPT, str(lock_path)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for prober in probers:
+            assert prober.stdout is not None and prober.stdout.readline().strip() == "ready"
+        turned_away = 0
+        for _ in range(300):
+            owner = OwnerLock(lock_path, kind="test")
+            if owner.try_acquire():
+                owner.release()
+            else:
+                turned_away += 1
+        assert turned_away == 0
+    finally:
+        for prober in probers:
+            prober.kill()
+            prober.wait()
+
+
+def test_a_real_owner_still_turns_a_second_one_away(lock: OwnerLock) -> None:
+    assert lock.try_acquire()
+    second = OwnerLock(lock.path, kind="test")
+    assert not second.try_acquire()
+    assert current_owner(lock.path) is not None

@@ -63,5 +63,9 @@ def test_clients_racing_to_auto_start_an_owner_leave_exactly_one(home: FaultHome
     assert len(owners) == 1, owners  # one owner for the whole burst, never a second
     serving = [p for p in psutil.process_iter(["cmdline", "environ"])
                if "serve" in (p.info.get("cmdline") or [])
-               and (p.info.get("environ") or {}).get("CLAUDINE_HOME") == str(home.path)]
-    assert len(serving) <= 1  # the losers of the race did not linger as clients
+               and (p.info.get("environ") or {}).get("CLAUDINE_HOME") == str(home.path)
+               and p.pid not in owners]
+    # The losers of the race leave rather than linger as clients. One started late in the
+    # burst may still be on its way out on a loaded machine: wait for it, boundedly.
+    _, lingering = psutil.wait_procs(serving, timeout=30)
+    assert lingering == []
