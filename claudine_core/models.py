@@ -177,6 +177,12 @@ class TaskSpec:
     depends_on: tuple[str, ...] = _field(())  # task ids or unique prefixes, resolved at delegate
     # None: the delegating process's on_dependency_failure setting, decided at delegate time.
     on_dependency_failure: DependencyPolicy | None = _field(None)
+    # A task id or unique prefix: run in that task's conversation (implies a dependency).
+    continue_from: str | None = _field(None)
+    # Set by the schedule or pipeline that creates the task, never by a user's request.
+    schedule_id: str | None = _field(None, carried=False)
+    pipeline_id: str | None = _field(None, carried=False)
+    pipeline_step: int | None = _field(None, carried=False)
 
 
 _TIME = "ISO 8601 time in UTC"
@@ -254,6 +260,15 @@ class Task:
                                          "(it is blocked until then).")
     on_dependency_failure: DependencyPolicy | None = _field(
         None, "fail, cancel or run: what happens when a dependency fails or is cancelled.")
+    continue_from: str | None = _field(None, "The task whose conversation this one continues "
+                                       "(it is also a dependency).")
+    end_state: dict[str, Any] | None = _field(None, "What the task left when it ended, for a "
+                                              "task continuing from it: its directory's git "
+                                              "branch, commit and changed files.")
+    schedule_id: str | None = _field(None, "The schedule that created this task.")
+    pipeline_id: str | None = _field(None, "The pipeline this task is a step of.", index=True)
+    pipeline_step: int | None = _field(None, "Its place in that pipeline (1 = first step).",
+                                       schema={"minimum": 1})
 
     @property
     def short_id(self) -> str:

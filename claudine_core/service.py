@@ -7,6 +7,7 @@ tick. Nothing here starts or signals a process.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +44,7 @@ from claudine_core.task_request import (  # noqa: F401 (re-exported for front en
 if TYPE_CHECKING:
     from claudine_core.agents.stream_events import StreamEvent
     from claudine_core.isolation.worktrees import Worktrees
+    from claudine_core.schedules.service import ScheduleService
 
 # Variables a task takes from the process that delegates it, so any owner runs its agent
 # the same way: the API endpoint and key, the CLI's own switches, cloud-provider access.
@@ -96,14 +98,23 @@ class TaskService:
             InvalidRequest: with every problem of the request, keyed by field (see
                 :mod:`claudine_core.task_request`), or the agent binary cannot be found.
         """
-        checked = check_spec(spec, default_worktree=self.config.default_worktree,
-                             dependency_policy=self.config.on_dependency_failure)
-        settled = self._with_task_settings(checked)
+        settled = self.prepare(spec)
         with self.repo.transaction():  # dependencies read and the task written at once
             settled, status, error = self._with_dependencies(settled)
-            task = self.repo.insert(settled, cwd=checked.cwd, status=status, error=error)
+            task = self.repo.insert(settled, cwd=settled.cwd, status=status, error=error)
         self._notify()
         return task
+
+    def prepare(self, spec: TaskSpec) -> TaskSpec:
+        """The request checked and its task-scoped settings fixed from this process, as
+        :meth:`delegate` stores it (a schedule keeps such a template for its tasks).
+
+        Raises:
+            InvalidRequest: as :meth:`delegate`.
+        """
+        checked = check_spec(spec, default_worktree=self.config.default_worktree,
+                             dependency_policy=self.config.on_dependency_failure)
+        return self._with_task_settings(checked)
 
     def _with_dependencies(self, spec: TaskSpec) -> tuple[TaskSpec, TaskState, str | None]:
         """The dependencies as full ids, and the state the task starts in: queued, blocked,
@@ -276,6 +287,14 @@ class TaskService:
         if task is None:
             return queue_waiting_reason(self.config, self.repo)
         return task_waiting_reason(self.config, self.repo, task)
+
+    @functools.cached_property
+    def schedules(self) -> ScheduleService:
+        """The schedules of this home (create, list, pause, resume, cancel, fire)."""
+        from claudine_core.schedules.service import ScheduleService
+
+        return ScheduleService(self.config, self.repo, prepare=self.prepare,
+                               delegate=self.delegate)
 
     def worktrees(self) -> Worktrees:
         """The review actions on worktree tasks (diff, merge, patch, PR, discard, clean),

@@ -15,13 +15,14 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from claudine_core.agents.log_text import render_plain
 from claudine_core.agents.run_log import end_of_last_line, iter_lines_backward
 from claudine_core.agents.stream_parse import parse_line
 from claudine_core.errors import ClaudineError, InvalidRequest, StoreError
+from claudine_core.mcp.outcome import ToolOutcome, error
+from claudine_core.mcp.schedule_handlers import SCHEDULE_HANDLERS
 from claudine_core.mcp.tools import ToolInputError, check_arguments
 from claudine_core.models import Task, TaskState
 from claudine_core.service import TaskService
@@ -31,25 +32,6 @@ log = logging.getLogger("claudine.mcp")
 
 LOG_READ_BYTES = 4 * 1024 * 1024  # TaskLogs reads back at most this much from the end of a file
 STDERR_TAIL_BYTES = 2048
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """One tool result: ``structured`` for programs, ``text`` for the model.
-
-    ``structured`` conforms to the tool's ``outputSchema`` (mcp_tools.py). An error has
-    none: the MCP spec does not ask errors to match the schema, but the TypeScript SDK's
-    client (the MCP Inspector's, for one) validates any structuredContent it gets, even on
-    an isError result, and would replace the message with a schema complaint.
-    """
-
-    text: str
-    structured: dict[str, Any] | None = field(default_factory=dict)
-    is_error: bool = False
-
-
-def error(message: str) -> ToolOutcome:
-    return ToolOutcome(text=message, structured=None, is_error=True)
 
 
 def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) -> ToolOutcome:
@@ -220,6 +202,7 @@ HANDLERS: dict[str, Callable[[TaskService, dict[str, Any]], ToolOutcome]] = {
     "RetryTask": retry,
     "ResumeTask": resume,
     "SetTaskPriority": set_priority,
+    **SCHEDULE_HANDLERS,
 }
 
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from claudine_core.errors import EXIT_USAGE, ClaudineError
+from claudine_core.mcp.schedule_tools import SCHEDULE_TOOLS
+from claudine_core.mcp.schema_parts import nullable as _maybe
+from claudine_core.mcp.schema_parts import object_schema as _schema
+from claudine_core.mcp.schema_parts import result_schema as _result
 from claudine_core.mcp.task_schema import task_properties
 from claudine_core.models import (
     MAX_DEPENDENCIES,
@@ -66,13 +70,6 @@ _PRIORITY: dict[str, Any] = {
 }
 
 
-def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(required),
-        "additionalProperties": False,
-    }
 
 
 # -- output schemas (MCP 2025-06-18 structured output) ----------------------------------------
@@ -80,21 +77,10 @@ def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 # no structuredContent (some clients validate it against outputSchema even on errors).
 
 
-def _maybe(kind: str, description: str | None = None, **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"type": [kind, "null"], **extra}
-    if description:
-        spec["description"] = description
-    return spec
-
-
 _STATUS: dict[str, Any] = {"type": "string", "enum": list(STATES)}
 _TASK_FIELDS: dict[str, Any] = task_properties()
 _TASK: dict[str, Any] = {"type": "object", "properties": _TASK_FIELDS,
                          "required": list(_TASK_FIELDS)}
-
-
-def _result(properties: dict[str, Any]) -> dict[str, Any]:
-    return _schema(properties, tuple(properties))
 
 
 TASK_RESULT_SCHEMA = _result({
@@ -268,6 +254,7 @@ TOOLS: list[dict[str, Any]] = [
         "outputSchema": TASK_RESULT_SCHEMA,
     },
 ]
+TOOLS.extend(SCHEDULE_TOOLS)
 TOOLS_BY_NAME = {tool["name"]: tool for tool in TOOLS}
 
 

@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,8 +97,17 @@ def _v5(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
 
 
+def _v6(db: peewee.SqliteDatabase) -> None:
+    # Workflows: the conversation a task continues, what it left when it ended, and the
+    # schedule or pipeline that made it. Old rows continue nothing and belong to neither.
+    for ddl in ("continue_from TEXT", "end_state TEXT", "schedule_id TEXT",
+                "pipeline_id TEXT", "pipeline_step INTEGER"):
+        db.execute_sql(f"ALTER TABLE task ADD COLUMN {ddl}")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS task_pipeline_id ON task (pipeline_id)")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6,
 }
 
 

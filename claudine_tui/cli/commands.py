@@ -29,6 +29,9 @@ def add_extra_parsers(sub: Any) -> None:
     except ImportError:
         return
     cli_worktrees.add_parsers(sub, EXTRA_HANDLERS)
+    from claudine_tui.cli import schedules as cli_schedules
+
+    cli_schedules.add_parsers(sub, EXTRA_HANDLERS)
 
 
 def _resolve(service: Any, ref: str) -> Task:

@@ -85,6 +85,42 @@ def test_upgrade_of_a_v3_database_keeps_rows_and_leaves_agent_settings_to_the_ow
         None, {}, (), ())
 
 
+def test_upgrade_of_a_populated_v5_database_keeps_every_row_and_dependency(
+    tmp_path: Path,
+) -> None:
+    """v6 adds the workflow columns. The original claudine lost every dependency row in
+    such an upgrade; here each row, its dependencies and its policy come through."""
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=5)
+    for n in range(30):
+        status = ("completed", "blocked", "failed")[n % 3]
+        depends = f'["task-{n - 1:012x}"]' if n else None
+        db.execute_sql(
+            "INSERT INTO task (id, prompt, priority, status, cwd, created_at, updated_at, "
+            "depends_on, on_dependency_failure, session_id, agent_args, attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"task-{n:012x}", f"prompt {n}", n % 3, status, "/tmp", 1.0 + n, 1.0 + n,
+             depends, "cancel" if n % 2 else None, f"session-{n}", '["--verbose"]',
+             '[{"attempt": 1, "state": "failed"}]' if status == "failed" else None),
+        )
+    db.close()
+    repo = open_repo(path)
+    assert current_version(repo.db) == SCHEMA_VERSION
+    tasks = repo.list_tasks(newest_first=False)
+    assert [t.id for t in tasks] == [f"task-{n:012x}" for n in range(30)]
+    for n, task in enumerate(tasks):
+        assert task.prompt == f"prompt {n}" and task.session_id == f"session-{n}"
+        assert task.depends_on == ((f"task-{n - 1:012x}",) if n else ())
+        assert (task.on_dependency_failure is not None) == bool(n % 2)
+        assert task.agent_args == ("--verbose",)
+        assert task.status.value == ("completed", "blocked", "failed")[n % 3]
+        # v6 columns: old rows continue nothing and belong to no schedule or pipeline.
+        assert (task.continue_from, task.end_state, task.schedule_id, task.pipeline_id,
+                task.pipeline_step) == (None, None, None, None, None)
+    assert tasks[2].attempts == ({"attempt": 1, "state": "failed"},)
+
+
 def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:
     path = tmp_path / "claudine.db"
     open_repo(path).db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -1,0 +1,1 @@
+"""Schedules: tasks created by cron or at a set time (issue 10)."""
