@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,8 +106,48 @@ def _v6(db: peewee.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS task_pipeline_id ON task (pipeline_id)")
 
 
+def _v7(db: peewee.SqliteDatabase) -> None:
+    # Schedules (claudine_core/schedules/model.py declares the columns) and one row per
+    # slot a schedule handled: UNIQUE(schedule_id, scheduled_for) is what makes a slot
+    # fire at most once whatever the owners do. Tasks keep no new column (v6 added
+    # schedule_id); the index finds a schedule's latest task (afterSchedule).
+    db.execute_sql("""CREATE TABLE IF NOT EXISTS schedule (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        cron TEXT,
+        run_at REAL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        missed_run_policy TEXT NOT NULL DEFAULT 'skip',
+        status TEXT NOT NULL DEFAULT 'active',
+        template TEXT NOT NULL,
+        max_runs INTEGER,
+        runs INTEGER NOT NULL DEFAULT 0,
+        expires_at REAL,
+        after_schedule TEXT,
+        next_run_at REAL,
+        last_run_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL DEFAULT 0,
+        cancel_reason TEXT
+    )""")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS schedule_status ON schedule (status)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS schedule_next_run_at ON schedule (next_run_at)")
+    db.execute_sql("""CREATE TABLE IF NOT EXISTS schedule_execution (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule_id TEXT NOT NULL,
+        scheduled_for REAL NOT NULL,
+        fired_at REAL NOT NULL,
+        task_id TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        UNIQUE (schedule_id, scheduled_for)
+    )""")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS task_schedule_id ON task (schedule_id)")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7,
 }
 
 
