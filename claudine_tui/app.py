@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from claudine_core.config import Config
 from claudine_core.errors import ClaudineError
-from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec, TaskState
+from claudine_core.models import EngineSnapshot, Priority, Task, TaskState
 from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
@@ -242,12 +242,18 @@ class ClaudineApp(App[int]):
         return task
 
     def action_new_task(self) -> None:
-        def delegate(spec: TaskSpec | None) -> None:
-            if spec is not None and (task := self._call(self.service.delegate, spec)):
-                self.notify(f"{task.short_id} queued ({task.priority})", timeout=3)
+        def delegated(task: Task | None) -> None:
+            if task is not None:
+                self.refresh_snapshot()
+                self.notify(f"{task.short_id} {task.status.value} ({task.priority})",
+                            timeout=3)
 
+        config = self.engine.config
         self.push_screen(NewTaskScreen(
-            cwd=os.getcwd(), default_worktree=self.engine.config.default_worktree), delegate)
+            cwd=os.getcwd(), delegate=self.service.delegate,
+            default_worktree=config.default_worktree,
+            dependency_policy=config.on_dependency_failure,
+            selected=self.table.selected), delegated)
 
     def action_cancel_task(self) -> None:
         task = self._selected()

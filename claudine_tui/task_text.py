@@ -49,7 +49,8 @@ def task_details(task: Task, queue_position: int | None,
         "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
         "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
         "last_activity", "result", "parent_id", "depends_on", "on_dependency_failure",
-        "branch", "worktree_path", "merge",
+        "continue_from", "schedule_id", "pipeline_id", "pipeline_step", "branch",
+        "worktree_path", "merge", "end_state",
     ]
     for entry in task.attempts[:-1] if task.status.is_terminal else task.attempts:
         # Earlier attempts' outcomes: a retry that succeeded keeps why the others failed.
@@ -60,7 +61,9 @@ def task_details(task: Task, queue_position: int | None,
         value = data.get(key)
         if value in (None, "", 0) and key not in ("priority",):
             continue
-        if isinstance(value, dict):
+        if key == "end_state" and isinstance(value, dict):
+            value = describe_end_state(value)
+        elif isinstance(value, dict):
             value = json.dumps(value)
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
@@ -83,3 +86,19 @@ def describe_merge(outcome: dict[str, Any] | None) -> str:
     if status == "merged" and detail:
         detail = f"{detail[:12]} into {outcome.get('base', '?')}"
     return f"{status} ({outcome.get('strategy', '?')})" + (f": {detail}" if detail else "")
+
+
+def describe_end_state(state: dict[str, Any]) -> str:
+    """What a finished task left in its directory, in one line: ``branch main @
+    1a2b3c4d5e6f, 3 changed files`` (a task continuing from it starts there)."""
+    parts = []
+    branch, commit = state.get("branch"), state.get("commit")
+    if branch or commit:
+        parts.append(" @ ".join(filter(None, (f"branch {branch}" if branch else None,
+                                              str(commit)[:12] if commit else None))))
+    files = state.get("changed_files", state.get("files"))
+    if isinstance(files, (list, tuple)):
+        files = len(files)
+    if isinstance(files, int):
+        parts.append(f"{files} changed file{'' if files == 1 else 's'}")
+    return ", ".join(parts) or json.dumps(state)

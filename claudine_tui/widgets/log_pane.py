@@ -16,7 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import RichLog, Static
 
 from claudine_core.agents.stream_events import InvalidLine, StreamEvent
-from claudine_core.models import Task
+from claudine_core.models import Task, TaskState
 from claudine_tui.log_render import render_rich
 from claudine_tui.task_text import task_details
 from claudine_tui.widgets.ports import ServicePort
@@ -78,7 +78,14 @@ class LogPane(Vertical):
         self._show_mode()
 
     def show_details(self, task: Task | None) -> None:
-        text = task_details(task, None) if task else "No task selected."
+        if task is None:
+            text = "No task selected."
+        else:
+            # What a blocked task waits on is a cheap read of its dependencies; a queued
+            # task's reason may take a resource reading, which would stall the screen.
+            blocked = task.status is TaskState.BLOCKED
+            text = task_details(task, None, self.service.waiting_reason(task) if blocked
+                                else None)
         self.query_one("#details", Static).update(Text(text))
 
     def poll(self) -> int:

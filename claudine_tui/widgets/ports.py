@@ -33,6 +33,8 @@ class ServicePort(Protocol):
 
     def worktrees(self) -> ReviewPort: ...
 
+    def waiting_reason(self, task: Task | None = None) -> str | None: ...
+
 
 class EnginePort(Protocol):
     """The subset of :class:`claudine_core.engine.Engine` the console calls: its

@@ -61,6 +61,12 @@ class FakeService:
     def worktrees(self) -> FakeReview:
         return FakeReview()
 
+    def waiting_reason(self, task: Task | None = None) -> str | None:
+        if task is not None and task.status is TaskState.BLOCKED:
+            return "waiting for " + ", ".join(d.removeprefix("task-")[:8]
+                                               for d in task.depends_on)
+        return None
+
     def _find(self, ref: str) -> Task:
         for task in self.tasks.values():
             if task.id == ref or task.short_id.startswith(ref.removeprefix("task-")):
@@ -119,7 +125,8 @@ class FakeEngine:
     def __init__(self, tasks: list[Task] | None = None, *, role: str = "owner") -> None:
         self.role = role
         self.kind = "console"
-        self.config = SimpleNamespace(home=HOME, default_worktree=False)
+        self.config = SimpleNamespace(home=HOME, default_worktree=False,
+                                      on_dependency_failure="fail")
         self.service = FakeService(tasks)
         self.tasks = self.service.tasks  # the same dict: tests edit tasks in place
         self.calls = self.service.calls  # one record of start, stop and every command
