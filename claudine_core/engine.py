@@ -34,6 +34,7 @@ from claudine_core.models import EngineSnapshot, ResourceSample
 from claudine_core.ownership import OwnerLock, current_owner
 from claudine_core.recovery import recover
 from claudine_core.resources import ResourceMonitor
+from claudine_core.schedules.owner import ScheduleFirer
 from claudine_core.service import TaskService
 from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
@@ -97,6 +98,7 @@ class Engine:
             monitor=self.monitor, lock=self.lock, limits=self.limits, env=self.env,
             wake=self.wake,
         )
+        self.firer = ScheduleFirer(lambda: self.service.schedules, clock)
         self.snapshots = SnapshotReader(config, repo, self.monitor, self.limits, clock)
         self.changes = StoreChanges()
         self.sample: ResourceSample | None = None
@@ -185,7 +187,8 @@ class Engine:
     def _hand_over(self) -> int | None:
         """Start a background owner if work is left and nobody owns the home now."""
         try:
-            if not self.service.has_unfinished_tasks():
+            # An active schedule is work too: its next slot needs an owner to fire it.
+            if not (self.service.has_unfinished_tasks() or self.service.schedules.has_active()):
                 return None
         except StoreError as exc:
             log.error("cannot check for work left behind: %s", exc)
@@ -237,7 +240,7 @@ class Engine:
         failures = 0
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_s())
             self._wake.clear()
             if self._stopping:
                 break
@@ -257,6 +260,13 @@ class Engine:
                 failures += 1
                 log.exception("engine tick failed")
                 await asyncio.sleep(min(5.0, 0.2 * failures))
+
+    def _sleep_s(self) -> float:
+        """Until the next tick: ``tick_s``, or less when a schedule's slot comes sooner."""
+        if self.role != "owner":
+            return self.tick_s
+        until_due = self.firer.seconds_until_due(self.clock())
+        return self.tick_s if until_due is None else min(self.tick_s, until_due)
 
     def _tick(self) -> None:
         self.ticks += 1
@@ -279,6 +289,8 @@ class Engine:
             self.finisher.follow(agent, now)
         self.supervisor.enforce_stops(now)
         self.finisher.flush_summaries()
+        # Before dispatch: a task a schedule creates now can start in this very tick.
+        self.firer.tick(now, self.changes.count)
         if self.dispatcher.dispatch(now) or self.supervisor.agents:
             self.last_busy_at = now
 
@@ -293,6 +305,7 @@ class Engine:
         if self.role == "owner" or not self.lock.try_acquire():
             return
         self.role = "owner"
+        self.firer.reset()
         log.info("owning %s as %s (pid %d)", self.config.home, self.kind, os.getpid())
         recover(self.config, self.service.repo, self.supervisor, self.finisher, self.clock)
 

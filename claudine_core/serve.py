@@ -2,7 +2,8 @@
 
 The CLI starts a detached ``serve --auto`` when a task is delegated and nobody owns the
 home, so a task never waits for a console that nobody opened. That one exits once the
-home has been idle for ``idle_exit_s`` (nothing queued or running).
+home has been idle for ``idle_exit_s`` (nothing queued or running, and no active schedule:
+a schedule's next slot needs an owner to fire it).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ async def serve(config: Config, *, auto: bool = False, idle_exit_s: float | None
 
 
 class Idleness:
-    """How long the home has had nothing queued, blocked or running.
+    """How long the home has had nothing queued, blocked or running, and no active
+    schedule (its next slot needs an owner).
 
     Whether tasks are left is asked of the store only after the engine saw it change
     (``engine.changes``), not every half second of an idle day.
@@ -92,7 +94,8 @@ class Idleness:
             return None
         if engine.changes.count != self._changes_seen:
             self._changes_seen = engine.changes.count  # before the read: a later change counts
-            self._unfinished = engine.service.has_unfinished_tasks()
+            self._unfinished = (engine.service.has_unfinished_tasks()
+                                or engine.service.schedules.has_active())
         if engine.supervisor.agents or self._unfinished:
             engine.last_busy_at = engine.clock()
             return None
