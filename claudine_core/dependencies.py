@@ -8,7 +8,12 @@ dependency, or run it anyway). Nothing is remembered between passes, so an owner
 between a dependency's end and its dependents' release leaves nothing undone: the next
 owner's first pass releases them. A failed dependent is itself a dependency that failed,
 so ``fail`` and ``cancel`` cascade down a chain, one pass per link. A dependency waiting
-for an automatic retry is queued or running, not ended, so its dependents stay blocked.
+for an automatic retry is queued or running, not ended, so its dependents stay blocked,
+and so does one whose worktree merge step is still running (its work is not in the base
+branch yet, and a task continuing its conversation would lose the worktree under it).
+
+A pipeline's steps always use the ``fail`` policy, with a reason naming the step that
+stopped the pipeline rather than a task id alone.
 """
 
 from __future__ import annotations
@@ -49,14 +54,51 @@ def decide(policy: DependencyPolicy | None, states: Mapping[str, TaskState | Non
     return (None, None) if waiting else (TaskState.QUEUED, None)
 
 
+def dependency_states(repo: TaskRepo, task_ids: tuple[str, ...]) -> dict[str, TaskState | None]:
+    """The states :func:`decide` decides on: as stored, except that a task whose merge step
+    is still pending counts as running (it has not finished ending)."""
+    states = repo.states_of(task_ids)
+    for task_id in repo.merging(task_ids):
+        states[task_id] = TaskState.RUNNING
+    return states
+
+
 def waiting_on(repo: TaskRepo, task: Task) -> str | None:
     """The unfinished dependencies of a blocked task, in words (None if it is not blocked)."""
     if task.status is not TaskState.BLOCKED or not task.depends_on:
         return None
     states = repo.states_of(task.depends_on)
-    pending = [f"{short_id(i)} ({s.value if s else 'gone'})" for i, s in states.items()
-               if s is not TaskState.COMPLETED]
+    merging = repo.merging(task.depends_on)
+    pending = [f"{short_id(i)} ({_state_words(s, i in merging)})" for i, s in states.items()
+               if s is not TaskState.COMPLETED or i in merging]
     return "waiting for " + ", ".join(pending) if pending else "about to be released"
+
+
+def _state_words(state: TaskState | None, merging: bool) -> str:
+    if state is None:
+        return "gone"
+    return f"{state.value}, merging its branch" if merging else state.value
+
+
+def pipeline_reason(repo: TaskRepo, task: Task, reason: str) -> str:
+    """Why a pipeline step ends without running, naming the step that stopped the pipeline:
+    the failed or cancelled step it waited for, or (down the chain) the one that step
+    named."""
+    previous = task.depends_on[0] if task.depends_on else None  # a step's one dependency
+    try:
+        before = repo.get(previous) if previous else None
+    except LookupError:
+        before = None
+    if before is None or before.pipeline_id != task.pipeline_id:
+        return reason
+    if before.error and before.error.startswith(PIPELINE_STOPPED):
+        return before.error  # it never ran either: the step it names stopped the pipeline
+    what = before.status.value if before.status.is_terminal else "ended"
+    return (f"{PIPELINE_STOPPED} step {before.pipeline_step} (task {before.short_id}) "
+            f"{what}")
+
+
+PIPELINE_STOPPED = "pipeline stopped:"
 
 
 class DependencyReleaser:
@@ -75,9 +117,11 @@ class DependencyReleaser:
         moved = 0
         for task in self.repo.list_tasks(statuses=[TaskState.BLOCKED], newest_first=False):
             state, reason = decide(task.on_dependency_failure,
-                                   self.repo.states_of(task.depends_on))
+                                   dependency_states(self.repo, task.depends_on))
             if state is None:
                 continue
+            if reason and task.pipeline_id:
+                reason = pipeline_reason(self.repo, task, reason)
             changes: dict[str, object] = {"status": state}
             if state is not TaskState.QUEUED:
                 changes.update(ended_at=now, error=reason)

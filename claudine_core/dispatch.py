@@ -27,6 +27,7 @@ from claudine_core.agents.claude import (
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
 from claudine_core.config import Config
+from claudine_core.continuation import plan_continuation
 from claudine_core.events import StoreVersion, store_version
 from claudine_core.faults import crash_point
 from claudine_core.finishing import RunFinisher
@@ -154,6 +155,11 @@ class Dispatcher:
         if not claimed:
             return  # cancelled or taken meanwhile
         crash_point("claimed")
+        if task.continue_from and task.attempt == 0:
+            # Its first attempt: the continued task has ended by now (it is a dependency),
+            # so its session (or what it left) is known. Automatic retries keep the choice.
+            self.repo.transition(task.id, [TaskState.RUNNING],
+                                 **plan_continuation(self.repo, task))
         task = self.repo.get(task.id)
         try:
             if self._needs_prepare(task):

@@ -16,6 +16,7 @@ from typing import Any
 from claudine_core.agents.claude import RESUME_AFTER_INTERRUPTION
 from claudine_core.agents.stream_parse import parse_line
 from claudine_core.config import Config
+from claudine_core.continuation import end_state_directory, git_end_state
 from claudine_core.events import StoreVersion, store_version
 from claudine_core.faults import crash_point
 from claudine_core.models import Task, TaskState, iso_time
@@ -145,7 +146,7 @@ class RunFinisher:
             self._requeue(task, agent, outcome, fields, now)
         else:
             self.repo.transition(task.id, [TaskState.RUNNING], status=outcome.state,
-                                 error=outcome.error, **fields)
+                                 error=outcome.error, end_state=end_state(task), **fields)
             crash_point("finished")
             self.after_finish(task.id)
         self.supervisor.forget(agent)
@@ -219,6 +220,7 @@ class RunFinisher:
         if self.repo.transition(
             task.id, [TaskState.RUNNING], status=TaskState.CANCELLED, ended_at=now, error=reason,
             attempts=with_attempt(task, TaskState.CANCELLED, reason, None, now),
+            end_state=end_state(task),
         ):
             self.after_finish(task.id)
 
@@ -227,9 +229,16 @@ class RunFinisher:
         self.repo.transition(
             task_id, [TaskState.RUNNING], status=TaskState.FAILED, ended_at=now, error=reason,
             attempts=with_attempt(task, TaskState.FAILED, reason, None, now),
+            end_state=end_state(task),
         )
         log.error("task %s failed to start: %s", task_id, reason)
         self.after_finish(task_id)  # e.g. remove a worktree prepared for it
+
+
+def end_state(task: Task) -> dict[str, Any] | None:
+    """What the task leaves in its directory (git branch, commit, changed files), taken
+    before the merge step may commit or remove its worktree; None outside git."""
+    return git_end_state(end_state_directory(task))
 
 
 def with_attempt(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -25,6 +26,7 @@ from claudine_core.errors import EXIT_FAILED, InvalidRequest, InvalidTransition,
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    DependencyPolicy,
     Priority,
     Task,
     TaskSpec,
@@ -35,6 +37,7 @@ from claudine_core.store import TaskRepo, open_database
 from claudine_core.store.migrations import migrate
 from claudine_core.task_request import (  # noqa: F401 (re-exported for front ends)
     MAX_FIELD_CHARS,
+    MAX_PIPELINE_STEPS,
     MAX_PROMPT_BYTES,
     check_prompt_size,
     check_spec,
@@ -98,12 +101,145 @@ class TaskService:
             InvalidRequest: with every problem of the request, keyed by field (see
                 :mod:`claudine_core.task_request`), or the agent binary cannot be found.
         """
-        settled = self.prepare(spec)
+        settled = self.prepare(self._where_continued(spec))
         with self.repo.transaction():  # dependencies read and the task written at once
-            settled, status, error = self._with_dependencies(settled)
-            task = self.repo.insert(settled, cwd=settled.cwd, status=status, error=error)
+            task = self._store(settled)
         self._notify()
         return task
+
+    def _store(self, settled: TaskSpec) -> Task:
+        """Insert a prepared request, its continuation and dependencies resolved (in the
+        caller's transaction)."""
+        settled = self._with_continuation(settled)
+        settled, status, error = self._with_dependencies(settled)
+        return self.repo.insert(settled, cwd=settled.cwd, status=status, error=error)
+
+    def _continued(self, ref: str) -> Task:
+        """The task a request continues, or InvalidRequest naming ``continue_from``."""
+        try:
+            return self.repo.resolve(ref)
+        except UnknownTask as exc:
+            raise InvalidRequest(problems={"continue_from": str(exc)}) from None
+
+    def _where_continued(self, spec: TaskSpec) -> TaskSpec:
+        """A continuation's defaults, from the task it continues: its directory and
+        worktree choice (a conversation is found only where it ran), and the ``run``
+        policy: continuing a failed task is how its work is picked up again."""
+        if not spec.continue_from:
+            return spec
+        parent = self._continued(spec.continue_from)
+        return replace(
+            spec,
+            cwd=parent.cwd if spec.cwd in (".", "") else spec.cwd,
+            worktree=parent.worktree if spec.worktree is None else spec.worktree,
+            on_dependency_failure=spec.on_dependency_failure or DependencyPolicy.RUN,
+        )
+
+    def _with_continuation(self, spec: TaskSpec) -> TaskSpec:
+        """``continue_from`` as a full id, and added to the dependencies: the continued
+        task must have ended before its conversation can go on. Its session is looked up
+        when this task starts (see dispatch), since the continued task may not have one yet.
+        """
+        if not spec.continue_from:
+            return spec
+        parent = self._continued(spec.continue_from)
+        problems: dict[str, str] = {}
+        where = (f"task {parent.short_id}, whose conversation this task continues, ran "
+                 f"{'in a worktree of' if parent.worktree else 'in'} {parent.cwd}: a "
+                 "continuation runs where the conversation is")
+        if spec.cwd != parent.cwd:
+            problems["cwd"] = f"{where}; drop the working directory or give {parent.cwd}"
+        if spec.worktree != parent.worktree:
+            problems["worktree"] = f"{where}; drop the worktree choice"
+        if problems:
+            raise InvalidRequest(problems=problems)
+        return replace(spec, continue_from=parent.id,
+                       depends_on=tuple(dict.fromkeys((*spec.depends_on, parent.id))))
+
+    def create_pipeline(self, prompts: list[str], template: TaskSpec, *,
+                        continue_conversation: bool = False) -> tuple[str, list[Task]]:
+        """Create a pipeline: one task per prompt, each depending on the one before (and,
+        with ``continue_conversation``, continuing its conversation), all stored in one
+        transaction or none. ``template`` gives every step's other options.
+
+        A step's failure stops the rest: steps always use the ``fail`` policy.
+
+        Raises:
+            InvalidRequest: as :meth:`delegate`; problems of a step's prompt are keyed
+                ``steps`` and name the step.
+        """
+        if not 1 <= len(prompts) <= MAX_PIPELINE_STEPS:
+            raise InvalidRequest(problems={"steps": f"{len(prompts)} steps: a pipeline has "
+                                           f"1 to {MAX_PIPELINE_STEPS}"})
+        template = replace(template, depends_on=(), continue_from=None,
+                           on_dependency_failure=DependencyPolicy.FAIL)
+        steps = self._prepare_steps(prompts, template)
+        pipeline_id = "pipe-" + secrets.token_hex(6)
+        tasks: list[Task] = []
+        with self.repo.transaction():
+            for number, step in enumerate(steps, 1):
+                before = tasks[-1].id if tasks else None
+                tasks.append(self._store(replace(
+                    step, pipeline_id=pipeline_id, pipeline_step=number,
+                    depends_on=(before,) if before else (),
+                    continue_from=before if continue_conversation else None)))
+        self._notify()
+        return pipeline_id, tasks
+
+    def _prepare_steps(self, prompts: list[str], template: TaskSpec) -> list[TaskSpec]:
+        """Each step's request checked; every wrong prompt reported at once, by step, with
+        the wrong shared options (the same for every step, so named once)."""
+        prepared: list[TaskSpec] = []
+        wrong_steps: list[str] = []
+        shared: InvalidRequest | None = None
+        for number, prompt in enumerate(prompts, 1):
+            try:
+                prepared.append(self.prepare(replace(template, prompt=prompt)))
+            except InvalidRequest as exc:
+                problems = dict(exc.problems)
+                if "prompt" in problems:
+                    wrong_steps.append(f"step {number}: {problems.pop('prompt')}")
+                if shared is None and (problems or not exc.problems):
+                    shared = InvalidRequest("" if problems else exc.message, problems=problems,
+                                            exit_status=exc.exit_status)
+        if shared is not None and not shared.problems:
+            raise shared  # refused for a reason no option owns (no agent binary)
+        if shared is not None or wrong_steps:
+            problems = dict(shared.problems) if shared is not None else {}
+            if wrong_steps:
+                problems["steps"] = "; ".join(wrong_steps)
+            raise InvalidRequest(problems=problems)
+        return prepared
+
+    def pipeline(self, ref: str) -> tuple[str, list[Task]]:
+        """A pipeline's id and its steps in order; ``ref`` is its id (or a unique prefix of
+        it) or any step's task id.
+
+        Raises:
+            UnknownTask: no such pipeline, or the task is not a step of one.
+        """
+        pipeline_id = self.repo.resolve_pipeline(ref)
+        return pipeline_id, self.repo.pipeline_steps(pipeline_id)
+
+    def cancel_pipeline(self, ref: str, reason: str | None = None) -> tuple[str, list[Task]]:
+        """Cancel every unfinished step of a pipeline at once (a running one is stopped).
+
+        Raises:
+            UnknownTask: as :meth:`pipeline`.
+            InvalidTransition: every step has ended already.
+        """
+        with self.repo.transaction():
+            pipeline_id, steps = self.pipeline(ref)
+            open_steps = [step for step in steps if not step.status.is_terminal]
+            if not open_steps:
+                raise InvalidTransition(f"pipeline {pipeline_id} has ended (all {len(steps)} "
+                                        "steps finished): nothing to cancel")
+            why = reason or f"pipeline {pipeline_id} cancelled by user"
+            for step in open_steps:
+                self.repo.request_cancel(step.id, why)
+            steps = self.repo.pipeline_steps(pipeline_id)
+        self._notify()
+        return pipeline_id, steps
 
     def prepare(self, spec: TaskSpec) -> TaskSpec:
         """The request checked and its task-scoped settings fixed from this process, as

@@ -35,6 +35,7 @@ from claudine_core.models import (
 
 __all__ = [
     "MAX_FIELD_CHARS",
+    "MAX_PIPELINE_STEPS",
     "MAX_PROMPT_BYTES",
     "InvalidRequest",
     "check_prompt_size",
@@ -49,6 +50,8 @@ MAX_PROMPT_BYTES = 1_048_576
 """Longest prompt (or resume message) in bytes of UTF-8. It goes to ``claude -p`` on stdin,
 so no argv limit applies; 1 MiB is far above any real prompt and keeps a stray file paste
 from filling the store. Long material belongs in a file the agent reads."""
+MAX_PIPELINE_STEPS = 50
+"""Most steps one pipeline may have."""
 MAX_FIELD_CHARS = 4_096  # a model name, a branch, a tool name: never longer in practice
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
 BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[^\s~^:?*\[\\]+(?<![./])(?<!\.lock)$")
@@ -187,6 +190,7 @@ _READERS: dict[str, Any] = {
     "commit_changes": _read_yes_no,
     "depends_on": _read_list,
     "on_dependency_failure": _read_choice(DependencyPolicy, "dependency policy"),
+    "continue_from": _read_text,
 }
 
 
@@ -221,6 +225,7 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
         check("allowed_tools", _check_text, "allowed tool", tool, True)
     for ref in spec.depends_on:
         check("depends_on", _check_text, "dependency id", ref, True)
+    check("continue_from", _check_text, "id of the task to continue", spec.continue_from, True)
     if len(set(spec.depends_on)) > MAX_DEPENDENCIES:
         problems.setdefault("depends_on", f"{len(set(spec.depends_on))} dependencies: a task "
                             f"may depend on at most {MAX_DEPENDENCIES}")

@@ -77,6 +77,10 @@ def build_argv(
     argv = [executable, "-p", "--output-format", "stream-json", "--verbose"]
     if resume_from:
         argv += ["--resume", resume_from]
+        if task.continue_from:
+            # A continuation goes on in a copy of the conversation: the continued task's
+            # own session stays as it ended (another continuation may start from it too).
+            argv.append("--fork-session")
     if task.model:
         argv += ["--model", task.model]
     mode = PermissionMode(task.permission_mode or default_permission_mode)
@@ -92,8 +96,10 @@ def build_argv(
 
 
 def agent_input(task: Task) -> str:
-    """What the agent reads on stdin: the prompt, or for a resumed session the follow-up."""
-    if task.resume_session_id and task.resume_prompt:
+    """What the agent reads on stdin: the prompt, or for a resumed session the follow-up,
+    or for a continuation that cannot resume a conversation the prompt with what the
+    continued task left (see claudine_core.continuation)."""
+    if task.resume_prompt and (task.resume_session_id or task.continue_from):
         return task.resume_prompt
     return task.prompt
 

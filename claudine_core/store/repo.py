@@ -37,6 +37,7 @@ from claudine_core.store.tables import bind_tables
 MIN_PREFIX_DIGITS = 4
 """Hex digits a task id prefix needs before it may stand for a task."""
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
+PIPELINE_PREFIX = "pipe-"
 
 
 def _converters() -> dict[str, Callable[[Any], Any]]:
@@ -210,6 +211,57 @@ class TaskRepo:
         found = dict(TaskRow.select(TaskRow.id, TaskRow.status)
                      .where(TaskRow.id.in_(ids)).tuples()) if ids else {}
         return {i: TaskState(found[i]) if i in found else None for i in ids}
+
+    def merging(self, task_ids: Iterable[str]) -> frozenset[str]:
+        """Those of ``task_ids`` that ended and whose worktree merge step is still pending.
+
+        Their work is not in the base branch yet (an ``auto`` merge), and their worktree
+        may still be removed under whoever uses it: a dependent waits for the step.
+        """
+        TaskRow = self.TaskRow
+        ids = list(task_ids)
+        if not ids:
+            return frozenset()
+        merge_status = peewee.fn.json_extract(TaskRow.merge, "$.status")
+        query = TaskRow.select(TaskRow.id).where(
+            TaskRow.id.in_(ids) & TaskRow.status.in_([s.value for s in TERMINAL_STATES])
+            & (merge_status == "pending"))
+        return frozenset(row.id for row in query)
+
+    def pipeline_steps(self, pipeline_id: str) -> list[Task]:
+        """The tasks of a pipeline, first step first (empty: no such pipeline)."""
+        TaskRow = self.TaskRow
+        query = (TaskRow.select().where(TaskRow.pipeline_id == pipeline_id)
+                 .order_by(TaskRow.pipeline_step.asc(), TaskRow.seq.asc()))
+        return [_row_to_task(row) for row in query]
+
+    def resolve_pipeline(self, ref: str) -> str:
+        """The pipeline id ``ref`` stands for: a pipeline id (``pipe-`` and hex digits, a
+        unique prefix of at least :data:`MIN_PREFIX_DIGITS`), or any of its steps' task ids.
+
+        Raises:
+            UnknownTask: nothing matches, it is ambiguous, or the task is in no pipeline.
+        """
+        text = ref.strip().lower()
+        if not text.startswith(PIPELINE_PREFIX):
+            task = self.resolve(ref)
+            if task.pipeline_id is None:
+                raise UnknownTask(f"task {task.short_id} is not a step of a pipeline")
+            return task.pipeline_id
+        digits = text.removeprefix(PIPELINE_PREFIX)
+        if not _HEX_RE.fullmatch(digits) or len(digits) < MIN_PREFIX_DIGITS:
+            raise UnknownTask(f"{ref!r} is not a pipeline id: they look like "
+                              "pipe-3f9c2a1b7e40 (at least 4 hex digits of it will do)")
+        TaskRow = self.TaskRow
+        query = (TaskRow.select(TaskRow.pipeline_id).distinct()
+                 .where(TaskRow.pipeline_id.startswith(text)).limit(2))
+        found = [row.pipeline_id for row in query]
+        if not found:
+            raise UnknownTask(f"no pipeline with id {ref!r}: run 'claudine status' to list "
+                              "the pipelines")
+        if len(found) > 1:
+            raise UnknownTask(f"pipeline id {ref!r} is ambiguous: give more of the id")
+        return str(found[0])
 
     def data_version(self) -> int:
         """SQLite's counter of commits made by *other* connections (cheap change probe)."""

@@ -37,7 +37,8 @@ Directives::
 
 Like the real CLI: as root with ``--dangerously-skip-permissions`` (or ``--permission-mode
 bypassPermissions``) and without ``IS_SANDBOX=1`` it refuses, exit 1, nothing on stdout.
-``--resume ID`` keeps that session id and the answer starts with ``RESUMED``; when
+``--resume ID`` keeps that session id (``--fork-session``: a new one, starting as a copy) and
+the answer starts with ``RESUMED``; when
 ``CLAUDE_CONFIG_DIR`` is set, sessions are recorded under ``<config>/projects/<cwd-slug>/`` as
 the real CLI does, and resuming an unknown id fails the same way (exit 1). ``--max-turns N``
 ends with ``error_max_turns`` (exit 1) when the tool calls need more turns.
@@ -607,11 +608,13 @@ def main(argv: list[str]) -> int:
 
     resume_id = args.get("--resume", "-r")
     ledger(prompt or "", "start", bool(resume_id))
-    session_id = resume_id or args.get("--session-id") or str(uuid.uuid4())
+    forked = bool(resume_id) and "--fork-session" in args.flags
+    session_id = (None if forked else resume_id) or args.get("--session-id") or str(uuid.uuid4())
     model = args.get("--model") or DEFAULT_MODEL
     em = Emitter(session_id, model, out_format)
     store = session_file(session_id)
-    if resume_id and store is not None and not os.path.exists(store):
+    resumed_store = session_file(resume_id) if resume_id else None
+    if resumed_store is not None and not os.path.exists(resumed_store):
         message = f"No conversation found with session ID: {resume_id}"
         em.result(
             is_error=True,
@@ -633,6 +636,10 @@ def main(argv: list[str]) -> int:
         # Created up front, like the real CLI, so a run that is killed can still be resumed.
         os.makedirs(os.path.dirname(store), exist_ok=True)
         open(store, "a", encoding="utf-8").close()
+        if forked and resumed_store is not None:  # a fork starts as a copy of the original
+            with open(resumed_store, encoding="utf-8") as original, \
+                    open(store, "a", encoding="utf-8") as copy:
+                copy.write(original.read())
     for turn_prompt in prompts:
         em.num_turns = 1
         em.started = time.monotonic()
