@@ -10,7 +10,7 @@ from typing import Any
 from claudine_core.errors import InvalidRequest
 from claudine_core.mcp.outcome import ToolOutcome
 from claudine_core.models import iso_time
-from claudine_core.schedules.model import Schedule, ScheduleKind
+from claudine_core.schedules.model import Schedule, ScheduleKind, UnknownSchedule
 from claudine_core.service import TaskService
 
 # ScheduleTask's argument behind each template (TaskSpec) field; handlers.py names the
@@ -74,8 +74,9 @@ def schedule_task(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 def _named(exc: InvalidRequest) -> InvalidRequest:
     """The schedule's own problems named by argument; the template's keep their TaskSpec
     field, which handlers.py names (workingDirectory, timeout, ...)."""
-    return InvalidRequest(problems={SCHEDULE_ARGUMENTS.get(field, field): message
-                                    for field, message in exc.problems.items()},
+    return InvalidRequest(problems={SCHEDULE_ARGUMENTS.get(field, field): message.replace(
+        "list them with 'claudine schedule list'", "call ListSchedules to list them")
+        for field, message in exc.problems.items()},
                           exit_status=exc.exit_status) if exc.problems else exc
 
 
@@ -134,11 +135,30 @@ def resume_schedule(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
                              f"{_next(schedule)}.")
 
 
-SCHEDULE_HANDLERS: dict[str, Callable[[TaskService, dict[str, Any]], ToolOutcome]] = {
-    "ScheduleTask": schedule_task,
-    "ListSchedules": list_schedules,
-    "GetSchedule": get_schedule,
-    "CancelSchedule": cancel_schedule,
-    "PauseSchedule": pause_schedule,
-    "ResumeSchedule": resume_schedule,
+Handler = Callable[[TaskService, dict[str, Any]], ToolOutcome]
+
+
+def _in_tool_words(handler: Handler) -> Handler:
+    """The handler, with an unknown schedule's advice naming the tool, not the CLI."""
+
+    def run(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+        try:
+            return handler(service, args)
+        except UnknownSchedule as exc:
+            raise UnknownSchedule(exc.message.replace(
+                "list them with 'claudine schedule list'",
+                "call ListSchedules to list the schedule ids")) from None
+
+    return run
+
+
+SCHEDULE_HANDLERS: dict[str, Handler] = {
+    name: _in_tool_words(handler) for name, handler in (
+        ("ScheduleTask", schedule_task),
+        ("ListSchedules", list_schedules),
+        ("GetSchedule", get_schedule),
+        ("CancelSchedule", cancel_schedule),
+        ("PauseSchedule", pause_schedule),
+        ("ResumeSchedule", resume_schedule),
+    )
 }
