@@ -28,6 +28,7 @@ from claudine_tui.screens.confirm import ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
+from claudine_tui.screens.schedules import SchedulesScreen
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
@@ -44,7 +45,7 @@ FOOTER_KEEP = ("new_task", "cancel_task", "retry_task", "review_task", "filter",
 # Actions on the task table: off while a full screen (the diff review) covers it.
 TABLE_ACTIONS = frozenset({"new_task", "cancel_task", "bump_priority", "set_priority",
                            "retry_task", "follow_log", "review_task", "filter", "cycle_status",
-                           "cycle_sort", "close_filter", "details"})
+                           "cycle_sort", "close_filter", "details", "schedules"})
 
 
 class ClaudineApp(App[int]):
@@ -68,6 +69,9 @@ class ClaudineApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("s", "cycle_status", "Status"),
         Binding("o", "cycle_sort", "Sort", show=False),  # also: click a column header
+        # Off the footer, which at 120 columns has no room left (it would push out `?`):
+        # the `?` help and the command palette list it.
+        Binding("S", "schedules", "Schedules", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "toggle_help", "Help"),
         Binding("escape", "close_filter", "Close filter", show=False),
@@ -309,6 +313,10 @@ class ClaudineApp(App[int]):
         self.push_screen(DiffScreen(task, self.review, self.service.get),
                          lambda _: self.refresh_snapshot())
 
+    def action_schedules(self) -> None:
+        self.push_screen(SchedulesScreen(self.service.schedules),
+                         lambda _: self.refresh_snapshot())
+
     # -- filter, sort, help ------------------------------------------------------------------
 
     def action_filter(self) -> None:
@@ -389,6 +397,7 @@ _HELP = {
     "filter": "Filter the table by text",
     "cycle_status": "Show only tasks in a status (cycles)",
     "cycle_sort": "Change the table order (cycles)",
+    "schedules": "Schedules: their next runs and last outcomes; pause, resume or cancel",
     "quit": "Quit; choose to leave agents running or stop them",
 }
 

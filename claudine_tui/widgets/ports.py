@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any, Protocol
 
 from claudine_core.agents.stream_events import StreamEvent
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec
+from claudine_core.schedules.model import Schedule, ScheduleExecution, ScheduleStatus
 
 
 class ServicePort(Protocol):
@@ -34,6 +36,27 @@ class ServicePort(Protocol):
     def worktrees(self) -> ReviewPort: ...
 
     def waiting_reason(self, task: Task | None = None) -> str | None: ...
+
+    @property
+    def schedules(self) -> SchedulePort: ...
+
+
+class SchedulePort(Protocol):
+    """The part of :class:`claudine_core.schedules.service.ScheduleService` the console's
+    schedules view calls."""
+
+    def list(self, status: str | ScheduleStatus | None = None, limit: int | None = 50,
+             offset: int = 0) -> builtins.list[Schedule]: ...
+
+    def get(self, ref: str) -> Schedule: ...
+
+    def history(self, ref: str, limit: int | None = 10) -> builtins.list[ScheduleExecution]: ...
+
+    def pause(self, ref: str) -> Schedule: ...
+
+    def resume(self, ref: str) -> Schedule: ...
+
+    def cancel(self, ref: str, reason: str | None = None) -> Schedule: ...
 
 
 class EnginePort(Protocol):

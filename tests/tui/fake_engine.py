@@ -8,6 +8,7 @@ console's ports at the end of this module.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +31,15 @@ from claudine_core.models import (
     TaskSpec,
     TaskState,
 )
+from claudine_core.schedules.model import (
+    ExecutionOutcome,
+    MissedRunPolicy,
+    Schedule,
+    ScheduleExecution,
+    ScheduleKind,
+    ScheduleStatus,
+    UnknownSchedule,
+)
 from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -48,6 +58,7 @@ class FakeService:
         self.tasks: dict[str, Task] = {t.id: t for t in tasks or []}
         self.calls: list[tuple[Any, ...]] = []
         self.logs: dict[str, list[StreamEvent]] = {}
+        self.schedules = FakeSchedules(self.calls)
 
     def read_events(
         self, task_id: str, offset: int = 0, max_bytes: int | None = None
@@ -117,6 +128,103 @@ class FakeService:
     def _put(self, task: Task) -> Task:
         self.tasks[task.id] = task
         return task
+
+
+class FakeSchedules:
+    """The schedule queries and commands of ``ScheduleService`` over an in-memory list;
+    every command is recorded in ``calls`` (the service's)."""
+
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+        self.schedules: dict[str, Schedule] = {}
+        self.executions: dict[str, list[ScheduleExecution]] = {}
+
+    def list(self, status: str | ScheduleStatus | None = None, limit: int | None = 50,
+             offset: int = 0) -> list[Schedule]:
+        found = sorted(self.schedules.values(), key=lambda s: s.seq, reverse=True)
+        found = [s for s in found if status is None or s.status.value == status]
+        return found[offset:None if limit is None else offset + limit]
+
+    def get(self, ref: str) -> Schedule:
+        for schedule in self.schedules.values():
+            if schedule.id == ref or schedule.short_id.startswith(ref.removeprefix("sched-")):
+                return schedule
+        raise UnknownSchedule(f"no schedule with id {ref!r}")
+
+    def history(self, ref: str, limit: int | None = 10) -> builtins.list[ScheduleExecution]:
+        return self.executions.get(self.get(ref).id, [])[:limit]
+
+    def _move(self, ref: str, verb: str, allowed: tuple[ScheduleStatus, ...],
+              status: ScheduleStatus) -> Schedule:
+        self.calls.append((verb + "_schedule", ref))
+        schedule = self.get(ref)
+        if schedule.status not in allowed:
+            raise InvalidTransition(f"schedule {schedule.short_id} is "
+                                    f"{schedule.status.value}")
+        moved = replace(schedule, status=status, updated_at=schedule.updated_at + 1)
+        self.schedules[schedule.id] = moved
+        return moved
+
+    def pause(self, ref: str) -> Schedule:
+        return self._move(ref, "pause", (ScheduleStatus.ACTIVE,), ScheduleStatus.PAUSED)
+
+    def resume(self, ref: str) -> Schedule:
+        return self._move(ref, "resume", (ScheduleStatus.PAUSED,), ScheduleStatus.ACTIVE)
+
+    def cancel(self, ref: str, reason: str | None = None) -> Schedule:
+        return self._move(ref, "cancel", (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED),
+                          ScheduleStatus.CANCELLED)
+
+
+def make_schedule(seq: int, prompt: str, *, cron: str | None = None,
+                  run_at: float | None = None, **fields: Any) -> Schedule:
+    """A schedule with a deterministic id and times relative to NOW."""
+    values: dict[str, Any] = dict(
+        id=f"sched-{seq:04x}5c4ed{seq:03x}", seq=seq,
+        kind=ScheduleKind.CRON if cron else ScheduleKind.ONE_TIME, cron=cron, run_at=run_at,
+        template=TaskSpec(prompt, cwd="/srv/repo/api"), created_at=NOW - 86_400 * seq,
+        updated_at=NOW - 3600 * seq)
+    values.update(fields)
+    return Schedule(**values)
+
+
+def scheduled_engine() -> FakeEngine:
+    """The busy engine with four schedules in different states, one with a failed firing."""
+    engine = busy_engine()
+    fakes = engine.service.schedules
+    nightly = make_schedule(1, "Nightly: run the full test suite and list the flaky tests",
+                            cron="30 2 * * 1-5", timezone="Europe/Amsterdam", max_runs=20,
+                            runs=6, next_run_at=NOW + 5400, last_run_at=NOW - 81_000)
+    weekly = make_schedule(2, "Weekly dependency upgrade: bump and run the tests",
+                           cron="0 9 * * 1", timezone="America/New_York", runs=3,
+                           status=ScheduleStatus.PAUSED, last_run_at=NOW - 4 * 86_400,
+                           missed_run_policy=MissedRunPolicy.CATCHUP)
+    release = make_schedule(3, "Draft the 2.3 release notes from the merged PRs",
+                            run_at=NOW + 86_400 * 2, next_run_at=NOW + 86_400 * 2)
+    audit = make_schedule(4, "Audit the permissions of the S3 buckets", cron="0 6 1 * *",
+                          status=ScheduleStatus.CANCELLED, runs=1,
+                          cancel_reason="cancelled from the console",
+                          last_run_at=NOW - 30 * 86_400)
+    for schedule in (nightly, weekly, release, audit):
+        fakes.schedules[schedule.id] = schedule
+    fakes.executions[nightly.id] = [
+        ScheduleExecution(seq=2, schedule_id=nightly.id, scheduled_for=NOW - 81_000,
+                          fired_at=NOW - 81_000, outcome=ExecutionOutcome.FAILED,
+                          error="working directory /srv/repo/api does not exist: create it "
+                          "or pick another"),
+        ScheduleExecution(seq=1, schedule_id=nightly.id, scheduled_for=NOW - 167_400,
+                          fired_at=NOW - 167_400, task_id=engine.service.get("0001").id,
+                          outcome=ExecutionOutcome.CREATED),
+    ]
+    fakes.executions[weekly.id] = [
+        ScheduleExecution(seq=3, schedule_id=weekly.id, scheduled_for=NOW - 4 * 86_400,
+                          fired_at=NOW - 4 * 86_400, task_id=engine.service.get("0003").id,
+                          outcome=ExecutionOutcome.CREATED)]
+    fakes.executions[audit.id] = [
+        ScheduleExecution(seq=0, schedule_id=audit.id, scheduled_for=NOW - 30 * 86_400,
+                          fired_at=NOW - 30 * 86_400, task_id=engine.service.get("0002").id,
+                          outcome=ExecutionOutcome.CREATED)]
+    return engine
 
 
 class FakeEngine:

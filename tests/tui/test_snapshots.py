@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conftest import wait_for
-from fake_engine import FakeEngine, FakeReview, busy_engine
+from fake_engine import FakeEngine, FakeReview, busy_engine, scheduled_engine
 from textual.widgets import Input
 
 from claudine_tui.app import ClaudineApp
@@ -95,4 +95,20 @@ def test_review_80x24(snap_compare) -> None:
     engine.tasks[done.id] = replace(done, branch="claudine/0001c0ff-users-paging",
                                     base_branch="main", worktree_path="/srv/wt/0001")
     assert snap_compare(ClaudineApp(engine, review=FakeReview()), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_schedules_view(snap_compare) -> None:
+    """S: four schedules (active, paused, one-time, cancelled) in their zones; the active
+    one selected, its last firing failed, with the reason in its history below."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 8)
+        await pilot.press("S")
+        table = pilot.app.screen.query_one("#schedules")
+        await wait_for(pilot, lambda: table.row_count == 4)
+        table.move_cursor(row=3)  # the oldest: the nightly schedule
+        await pilot.pause()
+
+    assert snap_compare(ClaudineApp(scheduled_engine()), terminal_size=(120, 36),
                         run_before=run_before)
