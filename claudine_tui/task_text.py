@@ -94,11 +94,12 @@ def describe_end_state(state: dict[str, Any]) -> str:
     parts = []
     branch, commit = state.get("branch"), state.get("commit")
     if branch or commit:
-        parts.append(" @ ".join(filter(None, (f"branch {branch}" if branch else None,
-                                              str(commit)[:12] if commit else None))))
-    files = state.get("changed_files", state.get("files"))
-    if isinstance(files, (list, tuple)):
-        files = len(files)
-    if isinstance(files, int):
-        parts.append(f"{files} changed file{'' if files == 1 else 's'}")
+        parts.append(f"branch {branch}" if branch else "detached HEAD")
+        parts[-1] += f" @ {str(commit)[:12]}" if commit else " (no commit yet)"
+    # changed_files is capped (continuation.MAX_CHANGED_FILES); changed_count is the count.
+    count = state.get("changed_count")
+    if not isinstance(count, int) and isinstance(state.get("changed_files"), list):
+        count = len(state["changed_files"])
+    if isinstance(count, int):
+        parts.append(f"{count} changed file{'' if count == 1 else 's'}")
     return ", ".join(parts) or json.dumps(state)

@@ -7,8 +7,9 @@ those needs a worktree.
 
 Dependencies are task ids or short ids (spaces or commas between them), with what to do
 when one fails or is cancelled; "continue from" names a task whose conversation the new
-one continues. The task selected in the table when the form opened is offered for both:
-ctrl+t adds it to the dependencies, ctrl+o continues from it.
+one continues (an empty working directory and worktree choice are then the continued
+task's). The task selected in the table when the form opened is offered for both: ctrl+t
+adds it to the dependencies, ctrl+o continues from it.
 
 The form delegates the task itself, so nothing is created until every field is right:
 first the core's one validation of a request (claudine_core.task_request, the CLI's and
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -74,15 +75,11 @@ def validate_form(values: dict[str, str], *, default_worktree: bool = False,
     raw["commit_changes"] = False if _ticked(values.get("no_commit", "")) else None
     # The core reads a list split by commas; a person types ids with spaces too.
     raw["depends_on"] = ",".join(split_ids(values.get("depends", "")))
-    continue_from = values.get("continue_from", "").strip()
     try:
         spec = read_request(raw, default_worktree=default_worktree,
                             dependency_policy=dependency_policy)
     except InvalidRequest as exc:
         return FormResult(None, form_errors(exc))
-    if continue_from and spec.continue_from is None:
-        # The request reader may not know the field yet; the service checks it at delegate.
-        spec = replace(spec, continue_from=continue_from)
     return FormResult(spec, {})
 
 
@@ -256,10 +253,15 @@ class NewTaskScreen(ModalScreen[Task | None]):
         field.cursor_position = len(field.value)
 
     def action_continue_from_selected(self) -> None:
+        """Continue the table's selected task, where it ran: the working directory is
+        emptied, so the core takes the continued task's (and its worktree choice)."""
         if self.selected is None:
             self.notify("No task was selected in the table.", severity="warning", timeout=3)
             return
         self.query_one("#field-continue_from", Input).value = self.selected.short_id
+        cwd = self.query_one("#field-cwd", Input)
+        cwd.value = ""
+        cwd.placeholder = f"empty: {self.selected.cwd} (where {self.selected.short_id} ran)"
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -11,6 +11,7 @@ import pytest
 from conftest import wait_for
 from engine_helpers import agent_env, make_config
 from fake_engine import FakeEngine
+from git_helpers import git, make_repo
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, Static
 
@@ -21,6 +22,7 @@ from claudine_core.service import TaskService
 from claudine_tui.app import ClaudineApp
 from claudine_tui.screens.new_task import NewTaskScreen, form_errors, validate_form
 from claudine_tui.screens.quit import QuitScreen
+from claudine_tui.task_text import describe_end_state
 
 SIZE = (120, 36)
 
@@ -116,11 +118,13 @@ async def test_continue_from_the_selected_task(engine: Engine, tmp_path: Path) -
         form = await open_form(pilot, "[text:more] second", tmp_path)
         await pilot.press("ctrl+o")
         assert form.query_one("#field-continue_from", Input).value == first.short_id
+        cwd = form.query_one("#field-cwd", Input)
+        assert cwd.value == "" and str(tmp_path) in cwd.placeholder  # the continued one's
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is not form, what="the form to close")
         second = next(t for t in engine.service.list_tasks() if t.id != first.id)
-        assert second.continue_from is not None
-        assert engine.service.get(second.continue_from).id == first.id
+        assert second.continue_from == first.id and first.id in second.depends_on
+        assert second.cwd == engine.service.get(first.id).cwd
         await quit_stopping_agents(pilot)
 
 
@@ -186,8 +190,9 @@ async def test_details_show_schedule_pipeline_continuation_and_end_state(
     assert store.repo.transition(
         task.id, [TaskState.COMPLETED], continue_from=earlier.id, schedule_id=schedule.id,
         pipeline_id="pipe-0123456789ab", pipeline_step=2,
-        end_state={"branch": "main", "commit": "0123456789abcdef" * 2 + "01234567",
-                   "changed_files": ["a.py", "b.py", "c.py"]})
+        end_state={"directory": str(tmp_path), "branch": "main",
+                   "commit": "0123456789abcdef" * 2 + "01234567",
+                   "changed_files": ["a.py", "b.py", "c.py"], "changed_count": 3})
     store.close()
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -201,3 +206,31 @@ async def test_details_show_schedule_pipeline_continuation_and_end_state(
         assert "pipeline_step:  2" in details
         assert "end_state:      branch main @ 0123456789ab, 3 changed files" in details
         await quit_stopping_agents(pilot)
+
+
+async def test_details_show_the_end_state_the_core_recorded(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    """A task that ends in a git checkout: its branch, commit and changed files count."""
+    repo = make_repo(tmp_path / "repo")
+    head = git(repo, "rev-parse", "HEAD")
+    task = engine.service.delegate(TaskSpec(
+        "[write:notes.txt=one] [write:a.txt=changed] [text:done]", cwd=str(repo)))
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: engine.service.get(task.id).status is TaskState.COMPLETED,
+                       timeout=30, what="the task to complete")
+        await select_row(pilot, task.id)
+        await pilot.press("enter")
+        details = text_of(app.pane.query_one("#details", Static))
+        assert f"end_state:      branch main @ {head[:12]}, 2 changed files" in details
+        await quit_stopping_agents(pilot)
+
+
+def test_end_state_line_counts_every_changed_file() -> None:
+    """The recorded list is capped; the count is not."""
+    assert describe_end_state({"branch": None, "commit": "f" * 40,
+                               "changed_files": ["a"] * 3, "changed_count": 250}) == (
+        "detached HEAD @ ffffffffffff, 250 changed files")
+    assert describe_end_state({"branch": "main", "commit": None, "changed_files": ["a"],
+                               "changed_count": 1}) == (
+        "branch main (no commit yet), 1 changed file")
