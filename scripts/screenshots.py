@@ -4,9 +4,9 @@
     python scripts/screenshots.py [--out screenshots]
 
 Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
-(the form with a validation error), narrow.svg (80x24), wide.svg (180x44) and review.svg
-(the diff review of a worktree task, on a git repository made for it). PNGs are written
-too when ``rsvg-convert`` is installed.
+(the form with a validation error), narrow.svg (80x24), wide.svg (180x44), review.svg
+(the diff review of a worktree task, on a git repository made for it) and schedules.svg
+(the schedules view, S). PNGs are written too when ``rsvg-convert`` is installed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ TASKS = [
     ("Translate the README to French", "[text:Bonjour.] [sleep:60]", Priority.P2),
     ("Upgrade Django to 5.2", "[sleep:60]", Priority.P0),
     ("Write tests for the CSV exporter", "[sleep:60]", Priority.P2),
+]
+# (prompt, schedule settings, paused): none is due while the shots are taken.
+SCHEDULES = [
+    ("Nightly: run the full test suite and list the flaky tests",
+     {"cron": "30 2 * * 1-5", "timezone": "Europe/Amsterdam", "max_runs": 60}, False),
+    ("Weekly: upgrade the dependencies and run the tests",
+     {"cron": "0 9 * * 1", "timezone": "America/New_York", "missed_run_policy": "catchup"},
+     True),
+    ("Draft the 2.3 release notes from the merged pull requests",
+     {"run_at": time.time() + 2 * 86_400, "timezone": "UTC"}, False),
 ]
 # Runs in its own worktree of a small repository; kept on its branch for review.
 REVIEW_TASK = ("Document the pagination of GET /users",
@@ -78,6 +88,10 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             app.table.move_cursor(row=app.table.get_row_index(task.id))
             await pilot.press("d")
             await _until(pilot, lambda: getattr(app.screen, "loaded", False))
+        elif mode == "schedules":
+            await pilot.press("S")
+            await _until(pilot, lambda: app.screen.query_one("#schedules").row_count
+                         == len(SCHEDULES))
         elif mode == "form":
             await pilot.press("n")
             app.screen.query_one("#field-cwd", Input).value = str(work)
@@ -85,7 +99,7 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
-        if mode in ("form", "review"):
+        if mode in ("form", "review", "schedules"):
             await pilot.press("escape")
         await pilot.press("q")
         if app.screen.__class__.__name__ == "QuitScreen":
@@ -103,10 +117,15 @@ async def main(out: Path) -> None:
         repo = make_repo(work / "api")
         seed.service.delegate(TaskSpec(" ".join(REVIEW_TASK), cwd=str(repo), priority=Priority.P0,
                                worktree=True))
+        for prompt, timing, paused in SCHEDULES:
+            schedule = seed.service.schedules.create(TaskSpec(prompt, cwd=str(work)), **timing)
+            if paused:
+                seed.service.schedules.pause(schedule.id)
         seed.service.close()
         shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),
                  ((120, 36), "new-task", "form"), ((80, 24), "narrow", "busy"),
-                 ((180, 44), "wide", "log"), ((120, 36), "review", "review")]
+                 ((180, 44), "wide", "log"), ((120, 36), "review", "review"),
+                 ((120, 36), "schedules", "schedules")]
         paths = [await shoot(out, home, work, size, name, mode) for size, name, mode in shots]
         final = Engine(make_config(home), kind="console", env=agent_env())
         await final.start()
