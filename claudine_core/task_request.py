@@ -41,6 +41,7 @@ __all__ = [
     "check_prompt_size",
     "check_spec",
     "describe_problems",
+    "read_pipeline_request",
     "read_request",
     "setting_bounds",
     "validate_cwd",
@@ -116,6 +117,39 @@ def read_request(values: Mapping[str, Any], *, default_worktree: bool,
     if problems:
         raise InvalidRequest(problems=_in_field_order(problems))
     return checked
+
+
+def read_pipeline_request(values: Mapping[str, Any], steps: list[str], *,
+                          default_worktree: bool,
+                          dependency_policy: str = "fail") -> TaskSpec:
+    """The options every step of a pipeline shares, as a TaskSpec (its prompt a stand-in:
+    each step has its own), read like :func:`read_request`; each step's prompt is checked
+    too, so every problem is reported at once (a step's under ``steps``, naming it).
+
+    Raises:
+        InvalidRequest: with every problem, keyed by field (``steps`` for the prompts).
+    """
+    problems: dict[str, str] = {}
+    wrong = []
+    for number, prompt in enumerate(steps, 1):
+        try:
+            _check_text("prompt", prompt, False)
+            _check_prompt(prompt)
+        except ValueError as exc:
+            wrong.append(f"step {number}: {exc}")
+    try:
+        template = read_request({**values, "prompt": "pipeline step"},
+                                default_worktree=default_worktree,
+                                dependency_policy=dependency_policy)
+    except InvalidRequest as exc:
+        if not exc.problems:
+            raise
+        problems.update(exc.problems)
+    if wrong:
+        problems["steps"] = "; ".join(wrong)
+    if problems:
+        raise InvalidRequest(problems=problems)
+    return template
 
 
 def _read_priority(raw: Any) -> Priority:
@@ -232,7 +266,10 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
     check("prompt", _check_prompt, spec.prompt)
     if spec.resume_prompt is not None:
         check("resume_prompt", check_prompt_size, spec.resume_prompt)
-    cwd = check("cwd", validate_cwd, spec.cwd)
+    # A continuation's directory and worktree choice, when not given, are the continued
+    # task's: the service fills them in (TaskService._where_continued), then checks again.
+    inherited = bool(spec.continue_from) and spec.cwd in (".", "")
+    cwd: Any = None if inherited else check("cwd", validate_cwd, spec.cwd)
     check("timeout_s", _check_range, spec.timeout_s, "task_timeout_s", "timeout", " seconds")
     check("max_output_bytes", _check_range, spec.max_output_bytes, "max_output_bytes",
           "max output", " bytes")
@@ -245,7 +282,9 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
         problems.setdefault("allowed_tools", "the allowedTools permission mode needs the "
                             "list of tools the agent may use")
     worktree = default_worktree if spec.worktree is None else spec.worktree
-    if not worktree:
+    if inherited and spec.worktree is None:
+        pass  # decided with the directory, from the continued task
+    elif not worktree:
         for name, value in (("base_branch", spec.base_branch),
                             ("merge_strategy", spec.merge_strategy),
                             ("commit_changes", spec.commit_changes)):
@@ -259,7 +298,13 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
         check("worktree", _check_repo_settings, Path(cwd))
     if problems:
         raise InvalidRequest(problems=_in_field_order(problems))
-    policy = spec.on_dependency_failure or DependencyPolicy(dependency_policy)
+    # Continuing a failed task is how its work is picked up again: a continuation runs
+    # whatever the continued task's outcome, unless the request says otherwise.
+    policy = spec.on_dependency_failure or (
+        DependencyPolicy.RUN if spec.continue_from else DependencyPolicy(dependency_policy))
+    if inherited:
+        return replace(spec, on_dependency_failure=policy,
+                       depends_on=tuple(dict.fromkeys(spec.depends_on)))
     return replace(spec, cwd=cwd, worktree=worktree, on_dependency_failure=policy,
                    depends_on=tuple(dict.fromkeys(spec.depends_on)))
 

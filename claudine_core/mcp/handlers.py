@@ -26,7 +26,11 @@ from claudine_core.mcp.schedule_handlers import SCHEDULE_HANDLERS
 from claudine_core.mcp.tools import ToolInputError, check_arguments
 from claudine_core.models import Task, TaskState
 from claudine_core.service import TaskService
-from claudine_core.task_request import describe_problems, read_request
+from claudine_core.task_request import (
+    describe_problems,
+    read_pipeline_request,
+    read_request,
+)
 
 log = logging.getLogger("claudine.mcp")
 
@@ -52,7 +56,8 @@ ARGUMENTS = {"prompt": "prompt", "priority": "priority", "cwd": "workingDirector
              "timeout_s": "timeout", "model": "model", "max_output_bytes": "maxOutputBuffer",
              "worktree": "useWorktree", "base_branch": "baseBranch",
              "merge_strategy": "mergeStrategy", "commit_changes": "autoCommit",
-             "depends_on": "dependsOn", "on_dependency_failure": "onDependencyFailure"}
+             "depends_on": "dependsOn", "on_dependency_failure": "onDependencyFailure",
+             "continue_from": "continueFrom"}
 
 
 def _refusal(name: str, exc: ClaudineError) -> str:
@@ -61,13 +66,17 @@ def _refusal(name: str, exc: ClaudineError) -> str:
         return f"the claudine store is unavailable ({exc}); try again shortly"
     if isinstance(exc, InvalidRequest) and exc.problems:
         named = describe_problems(exc, ARGUMENTS, worktree="useWorktree: true")
-        return "; ".join(f"{argument}: {message}" for argument, message in named)
+        return "; ".join(f"{argument}: {_for_tools(message)}" for argument, message in named)
     return _clean(exc)
 
 
 def _clean(exc: Exception) -> str:
-    # KeyError-style str() quotes the message; the CLI's advice names the CLI, not the tools.
-    text = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+    # KeyError-style str() quotes the message.
+    return _for_tools(str(exc.args[0]) if len(exc.args) == 1 else str(exc))
+
+
+def _for_tools(text: str) -> str:
+    """The core's advice names the CLI; a tool's caller is pointed at the tools instead."""
     return text.replace("run 'claudine status' to list the task ids",
                         "call TaskStatus without taskId to list the task ids")
 
@@ -87,21 +96,52 @@ def _task_outcome(task: Task, text: str) -> ToolOutcome:
 
 
 def delegate(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.delegate(_read_task_request(service, args))
+    return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, "
+                               f"{task.status.value}). Check it with TaskStatus; read its "
+                               "output with TaskLogs.")
+
+
+def _read_task_request(service: TaskService, args: dict[str, Any]) -> Any:
+    """The TaskSpec of DelegateTask's (or CreatePipeline's) arguments, checked by the same
+    validation as the CLI's and the console form's (claudine_core.task_request); its
+    problems come back named by argument (see _refusal)."""
     if args.get("useWorktree") and \
             importlib.util.find_spec("claudine_core.isolation.worktrees") is None:
         raise ToolInputError("worktree isolation is not available in this claudine build: "
                              "drop useWorktree (the task then runs in workingDirectory)")
-    # The same validation as the CLI and the console's form (claudine_core.task_request);
-    # its problems come back named by argument (see _refusal).
+    values = _request_values(args)
+    if "steps" in args:
+        return read_pipeline_request(values, list(args["steps"]),
+                                     default_worktree=service.config.default_worktree,
+                                     dependency_policy=service.config.on_dependency_failure)
+    return read_request(values, default_worktree=service.config.default_worktree,
+                        dependency_policy=service.config.on_dependency_failure)
+
+
+def _request_values(args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as raw values keyed by TaskSpec field (see task_request)."""
     values = {field: args.get(argument) for field, argument in ARGUMENTS.items()}
-    values["cwd"] = args.get("workingDirectory") or os.getcwd()
+    # Without a directory a continuation runs in the continued task's (see the service).
+    values["cwd"] = args.get("workingDirectory") or (
+        None if args.get("continueFrom") else os.getcwd())
     if values["timeout_s"] is not None:
         values["timeout_s"] = values["timeout_s"] / 1000  # milliseconds, as the original
-    spec = read_request(values, default_worktree=service.config.default_worktree,
-                        dependency_policy=service.config.on_dependency_failure)
-    task = service.delegate(spec)
-    return _task_outcome(task, f"Delegated task {task.id} ({task.priority}, queued). "
-                               "Check it with TaskStatus; read its output with TaskLogs.")
+    return values
+
+
+def create_pipeline(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    template = _read_task_request(service, args)
+    pipeline_id, tasks = service.create_pipeline(
+        list(args["steps"]), template, continue_conversation=args["continueConversation"])
+    how = " each continuing the previous one's conversation," if \
+        args["continueConversation"] else ""
+    text = (f"Created pipeline {pipeline_id}: {len(tasks)} step(s),{how} each starting once "
+            "the one before completed; a failed step fails the rest. Steps: "
+            + ", ".join(f"{t.pipeline_step}. {t.id}" for t in tasks)
+            + ". Cancel them all with CancelTask wholePipeline: true.")
+    return ToolOutcome(text=text, structured={"pipelineId": pipeline_id,
+                                              "tasks": [task_view(t) for t in tasks]})
 
 
 def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
@@ -171,11 +211,25 @@ def logs(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 
 
 def cancel(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    if args["wholePipeline"]:
+        return _cancel_pipeline(service, args)
     task = service.cancel(args["taskId"], args.get("reason"))
     if task.status is TaskState.CANCELLED:
         return _task_outcome(task, f"Cancelled task {task.id}.")
     return _task_outcome(task, f"Cancel requested for running task {task.id}; its agent is "
                                "being stopped (TaskStatus shows when it is cancelled).")
+
+
+def _cancel_pipeline(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    task = service.get(args["taskId"])
+    if task.pipeline_id is None:
+        raise InvalidRequest(f"task {task.id} is not a step of a pipeline: drop wholePipeline "
+                             "to cancel the task alone")
+    pipeline_id, steps = service.cancel_pipeline(task.pipeline_id, args.get("reason"))
+    states = ", ".join(f"step {s.pipeline_step} {s.status.value}"
+                       + (" (being stopped)" if s.cancel_requested
+                          and s.status is TaskState.RUNNING else "") for s in steps)
+    return _task_outcome(service.get(task.id), f"Cancelled pipeline {pipeline_id}: {states}.")
 
 
 def retry(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
@@ -202,6 +256,7 @@ HANDLERS: dict[str, Callable[[TaskService, dict[str, Any]], ToolOutcome]] = {
     "RetryTask": retry,
     "ResumeTask": resume,
     "SetTaskPriority": set_priority,
+    "CreatePipeline": create_pipeline,
     **SCHEDULE_HANDLERS,
 }
 

@@ -31,7 +31,12 @@ from claudine_core.models import (
     Priority,
     TaskState,
 )
-from claudine_core.task_request import MAX_FIELD_CHARS, MAX_PROMPT_BYTES, setting_bounds
+from claudine_core.task_request import (
+    MAX_FIELD_CHARS,
+    MAX_PIPELINE_STEPS,
+    MAX_PROMPT_BYTES,
+    setting_bounds,
+)
 
 SERVER_NAME = "claudine"
 SERVER_VERSION = "0.1.0"
@@ -54,7 +59,7 @@ _TIMEOUT_S = setting_bounds("task_timeout_s")
 _OUTPUT_BYTES = setting_bounds("max_output_bytes")
 NAME_MAX = 255  # bytes in one file or directory name, on Linux and macOS alike
 MAX_INTEGER = 2**53 - 1  # any integer argument: what every JSON parser reads exactly
-_PROMPT_FIELDS = frozenset({"prompt", "additionalContext"})  # limited in bytes of UTF-8
+_PROMPT_FIELDS = frozenset({"prompt", "additionalContext", "steps"})  # in bytes of UTF-8
 
 _TASK_ID: dict[str, Any] = {
     "type": "string",
@@ -125,6 +130,45 @@ STATUS_RESULT_SCHEMA: dict[str, Any] = {
 }
 
 
+# The task options DelegateTask and CreatePipeline share (a pipeline applies them to each
+# of its steps).
+_TASK_OPTIONS: dict[str, Any] = {
+    "priority": {**_PRIORITY, "default": "P2"},
+    "workingDirectory": {
+        "type": "string",
+        "maxLength": MAX_FIELD_CHARS,
+        "description": "Existing directory the agent runs in (absolute path; default: the "
+        "directory the server was started in, or for continueFrom the continued task's).",
+    },
+    "timeout": {"type": "integer", "minimum": int(_TIMEOUT_S[0] * 1000),
+                "maximum": int(_TIMEOUT_S[1] * 1000),
+                "description": "Milliseconds before the agent is stopped (default: the "
+                "configured TASK_TIMEOUT)."},
+    "model": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
+              "description": "Model for the agent (claude --model), e.g. sonnet."},
+    "useWorktree": {"type": "boolean",
+                    "description": "Run in a new git worktree on its own branch (true), or "
+                    "not (false); default: the configured CLAUDINE_WORKTREE setting."},
+    "baseBranch": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
+                   "description": "Branch the worktree starts from (needs useWorktree; "
+                   "default: the current branch)."},
+    "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
+                      "description": "What happens to the worktree branch when the task "
+                      "ends (needs useWorktree)."},
+    "autoCommit": {"type": "boolean",
+                   "description": "Whether to commit what the agent left uncommitted in its "
+                   "worktree when it ends (needs useWorktree; default: the repository's "
+                   ".claudine.toml setting, which defaults to true)."},
+}
+_PIPELINE_ID: dict[str, Any] = {"type": "string", "pattern": r"^pipe-[0-9a-f]{12}$",
+                                "description": "The pipeline id (pipe- and 12 hex digits)."}
+PIPELINE_RESULT_SCHEMA = _result({
+    "pipelineId": _PIPELINE_ID,
+    "tasks": {"type": "array", "items": _TASK,
+              "description": "The steps' tasks, first step first."},
+})
+
+
 TOOLS: list[dict[str, Any]] = [
     {
         "name": "DelegateTask",
@@ -134,34 +178,11 @@ TOOLS: list[dict[str, Any]] = [
             {
                 "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_BYTES,
                            "description": "What the agent should do, self-contained."},
-                "priority": {**_PRIORITY, "default": "P2"},
-                "workingDirectory": {
-                    "type": "string",
-                    "maxLength": MAX_FIELD_CHARS,
-                    "description": "Existing directory the agent runs in (absolute path; "
-                    "default: the directory the server was started in).",
-                },
-                "timeout": {"type": "integer", "minimum": int(_TIMEOUT_S[0] * 1000),
-                            "maximum": int(_TIMEOUT_S[1] * 1000),
-                            "description": "Milliseconds before the agent is stopped "
-                            "(default: the configured TASK_TIMEOUT)."},
+                **_TASK_OPTIONS,
                 "maxOutputBuffer": {"type": "integer", "minimum": int(_OUTPUT_BYTES[0]),
                                     "maximum": int(_OUTPUT_BYTES[1]),
                                     "description": "Bytes of agent output kept (default: "
                                     "the configured MAX_OUTPUT_BUFFER)."},
-                "model": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
-                          "description": "Model for the agent (claude --model), e.g. sonnet."},
-                "useWorktree": {"type": "boolean",
-                                "description": "Run in a new git worktree on its own branch "
-                                "(true), or not (false); default: the configured "
-                                "CLAUDINE_WORKTREE setting."},
-                "baseBranch": {"type": "string", "minLength": 1,
-                               "maxLength": MAX_FIELD_CHARS,
-                               "description": "Branch the worktree starts from (needs "
-                               "useWorktree; default: the current branch)."},
-                "mergeStrategy": {"type": "string", "enum": list(MERGE_STRATEGIES),
-                                  "description": "What happens to the worktree branch when "
-                                  "the task ends (needs useWorktree)."},
                 "dependsOn": {"type": "array", "maxItems": MAX_DEPENDENCIES,
                               "items": {"type": "string", "minLength": 1,
                                         "maxLength": MAX_FIELD_CHARS},
@@ -170,12 +191,14 @@ TOOLS: list[dict[str, Any]] = [
                 "onDependencyFailure": {"type": "string",
                                         "enum": [p.value for p in DependencyPolicy],
                                         "description": "When a dependency fails or is "
-                                        "cancelled: fail (default), cancel, or run anyway."},
-                "autoCommit": {"type": "boolean",
-                               "description": "Whether to commit what the agent left "
-                               "uncommitted in its worktree when it ends (needs useWorktree; "
-                               "default: the repository's .claudine.toml setting, which "
-                               "defaults to true)."},
+                                        "cancelled: fail (default; run with continueFrom), "
+                                        "cancel, or run anyway."},
+                "continueFrom": {**_TASK_ID,
+                                 "description": "A task whose conversation this one "
+                                 "continues (claude --resume --fork-session, in its "
+                                 "directory or worktree) once it has ended; it is also a "
+                                 "dependency. Without a session to resume, the agent starts "
+                                 "afresh told what that task left."},
             },
             ("prompt",),
         ),
@@ -218,14 +241,38 @@ TOOLS: list[dict[str, Any]] = [
     },
     {
         "name": "CancelTask",
-        "description": "Cancel a queued or running task (a running agent is stopped).",
+        "description": "Cancel a queued or running task (a running agent is stopped); with "
+        "wholePipeline, every unfinished step of the pipeline the task is a step of.",
         "inputSchema": _schema(
             {"taskId": _TASK_ID,
              "reason": {"type": "string", "maxLength": MAX_FIELD_CHARS,
-                        "description": "Why; recorded on the task."}},
+                        "description": "Why; recorded on the task."},
+             "wholePipeline": {"type": "boolean", "default": False,
+                               "description": "Cancel every unfinished step of the task's "
+                               "pipeline (the result is the given task)."}},
             ("taskId",),
         ),
         "outputSchema": TASK_RESULT_SCHEMA,
+    },
+    {
+        "name": "CreatePipeline",
+        "description": "Queue a pipeline: one task per step, each starting once the one "
+        "before it completed (a failed step fails the rest), all created at once. With "
+        "continueConversation each step continues the previous step's conversation.",
+        "inputSchema": _schema(
+            {
+                "steps": {"type": "array", "minItems": 1, "maxItems": MAX_PIPELINE_STEPS,
+                          # An empty prompt is refused by the core, naming its step.
+                          "items": {"type": "string", "maxLength": MAX_PROMPT_BYTES},
+                          "description": "The steps' prompts, in order."},
+                "continueConversation": {"type": "boolean", "default": False,
+                                         "description": "Each step continues the previous "
+                                         "step's agent conversation (claude --resume)."},
+                **_TASK_OPTIONS,
+            },
+            ("steps",),
+        ),
+        "outputSchema": PIPELINE_RESULT_SCHEMA,
     },
     {
         "name": "RetryTask",
@@ -356,6 +403,10 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
         items = [value] if isinstance(value, str) else value  # a lone state is fine too
         if not isinstance(items, list):
             raise ToolInputError(f"{field} must be a list, not {_json_type(value)}")
+        low, high = spec.get("minItems", 0), spec.get("maxItems")
+        if len(items) < low or (high is not None and len(items) > high):
+            span = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise ToolInputError(f"{field} has {len(items)} item(s): give {span}")
         checked = [_check_value(field, item, spec["items"]) for item in items]
         if "enum" in spec["items"]:  # a set of choices: each once, however often it is sent
             checked = list(dict.fromkeys(checked))

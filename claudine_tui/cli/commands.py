@@ -72,13 +72,43 @@ def delegate(args: argparse.Namespace) -> int:
 
 def _request_values(args: argparse.Namespace) -> dict[str, Any]:
     """The delegate flags as raw values keyed by TaskSpec field (checked by the core)."""
-    return {"prompt": args.prompt, "priority": args.priority, "cwd": args.cwd,
+    return {"prompt": getattr(args, "prompt", None), "priority": args.priority, "cwd": args.cwd,
             "timeout_s": args.timeout, "model": args.model,
             "max_output_bytes": args.max_output, "permission_mode": args.permission_mode,
             "allowed_tools": args.allowed_tools, "worktree": args.worktree,
             "base_branch": args.base, "merge_strategy": args.merge,
-            "commit_changes": args.commit, "depends_on": args.depends_on,
-            "on_dependency_failure": args.on_dependency_failure}
+            "commit_changes": args.commit,
+            "depends_on": getattr(args, "depends_on", None),
+            "on_dependency_failure": getattr(args, "on_dependency_failure", None),
+            "continue_from": getattr(args, "continue_from", None)}
+
+
+def pipeline(args: argparse.Namespace) -> int:
+    """Queue the steps as a pipeline, in one transaction; prints its id and the steps'."""
+    from claudine_core.task_request import read_pipeline_request
+
+    service = open_service(args)
+    try:
+        # Every wrong flag and step is named at once (exit 2), as for delegate.
+        template = read_pipeline_request(
+            _request_values(args), list(args.steps),
+            default_worktree=service.config.default_worktree,
+            dependency_policy=service.config.on_dependency_failure)
+        pipeline_id, tasks = service.create_pipeline(
+            list(args.steps), template, continue_conversation=args.continue_conversation)
+        warn_owner_mismatch(service.config)
+        if not args.no_serve:
+            _ensure_owner(service.config)
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps({"pipeline_id": pipeline_id,
+                          "tasks": [task.to_json() for task in tasks]}))
+    else:
+        print(pipeline_id)
+        for task in tasks:
+            print(f"  {task.pipeline_step}. {task.id} {task.status.value}")
+    return 0
 
 
 def _ensure_owner(config: Config) -> None:
@@ -100,6 +130,8 @@ def status(args: argparse.Namespace) -> int:
     service = open_service(args)
     try:
         warn_owner_mismatch(service.config)
+        if args.task and args.task.strip().lower().startswith("pipe-"):
+            return _pipeline_status(service, args)
         if args.task:
             task = _guard(lambda: service.get(args.task))
             position = service.queue_position(task)
@@ -121,7 +153,10 @@ def status(args: argparse.Namespace) -> int:
             print(json.dumps([{**t.to_json(), "agent_ended": t.id in ended_ids}
                               for t in tasks]))
             return 0
-        print(output.task_table(tasks, now=time.time(), ended=ended_ids))
+        # A pipeline's header counts all its steps, shown or not.
+        pipelines = {pid: service.pipeline(pid)[1]
+                     for pid in dict.fromkeys(t.pipeline_id for t in tasks if t.pipeline_id)}
+        print(output.task_table(tasks, now=time.time(), ended=ended_ids, pipelines=pipelines))
         if any(t.status is TaskState.QUEUED for t in tasks):
             waiting = service.waiting_reason()
             if waiting:
@@ -129,6 +164,18 @@ def status(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.close()
+
+
+def _pipeline_status(service: Any, args: argparse.Namespace) -> int:
+    """``status pipe-...``: the pipeline's steps in order (``--json``: one object a task)."""
+    pipeline_id, steps = service.pipeline(args.task)  # its refusals go to main's handler
+    ended_ids = frozenset(t.id for t in steps if service.agent_has_ended(t))
+    if args.json:
+        print(json.dumps([{**t.to_json(), "agent_ended": t.id in ended_ids} for t in steps]))
+        return 0
+    print(output.task_table(steps, now=time.time(), ended=ended_ids,
+                            pipelines={pipeline_id: steps}))
+    return 0
 
 
 def warn_owner_mismatch(config: Config) -> None:
@@ -189,9 +236,31 @@ def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Ta
 
 
 def cancel(args: argparse.Namespace) -> int:
+    if args.pipeline:
+        return _cancel_pipeline(args)
     task = _task_command(args, lambda s: s.cancel(args.task, args.reason))
     verb = "cancelled" if task.status is TaskState.CANCELLED else "cancel requested for"
     _print_task_result(task, args.json, verb)
+    return 0
+
+
+def _cancel_pipeline(args: argparse.Namespace) -> int:
+    """``cancel --pipeline ID``: every unfinished step of the pipeline, at once."""
+    service = open_service(args)
+    try:
+        pipeline_id, steps = service.cancel_pipeline(args.task, args.reason)
+        warn_owner_mismatch(service.config)
+        _ensure_owner(service.config)
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps({"pipeline_id": pipeline_id,
+                          "tasks": [task.to_json() for task in steps]}))
+        return 0
+    print(f"cancelled pipeline {pipeline_id}")
+    for task in steps:
+        stopping = " (being stopped)" if task.status is TaskState.RUNNING else ""
+        print(f"  {task.pipeline_step}. {task.id} {task.status.value}{stopping}")
     return 0
 
 

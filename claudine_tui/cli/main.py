@@ -55,44 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("delegate", help="queue a task for a background agent")
     p.add_argument("prompt", help="what the agent should do")
-    p.add_argument("--priority", "-p", default="P2", help="P0 (urgent), P1 or P2 (default)")
-    p.add_argument("--cwd", default=".", help="working directory of the agent (default: here)")
-    # Values are checked by the core's one validation (claudine_core.task_request), which
-    # names the flag of every wrong one; argparse only collects them.
-    p.add_argument("--timeout", help="seconds before the agent is stopped")
-    p.add_argument("--model", help="model for the agent (claude --model)")
-    p.add_argument("--permission-mode", metavar="|".join(m.value for m in PermissionMode),
-                   help="how the agent gets past permission prompts (default: the "
-                   "configured one)")
-    p.add_argument("--allowed-tools", help="comma-separated tools for --permission-mode "
-                   "allowedTools")
-    p.add_argument("--max-output", help="bytes of agent output kept, e.g. 10MB (default: "
-                   "MAX_OUTPUT_BUFFER)")
-    isolation = p.add_mutually_exclusive_group()
-    isolation.add_argument("--worktree", dest="worktree", action="store_const", const=True,
-                           default=None, help="run in a new git worktree on its own branch "
-                           "(default: the CLAUDINE_WORKTREE setting)")
-    isolation.add_argument("--no-worktree", dest="worktree", action="store_const",
-                           const=False, help="run in --cwd itself, even when "
-                           "CLAUDINE_WORKTREE is on")
-    p.add_argument("--base", help="base branch for --worktree (default: the current one)")
-    p.add_argument("--merge", metavar="|".join(s.value for s in MergeStrategy),
-                   help="what to do with a worktree task's branch when it finishes")
-    p.add_argument("--no-commit", dest="commit", action="store_false", default=None,
-                   help="leave what a worktree agent did not commit uncommitted in its "
-                   "worktree, for review (default: commit it to the task branch)")
+    _add_task_options(p)
     p.add_argument("--depends-on", action="append", metavar="ID",
                    help="start only after task ID completed (repeatable); the task is "
                    "blocked until then")
     p.add_argument("--on-dependency-failure", metavar="fail|cancel|run",
-                   help="when a dependency fails or is cancelled: fail (default), cancel, "
-                   "or run anyway")
-    p.add_argument("--no-serve", action="store_true",
-                   help="do not start a background owner if none is running")
+                   help="when a dependency fails or is cancelled: fail (default; run with "
+                   "--continue-from), cancel, or run anyway")
+    p.add_argument("--continue-from", metavar="ID",
+                   help="continue task ID's conversation once it has ended (claude --resume "
+                   "--fork-session, in its directory or worktree); implies --depends-on ID")
+    _add_no_serve(p)
+    _add_json(p)
+
+    p = sub.add_parser("pipeline", help="queue steps that run one after another")
+    p.add_argument("steps", nargs="+", metavar="STEP",
+                   help="each step's prompt, in order; a step starts once the one before "
+                   "completed, and a failed step fails the rest")
+    p.add_argument("--continue", dest="continue_conversation", action="store_true",
+                   help="each step continues the previous step's conversation")
+    _add_task_options(p)
+    _add_no_serve(p)
     _add_json(p)
 
     p = sub.add_parser("status", help="show one task, or a table of tasks")
-    p.add_argument("task", nargs="?", help="task id (full, short or unique prefix)")
+    p.add_argument("task", nargs="?", help="task id (full, short or unique prefix), or a "
+                   "pipeline id (pipe-...) for its steps")
     p.add_argument("--status", "-s", action="append",
                    help="only tasks in this state (repeatable)")
     p.add_argument("--limit", "-n", type=int, default=50, help="rows in the table (default 50)")
@@ -108,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only attempt N (default: every attempt, oldest first)")
 
     p = sub.add_parser("cancel", help="cancel a queued or running task")
-    p.add_argument("task", help="task id")
+    p.add_argument("task", help="task id (with --pipeline: a step's task id or the "
+                   "pipeline id)")
     p.add_argument("reason", nargs="?", help="why (recorded on the task)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="cancel every unfinished step of the task's pipeline")
     _add_json(p)
 
     p = sub.add_parser("retry", help="queue a finished task again, as a new task")
@@ -148,6 +139,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_task_options(p: argparse.ArgumentParser) -> None:
+    """The options of a task request, shared by ``delegate`` and ``pipeline``."""
+    p.add_argument("--priority", "-p", default="P2", help="P0 (urgent), P1 or P2 (default)")
+    p.add_argument("--cwd", help="working directory of the agent (default: here; with "
+                   "--continue-from, the continued task's)")
+    # Values are checked by the core's one validation (claudine_core.task_request), which
+    # names the flag of every wrong one; argparse only collects them.
+    p.add_argument("--timeout", help="seconds before the agent is stopped")
+    p.add_argument("--model", help="model for the agent (claude --model)")
+    p.add_argument("--permission-mode", metavar="|".join(m.value for m in PermissionMode),
+                   help="how the agent gets past permission prompts (default: the "
+                   "configured one)")
+    p.add_argument("--allowed-tools", help="comma-separated tools for --permission-mode "
+                   "allowedTools")
+    p.add_argument("--max-output", help="bytes of agent output kept, e.g. 10MB (default: "
+                   "MAX_OUTPUT_BUFFER)")
+    isolation = p.add_mutually_exclusive_group()
+    isolation.add_argument("--worktree", dest="worktree", action="store_const", const=True,
+                           default=None, help="run in a new git worktree on its own branch "
+                           "(default: the CLAUDINE_WORKTREE setting)")
+    isolation.add_argument("--no-worktree", dest="worktree", action="store_const",
+                           const=False, help="run in --cwd itself, even when "
+                           "CLAUDINE_WORKTREE is on")
+    p.add_argument("--base", help="base branch for --worktree (default: the current one)")
+    p.add_argument("--merge", metavar="|".join(s.value for s in MergeStrategy),
+                   help="what to do with a worktree task's branch when it finishes")
+    p.add_argument("--no-commit", dest="commit", action="store_false", default=None,
+                   help="leave what a worktree agent did not commit uncommitted in its "
+                   "worktree, for review (default: commit it to the task branch)")
+
+
+def _add_no_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-serve", action="store_true",
+                   help="do not start a background owner if none is running")
+
+
 def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> Any:
     for action in parser._subparsers._group_actions if parser._subparsers else ():
         choices = getattr(action, "choices", None) or {}
@@ -158,6 +185,7 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> Any
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delegate": commands.delegate,
+    "pipeline": commands.pipeline,
     "status": commands.status,
     "logs": commands.logs,
     "cancel": commands.cancel,
@@ -232,7 +260,8 @@ FLAGS = {"prompt": "", "priority": "--priority", "cwd": "--cwd", "timeout_s": "-
          "permission_mode": "--permission-mode", "allowed_tools": "--allowed-tools",
          "worktree": "--worktree", "base_branch": "--base", "merge_strategy": "--merge",
          "commit_changes": "--no-commit", "depends_on": "--depends-on",
-         "on_dependency_failure": "--on-dependency-failure"}
+         "on_dependency_failure": "--on-dependency-failure",
+         "continue_from": "--continue-from", "steps": "STEP"}
 
 
 def _report(exc: ClaudineError, *, as_json: bool) -> int:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudine_core.models import Task, iso_time
+from claudine_core.models import Task, TaskState, iso_time
 from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output.task_details)
     ENDED_UNRECORDED,
     STATUS_GLYPHS,
@@ -34,25 +34,54 @@ def excerpt(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozenset()) -> str:
-    """The tasks, one a row; ``ended``: ids of running tasks whose agent is gone."""
+def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozenset(),
+               pipelines: dict[str, list[Task]] | None = None) -> str:
+    """The tasks, one a row; ``ended``: ids of running tasks whose agent is gone.
+
+    The steps of a pipeline in ``pipelines`` (its id -> all its steps) are grouped where
+    its first shown step would be: a header line with the count of its steps in each
+    state, then its shown steps indented, first step first.
+    """
     if not tasks:
         return "no tasks yet: claudine delegate \"PROMPT\" queues one"
     header = f"{'ID':8}  {'STATUS':11}  {'PRI':3}  {'TIME':>7}  {'TURNS':>5}  {'COST':>7}  PROMPT"
     rows = [header]
+    grouped = pipelines or {}
+    shown: set[str] = set()
     for task in tasks:
-        glyph = STATUS_GLYPHS.get(task.status.value, " ")
-        cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
-        turns = str(task.num_turns) if task.num_turns is not None else "-"
-        took = format_elapsed(elapsed(task, now)) or "-"
-        state = task.status.value + ("*" if task.id in ended else "")
-        rows.append(
-            f"{task.short_id:8}  {glyph} {state:9}  {task.priority!s:3}  "
-            f"{took:>7}  {turns:>5}  {cost:>7}  {excerpt(task.prompt, 60)}"
-        )
+        pipeline_id = task.pipeline_id
+        if pipeline_id is None or pipeline_id not in grouped:
+            rows.append(_task_row(task, now, ended))
+            continue
+        if pipeline_id in shown:
+            continue
+        shown.add(pipeline_id)
+        rows.append(pipeline_header(pipeline_id, grouped[pipeline_id]))
+        steps = sorted((t for t in tasks if t.pipeline_id == pipeline_id),
+                       key=lambda t: t.pipeline_step or 0)
+        rows += ["  " + _task_row(step, now, ended, f"{step.pipeline_step}. ", 58)
+                 for step in steps]
     if ended:
         rows.append(f"* {ENDED_UNRECORDED}")
     return "\n".join(rows)
+
+
+def pipeline_header(pipeline_id: str, steps: list[Task]) -> str:
+    """``pipe-... pipeline, 3 steps: 1 completed, 1 running, 1 blocked``."""
+    counts = {state: sum(1 for s in steps if s.status is state) for state in TaskState}
+    each = ", ".join(f"{n} {state.value}" for state, n in counts.items() if n)
+    return f"{pipeline_id}  pipeline, {len(steps)} step{'s' if len(steps) != 1 else ''}: {each}"
+
+
+def _task_row(task: Task, now: float, ended: frozenset[str], prefix: str = "",
+              width: int = 60) -> str:
+    glyph = STATUS_GLYPHS.get(task.status.value, " ")
+    cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
+    turns = str(task.num_turns) if task.num_turns is not None else "-"
+    took = format_elapsed(elapsed(task, now)) or "-"
+    state = task.status.value + ("*" if task.id in ended else "")
+    return (f"{task.short_id:8}  {glyph} {state:9}  {task.priority!s:3}  "
+            f"{took:>7}  {turns:>5}  {cost:>7}  {prefix}{excerpt(task.prompt, width)}")
 
 
 def one_line(task: Task) -> str:

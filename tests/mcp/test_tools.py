@@ -482,3 +482,122 @@ async def test_depends_on_blocks_a_task_and_names_what_it_waits_for(
         message = await call_error(client, "DelegateTask", prompt="x", workingDirectory=workdir,
                                    dependsOn=[first], onDependencyFailure="skip")
         assert "onDependencyFailure 'skip' is not one of fail, cancel, run" in message
+
+
+# -- continueFrom, CreatePipeline, CancelTask wholePipeline -------------------------------
+
+
+async def test_continue_from_runs_in_the_continued_conversation(
+    connect: Any, engine: Engine, workdir: str, monkeypatch: Any, tmp_path: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the server's directory is not the continued task's
+    async with connect() as client:
+        first = await delegate(client, workdir, "first")
+        structured, text = await call(client, "DelegateTask", prompt="second",
+                                      continueFrom=first[5:13])
+        task = structured["task"]
+        assert (task["continue_from"], task["depends_on"], task["cwd"]) == (
+            first, [first], workdir)
+        assert task["on_dependency_failure"] == "run"  # a failed task is continued too
+        assert task["status"] in ("blocked", "queued") and task["status"] in text
+        done = await wait_for_state(engine, task["id"], DONE)
+        continued = engine.service.get(first)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.resume_session_id == continued.session_id  # resumed it (as a fork)
+    assert done.session_id != continued.session_id
+
+
+async def test_continue_from_refusals_name_the_argument(
+    connect_waiting: Any, workdir: str, tmp_path: Any
+) -> None:
+    async with connect_waiting() as client:
+        message = await call_error(client, "DelegateTask", prompt="x",
+                                   continueFrom="task-0123456789ab")
+        assert message == ("continueFrom: no task with id 'task-0123456789ab': call TaskStatus "
+                           "without taskId to list the task ids")
+        first = await delegate(client, workdir, "first")
+        message = await call_error(client, "DelegateTask", prompt="x", continueFrom=first,
+                                   workingDirectory=str(tmp_path))
+        assert message.startswith(f"workingDirectory: task {first[5:13]}, whose conversation "
+                                  f"this task continues, ran in {workdir}")
+        page, _ = await call(client, "TaskStatus")
+        assert [t["id"] for t in page["tasks"]] == [first]  # nothing else stored
+
+
+async def test_create_pipeline_runs_the_steps_in_order(
+    connect: Any, engine: Engine, workdir: str
+) -> None:
+    async with connect() as client:
+        structured, text = await call(client, "CreatePipeline",
+                                      steps=["plan", "build", "test"], workingDirectory=workdir,
+                                      priority="P1", continueConversation=True)
+        pipeline_id = structured["pipelineId"]
+        tasks = structured["tasks"]
+        assert re.fullmatch(r"pipe-[0-9a-f]{12}", pipeline_id) and pipeline_id in text
+        assert [(t["pipeline_id"], t["pipeline_step"], t["priority"], t["status"])
+                for t in tasks] == [(pipeline_id, 1, "P1", "queued"),
+                                    (pipeline_id, 2, "P1", "blocked"),
+                                    (pipeline_id, 3, "P1", "blocked")]
+        assert [t["continue_from"] for t in tasks] == [None, tasks[0]["id"], tasks[1]["id"]]
+        assert {t["on_dependency_failure"] for t in tasks} == {"fail"}
+        ends = [await wait_for_state(engine, t["id"], DONE) for t in tasks]
+    assert [e.status for e in ends] == [TaskState.COMPLETED] * 3
+    assert [e.resume_session_id for e in ends] == [None, ends[0].session_id,
+                                                   ends[1].session_id]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"steps": []}, "steps has 0 item(s): give 1 to 50"),
+        ({"steps": ["a"] * 51}, "steps has 51 item(s): give 1 to 50"),
+        ({"steps": "one step"}, None),  # a lone string is a list of one (as for status)
+        ({"steps": [1]}, "steps must be a string, not a number"),
+        ({"steps": ["ok", " ", "x\x00y"]}, "steps contains a NUL character"),
+        ({"steps": ["ok", " "]}, "steps: step 2: the prompt is empty"),
+        ({"steps": ["ok"], "model": "my model", "timeout": 10}, "timeout 10 is out of range"),
+        ({"steps": ["ok", ""], "model": "my model"},
+         "model: 'my model' is not a model name: use one without spaces, e.g. sonnet, opus or "
+         "claude-sonnet-4-5; steps: step 2: the prompt is empty: say what the agent should do"),
+        ({"steps": ["ok"], "dependsOn": ["x"]}, "CreatePipeline does not take 'dependsOn'"),
+        ({"steps": ["ok"], "baseBranch": "main"}, "baseBranch: only applies to a worktree"),
+    ],
+)
+async def test_create_pipeline_rejects_bad_input_and_stores_nothing(
+    connect_waiting: Any, workdir: str, arguments: dict[str, Any], expected: str | None
+) -> None:
+    async with connect_waiting() as client:
+        if expected is None:
+            structured, _ = await call(client, "CreatePipeline", workingDirectory=workdir,
+                                       **arguments)
+            assert [t["prompt"] for t in structured["tasks"]] == ["one step"]
+            return
+        message = await call_error(client, "CreatePipeline", workingDirectory=workdir,
+                                   **arguments)
+        assert expected in message
+        page, _ = await call(client, "TaskStatus")
+        assert page["tasks"] == []
+
+
+async def test_cancel_whole_pipeline_from_any_step(connect_waiting: Any, workdir: str) -> None:
+    async with connect_waiting() as client:
+        made, _ = await call(client, "CreatePipeline", steps=["a", "b", "c"],
+                             workingDirectory=workdir)
+        ids = [t["id"] for t in made["tasks"]]
+        alone = await delegate(client, workdir, "not in it")
+        structured, text = await call(client, "CancelTask", taskId=ids[1][5:13],
+                                      reason="stop it all", wholePipeline=True)
+        assert structured["taskId"] == ids[1] and structured["status"] == "cancelled"
+        assert text == (f"Cancelled pipeline {made['pipelineId']}: step 1 cancelled, step 2 "
+                        "cancelled, step 3 cancelled.")
+        for task_id in ids:
+            shown, _ = await call(client, "TaskStatus", taskId=task_id)
+            assert (shown["status"], shown["task"]["cancel_reason"]) == ("cancelled",
+                                                                         "stop it all")
+        shown, _ = await call(client, "TaskStatus", taskId=alone)
+        assert shown["status"] == "queued"
+        assert "has ended" in await call_error(client, "CancelTask", taskId=ids[0],
+                                               wholePipeline=True)
+        message = await call_error(client, "CancelTask", taskId=alone, wholePipeline=True)
+        assert message == (f"task {alone} is not a step of a pipeline: drop wholePipeline to "
+                           "cancel the task alone")
