@@ -155,7 +155,7 @@ class Dispatcher:
         if not claimed:
             return  # cancelled or taken meanwhile
         crash_point("claimed")
-        if task.continue_from and task.attempt == 0:
+        if task.continue_from and task.attempt == 0 and not task.resume_session_id:
             # Its first attempt: the continued task has ended by now (it is a dependency),
             # so its session (or what it left) is known. Automatic retries keep the choice.
             self.repo.transition(task.id, [TaskState.RUNNING],

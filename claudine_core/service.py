@@ -325,8 +325,10 @@ class TaskService:
                 "started a session); use retry instead"
             )
         follow_up = (additional_context or "").strip() or "Continue the task."
+        # A resume goes on in the task's own session, even for a continuation (which
+        # forked its session from another task's): no continue_from, so no new fork.
         spec = spec_from_task(old, parent_id=old.id, resume_session_id=old.session_id,
-                              resume_prompt=follow_up)
+                              resume_prompt=follow_up, continue_from=None)
         return self.delegate(spec)
 
     # -- queries -----------------------------------------------------------------------------

@@ -186,6 +186,20 @@ async def test_a_retry_of_a_continuation_forks_the_continued_session_again(
     assert done.session_id not in (first.session_id, follow.session_id)
 
 
+async def test_resuming_a_continuation_goes_on_in_its_own_session(
+        logged: Engine, tmp_path: Path) -> None:
+    first = await ended(logged, logged.service.delegate(
+        TaskSpec(prompt="first", cwd=str(tmp_path))))
+    follow = await ended(logged, logged.service.delegate(
+        TaskSpec(prompt="second", continue_from=first.id)))
+    resumed = await ended(logged, logged.service.resume(follow.id, "third"))
+    assert resumed.status is TaskState.COMPLETED, resumed.error
+    argv = runs(logged)[-1]["argv"]
+    assert argv[argv.index("--resume") + 1] == follow.session_id
+    assert "--fork-session" not in argv
+    assert resumed.session_id == follow.session_id  # a resume, not another fork
+
+
 async def test_a_worktree_continuation_works_in_the_continued_tasks_worktree(
         logged: Engine, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
