@@ -278,3 +278,54 @@ def test_a_real_headless_server_lists_and_answers_the_schedule_tools(
         assert shown["structuredContent"]["schedule"]["timezone"] == "America/New_York"
     finally:
         server.close()
+
+
+# -- a third-party client that checks results against the outputSchema ------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+INSPECTOR = REPO / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Path:
+    """The pinned MCP Inspector CLI (the TypeScript SDK's client), installed on first use."""
+    import subprocess
+
+    result = subprocess.run(["bash", str(REPO / "scripts" / "install-mcp-inspector.sh")],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
+    return INSPECTOR
+
+
+@pytest.mark.slow
+def test_the_inspector_takes_the_schedule_results(
+        inspector: Path, home_env: tuple[Path, dict[str, str]], workdir: str) -> None:
+    """The TypeScript SDK's client rejects structured content that does not fit the
+    outputSchema: a second, independent reading of the schedule schemas."""
+    import subprocess
+
+    from mcp_helpers import CLAUDINE
+
+    _, env = home_env
+
+    def call(tool: str, *arguments: str) -> Any:
+        env_args = [arg for name in ("CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_CONFIG")
+                    for arg in ("-e", f"{name}={env[name]}")]
+        tool_args = [arg for pair in arguments for arg in ("--tool-arg", pair)]
+        result = subprocess.run([str(inspector), "--cli", *env_args, CLAUDINE, "--headless",
+                                 "--method", "tools/call", "--tool-name", tool, *tool_args],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        reply = json.loads(result.stdout)
+        assert not reply.get("isError"), reply
+        return reply["structuredContent"]
+
+    made = call("ScheduleTask", "prompt=from the inspector", "scheduleType=cron",
+                "cronExpression=15 4 * * *", "timezone=Asia/Kolkata",
+                f"workingDirectory={workdir}")
+    assert made["schedule"]["timezone"] == "Asia/Kolkata"
+    shown = call("GetSchedule", f"scheduleId={made['scheduleId']}", "includeHistory=true")
+    assert shown["history"] == []
+    assert call("ListSchedules")["total"] == 1
+    assert call("PauseSchedule", f"scheduleId={made['scheduleId']}")["status"] == "paused"
