@@ -38,6 +38,13 @@ def _resolve(service: Any, ref: str) -> Task:
     return _guard(lambda: service.get(ref))
 
 
+def _task_ids(service: Any, ref: str) -> list[str]:
+    """The task ``ref`` names, or every step of the pipeline a ``pipe-`` id names."""
+    if ref.strip().lower().startswith("pipe-"):
+        return [step.id for step in service.pipeline(ref)[1]]
+    return [_resolve(service, ref).id]
+
+
 def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
     if as_json:
         print(json.dumps(task.to_json()))
@@ -285,7 +292,8 @@ def priority(args: argparse.Namespace) -> int:
 def wait(args: argparse.Namespace) -> int:
     service = open_service(args)
     try:
-        ids = [_resolve(service, ref).id for ref in args.tasks]
+        ids = list(dict.fromkeys(task_id for ref in args.tasks
+                                 for task_id in _task_ids(service, ref)))
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
         next_owner_check = 0.0
         while True:

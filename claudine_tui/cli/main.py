@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
 
     p = sub.add_parser("wait", help="block until tasks end; exit 0 only if all completed")
-    p.add_argument("tasks", nargs="+", help="task ids")
+    p.add_argument("tasks", nargs="+", help="task ids (a pipeline id: all its steps)")
     p.add_argument("--timeout", type=float, help="give up after this many seconds (exit 3)")
     _add_json(p)
 

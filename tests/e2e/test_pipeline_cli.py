@@ -76,10 +76,11 @@ def test_a_failed_step_fails_the_rest_and_wait_says_so(cli: Cli, tmp_path: Path)
     created = json.loads(made.stdout)
     first, second = (t["id"] for t in created["tasks"])
     assert [t["pipeline_id"] for t in created["tasks"]] == [created["pipeline_id"]] * 2
-    waited = cli("wait", second, timeout=90)
+    waited = cli("wait", created["pipeline_id"], timeout=90)  # every step of it
     assert waited.returncode == 1
-    assert waited.stdout.strip() == (f"{second} failed: pipeline stopped: step 1 (task "
-                                     f"{first[5:13]}) failed")
+    assert waited.stdout.splitlines()[0].startswith(f"{first} failed: ")
+    assert waited.stdout.splitlines()[1] == (f"{second} failed: pipeline stopped: step 1 "
+                                             f"(task {first[5:13]}) failed")
 
 
 def test_a_bad_step_names_it_and_nothing_is_stored(cli: Cli, tmp_path: Path) -> None:
