@@ -12,6 +12,7 @@ import pytest
 from engine_helpers import agent_env, make_config, wait_for_merge, wait_for_state
 from git_helpers import git, make_repo
 
+from claudine_core.continuation import git_end_state
 from claudine_core.engine import Engine
 from claudine_core.errors import InvalidRequest
 from claudine_core.models import TERMINAL_STATES, DependencyPolicy, Task, TaskSpec, TaskState
@@ -240,3 +241,18 @@ async def test_a_removed_worktree_is_made_again_at_the_same_path_for_the_convers
     assert argv[argv.index("--resume") + 1] == done_first.session_id
     assert (repo / "one.txt").read_text() == "1" and (repo / "two.txt").read_text() == "2"
     assert done.started_at and done_first.merge["at"] <= done.started_at
+
+
+def test_the_end_state_reads_renames_and_names_with_spaces(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "mv", "a.txt", "renamed a.txt")
+    (repo / "new file.md").write_text("x")
+    (repo / "README.md").write_text("changed\n")
+    state = git_end_state(str(repo))
+    assert state is not None
+    assert sorted(state["changed_files"]) == ["README.md", "new file.md", "renamed a.txt"]
+    assert state["changed_count"] == 3 and state["branch"] == "main"
+    git(repo, "checkout", "-q", "--detach")
+    assert (git_end_state(str(repo)) or {})["branch"] is None
+    assert git_end_state(str(tmp_path)) is None  # not a repository
+    assert git_end_state(str(tmp_path / "gone")) is None  # no such directory
