@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -9,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import wait_for
 from engine_helpers import agent_env, make_config
+from rich.console import Console
 from textual.widgets import Label, Static
+from textual.widgets._key_panel import BindingsTable  # not exported; the help's key list
 
 from claudine_core.engine import Engine
 from claudine_core.models import TaskSpec
@@ -132,3 +135,18 @@ async def test_no_schedules_says_how_to_make_one(engine: Engine) -> None:
         assert any("No schedule selected" in str(n.message) for n in app._notifications)
         await pilot.press("escape", "q")
 
+
+
+async def test_the_schedules_key_is_in_the_help(engine: Engine) -> None:
+    """S is off the footer (no room at 120 columns): the `?` help lists it."""
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_started)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        keys = app.screen.query_one(BindingsTable)
+        console = Console(width=60, record=True, file=io.StringIO())
+        console.print(keys.render_bindings_table())
+        lines = console.export_text().splitlines()
+        assert any("S" in line and "Schedules" in line for line in lines)
+        await pilot.press("question_mark", "q")

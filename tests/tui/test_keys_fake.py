@@ -232,7 +232,7 @@ async def test_every_key_is_in_the_command_palette() -> None:
         await started(pilot)
         titles = " ".join(c.title for c in app.get_system_commands(app.screen))
         for word in ("New", "Cancel", "Raise", "Lower", "P0", "P1", "P2", "Retry", "Log",
-                     "Filter", "Status", "Sort", "Quit", "Help", "Details"):
+                     "Filter", "Status", "Sort", "Quit", "Help", "Details", "Schedules (S)"):
             assert word in titles
 
 

@@ -138,7 +138,7 @@ async def test_table_keys_are_off_under_the_review() -> None:
         screen = app.screen
         assert isinstance(screen, DiffScreen)
         await wait_for(pilot, lambda: screen.loaded, what="the diff")
-        for key in ("c", "n", "s", "0", "d", "slash"):
+        for key in ("c", "n", "s", "0", "d", "slash", "S"):
             await pilot.press(key)
             assert app.screen is screen, f"{key} acted under the review"
         assert app.table.task_filter == TaskFilter(None, "") and engine.calls == [("start",)]
