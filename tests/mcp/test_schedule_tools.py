@@ -55,9 +55,11 @@ def test_the_names_and_arguments_are_the_originals() -> None:
         "enum"] == ["skip", "catchup", "fail"]
     assert TOOLS_BY_NAME["ListSchedules"]["inputSchema"]["properties"]["status"]["enum"] == [
         "active", "paused", "completed", "cancelled", "expired"]
-    # The other DelegateTask task options are taken for the template too.
+    # The other DelegateTask task options are taken for the template too (all but
+    # continueFrom: a template continues no task), so a new one fails here until added.
     delegate = set(TOOLS_BY_NAME["DelegateTask"]["inputSchema"]["properties"])
-    assert delegate <= set(TOOLS_BY_NAME["ScheduleTask"]["inputSchema"]["properties"])
+    assert delegate - {"continueFrom"} <= set(
+        TOOLS_BY_NAME["ScheduleTask"]["inputSchema"]["properties"])
 
 
 async def test_every_schedule_tool_succeeds_within_its_schema_and_the_owner_fires(
