@@ -150,7 +150,7 @@ class SchedulesScreen(Screen[None]):
             if last else Text("-", "dim")
         return (schedule.short_id, describe_when(schedule), schedule.timezone,
                 Text(status, STATUS_STYLES.get(status, "")),
-                local_time(schedule.next_run_at, schedule.timezone), outcome,
+                local_time(next_run(schedule), schedule.timezone), outcome,
                 describe_runs(schedule),
                 excerpt(schedule.template.prompt, self.table.prompt_width))
 
@@ -202,9 +202,10 @@ class SchedulesScreen(Screen[None]):
         except ClaudineError as exc:  # not active, already ended, gone: the core's words
             self.notify(exc.message, severity="error", timeout=6)
             return
-        nxt = local_time(done.next_run_at, done.timezone, zone_name=True)
-        self.notify(f"schedule {done.short_id} {verb}"
-                    + (f"; next run {nxt}" if done.next_run_at else ""), timeout=4)
+        upcoming = next_run(done)
+        self.notify(f"schedule {done.short_id} {verb}" + (
+            f"; next run {local_time(upcoming, done.timezone, zone_name=True)}"
+            if upcoming is not None else ""), timeout=4)
         self.refresh_rows()
 
     def action_pause(self) -> None:
@@ -248,6 +249,12 @@ def describe_when(schedule: Schedule) -> str:
     return f"at {local_time(schedule.run_at, schedule.timezone)}"
 
 
+def next_run(schedule: Schedule) -> float | None:
+    """When it fires next; None unless it is active (a paused schedule keeps the slot it
+    had in the store, but will not fire then: resuming picks the next one)."""
+    return schedule.next_run_at if schedule.status.value == "active" else None
+
+
 def describe_runs(schedule: Schedule) -> str:
     """Tasks made so far, of at most ``max_runs``: ``3/10``, or ``3`` without a limit."""
     return f"{schedule.runs}/{schedule.max_runs}" if schedule.max_runs else str(schedule.runs)
@@ -280,7 +287,8 @@ def schedule_details(schedule: Schedule, history: list[ScheduleExecution]) -> st
         f"{schedule.id}  {status}",
         f"  {'when:':12} {describe_when(schedule)} ({zone}); missed runs: "
         f"{schedule.missed_run_policy.value}",
-        f"  {'next run:':12} {local_time(schedule.next_run_at, zone, zone_name=True)}",
+        f"  {'next run:':12} {local_time(next_run(schedule), zone, zone_name=True)}"
+        + (" (resuming picks the next slot)" if schedule.status.value == "paused" else ""),
         f"  {'last run:':12} {local_time(schedule.last_run_at, zone, zone_name=True)}",
         f"  {'runs:':12} {describe_runs(schedule)}",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import wait_for
-from engine_helpers import agent_env, make_config
+from engine_helpers import CLAUDINE, agent_env, cli_env, make_config
 from rich.console import Console
 from textual.widgets import Label, Static
 from textual.widgets._key_panel import BindingsTable  # not exported; the help's key list
@@ -69,6 +70,9 @@ async def test_lists_a_schedule_and_pauses_resumes_and_cancels_it(engine: Engine
         assert status_in_store(engine, schedule.id) is ScheduleStatus.PAUSED
         await wait_for(pilot, lambda: row_text(table, schedule.id)[3] == "paused",
                        what="the paused row")
+        assert row_text(table, schedule.id)[4] == "-"  # it will not fire at its old slot
+        assert any(str(n.message) == f"schedule {schedule.short_id} paused"
+                   for n in app._notifications)
         await pilot.press("p")  # not active any more: the core's refusal, as a toast
         assert any("only an active schedule can be paused" in str(n.message)
                    for n in app._notifications)
@@ -150,3 +154,27 @@ async def test_the_schedules_key_is_in_the_help(engine: Engine) -> None:
         lines = console.export_text().splitlines()
         assert any("S" in line and "Schedules" in line for line in lines)
         await pilot.press("question_mark", "q")
+
+
+async def test_a_pause_from_another_process_shows_without_a_key_press(engine: Engine,
+                                                                       tmp_path: Path) -> None:
+    """`claudine schedule pause` in a separate process: the open view follows the store."""
+    schedule = engine.service.schedules.create(TaskSpec("weekly report", cwd=str(tmp_path)),
+                                               cron="0 9 * * 1")
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_started)
+        await pilot.press("S")
+        table = app.screen.query_one(ScheduleTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert row_text(table, schedule.id)[3] == "active"
+        cli = await asyncio.create_subprocess_exec(
+            *CLAUDINE, "schedule", "pause", schedule.short_id,
+            env=cli_env(engine.config.home), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await cli.communicate()
+        assert cli.returncode == 0, err.decode()
+        await wait_for(pilot, lambda: row_text(table, schedule.id)[3] == "paused",
+                       timeout=5, what="the timer's read of the other process's pause")
+        assert row_text(table, schedule.id)[4] == "-"  # a paused schedule has no next run
+        await pilot.press("escape", "q")
