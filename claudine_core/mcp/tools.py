@@ -255,26 +255,6 @@ TOOLS: list[dict[str, Any]] = [
         "outputSchema": TASK_RESULT_SCHEMA,
     },
     {
-        "name": "CreatePipeline",
-        "description": "Queue a pipeline: one task per step, each starting once the one "
-        "before it completed (a failed step fails the rest), all created at once. With "
-        "continueConversation each step continues the previous step's conversation.",
-        "inputSchema": _schema(
-            {
-                "steps": {"type": "array", "minItems": 1, "maxItems": MAX_PIPELINE_STEPS,
-                          # An empty prompt is refused by the core, naming its step.
-                          "items": {"type": "string", "maxLength": MAX_PROMPT_BYTES},
-                          "description": "The steps' prompts, in order."},
-                "continueConversation": {"type": "boolean", "default": False,
-                                         "description": "Each step continues the previous "
-                                         "step's agent conversation (claude --resume)."},
-                **_TASK_OPTIONS,
-            },
-            ("steps",),
-        ),
-        "outputSchema": PIPELINE_RESULT_SCHEMA,
-    },
-    {
         "name": "RetryTask",
         "description": "Run a finished task again from scratch, as a new task.",
         "inputSchema": _schema({"taskId": _TASK_ID}, ("taskId",)),
@@ -299,6 +279,26 @@ TOOLS: list[dict[str, Any]] = [
         "inputSchema": _schema({"taskId": _TASK_ID, "priority": _PRIORITY},
                                ("taskId", "priority")),
         "outputSchema": TASK_RESULT_SCHEMA,
+    },
+    {
+        "name": "CreatePipeline",
+        "description": "Queue a pipeline: one task per step, each starting once the one "
+        "before it completed (a failed step fails the rest), all created at once. With "
+        "continueConversation each step continues the previous step's conversation.",
+        "inputSchema": _schema(
+            {
+                "steps": {"type": "array", "minItems": 1, "maxItems": MAX_PIPELINE_STEPS,
+                          # An empty prompt is refused by the core, naming its step.
+                          "items": {"type": "string", "maxLength": MAX_PROMPT_BYTES},
+                          "description": "The steps' prompts, in order."},
+                "continueConversation": {"type": "boolean", "default": False,
+                                         "description": "Each step continues the previous "
+                                         "step's agent conversation (claude --resume)."},
+                **_TASK_OPTIONS,
+            },
+            ("steps",),
+        ),
+        "outputSchema": PIPELINE_RESULT_SCHEMA,
     },
 ]
 TOOLS.extend(SCHEDULE_TOOLS)
