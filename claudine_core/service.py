@@ -267,9 +267,10 @@ class TaskService:
         if unknown:
             raise InvalidRequest(problems={"depends_on": "; ".join(unknown)})
         spec = replace(spec, depends_on=tuple(dict.fromkeys(ids)))
-        from claudine_core.dependencies import decide
+        from claudine_core.dependencies import decide, dependency_states
 
-        state, reason = decide(spec.on_dependency_failure, self.repo.states_of(spec.depends_on))
+        state, reason = decide(spec.on_dependency_failure,
+                               dependency_states(self.repo, spec.depends_on))
         return spec, state or TaskState.BLOCKED, reason
 
     def _with_task_settings(self, spec: TaskSpec) -> TaskSpec:

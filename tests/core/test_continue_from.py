@@ -256,3 +256,21 @@ def test_the_end_state_reads_renames_and_names_with_spaces(tmp_path: Path) -> No
     assert (git_end_state(str(repo)) or {})["branch"] is None
     assert git_end_state(str(tmp_path)) is None  # not a repository
     assert git_end_state(str(tmp_path / "gone")) is None  # no such directory
+
+
+async def test_a_dependency_whose_merge_step_is_pending_keeps_its_dependents_blocked(
+        engine: Engine, tmp_path: Path) -> None:
+    """Its work is not in the base branch yet, and its worktree may still go: the dependent
+    waits, at delegate time and in the owner's release pass alike."""
+    first = await ended(engine, engine.service.delegate(TaskSpec(prompt="first",
+                                                                 cwd=str(tmp_path))))
+    engine.service.repo.transition(first.id, [TaskState.COMPLETED],
+                                   merge={"strategy": "auto", "status": "pending"})
+    after = engine.service.delegate(TaskSpec(prompt="after", cwd=str(tmp_path),
+                                             depends_on=(first.id,)))
+    assert after.status is TaskState.BLOCKED
+    assert engine.service.waiting_reason(after) == \
+        f"waiting for {first.short_id} (completed, merging its branch)"
+    engine.service.repo.transition(first.id, [TaskState.COMPLETED],
+                                   merge={"strategy": "auto", "status": "merged"})
+    assert (await ended(engine, after)).status is TaskState.COMPLETED
