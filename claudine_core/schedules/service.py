@@ -354,6 +354,9 @@ class ScheduleService:
             raise  # the store itself failed: nothing of this firing may commit
         except ClaudineError as exc:
             return None, exc.message
+        except OSError as exc:  # the system refused a path the template leads to
+            where = f" {exc.filename}" if exc.filename else ""
+            return None, f"could not use{where}: {exc.strerror or exc}"
 
     def _latest_task_id(self, schedule_id: str) -> str | None:
         TaskRow = self.repo.TaskRow

@@ -303,6 +303,21 @@ def test_a_template_that_no_longer_holds_is_a_failed_execution(
     assert len(schedule_tasks(service, fine.id)) == 1
 
 
+def test_a_system_refusal_is_a_failed_execution_too(service: TaskService, workdir: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    schedule = service.schedules.create({"prompt": "p", "cwd": workdir}, cron="0 * * * *")
+
+    def refused(spec: TaskSpec) -> Any:
+        raise PermissionError(13, "Permission denied", workdir)
+
+    monkeypatch.setattr(service.schedules, "delegate", refused)
+    assert service.schedules.fire_due(at("2026-03-02T09:00:01+00:00")) == 0
+    [execution] = service.schedules.history(schedule.id)
+    assert execution.outcome is ExecutionOutcome.FAILED
+    assert execution.error == f"could not use {workdir}: Permission denied"
+    assert service.schedules.get(schedule.id).next_run_at == at("2026-03-02T10:00:00+00:00")
+
+
 def test_after_schedule_makes_each_task_depend_on_its_latest_task(
         service: TaskService, workdir: str) -> None:
     build = service.schedules.create({"prompt": "build", "cwd": workdir}, cron="0 * * * *")
