@@ -63,6 +63,8 @@ class ScheduleFirer:
         self.next_due = None
 
     def seconds_until_due(self, now: float) -> float | None:
+        """How long the loop may sleep before a firing is due (None: none is)."""
         if self.next_due is None:
             return None
-        return max(0.0, self.next_due - now)
+        # After a failed firing the slot stays in the past: wait out the hold, not spin.
+        return max(0.0, max(self.next_due, self._hold_until) - now)

@@ -87,3 +87,36 @@ async def test_an_owner_with_only_finished_schedules_does_not(
     engine.service.schedules.cancel(made.id)
     await engine.stop()
     assert started == [] and engine.handed_over_to is None
+
+
+async def test_the_owner_wakes_for_a_slot_between_its_ticks(tmp_path: Path) -> None:
+    """With a tick far longer than the wait (30 s), the slot 1 s away still fires: the
+    loop sleeps until the slot, not a whole tick."""
+    engine = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=30)
+    engine.service.schedules.create({"prompt": "p", "cwd": str(tmp_path)},
+                                    run_at=time.time() + 1.0)
+    await engine.start()
+    try:
+        engine.wake()  # the first tick, which reads the next slot
+        await wait_until(lambda: engine.firer.fired == 1, timeout=15)
+    finally:
+        await engine.stop(stop_agents=True)
+
+
+async def test_after_an_unexpected_firing_error_the_owner_waits_instead_of_spinning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: ScheduleService, now: float | None = None) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ScheduleService, "fire_due", broken)
+    engine = Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05)
+    engine.service.schedules.create({"prompt": "p", "cwd": str(tmp_path)},
+                                    run_at=time.time() + 0.2)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.firer._hold_until > 0, timeout=15)
+        # The slot is still in the past; the loop sleeps out the hold, not 0 s per tick.
+        assert engine.firer.seconds_until_due(time.time()) > 20
+        assert engine._sleep_s() == engine.tick_s
+    finally:
+        await engine.stop(stop_agents=True)
