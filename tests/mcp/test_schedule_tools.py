@@ -309,10 +309,15 @@ def test_the_inspector_takes_the_schedule_results(
 
     from mcp_helpers import CLAUDINE
 
-    _, env = home_env
+    from claudine_core.ownership import current_owner
+
+    home, env = home_env
 
     def call(tool: str, *arguments: str) -> Any:
-        env_args = [arg for name in ("CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_CONFIG")
+        # The hand-over off, said explicitly: each short-lived server would otherwise
+        # leave a background owner behind for the active schedule.
+        env_args = [arg for name in ("CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_CONFIG",
+                                     "CLAUDINE_HANDOFF_ON_EXIT")
                     for arg in ("-e", f"{name}={env[name]}")]
         tool_args = [arg for pair in arguments for arg in ("--tool-arg", pair)]
         result = subprocess.run([str(inspector), "--cli", *env_args, CLAUDINE, "--headless",
@@ -331,3 +336,4 @@ def test_the_inspector_takes_the_schedule_results(
     assert shown["history"] == []
     assert call("ListSchedules")["total"] == 1
     assert call("PauseSchedule", f"scheduleId={made['scheduleId']}")["status"] == "paused"
+    assert not current_owner(home / "engine.lock")  # no owner was left behind
