@@ -274,3 +274,17 @@ async def test_a_dependency_whose_merge_step_is_pending_keeps_its_dependents_blo
     engine.service.repo.transition(first.id, [TaskState.COMPLETED],
                                    merge={"strategy": "auto", "status": "merged"})
     assert (await ended(engine, after)).status is TaskState.COMPLETED
+
+
+def test_an_ambiguous_task_is_refused_and_nothing_is_stored(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = iter(["task-abcd00000001", "task-abcd00000002"])
+    monkeypatch.setattr("claudine_core.store.repo.new_task_id", lambda: next(ids))
+    for prompt in ("[hang] one", "[hang] two"):
+        engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+    monkeypatch.undo()
+    with pytest.raises(InvalidRequest) as refused:
+        engine.service.delegate(TaskSpec(prompt="go on", continue_from="abcd"))
+    assert refused.value.problems == {
+        "continue_from": "task id 'abcd' is ambiguous: give more of the id"}
+    assert len(engine.service.list_tasks()) == 2
