@@ -271,6 +271,10 @@ def _headline(prompt: str, width: int = 60) -> str:
 
 def _describe(task: Task) -> str:
     parts = [f"Task {task.id} is {task.status.value} ({task.priority})."]
+    if task.pipeline_id:
+        parts.append(f"Step {task.pipeline_step} of pipeline {task.pipeline_id}.")
+    if task.continue_from:
+        parts.append(f"It continues the conversation of {task.continue_from}.")
     if task.status is TaskState.RUNNING and task.last_activity:
         parts.append(f"Last activity: {task.last_activity}.")
     if task.error:

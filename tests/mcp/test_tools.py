@@ -590,10 +590,11 @@ async def test_cancel_whole_pipeline_from_any_step(connect_waiting: Any, workdir
         assert structured["taskId"] == ids[1] and structured["status"] == "cancelled"
         assert text == (f"Cancelled pipeline {made['pipelineId']}: step 1 cancelled, step 2 "
                         "cancelled, step 3 cancelled.")
-        for task_id in ids:
-            shown, _ = await call(client, "TaskStatus", taskId=task_id)
+        for number, task_id in enumerate(ids, 1):
+            shown, text = await call(client, "TaskStatus", taskId=task_id)
             assert (shown["status"], shown["task"]["cancel_reason"]) == ("cancelled",
                                                                          "stop it all")
+            assert f"Step {number} of pipeline {made['pipelineId']}." in text
         shown, _ = await call(client, "TaskStatus", taskId=alone)
         assert shown["status"] == "queued"
         assert "has ended" in await call_error(client, "CancelTask", taskId=ids[0],
