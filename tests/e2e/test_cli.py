@@ -213,11 +213,11 @@ def test_full_disk_gives_clear_error_and_keeps_tasks(small_mount: Path) -> None:
     cli = Cli(small_mount / "home")
     first = cli("delegate", "stored before", "--no-serve").stdout.strip()
     filler = small_mount / "filler"
-    with open(filler, "wb") as out:
+    # Unbuffered: a buffered file would raise the same ENOSPC again when it is closed.
+    with open(filler, "wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError:
             pass
     result = cli("delegate", "x" * 50_000, "--no-serve")
