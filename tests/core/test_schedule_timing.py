@@ -85,3 +85,24 @@ def test_cron_expressions_are_checked(expression: str, words: str | None) -> Non
 def test_unknown_time_zones_are_refused(name: str) -> None:
     with pytest.raises(TimingError):
         read_zone(name)
+
+
+@pytest.mark.parametrize("expression", ["30 2 * * *", "0 2 * * *", "*/30 * * * *",
+                                        "15 1-3 * * *"])
+@pytest.mark.parametrize(("start", "end"), [((2026, 3, 27), (2026, 3, 31)),
+                                            ((2026, 10, 23), (2026, 10, 27))])
+def test_missed_slots_counted_backwards_are_the_slots_forwards(
+        expression: str, start: tuple[int, int, int], end: tuple[int, int, int]) -> None:
+    """A catch-up walks back from now to the schedule's next slot: across either change
+    of the clocks it must meet exactly the slots the schedule would have fired."""
+    first, last = utc(*start), utc(*end)
+    forwards, after = [], first
+    while (found := next_slot(expression, PARIS, after)) is not None and found <= last:
+        forwards.append(found)
+        after = found
+    backwards = []
+    for slot in slots_back(expression, PARIS, last):
+        if slot <= first:
+            break
+        backwards.append(slot)
+    assert backwards[::-1] == forwards and len(forwards) >= 3
