@@ -47,7 +47,7 @@ def one_run(command: list[str]) -> tuple[float, float, float, float]:
         process.stdin.flush()
         reply = json.loads(process.stdout.readline())
         listed_at = time.perf_counter() - started
-        assert reply["id"] == 2 and len(reply["result"]["tools"]) == 7, reply
+        assert reply["id"] == 2 and reply["result"]["tools"], reply  # any version
         process.stdin.write((json.dumps(CALL) + "\n").encode())
         process.stdin.flush()
         assert json.loads(process.stdout.readline())["id"] == 3

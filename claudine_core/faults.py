@@ -8,6 +8,8 @@ normal case) a crash point costs one dictionary look-up at import time and one c
 Names, in the order a task meets them: ``claimed`` (the claim committed, nothing started),
 ``spawned`` (the agent started, its pid not yet recorded), ``pid_recorded``, ``finished``
 (the final state committed, the merge step not yet queued), ``merging`` (inside a merge step).
+A schedule's firing has two: ``schedule_firing`` (the task and the execution row written,
+not committed) and ``schedule_fired`` (committed).
 """
 
 from __future__ import annotations

@@ -230,7 +230,9 @@ class Task:
     is_error: bool | None = _field(None, "Whether the final result was an error.")
     api_error_status: int | None = _field(None, "HTTP status of the API error that ended it.")
     resume_session_id: str | None = _field(None, "The session this task continues.")
-    resume_prompt: str | None = _field(None, "What the resumed session is told.")
+    resume_prompt: str | None = _field(None, "What the resumed session is told (for a "
+                                       "continuation without a session: the context "
+                                       "block put before its prompt).")
     parent_id: str | None = _field(None, "The task this one retries or resumes.")
     cancel_requested: bool = _field(False, "A cancel was asked for.")
     cancel_reason: str | None = _field(None, "Why it was cancelled.")

@@ -298,7 +298,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "idle_exit_s",
         "float",
         "A background `claudine serve` started by the CLI exits after this long with "
-        "nothing queued or running.",
+        "nothing queued, blocked or running and no active schedule.",
         env=(EnvVar("CLAUDINE_IDLE_EXIT"),),
         minimum=0,
         maximum=86400,

@@ -97,7 +97,7 @@ def test_a_task_keeps_every_request_field_and_a_retry_copies_the_carried_ones(
     dependency = service.repo.insert(TaskSpec(prompt="dep", worktree=False), cwd=str(tmp_path))
     values.update(prompt="every field", cwd=str(tmp_path), base_branch=None,
                   merge_strategy=None, commit_changes=None,  # those need a worktree
-                  depends_on=(dependency.id,))
+                  depends_on=(dependency.id,), continue_from=dependency.id)
     stored = service.repo.insert(TaskSpec(**values), cwd=str(tmp_path))
     again = service.get(stored.id)
     for name, value in values.items():

@@ -88,7 +88,8 @@ def arguments_for(tool: dict[str, Any]) -> st.SearchStrategy[Any]:
     return st.one_of(objects, objects, objects, objects, st.none(), json_values)
 
 
-VALID = {"prompt": "do it", "taskId": KNOWN, "priority": "P1"}
+VALID = {"prompt": "do it", "taskId": KNOWN, "priority": "P1", "scheduleType": "cron",
+         "scheduleId": "sched-000000000000", "steps": ["do it"]}
 
 
 def near_valid(tool: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
