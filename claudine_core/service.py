@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from claudine_core.agents.claude import (
     NESTED_SESSION_VARIABLES,
@@ -41,6 +41,7 @@ from claudine_core.task_request import (  # noqa: F401 (re-exported for front en
     MAX_PROMPT_BYTES,
     check_prompt_size,
     check_spec,
+    read_request,
     validate_cwd,
 )
 
@@ -101,11 +102,66 @@ class TaskService:
             InvalidRequest: with every problem of the request, keyed by field (see
                 :mod:`claudine_core.task_request`), or the agent binary cannot be found.
         """
-        settled = self.prepare(self._where_continued(spec))
+        try:
+            settled = self.prepare(self._where_continued(spec))
+        except InvalidRequest as exc:
+            raise self._every_problem(exc, spec) from None
         with self.repo.transaction():  # dependencies read and the task written at once
             task = self._store(settled)
         self._notify()
         return task
+
+    def read_request(self, values: Mapping[str, Any]) -> TaskSpec:
+        """A front end's raw values (keyed by TaskSpec field) as a checked TaskSpec, with
+        this home's defaults (see :func:`claudine_core.task_request.read_request`).
+
+        Raises:
+            InvalidRequest: every problem at once, those only the store can tell (an
+                unknown dependency or task to continue) included.
+        """
+        try:
+            return read_request(values, default_worktree=self.config.default_worktree,
+                                dependency_policy=self.config.on_dependency_failure)
+        except InvalidRequest as exc:
+            continued = values.get("continue_from")
+            raise self._with_lookup_problems(
+                exc, _references(values.get("depends_on")),
+                continued if isinstance(continued, str) else None) from None
+
+    def _every_problem(self, refused: InvalidRequest, spec: TaskSpec) -> InvalidRequest:
+        """A refused request's problems joined with those only the store can tell, so a
+        user fixes them in one go."""
+        if "continue_from" in refused.problems:  # refused before the checks ran: run them
+            try:
+                self.prepare(replace(spec, continue_from=None))
+            except InvalidRequest as checked:
+                if checked.problems:
+                    refused = InvalidRequest(problems={**checked.problems,
+                                                       **refused.problems})
+        return self._with_lookup_problems(refused, spec.depends_on, spec.continue_from)
+
+    def _with_lookup_problems(self, refused: InvalidRequest, depends_on: Iterable[str],
+                              continue_from: str | None) -> InvalidRequest:
+        """``refused`` plus the task references the store does not know, each under its
+        field unless that field already has a problem. A refusal that is not about the
+        request's fields (no agent binary) is left as is."""
+        if not refused.problems:
+            return refused
+        problems = dict(refused.problems)
+        unknown: list[str] = []
+        for ref in depends_on:
+            try:
+                self.repo.resolve(ref)
+            except UnknownTask as exc:
+                unknown.append(str(exc))
+        if unknown:
+            problems.setdefault("depends_on", "; ".join(unknown))
+        if continue_from:
+            try:
+                self.repo.resolve(continue_from)
+            except UnknownTask as exc:
+                problems.setdefault("continue_from", str(exc))
+        return refused if problems == refused.problems else InvalidRequest(problems=problems)
 
     def _store(self, settled: TaskSpec) -> Task:
         """Insert a prepared request, its continuation and dependencies resolved (in the
@@ -441,6 +497,16 @@ class TaskService:
         from claudine_core.isolation.worktrees import Worktrees
 
         return Worktrees(self.config, self.repo)
+
+
+def _references(raw: object) -> list[str]:
+    """Task references as a front end gave them: a list, or text separated by commas or
+    spaces (the console form); anything else has no reference to look up."""
+    if isinstance(raw, str):
+        return raw.replace(",", " ").split()
+    if isinstance(raw, (list, tuple)):
+        return [ref for ref in raw if isinstance(ref, str) and ref.strip()]
+    return []
 
 
 def agent_facing_env(env: Mapping[str, str]) -> dict[str, str]:

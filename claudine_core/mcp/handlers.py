@@ -29,7 +29,6 @@ from claudine_core.service import TaskService
 from claudine_core.task_request import (
     describe_problems,
     read_pipeline_request,
-    read_request,
 )
 
 log = logging.getLogger("claudine.mcp")
@@ -115,8 +114,7 @@ def _read_task_request(service: TaskService, args: dict[str, Any]) -> Any:
         return read_pipeline_request(values, list(args["steps"]),
                                      default_worktree=service.config.default_worktree,
                                      dependency_policy=service.config.on_dependency_failure)
-    return read_request(values, default_worktree=service.config.default_worktree,
-                        dependency_policy=service.config.on_dependency_failure)
+    return service.read_request(values)
 
 
 def _request_values(args: dict[str, Any]) -> dict[str, Any]:

@@ -56,14 +56,11 @@ def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
 
 
 def delegate(args: argparse.Namespace) -> int:
-    from claudine_core.task_request import read_request
-
     service = open_service(args)
     try:
-        # One validation for every front end: every wrong flag is named at once (exit 2).
-        spec = read_request(_request_values(args),
-                            default_worktree=service.config.default_worktree,
-                            dependency_policy=service.config.on_dependency_failure)
+        # One validation for every front end: every wrong flag is named at once (exit 2),
+        # an unknown --depends-on / --continue-from id with them.
+        spec = service.read_request(_request_values(args))
         task = service.delegate(spec)
         warn_owner_mismatch(service.config)
         if not args.no_serve:

@@ -153,3 +153,19 @@ def test_dependencies_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
         "run" in policy.stderr
     cancelled = cli.json("cancel", str(first["id"]))
     assert isinstance(cancelled, dict) and cancelled["status"] == "cancelled"
+
+
+def test_unknown_task_references_are_named_with_the_other_wrong_flags(
+        cli: Cli, tmp_path: Path) -> None:
+    """What only the store can tell (no such task) comes in the same answer as a wrong
+    flag value, so one run of the command shows everything to fix."""
+    result = cli("delegate", "x", "--no-serve", "--cwd", str(tmp_path), "--timeout", "0",
+                 "--depends-on", "task-0123456789ab", "--continue-from", "task-0123456789ac")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("claudine: error: --timeout: ") for line in lines)
+    assert any(line.startswith("claudine: error: --depends-on: no task with id "
+                               "'task-0123456789ab'") for line in lines)
+    assert any("--continue-from: no task with id 'task-0123456789ac'" in line
+               for line in lines)
+    assert cli.json("status") == []  # nothing stored

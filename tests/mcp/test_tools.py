@@ -480,6 +480,9 @@ async def test_depends_on_blocks_a_task_and_names_what_it_waits_for(
                                    dependsOn=["task-0123456789ab"])
         assert message.startswith("dependsOn: no task with id 'task-0123456789ab'")
         message = await call_error(client, "DelegateTask", prompt="x", workingDirectory=workdir,
+                                   dependsOn=["task-0123456789ab"], model="my model")
+        assert "model: " in message and "dependsOn: no task with id" in message
+        message = await call_error(client, "DelegateTask", prompt="x", workingDirectory=workdir,
                                    dependsOn=[first], onDependencyFailure="skip")
         assert "onDependencyFailure 'skip' is not one of fail, cancel, run" in message
 
