@@ -271,6 +271,9 @@ class Task:
     pipeline_id: str | None = _field(None, "The pipeline this task is a step of.", index=True)
     pipeline_step: int | None = _field(None, "Its place in that pipeline (1 = first step).",
                                        schema={"minimum": 1})
+    notified_at: float | None = _field(None, "When the owner told about its end (desktop "
+                                       "notification, on_finish hook): once per task.",
+                                       time=True)
 
     @property
     def short_id(self) -> str:

@@ -54,8 +54,14 @@ def resolve_executable(claude_bin: str, env: Mapping[str, str] | None = None) ->
     found = shutil.which(claude_bin, path=path_var)
     if found:
         return found
-    if os.sep in claude_bin and Path(claude_bin).exists():
-        raise AgentNotFound(f"the agent executable {claude_bin} is not executable (chmod +x it)")
+    if os.sep in claude_bin:  # a path: PATH has nothing to do with it
+        if Path(claude_bin).exists():
+            raise AgentNotFound(f"the agent executable {claude_bin} is not executable "
+                                "(chmod +x it)")
+        raise AgentNotFound(
+            f"the agent executable {claude_bin} does not exist. Install Claude Code (npm "
+            "install -g @anthropic-ai/claude-code) or set CLAUDINE_CLAUDE_BIN to its path."
+        )
     raise AgentNotFound(
         f"the agent executable {claude_bin!r} was not found on PATH. Install Claude Code "
         "(npm install -g @anthropic-ai/claude-code) or set CLAUDINE_CLAUDE_BIN to its path."

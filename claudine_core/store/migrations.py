@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -146,8 +146,16 @@ def _v7(db: peewee.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS task_schedule_id ON task (schedule_id)")
 
 
+def _v8(db: peewee.SqliteDatabase) -> None:
+    # When the owner told about a task's end (notifications, the on_finish hook). Rows that
+    # ended before this version count as told: an upgrade must not notify about old work.
+    db.execute_sql("ALTER TABLE task ADD COLUMN notified_at REAL")
+    db.execute_sql("UPDATE task SET notified_at = ended_at "
+                   "WHERE status IN ('completed', 'failed', 'cancelled')")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
 }
 
 

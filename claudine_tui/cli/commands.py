@@ -32,6 +32,9 @@ def add_extra_parsers(sub: Any) -> None:
     from claudine_tui.cli import schedules as cli_schedules
 
     cli_schedules.add_parsers(sub, EXTRA_HANDLERS)
+    from claudine_tui.cli import messages as cli_messages
+
+    cli_messages.add_parsers(sub, EXTRA_HANDLERS)
 
 
 def _resolve(service: Any, ref: str) -> Task:

@@ -14,7 +14,7 @@ import pytest
 from claudine_core.schedules.model import Schedule, ScheduleExecution
 from claudine_core.schedules.store import declared_columns
 from claudine_core.store import open_database
-from claudine_core.store.migrations import SCHEMA_VERSION, migrate
+from claudine_core.store.migrations import migrate
 
 
 def table_columns(path: Path, table: str) -> dict[str, bool]:
@@ -75,8 +75,8 @@ def test_a_populated_v6_store_keeps_every_row(tmp_path: Path) -> None:
     path = tmp_path / "claudine.db"
     before = v6_store(path)
     db = open_database(path)
-    assert migrate(db) == 6
-    assert db.execute_sql("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+    assert migrate(db, target=7) == 6  # the step that adds the schedule tables
+    assert db.execute_sql("PRAGMA user_version").fetchone()[0] == 7
     after = [tuple(row) for row in db.execute_sql("SELECT * FROM task ORDER BY seq")]
     assert after == before and len(after) == 3
     assert db.execute_sql("SELECT value FROM meta WHERE key='note'").fetchone()[0] == "kept"

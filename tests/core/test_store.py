@@ -121,6 +121,23 @@ def test_upgrade_of_a_populated_v5_database_keeps_every_row_and_dependency(
     assert tasks[2].attempts == ({"attempt": 1, "state": "failed"},)
 
 
+def test_upgrade_to_v8_counts_tasks_that_had_ended_as_told(tmp_path: Path) -> None:
+    """v8 adds notified_at; an upgrade must not notify about work that ended before it."""
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=7)
+    for n, status in enumerate(("completed", "failed", "running", "queued")):
+        db.execute_sql(
+            "INSERT INTO task (id, prompt, priority, status, cwd, created_at, updated_at, "
+            "ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"task-{n:012x}", f"prompt {n}", 2, status, "/tmp", 1.0, 1.0,
+             5.0 if status in ("completed", "failed") else None))
+    db.close()
+    tasks = open_repo(path).list_tasks(newest_first=False)
+    assert [t.notified_at for t in tasks] == [5.0, 5.0, None, None]
+    assert [t.prompt for t in tasks] == [f"prompt {n}" for n in range(4)]
+
+
 def test_newer_schema_is_refused_not_guessed(tmp_path: Path) -> None:
     path = tmp_path / "claudine.db"
     open_repo(path).db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -185,6 +185,14 @@ def test_missing_claude_binary_is_refused_with_advice(cli: Cli) -> None:
     assert current_owner(cli.home / "engine.lock") is None
 
 
+def test_a_missing_absolute_agent_path_is_named_as_a_path(cli: Cli) -> None:
+    """A path that does not exist is not a PATH look-up: say the file is missing."""
+    cli.env["CLAUDINE_CLAUDE_BIN"] = "/nope/claude"
+    result = cli("delegate", "hello", "--no-serve")
+    assert result.returncode == 1
+    assert "/nope/claude does not exist" in result.stderr and "PATH" not in result.stderr
+
+
 @pytest.fixture
 def small_mount(tmp_path: Path) -> Iterator[Path]:
     """A tiny tmpfs: lets a test fill the disk or make the home read-only for real."""

@@ -61,6 +61,7 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         on_dependency_failure=DependencyPolicy.CANCEL, continue_from="task-ba9876543210",
         end_state={"branch": "main", "commit": "0123abc", "changed_files": ["a.py"]},
         schedule_id="sched-0123456789ab", pipeline_id="pipe-0123456789ab", pipeline_step=2,
+        notified_at=1_700_000_006.0,
         attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
                    "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
                    "error": "API error 529", "exit_code": 1},),
