@@ -31,6 +31,7 @@ from claudine_core.events import StoreChanges, StoreVersion, store_version
 from claudine_core.finishing import RunFinisher
 from claudine_core.handover import ensure_owner
 from claudine_core.models import EngineSnapshot, ResourceSample
+from claudine_core.notify import Notifier
 from claudine_core.ownership import OwnerLock, current_owner
 from claudine_core.recovery import recover
 from claudine_core.resources import ResourceMonitor
@@ -93,6 +94,7 @@ class Engine:
         self.limits = AdmissionLimits.from_settings(owner_settings(config))
         self.finisher = RunFinisher(config, repo, self.supervisor, self.hooks, clock)
         self.releaser = DependencyReleaser(repo)
+        self.notifier = Notifier(config, repo, clock, env=self.env)  # ended tasks: tell once
         self.dispatcher = Dispatcher(
             config, repo, self.supervisor, self.finisher, hooks=self.hooks,
             monitor=self.monitor, lock=self.lock, limits=self.limits, env=self.env,
@@ -162,6 +164,7 @@ class Engine:
             close_hooks = getattr(self.hooks, "close", None)
             if close_hooks is not None:
                 await asyncio.to_thread(close_hooks)
+            await asyncio.to_thread(self.notifier.close)
         self.lock.release()
         self.role = "client"
         try:
@@ -289,6 +292,7 @@ class Engine:
             self.finisher.follow(agent, now)
         self.supervisor.enforce_stops(now)
         self.finisher.flush_summaries()
+        self.notifier.tick()  # desktop notification and on_finish for tasks that ended
         # Before dispatch: a task a schedule creates now can start in this very tick.
         self.firer.tick(now, self.changes.count)
         if self.dispatcher.dispatch(now) or self.supervisor.agents:

@@ -85,6 +85,9 @@ class Config:
     on_dependency_failure: str = "fail"
     github_api_url: str | None = None
     extra_agent_args: tuple[str, ...] = ()
+    desktop_notifications: bool = True
+    on_finish: tuple[str, ...] = ()
+    on_finish_timeout_s: float = 30.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Where each field's value came from ("default", a file path, an env var, "override"),
     for `claudine config`; not part of equality because it does not change behaviour."""

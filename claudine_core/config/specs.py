@@ -391,6 +391,33 @@ SPECS: tuple[SettingSpec, ...] = (
         env=(EnvVar("CLAUDINE_AGENT_ARGS"),),
         scope="task",
     ),
+    SettingSpec(
+        "desktop_notifications",
+        "bool",
+        "Show a desktop notification (notify-send on Linux, osascript on macOS) when a task "
+        "ends; sent by the owner, once per task, and skipped where no notifier is installed.",
+        env=(EnvVar("CLAUDINE_DESKTOP_NOTIFICATIONS"),),
+        scope="owner",
+    ),
+    SettingSpec(
+        "on_finish",
+        "args",
+        "Command the owner runs once when a task ends, with the task's JSON on stdin and "
+        "CLAUDINE_TASK_ID / CLAUDINE_TASK_STATUS in its environment; run directly, never "
+        "through a shell. Empty: none.",
+        env=(EnvVar("CLAUDINE_ON_FINISH"),),
+        scope="owner",
+    ),
+    SettingSpec(
+        "on_finish_timeout_s",
+        "float",
+        "How long the on_finish command may run before it is killed.",
+        env=(EnvVar("CLAUDINE_ON_FINISH_TIMEOUT"),),
+        minimum=1,
+        maximum=3600,
+        unit="seconds",
+        scope="owner",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in SPECS}

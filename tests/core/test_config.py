@@ -147,6 +147,10 @@ def test_uses_os_environ_when_env_is_none(monkeypatch: pytest.MonkeyPatch) -> No
             "extra_agent_args",
             ("--model", "opus", "--append-system-prompt", "be brief"),
         ),
+        ("CLAUDINE_DESKTOP_NOTIFICATIONS", "off", "desktop_notifications", False),
+        ("CLAUDINE_ON_FINISH", "~/bin/told 'a b' $HOME", "on_finish",
+         ("~/bin/told", "a b", "$HOME")),
+        ("CLAUDINE_ON_FINISH_TIMEOUT", "2.5", "on_finish_timeout_s", 2.5),
     ],
 )
 def test_env_var_parsed(var: str, raw: str, field: str, expected: object) -> None:
@@ -290,6 +294,9 @@ INVALID = [
     ("CLAUDINE_ON_DEPENDENCY_FAILURE", "skip", ["fail, cancel, run"]),
     ("CLAUDINE_GITHUB_API_URL", "ghe.example.com", ["http://", "https://"]),
     ("CLAUDINE_AGENT_ARGS", "--append-system-prompt 'unclosed", ["shell syntax"]),
+    ("CLAUDINE_DESKTOP_NOTIFICATIONS", "sometimes", ["true", "false"]),
+    ("CLAUDINE_ON_FINISH", "notify.sh 'unclosed", ["shell syntax"]),
+    ("CLAUDINE_ON_FINISH_TIMEOUT", "0", ["1", "3600", "seconds"]),
 ]
 
 
@@ -468,6 +475,9 @@ default_merge_strategy = "auto"
 on_dependency_failure = "cancel"
 github_api_url = "http://localhost:8080"
 extra_agent_args = ["--model", "sonnet"]
+desktop_notifications = false
+on_finish = ["/usr/local/bin/told", "--quiet"]
+on_finish_timeout_s = 5
 """,
     )
     cfg = load_config({}, config_file=path)
@@ -496,6 +506,9 @@ extra_agent_args = ["--model", "sonnet"]
     assert cfg.on_dependency_failure == "cancel"
     assert cfg.github_api_url == "http://localhost:8080"
     assert cfg.extra_agent_args == ("--model", "sonnet")
+    assert cfg.desktop_notifications is False
+    assert cfg.on_finish == ("/usr/local/bin/told", "--quiet")
+    assert cfg.on_finish_timeout_s == 5
     assert set(cfg.sources.values()) == {str(path)}
 
 
