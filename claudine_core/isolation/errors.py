@@ -11,7 +11,7 @@ from pathlib import Path
 
 from claudine_core.errors import EXIT_USAGE, ClaudineError
 
-__all__ = ["RepoSettingsError", "WorktreeError"]
+__all__ = ["RepoSettingsError", "UnsafeToDiscard", "WorktreeError"]
 
 
 class WorktreeError(ClaudineError, RuntimeError):
@@ -20,6 +20,16 @@ class WorktreeError(ClaudineError, RuntimeError):
     ``RuntimeError`` stays a base so code that caught it before :class:`ClaudineError`
     existed still does.
     """
+
+
+class UnsafeToDiscard(WorktreeError):
+    """Discarding would lose work: ``problem`` says which (uncommitted changes, commits
+    neither in the base nor pushed). Each front end says how to insist: ``--force`` on the
+    command line, "Discard anyway" in the console."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"not discarded: {problem} (use force to discard it)")
+        self.problem = problem
 
 
 class RepoSettingsError(WorktreeError):

@@ -304,6 +304,19 @@ def diff(repo: git.Repo, task: Task) -> str:
     return str(repo.git.diff(base, f"refs/heads/{task.branch}"))
 
 
+def diffstat(repo: git.Repo, task: Task) -> str:
+    """``git diff --stat`` since the branch left its base; in a live worktree, uncommitted
+    changes too, and untracked files listed after it (git counts no lines for them)."""
+    base = _merge_base(repo, task)
+    path = Path(task.worktree_path or "")
+    if path.is_dir():
+        wt = git.Repo(path)
+        text = str(wt.git.diff("--stat", base))
+        untracked = wt.git.ls_files("--others", "--exclude-standard").splitlines()
+        return text + "".join(f"\n untracked (not yet committed): {name}" for name in untracked)
+    return str(repo.git.diff("--stat", base, f"refs/heads/{task.branch}"))
+
+
 def changed_files(repo: git.Repo, task: Task) -> list[tuple[str, str]]:
     base = _merge_base(repo, task)
     path = Path(task.worktree_path or "")

@@ -17,7 +17,7 @@ import git
 
 from claudine_core.config import Config
 from claudine_core.isolation import gitops
-from claudine_core.isolation.errors import WorktreeError
+from claudine_core.isolation.errors import UnsafeToDiscard, WorktreeError
 from claudine_core.isolation.github import PullRequestError, push_and_open
 from claudine_core.isolation.gitops import describe_error, open_repo, private_dir, repo_lock
 from claudine_core.isolation.settings import RepoSettings, load_settings
@@ -27,6 +27,8 @@ from claudine_core.run_dirs import latest_run_dir
 if TYPE_CHECKING:
     from claudine_core.store.repo import TaskRepo
 
+# What each review action does, for messages ("nothing to merge").
+_ACTION_VERBS = {"auto": "merge", "patch": "export as a patch", "pr": "open a pull request for"}
 # Outcomes whose result lives on after the worktree and branch are gone.
 _LASTING_OUTCOMES = ("merged", "patch", "pr", "empty")
 
@@ -50,6 +52,9 @@ class Review:
         """``(status letter, path)`` per changed file, as ``git diff --name-status``."""
         return gitops.changed_files(self._task_repo(task), task)
 
+    # A person's review actions are recorded with strategy "manual": the task's own
+    # strategy did not do them ("merged (manual)", not "merged (auto)").
+
     def merge(self, task: Task) -> dict[str, Any]:
         return self._act(task, "auto")
 
@@ -58,6 +63,11 @@ class Review:
 
     def open_pr(self, task: Task) -> dict[str, Any]:
         return self._act(task, "pr")
+
+    def diffstat(self, task: Task) -> str:
+        """``git diff --stat`` of the task's changes (uncommitted ones too, in a live
+        worktree), its summary line last."""
+        return gitops.diffstat(self._task_repo(task), task)
 
     def discard(self, task: Task, force: bool = False) -> dict[str, Any]:
         """Remove the worktree and delete the branch; refuses unmerged or uncommitted work."""
@@ -72,7 +82,7 @@ class Review:
             if not force:
                 problem = gitops.unsafe_reason(repo, task)
                 if problem:
-                    raise WorktreeError(f"not discarded: {problem} (use force to discard it)")
+                    raise UnsafeToDiscard(problem)
             gitops.remove_worktree(repo, Path(task.worktree_path or ""), task.branch, force=True)
         previous = task.merge or {}
         if previous.get("status") in _LASTING_OUTCOMES:  # keep the result
@@ -110,6 +120,9 @@ class Review:
             try:
                 self.discard(task, force=force)
                 results.append({"task": task.id, "removed": True})
+            except UnsafeToDiscard as exc:  # the caller says how to insist
+                results.append({"task": task.id, "removed": False, "reason": exc.problem,
+                                "needs_force": True})
             except (WorktreeError, git.GitError, OSError) as exc:
                 results.append({"task": task.id, "removed": False,
                                 "reason": describe_error(exc)})
@@ -127,9 +140,10 @@ class Review:
             if Path(task.worktree_path or "").is_dir():
                 gitops.commit_all(task)
             if gitops.ahead(repo, task) == 0:
-                raise WorktreeError(f"task {task.short_id}'s branch has nothing to {strategy}")
+                verb = _ACTION_VERBS.get(strategy, strategy)
+                raise WorktreeError(f"task {task.short_id}'s branch has nothing to {verb}")
             outcome = self._apply(repo, task, strategy, settings)
-        return self._record(task.id, {"strategy": strategy, **outcome})
+        return self._record(task.id, {"strategy": "manual", **outcome})
 
     def _apply(self, repo: git.Repo, task: Task, strategy: str,
                settings: RepoSettings) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import git
 from claudine_core.config import Config
 from claudine_core.faults import crash_point
 from claudine_core.isolation import gitops
-from claudine_core.isolation.errors import RepoSettingsError, WorktreeError
+from claudine_core.isolation.errors import RepoSettingsError, UnsafeToDiscard, WorktreeError
 from claudine_core.isolation.gitops import (
     branch_name,
     describe_error,
@@ -49,6 +49,7 @@ __all__ = [
     "SETTINGS_FILE",
     "RepoSettings",
     "RepoSettingsError",
+    "UnsafeToDiscard",
     "WorktreeError",
     "Worktrees",
     "default_hooks",

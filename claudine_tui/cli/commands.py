@@ -48,11 +48,17 @@ def _task_ids(service: Any, ref: str) -> list[str]:
     return [_resolve(service, ref).id]
 
 
-def _print_task_result(task: Task, as_json: bool, verb: str) -> None:
+def _print_task_result(task: Task, as_json: bool, note: str) -> None:
+    """The one output convention of the commands that act on a task: its bare id on stdout
+    (the new task's, for retry and resume), or with ``--json`` the whole task. ``note``, a
+    sentence for a person, goes to stderr, and only when that is a terminal: a script
+    reading the output gets the id and nothing else."""
     if as_json:
         print(json.dumps(task.to_json()))
     else:
-        print(f"{verb} {task.id} ({task.status.value}, {task.priority})")
+        print(task.id)
+    if note and sys.stderr.isatty():
+        print(f"({note})", file=sys.stderr)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -134,6 +140,13 @@ def _ensure_owner(config: Config) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CommandError(f"--limit: {args.limit} rows: give 1 or more", 2)
+    if args.tmux:
+        if args.task or args.status or args.json:
+            raise CommandError("--tmux prints the counts of the whole home: give it no task "
+                               "id, --status or --json", 2)
+        return tmux_status(args)
     service = open_service(args)
     try:
         warn_owner_mismatch(service.config)
@@ -163,6 +176,9 @@ def status(args: argparse.Namespace) -> int:
         # A pipeline's header counts all its steps, shown or not.
         pipelines = {pid: service.pipeline(pid)[1]
                      for pid in dict.fromkeys(t.pipeline_id for t in tasks if t.pipeline_id)}
+        if not tasks:
+            print(output.no_tasks(service.count_by_status(), statuses))
+            return 0
         print(output.task_table(tasks, now=time.time(), ended=ended_ids, pipelines=pipelines))
         if any(t.status is TaskState.QUEUED for t in tasks):
             waiting = service.waiting_reason()
@@ -171,6 +187,23 @@ def status(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.close()
+
+
+def tmux_status(args: argparse.Namespace) -> int:
+    """``status --tmux``: one short line for tmux's status-right, ``●2 ◌5 ✘1`` (running,
+    queued, failed in the last day); an empty line when there is nothing to say."""
+    service = open_service(args)
+    try:
+        counts = service.count_by_status()
+        recent_failures = 0
+        if counts.get(TaskState.FAILED):
+            since = time.time() - output.TMUX_FAILED_WINDOW_S
+            recent = service.list_tasks([TaskState.FAILED], limit=output.TMUX_MAX_COUNT)
+            recent_failures = sum(1 for t in recent if (t.ended_at or 0) >= since)
+    finally:
+        service.close()
+    print(output.tmux_line(counts, recent_failures))
+    return 0
 
 
 def _pipeline_status(service: Any, args: argparse.Namespace) -> int:
@@ -220,12 +253,28 @@ def logs(args: argparse.Namespace) -> int:
             print(service.stderr_tail(task.id, 1024 * 1024), end="")
             return 0
         try:
-            return output.print_logs(service, task, tail=args.tail, follow=args.follow,
-                                     raw=args.raw, poll_s=POLL_S, attempt=args.attempt)
+            status = output.print_logs(service, task, tail=args.tail, follow=args.follow,
+                                       raw=args.raw, poll_s=POLL_S, attempt=args.attempt)
         except ValueError as exc:  # no such attempt
             raise CommandError(str(exc)) from exc
+        _point_to_stderr(service, task.id)
+        return status
     finally:
         service.close()
+
+
+def _point_to_stderr(service: Any, task_id: str) -> None:
+    """Say so (on stderr) when the latest attempt's agent wrote to its stderr: a task that
+    failed before printing anything on stdout has its only explanation there."""
+    path = service.output_path(task_id, "stderr.log")
+    try:
+        size = path.stat().st_size if path is not None else 0
+    except OSError:
+        return
+    if size:
+        short = task_id.removeprefix("task-")[:8]
+        print(f"(its agent also wrote {size} byte{'s' if size != 1 else ''} to stderr: "
+              f"claudine logs {short} --stderr)", file=sys.stderr)
 
 
 def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Task:
@@ -246,8 +295,9 @@ def cancel(args: argparse.Namespace) -> int:
     if args.pipeline:
         return _cancel_pipeline(args)
     task = _task_command(args, lambda s: s.cancel(args.task, args.reason))
-    verb = "cancelled" if task.status is TaskState.CANCELLED else "cancel requested for"
-    _print_task_result(task, args.json, verb)
+    note = ("cancelled" if task.status is TaskState.CANCELLED
+            else "cancel requested: its agent is being stopped")
+    _print_task_result(task, args.json, note)
     return 0
 
 
@@ -273,23 +323,31 @@ def _cancel_pipeline(args: argparse.Namespace) -> int:
 
 def retry(args: argparse.Namespace) -> int:
     task = _task_command(args, lambda s: s.retry(args.task))
-    _print_task_result(task, args.json, "queued")
+    _print_task_result(task, args.json, f"queued as a new task, {task.status.value}")
     return 0
 
 
 def resume(args: argparse.Namespace) -> int:
     task = _task_command(args, lambda s: s.resume(args.task, args.context))
-    _print_task_result(task, args.json, "queued")
+    _print_task_result(task, args.json, f"resumed as a new task, {task.status.value}")
     return 0
 
 
 def priority(args: argparse.Namespace) -> int:
-    task = _task_command(args, lambda s: s.set_priority(args.task, args.priority))
-    _print_task_result(task, args.json, "reprioritized")
+    from claudine_core.models import Priority
+
+    try:  # a wrong word is a usage error (exit 2), as delegate's --priority is
+        wanted = Priority.parse(args.priority)
+    except ValueError as exc:
+        raise CommandError(f"PRIORITY: {str(exc).strip(chr(34) + chr(39))}", 2) from None
+    task = _task_command(args, lambda s: s.set_priority(args.task, wanted))
+    _print_task_result(task, args.json, f"now {task.priority}")
     return 0
 
 
 def wait(args: argparse.Namespace) -> int:
+    if args.timeout is not None and not args.timeout >= 0:
+        raise CommandError(f"--timeout: {args.timeout:g} seconds: give 0 or more", 2)
     service = open_service(args)
     try:
         ids = list(dict.fromkeys(task_id for ref in args.tasks

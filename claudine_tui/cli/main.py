@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", "-s", action="append",
                    help="only tasks in this state (repeatable)")
     p.add_argument("--limit", "-n", type=int, default=50, help="rows in the table (default 50)")
+    p.add_argument("--tmux", action="store_true",
+                   help="one short line of counts for tmux's status-right: running, "
+                   "queued, failed in the last 24 hours (empty when none)")
     _add_json(p)
 
     p = sub.add_parser("logs", help="show what a task's agent did")

@@ -66,6 +66,35 @@ def task_table(tasks: list[Task], *, now: float, ended: frozenset[str] = frozens
     return "\n".join(rows)
 
 
+def no_tasks(counts: dict[TaskState, int], statuses: list[TaskState] | None) -> str:
+    """What ``status`` says when no row is shown: an empty home, or none in those states."""
+    stored = sum(counts.values())
+    if not stored:
+        return "no tasks yet: claudine delegate \"PROMPT\" queues one"
+    wanted = " or ".join(s.value for s in statuses or ())
+    return f"no {wanted} tasks ({stored} task{'s' if stored != 1 else ''} stored)"
+
+
+TMUX_FAILED_WINDOW_S = 24 * 3600
+"""``status --tmux`` counts the failures of the last day, so the segment clears by itself."""
+TMUX_MAX_COUNT = 100
+"""Failures looked at (newest first) for that count; more shows as ``99+``."""
+
+
+def tmux_line(counts: dict[TaskState, int], recent_failures: int) -> str:
+    """``●2 ◌5 ✘1`` (the console's glyphs): running, queued (blocked ones with ``⏸``),
+    recent failures; states with none are left out, so an idle home prints nothing."""
+    parts = [(TaskState.RUNNING, counts.get(TaskState.RUNNING, 0)),
+             (TaskState.QUEUED, counts.get(TaskState.QUEUED, 0)),
+             (TaskState.BLOCKED, counts.get(TaskState.BLOCKED, 0)),
+             (TaskState.FAILED, recent_failures)]
+    return " ".join(f"{STATUS_GLYPHS[state.value]}{_count(n)}" for state, n in parts if n)
+
+
+def _count(number: int) -> str:
+    return f"{TMUX_MAX_COUNT - 1}+" if number >= TMUX_MAX_COUNT else str(number)
+
+
 def pipeline_header(pipeline_id: str, steps: list[Task]) -> str:
     """``pipe-... pipeline, 3 steps: 1 completed, 1 running, 1 blocked``."""
     counts = {state: sum(1 for s in steps if s.status is state) for state in TaskState}

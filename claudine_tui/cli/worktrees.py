@@ -31,19 +31,36 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int
                    "optional for clean)")
     p.add_argument("--force", action="store_true",
                    help="clean/discard even with unmerged commits or uncommitted changes")
-    p.add_argument("--stat", action="store_true", help="diff: only the changed files")
+    p.add_argument("--stat", action="store_true",
+                   help="diff: a diffstat (files and lines changed) instead of the diff")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     handlers["worktrees"] = run
 
 
-def run(args: argparse.Namespace) -> int:
-    from claudine_core.isolation.worktrees import WorktreeError
+# The flags that mean something to some actions only; given to another, a usage error.
+_FLAG_ACTIONS = {"force": ("clean", "discard"), "stat": ("diff",)}
 
+
+def _check_usage(args: argparse.Namespace) -> None:
+    if args.action in ("merge", "patch", "pr", "discard", "diff") and not args.task:
+        raise CommandError(f"'claudine worktrees {args.action}' needs a task id", 2)
+    if args.action == "list" and args.task:
+        raise CommandError("'claudine worktrees list' takes no task id: give an action, "
+                           "e.g. 'claudine worktrees diff ID'", 2)
+    for flag, actions in _FLAG_ACTIONS.items():
+        if getattr(args, flag) and args.action not in actions:
+            only = " and ".join(f"'worktrees {a}'" for a in actions)
+            raise CommandError(f"--{flag} only applies to {only}, not to "
+                               f"'worktrees {args.action}'", 2)
+
+
+def run(args: argparse.Namespace) -> int:
+    from claudine_core.isolation.worktrees import UnsafeToDiscard, WorktreeError
+
+    _check_usage(args)
     service = open_service(args)
     try:
         manager = service.worktrees()
-        if args.action in ("merge", "patch", "pr", "discard", "diff") and not args.task:
-            raise CommandError(f"'claudine worktrees {args.action}' needs a task id", 2)
         task = _guard(lambda: service.get(args.task)) if args.task else None
         try:
             if args.action == "list":
@@ -53,15 +70,14 @@ def run(args: argparse.Namespace) -> int:
                 return _clean(manager.clean(tasks, force=args.force), args.json)
             assert task is not None
             if args.action == "diff":
-                if args.stat:
-                    for status, path in manager.changed_files(task):
-                        print(f"{status}\t{path}")
-                else:
-                    print(manager.diff(task))
+                print(manager.diffstat(task) if args.stat else manager.diff(task))
                 return 0
             action = {"merge": manager.merge, "patch": manager.export_patch,
                       "pr": manager.open_pr}.get(args.action)
             outcome = action(task) if action else manager.discard(task, force=args.force)
+        except UnsafeToDiscard as exc:
+            raise CommandError(f"not discarded: {exc.problem}; add --force to discard it "
+                               "anyway") from exc
         except WorktreeError as exc:
             raise CommandError(str(exc)) from exc
     finally:
@@ -100,8 +116,11 @@ def _clean(results: list[dict[str, Any]], as_json: bool) -> int:
     else:
         for result in results:
             short = result["task"].removeprefix("task-")[:8]
-            print(f"{short}: removed" if result["removed"]
-                  else f"{short}: kept ({result.get('reason')})")
+            if result["removed"]:
+                print(f"{short}: removed")
+            else:
+                insist = "; --force removes it anyway" if result.get("needs_force") else ""
+                print(f"{short}: kept ({result.get('reason')}{insist})")
         if not results:
             print("nothing to clean")
     return 0 if all(r["removed"] for r in results) else 1

@@ -155,11 +155,16 @@ async def test_cli_lists_diffs_and_cleans_with_force_guard(repo: Path, tmp_path:
     table = cli(home, "worktrees").stdout
     assert done.short_id in table and "unmerged" in table and (done.branch or "") in table
     assert "+new" in cli(home, "worktrees", "diff", done.short_id).stdout
-    assert cli(home, "worktrees", "diff", done.short_id, "--stat").stdout == "A\tn.txt\n"
+    # A diffstat, as git prints it: the file with its count, then the summary.
+    stat = cli(home, "worktrees", "diff", done.short_id, "--stat").stdout.splitlines()
+    assert [line.split() for line in stat] == [
+        ["n.txt", "|", "1", "+"], ["1", "file", "changed,", "1", "insertion(+)"]]
     status = json.loads(cli(home, "status", done.short_id, "--json").stdout)
     assert status["branch"] == done.branch and status["worktree_path"] == done.worktree_path
     refused = cli(home, "worktrees", "clean")
-    assert refused.returncode == 1 and "not discarded" in refused.stdout
+    assert refused.returncode == 1
+    assert f"{done.short_id}: kept (" in refused.stdout
+    assert "--force removes it anyway" in refused.stdout  # the flag, by its name
     assert wt_path(done).is_dir()
     forced = cli(home, "worktrees", "clean", "--force")
     assert forced.returncode == 0, forced.stderr
