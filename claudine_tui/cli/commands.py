@@ -339,7 +339,7 @@ def priority(args: argparse.Namespace) -> int:
     try:  # a wrong word is a usage error (exit 2), as delegate's --priority is
         wanted = Priority.parse(args.priority)
     except ValueError as exc:
-        raise CommandError(f"PRIORITY: {str(exc).strip(chr(34) + chr(39))}", 2) from None
+        raise CommandError(f"PRIORITY: {exc}", 2) from None
     task = _task_command(args, lambda s: s.set_priority(args.task, wanted))
     _print_task_result(task, args.json, f"now {task.priority}")
     return 0

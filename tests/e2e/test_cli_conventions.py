@@ -19,6 +19,21 @@ from engine_helpers import cli_env
 from git_helpers import git, make_repo
 
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
+REPO = Path(__file__).resolve().parents[2]
+
+# What a status line run every few seconds must not load (as tests/e2e/test_cli_imports.py).
+HEAVY = ("textual", "mcp", "git", "rich", "psutil", "asyncio", "claudine_core.engine",
+         "claudine_core.serve", "claudine_core.supervisor", "claudine_core.notify",
+         "claudine_tui.app")
+PROBE = """
+import io, json, sys
+from contextlib import redirect_stdout
+from claudine_tui.cli.main import main
+with redirect_stdout(io.StringIO()) as out:
+    status = main(["status", "--tmux"])
+print(json.dumps({"status": status, "out": out.getvalue(),
+                  "loaded": sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules)}))
+"""
 BARE_ID = re.compile(r"task-[0-9a-f]{12}\n")
 
 
@@ -134,6 +149,18 @@ def test_status_tmux_counts_running_queued_and_failed(tmp_path: Path) -> None:
                 ok(env, "status", "--json", "--status", "queued")):
             run(env, "cancel", line["id"])
         run(env, "wait", running, "--timeout", "60")
+
+
+def test_status_tmux_loads_no_engine(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "home")
+    ok(env, "delegate", "waits", "--no-serve")
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(HEAVY)], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["status"] == 0 and probe["out"] == "◌1\n"
+    assert probe["loaded"] == []
 
 
 def _wait_running(env: dict[str, str], task_id: str) -> None:
