@@ -266,6 +266,7 @@ class Dispatcher:
             started_at=now,
             deadline=agent_deadline(task, now, config.task_timeout_s),
             prompt=agent_input(task),
+            stream_input=True,
         )
 
 

@@ -23,6 +23,7 @@ from claudine_core.agents.claude import (
 )
 from claudine_core.config import Config
 from claudine_core.errors import EXIT_FAILED, InvalidRequest, InvalidTransition, UnknownTask
+from claudine_core.messages import Message, MessageRepo, Messages
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -387,6 +388,30 @@ class TaskService:
         spec = spec_from_task(old, parent_id=old.id, resume_session_id=old.session_id,
                               resume_prompt=follow_up, continue_from=None)
         return self.delegate(spec)
+
+    def send_message(self, ref: str, text: str) -> Message:
+        """Send ``text`` to the task's agent: to its next turn if it runs, as a resume if it
+        has finished (see claudine_core.messages for the rules and the guarantees)."""
+        message = self.messages.send(self.repo.resolve(ref), text)
+        self._notify()
+        return message
+
+    def task_messages(self, ref: str) -> list[Message]:
+        """The messages sent to a task, oldest first, with their delivery."""
+        return self.messages.for_task(self.repo.resolve(ref).id)
+
+    @functools.cached_property
+    def messages(self) -> Messages:
+        from claudine_core.run_dirs import run_dir_for
+
+        def count_write() -> None:
+            self.repo.writes += 1
+
+        return Messages(
+            MessageRepo(self.db, count_write),
+            resume=lambda task_id, text: self.resume(task_id, text),
+            run_dir=lambda task_id, attempt: run_dir_for(self.config.runs_dir, task_id, attempt),
+        )
 
     # -- queries -----------------------------------------------------------------------------
 

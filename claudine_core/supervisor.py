@@ -92,8 +92,11 @@ class Supervisor:
         started_at: float,
         deadline: float | None,
         prompt: str | None = None,
+        stream_input: bool = False,
     ) -> RunningAgent:
-        """Start one agent. ``prompt`` is what it reads on stdin (none: an empty stdin).
+        """Start one agent. ``prompt`` is what it reads on stdin (none: an empty stdin);
+        with ``stream_input`` it is the first user message of a conversation whose later
+        ones come through the run folder's inbox (agents/inbox.py).
 
         Raises OSError when the wrapper itself cannot start (or its files cannot be made).
         """
@@ -104,6 +107,8 @@ class Supervisor:
             prompt_file = run_dir / PROMPT_FILE
             _write_private(prompt_file, prompt.encode("utf-8", errors="replace"))
             command += ["--stdin", str(prompt_file)]
+        if stream_input:
+            command += ["--input", "stream-json"]
         log_fd = os.open(run_dir / "wrapper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             popen = subprocess.Popen(

@@ -16,6 +16,7 @@ from claudine_core.agents.stream_events import (
     StreamEvent,
     ToolResult,
     ToolUse,
+    UserText,
     clip,
     last_line,
 )
@@ -32,6 +33,7 @@ STYLE_OK = "green"
 STYLE_FAILED = "bold red"
 STYLE_INIT = "dim"
 STYLE_INVALID = "yellow"
+STYLE_USER = "bold magenta"
 
 
 def format_duration(ms: float) -> str:
@@ -135,6 +137,8 @@ def event_parts(event: StreamEvent) -> Parts | None:
             return _init_parts(event)
         case AssistantText(text=text):
             return [(text, "")] if text.strip() else None
+        case UserText(text=text):
+            return [("you: ", STYLE_USER), (text, "")] if text.strip() else None
         case ToolUse():
             return _tool_use_parts(event)
         case ToolResult():

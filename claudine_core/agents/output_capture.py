@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 STDERR_CAP = 1024 * 1024
 CHUNK = 64 * 1024
@@ -144,8 +144,18 @@ def copy_stderr(source: int, sink: Sink) -> None:
         seen += len(chunk)
 
 
-def copy_stdout(source: int, out: CappedWriter, lock: threading.Lock) -> None:
+def copy_stdout(source: int, out: CappedWriter, lock: threading.Lock,
+                on_result: Callable[[], None] | None = None) -> None:
+    """Copy the agent's stdout; ``on_result`` is called after each ``result`` line (the end
+    of a turn) has been stored."""
+    line_start = b""  # the first bytes of the line not yet complete: enough to know its type
     for chunk in _chunks(source):
         with lock:
             if not out.closed:
                 out.feed(chunk)
+        if on_result is None:
+            continue
+        *complete, rest = (line_start + chunk).split(b"\n")
+        line_start = rest[:32]
+        if any(line.startswith(_KEEP_PREFIXES) for line in complete):
+            on_result()

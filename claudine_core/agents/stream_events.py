@@ -37,6 +37,14 @@ class AssistantText(StreamEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class UserText(StreamEvent):
+    """A user turn the agent read: its prompt, or a message sent to it (echoed back by
+    ``--replay-user-messages``)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolUse(StreamEvent):
     """One ``tool_use`` block; ``summary`` is its key argument as a one-liner."""
 

@@ -21,6 +21,7 @@ from claudine_core.agents.stream_events import (
     StreamEvent,
     ToolResult,
     ToolUse,
+    UserText,
     clip,
 )
 
@@ -146,6 +147,9 @@ def _assistant_events(obj: dict[str, Any]) -> list[StreamEvent]:
 def _user_events(obj: dict[str, Any]) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     message = obj.get("message")
+    if isinstance(message, dict) and isinstance(message.get("content"), str):
+        # A user turn the agent read (the prompt, or a message sent to it), echoed back.
+        return [UserText(clip(message["content"], RESULT_CONTENT_LIMIT))]
     if isinstance(message, dict) and isinstance(message.get("content"), list):
         for block in message["content"]:
             if isinstance(block, dict) and block.get("type") == "tool_result":

@@ -1,7 +1,7 @@
 """The tiny process that sits between the engine and one agent.
 
 Usage: ``python -I wrapper.py RUN_DIR MAX_OUTPUT_BYTES [--stdin FILE] [--grace SECONDS]
--- ARGV...``
+[--input stream-json] -- ARGV...``
 
 The engine starts it in a new session (so it leads the agent's process group) with the
 agent's cwd and environment. It exists so that an agent outlives the engine and its end
@@ -9,6 +9,12 @@ is still recorded: it feeds FILE to the agent's stdin (the prompt; /dev/null wit
 copies the agent's stdout into ``RUN_DIR/stdout.jsonl`` (bounded by MAX_OUTPUT_BYTES) and
 its stderr into ``stderr.log`` (bounded too), and when the agent exits writes
 ``exit.json`` atomically, whether or not any engine is alive to watch.
+
+With ``--input stream-json`` it owns a conversation (``claude --input-format stream-json``):
+FILE becomes the first user message, each message posted to the run folder's inbox
+(inbox.py) is written to the agent's stdin as the next one, and when a turn ends (a
+``result`` line) with nothing waiting in the inbox it closes the agent's stdin, which ends
+the agent. A message that comes later finds the inbox closed and becomes a resume.
 
 It also answers for every process the agent starts. On Linux it is a child subreaper, so
 a process that detaches into a session of its own (the ``claude`` Bash tool runs commands
@@ -38,6 +44,7 @@ if not __package__:
     # leaves this package off sys.path. Its root goes first, so this copy's modules load.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from claudine_core.agents import inbox  # noqa: E402
 from claudine_core.agents.output_capture import (  # noqa: E402 - after the path is set
     CappedWriter,
     Sink,
@@ -49,6 +56,7 @@ from claudine_core.agents.process_tree import Reaper, become_subreaper, supervis
 __all__ = ["CappedWriter", "ExitRecord", "Sink", "main"]
 
 DRAIN_SECONDS = 3.0
+INBOX_POLL_SECONDS = 0.1  # how often a conversation's inbox is looked at
 DEFAULT_GRACE = 5.0
 EXIT_RECORD_ROOM = 8192  # bytes set aside up front so exit.json fits on a full disk
 
@@ -102,7 +110,66 @@ class ExitRecord:
         os.replace(self.path + ".tmp", self.path)
 
 
-def _parse(argv: list[str]) -> tuple[str, int, str | None, float, list[str]] | None:
+class Conversation:
+    """The agent's stdin in stream-json mode: the prompt, then the inbox, until a turn ends
+    with nothing waiting (see the module docstring)."""
+
+    def __init__(self, run_dir: str, prompt_path: str | None, stdin_w: int) -> None:
+        self.run_dir = run_dir
+        self.prompt_path = prompt_path
+        self.stdin_w: int | None = stdin_w
+        self.turn_ended = threading.Event()
+        self.agent_gone = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._write(inbox.PROMPT_KEY, self._prompt())
+            while not self.agent_gone.is_set() and self.stdin_w is not None:
+                for message_id, text in inbox.waiting(self.run_dir):
+                    self._write(message_id, text)
+                if self.turn_ended.is_set():
+                    self.turn_ended.clear()
+                    self._close_if_idle()
+                self.agent_gone.wait(INBOX_POLL_SECONDS)
+        except OSError as exc:  # the agent closed its stdin (it ended): nothing to deliver to
+            print(f"agent stdin: {exc}", file=sys.stderr)
+        finally:
+            self.finish()
+
+    def _prompt(self) -> str:
+        if not self.prompt_path:
+            return ""
+        with open(self.prompt_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    def _write(self, key: str, text: str) -> None:
+        if self.stdin_w is None:
+            return
+        inbox.mark_delivered(self.run_dir, key, time.time())  # before: at most once
+        data = inbox.user_message_line(text)
+        while data:
+            data = data[os.write(self.stdin_w, data):]
+
+    def _close_if_idle(self) -> None:
+        with inbox.locked(self.run_dir):
+            if inbox.waiting(self.run_dir):
+                return
+            inbox.close(self.run_dir)
+        self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def finish(self) -> None:
+        """No more deliveries (the agent ended, or its stdin closed)."""
+        with inbox.locked(self.run_dir):
+            inbox.close(self.run_dir)
+        self._close_stdin()
+
+
+def _parse(argv: list[str]) -> tuple[str, int, str | None, float, bool, list[str]] | None:
     if "--" not in argv:
         return None
     split = argv.index("--")
@@ -111,10 +178,12 @@ def _parse(argv: list[str]) -> tuple[str, int, str | None, float, list[str]] | N
         return None
     run_dir, cap_text, *options = head
     named = dict(zip(options[::2], options[1::2], strict=True))
-    if not set(named) <= {"--stdin", "--grace"}:
+    if not set(named) <= {"--stdin", "--grace", "--input"}:
+        return None
+    if named.get("--input", "stream-json") != "stream-json":
         return None
     grace = float(named.get("--grace", DEFAULT_GRACE))
-    return run_dir, int(cap_text), named.get("--stdin"), grace, command
+    return run_dir, int(cap_text), named.get("--stdin"), grace, "--input" in named, command
 
 
 def _spawn(command: list[str], stdin: int, out_w: int, err_w: int) -> int:
@@ -135,9 +204,9 @@ def main(argv: list[str]) -> int:
     parsed = _parse(argv)
     if parsed is None:
         print("usage: wrapper.py RUN_DIR MAX_OUTPUT_BYTES [--stdin FILE] [--grace SECONDS] "
-              "-- ARGV...", file=sys.stderr)
+              "[--input stream-json] -- ARGV...", file=sys.stderr)
         return 2
-    run_dir, cap, stdin_path, grace, command = parsed
+    run_dir, cap, stdin_path, grace, stream_input, command = parsed
     # No umask here: the agent inherits this process's, and the files it writes in the
     # user's repository must get the user's usual modes. The wrapper's own files are
     # created 0600 explicitly.
@@ -157,14 +226,22 @@ def main(argv: list[str]) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     stdin = None
+    conversation = None
     try:
-        what = stdin_path or os.devnull
-        stdin = os.open(what, os.O_RDONLY)
+        if stream_input:
+            inbox.open_inbox(run_dir)
+            stdin, stdin_w = os.pipe()
+            conversation = Conversation(run_dir, stdin_path, stdin_w)
+        else:
+            what = stdin_path or os.devnull
+            stdin = os.open(what, os.O_RDONLY)
         what = command[0]
         reaper.agent_pid = _spawn(command, stdin, out_w, err_w)
     except OSError as exc:
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
+        if conversation is not None:
+            conversation.finish()
         out.finish()
         exit_record.write(
             {"exit_code": None, "signal": None, "spawn_error": f"{exc.strerror}: {what}",
@@ -178,13 +255,21 @@ def main(argv: list[str]) -> int:
     os.close(out_w)
     os.close(err_w)
     lock = threading.Lock()
+    on_result = conversation.turn_ended.set if conversation else None
     threads = [
-        threading.Thread(target=copy_stdout, args=(out_r, out, lock), daemon=True),
+        threading.Thread(target=copy_stdout, args=(out_r, out, lock, on_result), daemon=True),
         threading.Thread(target=copy_stderr, args=(err_r, err), daemon=True),
     ]
+    if conversation is not None:
+        # Not joined: a write to an agent that stopped reading may block; it ends with us.
+        threading.Thread(target=conversation.run, daemon=True).start()
     for thread in threads:
         thread.start()
     leftovers, survivors = supervise(reaper, grace)
+    if conversation is not None:
+        conversation.agent_gone.set()
+        with inbox.locked(run_dir):  # a message posted from now on becomes a resume
+            inbox.close(run_dir)
     if reaper.agent_status is None:  # it is one of the survivors: a last look
         pid, last = os.waitpid(reaper.agent_pid, os.WNOHANG)
         if pid:

@@ -24,6 +24,7 @@ from claudine_core.errors import ClaudineError, InvalidRequest, StoreError
 from claudine_core.mcp.outcome import ToolOutcome, error
 from claudine_core.mcp.schedule_handlers import SCHEDULE_HANDLERS
 from claudine_core.mcp.tools import ToolInputError, check_arguments
+from claudine_core.messages import Message
 from claudine_core.models import Task, TaskState
 from claudine_core.service import TaskService
 from claudine_core.task_request import (
@@ -150,9 +151,12 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
         text = _describe(task) + (f" Waiting: {waiting}." if waiting else "") + (
             " Its agent has ended; the outcome is not recorded yet (an owner records it "
             "as soon as one runs)." if ended else "")
+        messages = service.task_messages(task.id)
+        text += _describe_messages(messages)
         structured: dict[str, Any] = {"taskId": task.id, "status": task.status.value,
                                       "task": task_view(task), "waitingReason": waiting,
-                                      "agentEnded": ended}
+                                      "agentEnded": ended,
+                                      "messages": [m.to_json() for m in messages]}
         return ToolOutcome(text=text, structured=structured)
     states = [TaskState(s) for s in args.get("status") or []] or None
     limit, offset = args["limit"], args["offset"]
@@ -241,6 +245,26 @@ def resume(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
                                f"{task.parent_id}.")
 
 
+def send_message(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
+    message = service.send_message(args["taskId"], args["message"])
+    if message.resume_task_id:
+        text = (f"Task {message.task_id} had ended: its conversation continues with the "
+                f"message as task {message.resume_task_id} (follow it with TaskStatus).")
+    else:
+        text = (f"Sent {message.id} to task {message.task_id}: its agent reads it at its "
+                "next turn. TaskStatus shows when it was delivered.")
+    return ToolOutcome(text=text, structured={"taskId": message.task_id,
+                                              "message": message.to_json(),
+                                              "resumeTaskId": message.resume_task_id})
+
+
+def _describe_messages(messages: list[Message]) -> str:
+    if not messages:
+        return ""
+    delivered = sum(m.delivered_at is not None for m in messages)
+    return f" Messages sent: {len(messages)}, delivered: {delivered}."
+
+
 def set_priority(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     task = service.set_priority(args["taskId"], args["priority"])
     return _task_outcome(task, f"Task {task.id} is now {task.priority}.")
@@ -253,6 +277,7 @@ HANDLERS: dict[str, Callable[[TaskService, dict[str, Any]], ToolOutcome]] = {
     "CancelTask": cancel,
     "RetryTask": retry,
     "ResumeTask": resume,
+    "SendMessage": send_message,
     "SetTaskPriority": set_priority,
     "CreatePipeline": create_pipeline,
     **SCHEDULE_HANDLERS,

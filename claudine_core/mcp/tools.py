@@ -43,7 +43,7 @@ SERVER_VERSION = "0.1.0"
 INSTRUCTIONS = (
     "claudine runs background Claude Code agents. DelegateTask queues work and returns a "
     "task id at once; poll TaskStatus, read TaskLogs, and CancelTask/RetryTask/ResumeTask/"
-    "SetTaskPriority to steer. Tasks also appear in the claudine console."
+    "SendMessage/SetTaskPriority to steer. Tasks also appear in the claudine console."
 )
 # Mirrors mcp_types.version (checked by a test): the versions the legacy handshake accepts.
 HANDSHAKE_PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -59,7 +59,7 @@ _TIMEOUT_S = setting_bounds("task_timeout_s")
 _OUTPUT_BYTES = setting_bounds("max_output_bytes")
 NAME_MAX = 255  # bytes in one file or directory name, on Linux and macOS alike
 MAX_INTEGER = 2**53 - 1  # any integer argument: what every JSON parser reads exactly
-_PROMPT_FIELDS = frozenset({"prompt", "additionalContext", "steps"})  # in bytes of UTF-8
+_PROMPT_FIELDS = frozenset({"prompt", "additionalContext", "steps", "message"})  # in bytes of UTF-8
 
 _TASK_ID: dict[str, Any] = {
     "type": "string",
@@ -122,6 +122,30 @@ TASK_STATUS_SCHEMA = _result({
                             "running); null when it is not queued or is about to start."),
     "agentEnded": {"type": "boolean", "description": "The task is still recorded as running "
                    "but its agent has ended: an owner has not recorded the outcome yet."},
+})
+_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "Message id (msg-...)."},
+        "task_id": {"type": "string", "description": "The task it was sent to."},
+        "text": {"type": "string", "description": "What was sent."},
+        "created_at": _maybe("string", "When it was sent (ISO 8601)."),
+        "attempt": _maybe("integer", "The attempt it was posted to (null: none yet)."),
+        "resume_task_id": _maybe("string", "The task continuing the conversation with it "
+                                 "(it was sent to a finished task)."),
+        "delivered_at": _maybe("string", "When the agent was handed it (null: not yet)."),
+    },
+    "required": ["id", "task_id", "text", "created_at", "attempt", "resume_task_id",
+                 "delivered_at"],
+}
+TASK_STATUS_SCHEMA["properties"]["messages"] = {
+    "type": "array", "items": _MESSAGE,
+    "description": "Messages sent to the task (SendMessage), oldest first, with delivery."}
+SEND_MESSAGE_RESULT_SCHEMA = _result({
+    "taskId": _TASK_FIELDS["taskId"],
+    "message": _MESSAGE,
+    "resumeTaskId": _maybe("string", "The new task that continues a finished task's "
+                           "conversation with the message (null: sent to the running agent)."),
 })
 STATUS_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -272,6 +296,20 @@ TOOLS: list[dict[str, Any]] = [
             ("taskId",),
         ),
         "outputSchema": TASK_RESULT_SCHEMA,
+    },
+    {
+        "name": "SendMessage",
+        "description": "Send a message to a task's agent. A running agent reads it at its "
+        "next turn (without restarting); a finished task's conversation continues with it "
+        "as a new task (like ResumeTask). Refused for a task that has not started. "
+        "TaskStatus shows whether it has been delivered.",
+        "inputSchema": _schema(
+            {"taskId": _TASK_ID,
+             "message": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_BYTES,
+                         "description": "What to tell the agent."}},
+            ("taskId", "message"),
+        ),
+        "outputSchema": SEND_MESSAGE_RESULT_SCHEMA,
     },
     {
         "name": "SetTaskPriority",

@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -154,8 +154,23 @@ def _v8(db: peewee.SqliteDatabase) -> None:
                    "WHERE status IN ('completed', 'failed', 'cancelled')")
 
 
+def _v9(db: peewee.SqliteDatabase) -> None:
+    # Messages sent to a task's agent (claudine_core/messages.py declares the columns; a
+    # test checks this creates exactly those). Written before delivery, so none is lost.
+    db.execute_sql("""CREATE TABLE IF NOT EXISTS message (
+        id TEXT NOT NULL PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempt INTEGER,
+        resume_task_id TEXT,
+        delivered_at REAL
+    )""")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS message_task_id ON message (task_id)")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
 }
 
 

@@ -41,7 +41,8 @@ async def test_prompt_reaches_the_agent_whole_and_never_as_an_argument(
     assert done.result == f"FAKE_DONE: {prompt[:40]}"
     assert ledger_markers(ledger) == [prompt.strip()]
     (argv,) = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
-    assert argv[:4] == ["-p", "--output-format", "stream-json", "--verbose"]
+    assert argv[:7] == ["-p", "--input-format", "stream-json", "--replay-user-messages",
+                        "--output-format", "stream-json", "--verbose"]
     assert all(prompt not in word for word in argv)
 
 
@@ -73,8 +74,10 @@ async def test_run_files_are_private_to_the_owner(tmp_path: Path) -> None:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     files = sorted(p.name for p in run_dir.iterdir())
     assert {"prompt.txt", "stdout.jsonl", "stderr.log", "exit.json", "wrapper.log"} <= set(files)
-    for path in run_dir.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    assert {"inbox", "delivered", "inbox.lock", "inbox.closed"} <= set(files)
+    for path in [*run_dir.iterdir(), *(run_dir / "delivered").iterdir()]:
+        private = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == private, path.name
 
 
 # -- the agent's CLI refusing its command line -------------------------------------------------

@@ -27,6 +27,7 @@ from claudine_core.agents.stream_events import (
     StreamEvent,
     ToolResult,
     ToolUse,
+    UserText,
 )
 from claudine_core.agents.stream_parse import LineSplitter, parse_line, parse_lines
 from claudine_core.agents.summary import StreamSummary
@@ -276,9 +277,17 @@ def test_tool_result_content_is_cut_to_2000_chars() -> None:
     assert len(event.content) == 2000
 
 
-def test_user_line_without_tool_result_is_other() -> None:
-    echoed = {"type": "user", "message": {"role": "user", "content": "do the thing"}}
-    assert parse_line(json.dumps(echoed)) == [OtherEvent("user")]
+def test_a_user_turn_echoed_back_is_shown_as_the_users() -> None:
+    # --replay-user-messages: the prompt, or a message sent to the running agent.
+    echoed = {"type": "user", "message": {"role": "user", "content": "do the thing"},
+              "isReplay": True}
+    assert parse_line(json.dumps(echoed)) == [UserText("do the thing")]
+    assert render_plain(UserText("do the thing")) == "you: do the thing"
+
+
+def test_user_line_without_tool_result_or_text_is_other() -> None:
+    empty = {"type": "user", "message": {"role": "user", "content": []}}
+    assert parse_line(json.dumps(empty)) == [OtherEvent("user")]
 
 
 def test_api_retry() -> None:

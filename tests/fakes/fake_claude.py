@@ -42,7 +42,11 @@ the answer starts with ``RESUMED``; when
 ``CLAUDE_CONFIG_DIR`` is set, sessions are recorded under ``<config>/projects/<cwd-slug>/`` as
 the real CLI does, and resuming an unknown id fails the same way (exit 1). ``--max-turns N``
 ends with ``error_max_turns`` (exit 1) when the tool calls need more turns.
-``--input-format stream-json`` reads user turns from stdin, one init+result per turn.
+``--input-format stream-json`` reads user turns from stdin one line at a time, one
+init+result per turn, each turn answered before the next line is read, until stdin closes
+(as the real CLI, which however folds a message that arrives during a turn into that turn);
+the first turn carries the directives. ``--replay-user-messages`` echoes each user turn as a
+``{"type": "user", "message": {"role": "user", "content": TEXT}}`` line after its init.
 If ``FAKE_CLAUDE_LOG`` is set, one JSON line ``{"argv", "cwd", "pid"}`` is appended per run.
 
 Stdlib only and only light imports: tests start many of these, start-up time matters.
@@ -50,6 +54,7 @@ Stdlib only and only light imports: tests start many of these, start-up time mat
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -58,6 +63,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 VERSION = "2.1.197"
@@ -573,9 +579,9 @@ def startup_directives(prompt: str, args: Args) -> None:
         die(1, ROOT_REFUSAL)
 
 
-def read_stream_json_turns() -> list[str]:
-    """User turns from stdin for ``--input-format stream-json`` (until EOF)."""
-    prompts: list[str] = []
+def stream_json_turns() -> Iterator[str]:
+    """User turns from stdin for ``--input-format stream-json``, each as soon as its line
+    arrives (until EOF)."""
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -587,8 +593,7 @@ def read_stream_json_turns() -> list[str]:
         content = msg.get("content", "")
         if isinstance(content, list):
             content = "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-        prompts.append(str(content))
-    return prompts
+        yield str(content)
 
 
 def main(argv: list[str]) -> int:
@@ -600,7 +605,11 @@ def main(argv: list[str]) -> int:
     out_format = args.get("--output-format") or "text"
     stream_input = args.get("--input-format") == "stream-json"
     prompt = args.prompt
-    if prompt is None and not stream_input and not sys.stdin.isatty():
+    later_turns: Iterator[str] = iter(())
+    if stream_input:
+        later_turns = stream_json_turns()
+        prompt = next(later_turns, "")  # the first turn's text carries the directives
+    elif prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()  # the real CLI reads the prompt from stdin when not given
     startup_directives(prompt or "", args)
     if out_format == "stream-json" and "--verbose" not in args.flags:
@@ -630,7 +639,7 @@ def main(argv: list[str]) -> int:
     else:
         permission_mode = args.get("--permission-mode") or "default"
     mcp = mcp_server_names(args.lists.get("--mcp-config", []))
-    prompts = read_stream_json_turns() if stream_input else [prompt or ""]
+    replay = stream_input and "--replay-user-messages" in args.flags
     code = 0
     if store is not None:
         # Created up front, like the real CLI, so a run that is killed can still be resumed.
@@ -640,10 +649,13 @@ def main(argv: list[str]) -> int:
             with open(resumed_store, encoding="utf-8") as original, \
                     open(store, "a", encoding="utf-8") as copy:
                 copy.write(original.read())
-    for turn_prompt in prompts:
+    for turn_prompt in itertools.chain([prompt or ""], later_turns):
         em.num_turns = 1
         em.started = time.monotonic()
         em.init(os.getcwd(), permission_mode, mcp)  # measured: one init per turn
+        if replay:
+            em.write({"type": "user", "message": {"role": "user", "content": turn_prompt},
+                      "session_id": session_id, "parent_tool_use_id": None, "isReplay": True})
         code = run_turn(em, turn_prompt, args, resumed=bool(resume_id))
         if code:
             break

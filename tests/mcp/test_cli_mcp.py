@@ -20,7 +20,7 @@ def test_mcp_test_passes_on_a_good_setup(home_env: tuple[Path, dict[str, str]]) 
     result = run(env, "mcp", "test")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   claude binary: " in result.stdout
-    assert "listed 14 tools" in result.stdout and "All good" in result.stdout
+    assert "listed 15 tools" in result.stdout and "All good" in result.stdout
 
 
 def test_mcp_test_says_what_is_wrong(home_env: tuple[Path, dict[str, str]],

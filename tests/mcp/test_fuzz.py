@@ -89,7 +89,7 @@ def arguments_for(tool: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 
 VALID = {"prompt": "do it", "taskId": KNOWN, "priority": "P1", "scheduleType": "cron",
-         "scheduleId": "sched-000000000000", "steps": ["do it"]}
+         "message": "hello", "scheduleId": "sched-000000000000", "steps": ["do it"]}
 
 
 def near_valid(tool: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import agent_env, make_config, wait_for_state
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 from mcp import Client
 from mcp_helpers import assert_matches_output_schema
 
+from claudine_core.agents import inbox
 from claudine_core.engine import Engine
 from claudine_core.mcp import tools as mcp_tools
 from claudine_core.mcp.front import build_server
@@ -128,6 +129,10 @@ async def test_every_tool_succeeds_within_its_schema(tmp_path: Path) -> None:
             hang = (await ok(client, "DelegateTask", prompt="[hang]", priority="P0",
                              workingDirectory=str(work), useWorktree=False))["taskId"]
             await wait_for_state(engine, hang, {TaskState.RUNNING})
+            await wait_until(lambda: any(inbox.accepting(str(d))
+                                         for d in engine.service.attempt_dirs(hang)))
+            await ok(client, "SendMessage", taskId=hang, message="and then?")
+            await ok(client, "TaskStatus", taskId=hang)  # with its message
             queued = (await ok(client, "RetryTask", taskId=first))["taskId"]
             await ok(client, "TaskLogs", taskId=queued)  # not started: nulls
             await ok(client, "SetTaskPriority", taskId=queued, priority="P1")

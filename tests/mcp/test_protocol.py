@@ -25,9 +25,9 @@ def test_constants_mirror_their_sources() -> None:
 def test_schemas_are_strict_and_name_the_real_id_format() -> None:
     names = [tool["name"] for tool in TOOLS]
     assert names == ["DelegateTask", "TaskStatus", "TaskLogs", "CancelTask", "RetryTask",
-                     "ResumeTask", "SetTaskPriority", "CreatePipeline", "ScheduleTask",
-                     "ListSchedules", "GetSchedule", "CancelSchedule", "PauseSchedule",
-                     "ResumeSchedule"]
+                     "ResumeTask", "SendMessage", "SetTaskPriority", "CreatePipeline",
+                     "ScheduleTask", "ListSchedules", "GetSchedule", "CancelSchedule",
+                     "PauseSchedule", "ResumeSchedule"]
     for tool in TOOLS:
         schema = tool["inputSchema"]
         assert schema["additionalProperties"] is False

@@ -53,8 +53,8 @@ def test_inspector_lists_tools_and_calls_them(
     listed = run_inspector(inspector, env, "--method", "tools/list")
     assert [tool["name"] for tool in listed["tools"]] == [
         "DelegateTask", "TaskStatus", "TaskLogs", "CancelTask", "RetryTask", "ResumeTask",
-        "SetTaskPriority", "CreatePipeline", "ScheduleTask", "ListSchedules", "GetSchedule",
-        "CancelSchedule", "PauseSchedule", "ResumeSchedule"]
+        "SendMessage", "SetTaskPriority", "CreatePipeline", "ScheduleTask", "ListSchedules",
+        "GetSchedule", "CancelSchedule", "PauseSchedule", "ResumeSchedule"]
     delegated = run_inspector(inspector, env, "--method", "tools/call", "--tool-name",
                               "DelegateTask", "--tool-arg", "prompt=[hang] from the inspector",
                               "--tool-arg", "priority=P1")
