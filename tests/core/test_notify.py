@@ -215,3 +215,25 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+async def test_a_worktree_task_is_told_once_its_merge_step_recorded_an_outcome(
+        tmp_path: Path) -> None:
+    from git_helpers import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    ledger = tmp_path / "hook.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(HOOK)
+    engine = await run_engine(tmp_path, agent_env(HOOK_LEDGER=str(ledger)),
+                              on_finish=(sys.executable, str(hook)),
+                              desktop_notifications=False)
+    try:
+        task = engine.service.delegate(TaskSpec(prompt="[write:a.txt=x] edit", cwd=str(repo),
+                                                worktree=True))
+        [record] = await wait_until(lambda: ledger_lines(ledger))
+    finally:
+        await engine.stop(stop_agents=True)
+    assert record["id"] == task.id
+    assert record["stdin"]["merge"]["status"] == "kept"  # manual: kept for review
+    assert record["stdin"]["branch"] == engine.service.get(task.id).branch
