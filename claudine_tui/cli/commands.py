@@ -246,6 +246,8 @@ def _parse_state(text: str) -> TaskState:
 def logs(args: argparse.Namespace) -> int:
     if args.tail is not None and args.tail < 0:
         raise CommandError("--tail must be 0 or more lines", 2)
+    if args.attempt is not None and args.attempt < 1:
+        raise CommandError(f"--attempt: {args.attempt}: attempts are numbered from 1", 2)
     service = open_service(args)
     try:
         task = _guard(lambda: service.get(args.task))
@@ -378,6 +380,8 @@ def wait(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.idle_exit is not None and not args.idle_exit >= 0:
+        raise CommandError(f"--idle-exit: {args.idle_exit:g} seconds: give 0 or more", 2)
     config = load(args)
     _configure_logging(config)
     if args.detach:

@@ -96,6 +96,8 @@ def test_usage_errors_exit_2_from_every_command(tmp_path: Path) -> None:
     for args, named in ((["status", "--limit", "0"], "--limit"),
                         (["status", "--limit", "-3"], "--limit"),
                         (["wait", task_id, "--timeout", "-1"], "--timeout"),
+                        (["logs", task_id, "--attempt", "0"], "--attempt"),
+                        (["serve", "--idle-exit", "-1"], "--idle-exit"),
                         (["status", "--tmux", "--json"], "--tmux"),
                         (["worktrees", "merge", task_id, "--stat"], "--stat"),
                         (["worktrees", "merge", task_id, "--force"], "--force")):
