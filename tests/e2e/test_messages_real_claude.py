@@ -1,5 +1,6 @@
 """Messages to a running agent with the REAL `claude` CLI (stream-json input) against the
-fake Messages API on 127.0.0.1: delivered during a tool call, and with its owner killed."""
+fake Messages API on 127.0.0.1: delivered during a tool call, and with its owner killed;
+the prompt, up to 1 MiB, as the first turn."""
 
 from __future__ import annotations
 
@@ -119,3 +120,19 @@ def test_a_message_reaches_a_real_agent_whose_owner_was_killed(
     finished = subprocess.run([CLAUDINE, "wait", task_id, "--timeout", "60"], env=env,
                               capture_output=True, text=True, timeout=90)
     assert finished.returncode == 0, finished.stderr + finished.stdout
+
+
+async def test_a_one_mib_prompt_is_the_first_stream_json_turn(
+    tmp_path: Path, fake_api: FakeAnthropic, real_claude_bin: Path,
+    real_claude_env: dict[str, str],
+) -> None:
+    prompt = "-rf " + "word " * (1024 * 1024 // 5 - 1)  # just under the 1 MiB limit
+    env = {**os.environ, **real_claude_env}
+    env.pop("CLAUDECODE", None)
+    config = make_config(tmp_path / "home", claude_bin=str(real_claude_bin))
+    async with Engine(config, env=env, tick_s=0.05) as eng:
+        task = eng.service.delegate(TaskSpec(prompt=prompt, cwd=str(tmp_path)))
+        done = await wait_for_state(eng, task.id, TERMINAL_STATES, timeout=90)
+    assert done.status is TaskState.COMPLETED, done.error
+    assert done.result == f"FAKE_DONE: {prompt[:40]}"
+    assert any(t.strip() == prompt.strip() for r in fake_api.requests for t in texts(r))
