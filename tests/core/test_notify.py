@@ -14,8 +14,8 @@ import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.engine import Engine
-from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
-from claudine_core.notify import desktop_notifier
+from claudine_core.models import TERMINAL_STATES, Task, TaskSpec, TaskState
+from claudine_core.notify import desktop_notifier, notification_text, run_command
 
 # The command: records its argv, the variables it was given and the JSON on its stdin.
 HOOK = """\
@@ -185,6 +185,24 @@ def test_no_notifier_on_the_path(tmp_path: Path) -> None:
     fake = fake_notify_send(tmp_path / "bin", tmp_path / "calls")
     assert desktop_notifier({"PATH": str(fake.parent)}, platform="linux") == [
         str(fake), "--app-name=claudine"]
+
+
+def test_osascript_gets_the_text_as_arguments_never_as_script(tmp_path: Path) -> None:
+    calls = tmp_path / "osascript.jsonl"
+    fake = fake_notify_send(tmp_path / "bin", calls).rename(tmp_path / "bin" / "osascript")
+    command = desktop_notifier({"PATH": str(fake.parent)}, platform="darwin")
+    assert command is not None and command[0] == str(fake)
+    task = Task(id="task-0123456789ab", prompt='say "hi" & do shell script "touch x"',
+                cwd=str(tmp_path), status=TaskState.COMPLETED, seq=1, created_at=0.0)
+    title, body = notification_text(task)
+    assert run_command([*command, title, body], {"PATH": str(fake.parent)}, 10,
+                       what="desktop notifier", task=task) == 0
+    [argv] = ledger_lines(calls)
+    # The script is fixed; the title and body are its run handler's argv.
+    assert argv[:6] == ["-e", "on run argv", "-e",
+                        "display notification (item 2 of argv) with title (item 1 of argv)",
+                        "-e", "end run"]
+    assert argv[6:] == ["claudine: task 01234567 completed", task.prompt]
 
 
 async def test_no_notifier_still_runs_the_hook(tmp_path: Path) -> None:
