@@ -156,6 +156,24 @@ def test_an_owner_killed_while_its_hook_runs_never_runs_it_again(tmp_path: Path)
     assert told(ledger, second, "start") == 1
 
 
+def test_two_owners_started_at_once_tell_each_task_once(tmp_path: Path) -> None:
+    env, ledger = hook_env(tmp_path)
+    ids = [delegate(env, f"task {n}", tmp_path) for n in range(6)]
+    owners = [serve(env) for _ in range(2)]  # one owns the home, the other waits to
+    try:
+        wait_for(lambda: all(told(ledger, task_id) for task_id in ids), "every hook")
+        owners[0].kill()  # kill -9 one of them: the other (if it was the client) takes over
+        owners[0].wait(timeout=30)
+        late = delegate(env, "after the kill", tmp_path)
+        wait_for(lambda: told(ledger, late), "the hook of a task the survivor ran")
+    finally:
+        for owner in owners:
+            if owner.poll() is None:
+                stop(owner)
+    for task_id in [*ids, late]:
+        assert told(ledger, task_id, "start") == 1, events(ledger)
+
+
 PASS_SCRIPT = """\
 import sys, time
 from pathlib import Path
