@@ -56,14 +56,18 @@ async def test_agent_status_is_kept_while_the_wrapper_reaps_its_orphans(tmp_path
 
 async def test_the_agent_reads_its_prompt_on_stdin(tmp_path: Path) -> None:
     stdin, argv = tmp_path / "stdin.txt", tmp_path / "argv.txt"
-    agent = stub_agent(tmp_path, f'cat > {stdin}; echo "$@" > {argv}\n')
+    # One line: the prompt is the first user turn of a stream-json conversation, whose
+    # stdin stays open for later messages until a turn ends (this stub never ends one).
+    agent = stub_agent(tmp_path, f'head -n 1 > {stdin}; echo "$@" > {argv}\n')
     config = make_config(tmp_path / "home", claude_bin=str(agent))
     async with Engine(config, env=agent_env(), tick_s=0.05) as engine:
         task = engine.service.delegate(TaskSpec(prompt="-n\n- a list\n", cwd=str(tmp_path)))
         await wait_for_state(engine, task.id, TERMINAL_STATES)
-    assert stdin.read_text() == "-n\n- a list\n"
-    assert argv.read_text().split()[:4] == [
-        "-p", "--output-format", "stream-json", "--verbose"]
+    turn = json.loads(stdin.read_text())
+    assert turn == {"type": "user", "message": {"role": "user", "content": "-n\n- a list\n"}}
+    assert argv.read_text().split()[:7] == [
+        "-p", "--input-format", "stream-json", "--replay-user-messages",
+        "--output-format", "stream-json", "--verbose"]
 
 
 async def test_detached_process_left_by_a_finished_agent_is_stopped(tmp_path: Path) -> None:
