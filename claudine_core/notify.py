@@ -119,6 +119,8 @@ class Notifier:
         version = store_version(self.repo)
         if version == self._read_at:
             return 0
+        if self._read_at is None:
+            self._check_command()  # once, when this process first owns the home
         self._read_at = version  # before the read: a write after it is seen next time
         # Ended tasks never come back, so while their number stays the same (the summary
         # flushes of running agents move the version twice a second) there is no new one;
@@ -156,6 +158,18 @@ class Notifier:
                         "timeout", ", ".join(left))
 
     # -- the pass ------------------------------------------------------------------------------
+
+    def _check_command(self) -> None:
+        """Say at once, not at the first task's end, that on_finish names no program."""
+        if not self.config.on_finish:
+            return
+        program = self.config.on_finish[0]
+        found = (os.access(program, os.X_OK) if os.sep in program
+                 else shutil.which(program, path=self.env.get("PATH", os.defpath)))
+        if not found:
+            log.error("on_finish names %r, which is not an executable program%s: tasks that "
+                      "end will not be reported to it; fix the on_finish setting", program,
+                      "" if os.sep in program else " on PATH")
 
     def _untold(self) -> tuple[list[str], bool]:
         """Ended tasks not yet claimed, oldest first, but for worktree tasks whose merge step

@@ -147,6 +147,9 @@ async def test_a_failing_or_missing_hook_is_logged_and_fails_nothing(
         await engine.stop(stop_agents=True)
     assert done.status is TaskState.COMPLETED
     assert "set it to a program that exists" in caplog.text
+    # Said when the owner started, before any task ended.
+    assert "is not an executable program" in caplog.text
+    assert caplog.text.index("not an executable") < caplog.text.index("could not start")
 
 
 @pytest.mark.parametrize("enabled", [True, False])
