@@ -80,6 +80,29 @@ def test_task_commands_print_a_bare_id_or_the_whole_task(tmp_path: Path) -> None
     assert run(env, "wait", hanging, again["id"], "--timeout", "60").returncode == 1
 
 
+def test_a_person_at_a_terminal_also_gets_a_sentence_on_stderr(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    env = cli_env(tmp_path / "home")
+    task_id = ok(env, "delegate", "x", "--no-serve").strip()
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([CLAUDINE, "cancel", task_id], env=env,
+                                stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60)
+        os.set_blocking(leader, False)  # nothing written must fail the test, not hang it
+        try:
+            said = os.read(leader, 4096).decode()
+        except BlockingIOError:
+            said = ""
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 0
+    assert result.stdout == task_id + "\n"  # stdout stays the bare id
+    assert "(cancelled)" in said
+
+
 def test_usage_errors_exit_2_from_every_command(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "home")
     task_id = ok(env, "delegate", "x", "--no-serve").strip()
