@@ -217,6 +217,17 @@ class Messages:
         return Message(**{**_as_dict(message), "delivered_at": when})
 
 
+    def may_still_arrive(self, message: Message) -> bool:
+        """Whether an undelivered message can still reach the agent: False once the run it
+        was posted to has closed its inbox (the agent ended first; send it again to resume
+        the task)."""
+        if message.delivered_at is not None or message.resume_task_id:
+            return message.delivered_at is None
+        if message.attempt is None:
+            return False
+        return inbox.accepting(str(self._run_dir(message.task_id, message.attempt)))
+
+
 def _as_dict(message: Message) -> dict[str, Any]:
     return {f.name: getattr(message, f.name) for f in fields(Message)}
 
@@ -228,6 +239,7 @@ def describe(message: Message, *, now_open: bool = True) -> str:
     elif message.resume_task_id:
         state = f"waiting: continues as task {message.resume_task_id}"
     else:
-        state = "waiting for the agent's next turn" if now_open else "not delivered"
+        state = ("waiting for the agent's next turn" if now_open
+                 else "not delivered: the agent ended first")
     first_line = message.text.strip().splitlines()[0] if message.text.strip() else ""
     return f"{message.id} {state}: {first_line[:80]}"

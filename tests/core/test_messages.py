@@ -17,7 +17,7 @@ from claudine_core.agents import inbox
 from claudine_core.agents.wrapper import __file__ as WRAPPER
 from claudine_core.engine import Engine
 from claudine_core.errors import InvalidTransition
-from claudine_core.messages import InvalidMessage
+from claudine_core.messages import InvalidMessage, Message, Messages, describe
 from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
 from claudine_core.service import TaskService
 
@@ -104,3 +104,12 @@ def test_the_wrapper_closes_the_conversation_and_refuses_later_messages(
     assert not inbox.accepting(str(run_dir))
     assert inbox.post(str(run_dir), "msg-late", "too late") is False
     assert not os.listdir(run_dir / "inbox")
+    # A message that was accepted but that the agent ended before reading (here: one
+    # that was never posted to this closed run) is shown as such, not as waiting.
+    messages = Messages(None, resume=None, run_dir=lambda task_id, attempt: run_dir)  # type: ignore[arg-type]
+    lost = Message(id="msg-late", task_id="task-0123456789ab", text="too late",
+                   created_at=1.0, attempt=1)
+    assert not messages.may_still_arrive(lost)
+    assert describe(lost, now_open=False) == (
+        "msg-late not delivered: the agent ended first: too late")
+
