@@ -50,6 +50,8 @@ DESKTOP_TIMEOUT_S = 10.0
 """A desktop notifier returns at once; one that does not is killed after this long."""
 STDERR_SHOWN = 400
 """How much of a failed command's stderr the log quotes (its end)."""
+MAX_SEPARATE_NOTIFICATIONS = 3
+"""More tasks than this told in one pass get one desktop notification that counts them."""
 STOP_WAIT_S = 5.0
 """How long a stopping owner waits for commands still running before it lets them be."""
 
@@ -79,6 +81,15 @@ def notification_text(task: Task) -> tuple[str, str]:
     if task.error and task.status is not TaskState.COMPLETED:
         body += f"\n{task.error[:200]}"
     return title, body
+
+
+def summary_text(tasks: Sequence[Task]) -> tuple[str, str]:
+    """One notification for several tasks: ``claudine: 9 tasks ended`` and the count of
+    each outcome."""
+    counts = {state: sum(1 for t in tasks if t.status is state) for state in TERMINAL_STATES}
+    each = ", ".join(f"{n} {state.value}" for state, n in sorted(
+        counts.items(), key=lambda item: item[0].value) if n)
+    return f"claudine: {len(tasks)} tasks ended", each
 
 
 def hook_environment(base: Mapping[str, str], task: Task, home: str) -> dict[str, str]:
@@ -133,18 +144,18 @@ class Notifier:
             return 0
         self._ended_seen = ended
         claimed = 0
+        told: list[Task] = []
         untold, self._merging = self._untold()
         for task_id in untold:
             if not self._claim(task_id):
                 continue  # another process claimed it first
             claimed += 1
             try:
-                task = self.repo.get(task_id)
+                told.append(self.repo.get(task_id))
             except StoreError as exc:
                 log.error("task %s ended, but it could not be read to tell about it: %s",
                           task_id, exc)
-                continue
-            self._tell(task)
+        self._tell(told)
         return claimed
 
     def close(self, wait_s: float = STOP_WAIT_S) -> None:
@@ -199,23 +210,28 @@ class Notifier:
             raise StoreError(f"could not record that task {task_id} was told about: "
                              f"{exc}") from exc
 
-    def _tell(self, task: Task) -> None:
-        work: list[Callable[[], object]] = []
+    def _tell(self, tasks: list[Task]) -> None:
+        """Notify about ``tasks`` and run on_finish for each, on worker threads. More than
+        :data:`MAX_SEPARATE_NOTIFICATIONS` at once (a pipeline stopped, the first pass after
+        a long stop) make one desktop notification that counts them, not a flood."""
+        if not tasks:
+            return
         if self._desktop is not None:
-            work.append(functools.partial(
-                run_command, [*self._desktop, *notification_text(task)], self.env,
-                DESKTOP_TIMEOUT_S, what="desktop notifier", task=task))
-        if self.config.on_finish:
-            work.append(functools.partial(
+            texts = ([notification_text(task) for task in tasks]
+                     if len(tasks) <= MAX_SEPARATE_NOTIFICATIONS else [summary_text(tasks)])
+            self._start("notify-desktop", [functools.partial(
+                run_command, [*self._desktop, title, body], self.env, DESKTOP_TIMEOUT_S,
+                what="desktop notifier", about=title) for title, body in texts])
+        for task in tasks if self.config.on_finish else ():
+            self._start(f"notify-{task.short_id}", [functools.partial(
                 run_command, list(self.config.on_finish),
                 hook_environment(self.env, task, str(self.config.home)),
-                self.config.on_finish_timeout_s, what="on_finish", task=task,
-                stdin=json.dumps(task.to_json()).encode()))
-        if not work:
-            return
+                self.config.on_finish_timeout_s, what="on_finish",
+                about=f"task {task.short_id}", stdin=json.dumps(task.to_json()).encode())])
+
+    def _start(self, name: str, work: list[Callable[[], object]]) -> None:
         self._threads = [t for t in self._threads if t.is_alive()]
-        thread = threading.Thread(target=_run_all, args=(work,), daemon=True,
-                                  name=f"notify-{task.short_id}")
+        thread = threading.Thread(target=_run_all, args=(work,), daemon=True, name=name)
         self._threads.append(thread)
         thread.start()
 
@@ -226,36 +242,36 @@ def _run_all(work: Sequence[Callable[[], object]]) -> None:
 
 
 def run_command(argv: Sequence[str], env: Mapping[str, str], timeout_s: float, *, what: str,
-                task: Task, stdin: bytes = b"") -> int | None:
+                about: str, stdin: bytes = b"") -> int | None:
     """Run ``argv`` directly (no shell) in a session of its own, feed it ``stdin``, and kill
     its whole group at ``timeout_s``. Every failure is logged with what to do, never raised:
     telling about a task must not fail anything else. Returns the exit status (None: it did
-    not start or was killed)."""
+    not start or was killed). ``about`` names what it was run for, in the log."""
     shown = shlex.join(argv)
     try:
         process = subprocess.Popen(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env=dict(env), start_new_session=True, close_fds=True)
     except OSError as exc:
-        log.error("task %s: the %s command %s could not start (%s): set it to a program "
-                  "that exists and is executable", task.short_id, what, shown,
+        log.error("%s: the %s command %s could not start (%s): set it to a program "
+                  "that exists and is executable", about, what, shown,
                   exc.strerror or exc)
         return None
     try:
         _, stderr = process.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        log.error("task %s: the %s command %s was still running after %g s and was killed: "
+        log.error("%s: the %s command %s was still running after %g s and was killed: "
                   "make it return sooner (start long work in the background) or raise "
-                  "on_finish_timeout_s", task.short_id, what, shown, timeout_s)
+                  "on_finish_timeout_s", about, what, shown, timeout_s)
         return None
     if process.returncode != 0:
         tail = stderr.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
-        log.warning("task %s: the %s command %s exited with status %s%s; try it by hand: "
-                    "claudine status %s --json | %s", task.short_id, what, shown,
-                    process.returncode, f": {tail}" if tail else "", task.short_id, shown)
+        log.warning("%s: the %s command %s exited with status %s%s; try it by hand, e.g. "
+                    "claudine status ID --json | %s", about, what, shown,
+                    process.returncode, f": {tail}" if tail else "", shown)
     else:
-        log.info("task %s: told (%s)", task.short_id, what)
+        log.info("%s: told (%s)", about, what)
     return process.returncode
 
 

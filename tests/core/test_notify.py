@@ -15,7 +15,8 @@ from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.engine import Engine
 from claudine_core.models import TERMINAL_STATES, Task, TaskSpec, TaskState
-from claudine_core.notify import desktop_notifier, notification_text, run_command
+from claudine_core.notify import Notifier, desktop_notifier, notification_text, run_command
+from claudine_core.service import TaskService
 
 # The command: records its argv, the variables it was given and the JSON on its stdin.
 HOOK = """\
@@ -160,7 +161,6 @@ async def test_notify_send_on_path_is_called_with_the_task(tmp_path: Path,
     fake_notify_send(bin_dir, calls)
     env = agent_env()
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    # The hook runs after the notifier, on the same thread: once it has run, so has that.
     hook_done = tmp_path / "hook-done"
     engine = await run_engine(
         tmp_path, env, desktop_notifications=enabled,
@@ -169,8 +169,10 @@ async def test_notify_send_on_path_is_called_with_the_task(tmp_path: Path,
         task = engine.service.delegate(TaskSpec(prompt="[fail] tidy the docs", cwd=str(tmp_path)))
         await wait_for_state(engine, task.id, TERMINAL_STATES)
         await wait_until(hook_done.exists)
+        if enabled:
+            await wait_until(calls.exists)
     finally:
-        await engine.stop(stop_agents=True)
+        await engine.stop(stop_agents=True)  # waits for the notifier's threads
     if not enabled:
         assert not calls.exists()
         return
@@ -199,13 +201,40 @@ def test_osascript_gets_the_text_as_arguments_never_as_script(tmp_path: Path) ->
                 cwd=str(tmp_path), status=TaskState.COMPLETED, seq=1, created_at=0.0)
     title, body = notification_text(task)
     assert run_command([*command, title, body], {"PATH": str(fake.parent)}, 10,
-                       what="desktop notifier", task=task) == 0
+                       what="desktop notifier", about="test") == 0
     [argv] = ledger_lines(calls)
     # The script is fixed; the title and body are its run handler's argv.
     assert argv[:6] == ["-e", "on run argv", "-e",
                         "display notification (item 2 of argv) with title (item 1 of argv)",
                         "-e", "end run"]
     assert argv[6:] == ["claudine: task 01234567 completed", task.prompt]
+
+
+def test_many_ends_at_once_make_one_desktop_notification(tmp_path: Path) -> None:
+    calls = tmp_path / "notify-send.jsonl"
+    bin_dir = tmp_path / "bin"
+    fake_notify_send(bin_dir, calls)
+    ledger = tmp_path / "hook.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(HOOK)
+    config = make_config(tmp_path / "home", on_finish=(sys.executable, str(hook)))
+    service = TaskService(config)
+    try:
+        ids = []
+        for n, state in enumerate([TaskState.FAILED] * 4 + [TaskState.COMPLETED]):
+            task = service.delegate(TaskSpec(prompt=f"step {n}", cwd=str(tmp_path)))
+            service.repo.transition(task.id, [TaskState.QUEUED], status=state, ended_at=1.0)
+            ids.append(task.id)
+        notifier = Notifier(config, service.repo,
+                            env=agent_env(PATH=str(bin_dir), HOOK_LEDGER=str(ledger)))
+        assert notifier.tick() == 5
+        notifier.close(60)
+        assert notifier.tick() == 0  # nothing new: nothing told again
+    finally:
+        service.close()
+    assert ledger_lines(calls) == [["--app-name=claudine", "claudine: 5 tasks ended",
+                                    "1 completed, 4 failed"]]
+    assert sorted(r["id"] for r in ledger_lines(ledger)) == sorted(ids)  # a hook each
 
 
 async def test_no_notifier_still_runs_the_hook(tmp_path: Path) -> None:
