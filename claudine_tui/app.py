@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import subprocess
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from textual.app import App, ComposeResult, SystemCommand
+from textual import events
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
@@ -24,7 +27,7 @@ from textual.worker import Worker, WorkerState
 from claudine_core.config import Config
 from claudine_core.errors import ClaudineError
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskState
-from claudine_tui.screens.confirm import ConfirmScreen
+from claudine_tui.screens.confirm import ChoiceScreen, ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
@@ -42,10 +45,12 @@ PRIORITY = Binding.Group("Priority", compact=True)
 # Under 120 columns the footer cannot hold every key; these stay (the rest: palette, `?`).
 FOOTER_KEEP = ("new_task", "cancel_task", "retry_task", "review_task", "filter", "quit",
                "toggle_help")
+STEP, PIPELINE = "step", "pipeline"  # what a cancel of a pipeline step applies to
 # Actions on the task table: off while a full screen (the diff review) covers it.
 TABLE_ACTIONS = frozenset({"new_task", "cancel_task", "bump_priority", "set_priority",
                            "retry_task", "follow_log", "review_task", "filter", "cycle_status",
-                           "cycle_sort", "close_filter", "details", "schedules"})
+                           "cycle_sort", "close_filter", "details", "schedules", "open_shell",
+                           "open_editor"})
 
 
 class ClaudineApp(App[int]):
@@ -54,7 +59,8 @@ class ClaudineApp(App[int]):
     CSS_PATH = "claudine.tcss"
     TITLE = "claudine"
     # -narrow: the footer keeps FOOTER_KEEP; -wide: the table and the pane side by side.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-medium"), (140, "-wide")]
+    # Side by side only from 180: below that the table's prompt and activity would be cut.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-medium"), (180, "-wide")]
     BINDINGS = [
         Binding("n", "new_task", "New"),
         Binding("c", "cancel_task", "Cancel"),
@@ -66,6 +72,9 @@ class ClaudineApp(App[int]):
         Binding("r", "retry_task", "Retry"),
         Binding("l", "follow_log", "Log"),
         Binding("d", "review_task", "Diff"),
+        # Off the footer (no room at 120 columns): `?` help and the palette list them.
+        Binding("e", "open_shell", "Shell", show=False),
+        Binding("E", "open_editor", "Editor", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("s", "cycle_status", "Status"),
         Binding("o", "cycle_sort", "Sort", show=False),  # also: click a column header
@@ -87,6 +96,8 @@ class ClaudineApp(App[int]):
         self.engine_started = False
         self._engine_stopped = False
         self._statuses: dict[str, TaskState] = {}
+        # What was left running at a "leave running" quit, for the shell (run_console).
+        self.farewell: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -133,13 +144,33 @@ class ClaudineApp(App[int]):
             self.notify(f"The engine did not start: {event.worker.error}", title="Engine",
                         severity="error", timeout=30)
 
-    async def _stop_and_exit(self, stop_agents: bool) -> None:
+    async def _stop_and_exit(self, stop_agents: bool,
+                             left: EngineSnapshot | None = None) -> None:
         if self.engine_started and not self._engine_stopped:
             self._engine_stopped = True
             if stop_agents:
                 self.notify("Stopping agents…", timeout=10)
             await self.engine.stop(stop_agents=stop_agents)
+            if left is not None and not stop_agents:
+                self.farewell = self._left_running_text(left)
         self.exit(0)
+
+    def _left_running_text(self, snap: EngineSnapshot) -> str:
+        """What a "leave running" quit left, and who looks after it now (for the shell)."""
+        waiting = [t for t in snap.tasks if t.status in (TaskState.RUNNING, TaskState.QUEUED,
+                                                         TaskState.BLOCKED)]
+        ids = " ".join(t.short_id for t in waiting[:10]) + (" …" if len(waiting) > 10 else "")
+        counts = f"{snap.running} running, {snap.queued} queued"
+        heir = getattr(self.engine, "handed_over_to", None)
+        if heir:
+            owner = f"a background 'claudine serve' (pid {heir}) owns them now"
+        elif snap.role == "client" and snap.owner_pid:
+            owner = f"they stay with their owner, pid {snap.owner_pid}"
+        else:
+            owner = "no owner now: the next console, 'claudine serve' or MCP server adopts them"
+        home = self.engine.config.home
+        return (f"claudine: left {counts} in {home} ({ids}); {owner}. "
+                "'claudine status' lists them.")
 
     async def action_quit(self) -> None:
         # A fresh look, not the last timer's (up to a third of a second old): an agent
@@ -153,7 +184,7 @@ class ClaudineApp(App[int]):
 
         async def chosen(choice: str | None) -> None:
             if choice is not None:
-                await self._stop_and_exit(choice == STOP)
+                await self._stop_and_exit(choice == STOP, snap)
 
         self.push_screen(QuitScreen(running=snap.running, queued=snap.queued, owner=owner),
                          chosen)
@@ -178,6 +209,8 @@ class ClaudineApp(App[int]):
             self._notify_finished(snap.tasks)
         if self.pane.task_id is None and self.table.selected_id is not None:
             self.pane.follow(self.table.selected_id)
+        if self.pane.task_id is not None:
+            self.pane.observe(self.table.tasks.get(self.pane.task_id))
 
     def poll_log(self) -> None:
         if self.is_running:  # see refresh_snapshot
@@ -210,6 +243,7 @@ class ClaudineApp(App[int]):
 
     def on_data_table_row_highlighted(self, event: TaskTable.RowHighlighted) -> None:
         self.pane.follow(event.row_key.value)
+        self.pane.observe(self.table.selected)
         if self.pane.mode == "details":
             self.pane.show_details(self.table.selected)
 
@@ -245,7 +279,7 @@ class ClaudineApp(App[int]):
         self.refresh_snapshot()
         return task
 
-    def action_new_task(self) -> None:
+    async def action_new_task(self) -> None:
         def delegated(task: Task | None) -> None:
             if task is not None:
                 self.refresh_snapshot()
@@ -253,11 +287,27 @@ class ClaudineApp(App[int]):
                             timeout=3)
 
         config = self.engine.config
-        self.push_screen(NewTaskScreen(
+        form = NewTaskScreen(
             cwd=os.getcwd(), delegate=self.service.delegate,
             default_worktree=config.default_worktree,
             dependency_policy=config.on_dependency_failure,
-            selected=self.table.selected), delegated)
+            selected=self.table.selected)
+        # Focused at once, not on a later refresh as AUTO_FOCUS does: keys typed right
+        # after `n` go to the prompt (see _on_key).
+        await self.push_screen(form, delegated)
+        form.set_focus(form.query_one("#field-prompt"))
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Keys typed right after `n` were routed to the table before the form existed and
+        # bubble up here once it is open. An Input takes every printable key itself, so a
+        # printable key reaching the app while one has the focus is such a late key: it
+        # goes to that field (the prompt) instead of being lost, or taken as a command.
+        # (Textual runs App._on_key after this one unless the default is prevented.)
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable and focused.screen is self.screen:
+            event.prevent_default()
+            event.stop()
+            focused.post_message(events.Key(event.key, event.character))
 
     def action_cancel_task(self) -> None:
         task = self._selected()
@@ -274,7 +324,36 @@ class ClaudineApp(App[int]):
                 self.notify(f"{task.short_id} {verb}", timeout=3)
 
         question = f"Cancel {task.short_id} ({task.status.value})?\n{task.prompt[:120]}"
+        if task.pipeline_id:
+            self._ask_pipeline_cancel(task, question, confirmed)
+            return
         self.push_screen(ConfirmScreen(question, yes="Cancel task", no="Keep"), confirmed)
+
+    def _ask_pipeline_cancel(self, task: Task, question: str,
+                             cancel_step: Callable[[bool | None], None]) -> None:
+        """A pipeline step: cancel only it (the later steps then follow their dependency
+        policy) or every unfinished step of the pipeline."""
+        def chosen(choice: str | None) -> None:
+            if choice == STEP:
+                cancel_step(True)
+            elif choice == PIPELINE:
+                self._cancel_pipeline(task)
+
+        question = (f"{question}\nIt is step {task.pipeline_step} of pipeline "
+                    f"{task.pipeline_id}.")
+        self.push_screen(ChoiceScreen(question, [
+            ("s", "Just this step", STEP), ("p", "Whole pipeline", PIPELINE)],
+            keep="Keep"), chosen)
+
+    def _cancel_pipeline(self, task: Task) -> None:
+        try:
+            pipeline_id, steps = self.service.cancel_pipeline(
+                task.id, "pipeline cancelled from the console")
+        except ClaudineError as exc:
+            self.notify(exc.message, severity="error", timeout=6)
+            return
+        self.refresh_snapshot()
+        self.notify(f"pipeline {pipeline_id} cancelled ({len(steps)} steps)", timeout=4)
 
     def action_set_priority(self, priority: str) -> None:
         task = self._selected()
@@ -288,6 +367,10 @@ class ClaudineApp(App[int]):
         value = int(task.priority) + step
         if 0 <= value <= 2:
             self._call(self.service.set_priority, task.id, Priority(value))
+        else:
+            which = "lowest" if step > 0 else "highest"
+            self.notify(f"{task.short_id} is already {task.priority}, the {which} priority.",
+                        severity="warning", timeout=3)
 
     def action_retry_task(self) -> None:
         task = self._selected()
@@ -313,6 +396,64 @@ class ClaudineApp(App[int]):
         self.push_screen(DiffScreen(task, self.review, self.service.get),
                          lambda _: self.refresh_snapshot())
 
+    def _task_dir(self) -> tuple[Task, str] | None:
+        """The selected task's worktree (or working directory), if it still exists."""
+        task = self._selected()
+        if task is None:
+            return None
+        task = self._fresh(task)
+        directory = task.worktree_path or task.cwd
+        if not os.path.isdir(directory):
+            self.notify(f"The directory of {task.short_id} no longer exists: {directory}",
+                        severity="warning", timeout=6)
+            return None
+        return task, directory
+
+    def action_open_shell(self) -> None:
+        """A shell in the task's directory: a new tmux window inside tmux, else this
+        terminal (the console comes back when the shell exits)."""
+        found = self._task_dir()
+        if found is None:
+            return
+        task, directory = found
+        if os.environ.get("TMUX"):
+            done = subprocess.run(["tmux", "new-window", "-c", directory, "-n", task.short_id],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                self.notify(f"tmux new-window failed: {done.stderr.strip()}",
+                            severity="error", timeout=6)
+            else:
+                self.notify(f"tmux window {task.short_id} opened in {directory}", timeout=3)
+            return
+        self._run_here([os.environ.get("SHELL") or "/bin/sh"], directory)
+
+    def action_open_editor(self) -> None:
+        """``$EDITOR`` on the task's directory, in this terminal."""
+        found = self._task_dir()
+        if found is None:
+            return
+        editor = os.environ.get("EDITOR", "").strip()
+        if not editor:
+            self.notify("Set $EDITOR to open a task's directory in your editor "
+                        "(e.g. export EDITOR=vim).", severity="warning", timeout=6)
+            return
+        code = self._run_here([*shlex.split(editor), found[1]], found[1])
+        if code:
+            self.notify(f"{editor} exited with status {code}", severity="error", timeout=6)
+
+    def _run_here(self, argv: list[str], directory: str) -> int | None:
+        """Run ``argv`` in the terminal, the console suspended until it exits."""
+        try:
+            with self.suspend():
+                return subprocess.run(argv, cwd=directory).returncode
+        except SuspendNotSupported:
+            self.notify("This terminal cannot hand the screen over; run it yourself: "
+                        f"cd {shlex.quote(directory)}", severity="warning", timeout=8)
+        except OSError as exc:
+            self.notify(f"Could not run {argv[0]}: {exc.strerror or exc}", severity="error",
+                        timeout=6)
+        return None
+
     def action_schedules(self) -> None:
         self.push_screen(SchedulesScreen(self.service.schedules),
                          lambda _: self.refresh_snapshot())
@@ -320,6 +461,11 @@ class ClaudineApp(App[int]):
     # -- filter, sort, help ------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        # The key means what the focused part holds: the log pane searches its task's
+        # whole log, the table filters its rows.
+        if self.focused is not None and self.pane in self.focused.ancestors_with_self:
+            self.pane.open_search()
+            return
         box = self.query_one("#filter", Input)
         box.display = True
         box.focus()
@@ -394,7 +540,9 @@ _HELP = {
     "retry_task": "Queue the selected finished task again",
     "follow_log": "Follow the selected task's log",
     "review_task": "Diff of the selected worktree task: merge, patch, PR or discard it",
-    "filter": "Filter the table by text",
+    "filter": "Filter the table by text; in the log pane (tab), search the whole log",
+    "open_shell": "A shell in the task's directory (a new tmux window inside tmux)",
+    "open_editor": "Open the task's directory in $EDITOR",
     "cycle_status": "Show only tasks in a status (cycles)",
     "cycle_sort": "Change the table order (cycles)",
     "schedules": "Schedules: their next runs and last outcomes; pause, resume or cancel",
@@ -429,4 +577,6 @@ def run_console(config: Config) -> int:
     app = ClaudineApp(Engine(config, kind="console"),
                       bell=os.environ.get("CLAUDINE_BELL", "") not in ("", "0"))
     app.run()
+    if app.farewell:
+        print(app.farewell)
     return int(app.return_code or 0)

@@ -11,12 +11,13 @@ from typing import Any
 
 from claudine_core.models import Task
 
+# One vocabulary for the CLI and the console (the console adds colour to the same glyphs).
 STATUS_GLYPHS = {
-    "queued": "…",
-    "blocked": "⧗",
-    "running": "▶",
-    "completed": "✓",
-    "failed": "✗",
+    "running": "●",
+    "queued": "◌",
+    "blocked": "⏸",
+    "completed": "✔",
+    "failed": "✘",
     "cancelled": "⊘",
 }
 
@@ -36,6 +37,19 @@ def format_elapsed(seconds: float | None) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def format_money(usd: float) -> str:
+    """Dollars to the cent (``$0.42``); under a cent, 2 significant digits (``$0.0085``),
+    never the float's noise (``0.008490000000000001``)."""
+    if usd == 0 or abs(usd) >= 0.01:
+        return f"${usd:.2f}"
+    return f"${usd:.2g}" if abs(usd) >= 0.0001 else "<$0.0001"
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for a person: ``27.1s`` under a minute, else as :func:`format_elapsed`."""
+    return f"{seconds:.1f}s" if seconds < 60 else format_elapsed(seconds)
+
+
 def task_details(task: Task, queue_position: int | None,
                  waiting_reason: str | None = None, *, agent_ended: bool = False) -> str:
     data = task.to_json()
@@ -46,8 +60,9 @@ def task_details(task: Task, queue_position: int | None,
     if waiting_reason:
         lines.append(f"  {'waiting:':15} {waiting_reason}")
     order = [
-        "priority", "prompt", "cwd", "model", "created_at", "started_at", "ended_at",
-        "attempt", "exit_code", "error", "session_id", "num_turns", "cost_usd", "pid",
+        "priority", "prompt", "resume_prompt", "cwd", "model", "created_at", "started_at",
+        "ended_at", "duration", "timeout_s", "attempt", "exit_code", "error", "cancel_reason",
+        "session_id", "num_turns", "cost_usd", "pid",
         "last_activity", "result", "parent_id", "depends_on", "on_dependency_failure",
         "continue_from", "schedule_id", "pipeline_id", "pipeline_step", "branch",
         "worktree_path", "merge", "end_state",
@@ -57,11 +72,17 @@ def task_details(task: Task, queue_position: int | None,
         lines.append(f"  {'attempt ' + str(entry.get('attempt')) + ':':15} "
                      f"{entry.get('state')}" + (f": {entry['error']}" if entry.get("error")
                                                 else ""))
+    if task.started_at is not None and task.ended_at is not None:
+        data["duration"] = format_seconds(task.ended_at - task.started_at)
     for key in order:
         value = data.get(key)
         if value in (None, "", 0) and key not in ("priority",):
             continue
-        if key == "end_state" and isinstance(value, dict):
+        if key == "cost_usd" and isinstance(value, (int, float)):
+            value = format_money(value)
+        elif key == "timeout_s" and isinstance(value, (int, float)):
+            value = format_seconds(value)
+        elif key == "end_state" and isinstance(value, dict):
             value = describe_end_state(value)
         elif isinstance(value, dict):
             value = json.dumps(value)
@@ -70,7 +91,7 @@ def task_details(task: Task, queue_position: int | None,
             if not value:
                 continue
         text = str(value)
-        if key in ("prompt", "result") and len(text) > 400:
+        if key in ("prompt", "resume_prompt", "result") and len(text) > 400:
             text = text[:400] + "…"
         lines.append(f"  {key + ':':15} {text}")
     return "\n".join(lines)

@@ -4,6 +4,11 @@ The log follows the agent's output file through ``service.read_events`` offsets 
 the same for an owner and a client), a bounded batch per poll, into a ``RichLog`` with
 ``max_lines``: memory stays bounded whatever the agent prints. When an agent writes faster
 than a person can read, the pane skips ahead to the tail and says so.
+
+Once the followed task has ended other than completed, the pane says how (the agent's own
+last line may read "completed" for an agent that was stopped), and a failed task that
+wrote nothing to its stream shows the tail of its stderr. The search (``/`` with the
+pane focused) is :class:`~claudine_tui.widgets.log_search.LogSearch`.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from textual.widgets import RichLog, Static
 from claudine_core.agents.stream_events import InvalidLine, StreamEvent
 from claudine_core.models import Task, TaskState
 from claudine_tui.log_render import render_rich
-from claudine_tui.task_text import task_details
+from claudine_tui.task_text import STATUS_GLYPHS, task_details
+from claudine_tui.widgets.log_search import LogSearch
 from claudine_tui.widgets.ports import ServicePort
 
 MAX_LINES = 2_000
 TAIL_BYTES = 32 * 1024  # what a newly selected task shows of its past output (fast to render)
 BATCH_BYTES = 256 * 1024  # the most one poll reads
 BACKLOG_BYTES = 1024 * 1024  # further behind than this: skip to the tail
+STDERR_TAIL_BYTES = 2048
+NO_OUTPUT = "No output yet."
 
 
 class LogPane(Vertical):
@@ -39,11 +47,15 @@ class LogPane(Vertical):
         self.lines_written = 0
         self._path: Path | None = None
         self._skip_partial = False
+        self._placeholder = False  # "No output yet." is on screen (cleared by the first output)
+        self._rendered_here = 0  # events rendered from the current attempt's file
+        self._ended_as: tuple[str, int, str] | None = None  # the ending already written
         # Held rather than queried: a query fails once the DOM is being torn down at exit.
         self._log = RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
 
     def compose(self) -> ComposeResult:
         yield self._log
+        yield LogSearch(self.service)
         with VerticalScroll(id="details-scroll"):
             yield Static(id="details")
 
@@ -55,18 +67,61 @@ class LogPane(Vertical):
     def log_widget(self) -> RichLog:
         return self._log
 
+    @property
+    def search(self) -> LogSearch:
+        return self.query_one(LogSearch)
+
+    def open_search(self) -> None:
+        """Search the followed task's whole log (``/`` with the pane focused)."""
+        if self.task_id is not None:
+            self.search.open(self.task_id)
+
     def follow(self, task_id: str | None) -> None:
         """Show ``task_id``'s output from (near) its end, then follow it."""
         if task_id == self.task_id:
             return
         self.task_id = task_id
         self.read_offset, self._path, self._skip_partial = 0, None, False
+        self._placeholder, self._rendered_here, self._ended_as = False, 0, None
         self.log_widget.clear()
+        self.search.close()
         self._title()
         if task_id is None:
             self.log_widget.write(Text("No task selected. Press n to delegate one.", "dim"))
         elif not self.poll():
-            self.log_widget.write(Text("No output yet.", style="dim"))
+            self.log_widget.write(Text(NO_OUTPUT, style="dim"))
+            self._placeholder = True
+
+    def observe(self, task: Task | None) -> None:
+        """Note the followed task's latest state: once it has failed or been cancelled,
+        say so under its output (once per attempt), after reading what is left of it."""
+        if task is None or task.id != self.task_id or not task.status.is_terminal:
+            return
+        ending = (task.id, task.attempt, task.status.value)
+        if ending == self._ended_as:
+            return
+        before = -1
+        while self.read_offset != before:  # the agent's last lines come before the verdict
+            before = self.read_offset
+            self.poll()
+        self._ended_as = ending
+        if task.status is TaskState.COMPLETED:
+            return
+        self._clear_placeholder()
+        reason = task.error or task.cancel_reason or task.status.value
+        glyph = STATUS_GLYPHS[task.status.value]
+        style = "bold red" if task.status is TaskState.FAILED else "bold magenta"
+        self.log_widget.write(Text(f"{glyph} {task.status.value}: {reason}", style=style))
+        if task.status is TaskState.FAILED and not self._rendered_here:
+            self._write_stderr(task.id)
+
+    def _write_stderr(self, task_id: str) -> None:
+        tail = self.service.stderr_tail(task_id, STDERR_TAIL_BYTES).rstrip()
+        if tail:
+            self.log_widget.write(Text("stderr (last lines):", style="bold"))
+            self.log_widget.write(Text(tail, style="red"))
+        else:
+            self.log_widget.write(Text("(nothing on stderr either)", style="dim"))
 
     def set_mode(self, mode: str, task: Task | None = None) -> None:
         self.mode = mode
@@ -106,7 +161,7 @@ class LogPane(Vertical):
         if path != self._path:
             if self._path is not None:
                 self.log_widget.write(Text("── new attempt ──", style="bold"))
-            self._path, self.read_offset = path, 0
+            self._path, self.read_offset, self._rendered_here = path, 0, 0
         size = _size(path)
         if size - self.read_offset > (BACKLOG_BYTES if self.read_offset else TAIL_BYTES):
             skipped = size - TAIL_BYTES - self.read_offset
@@ -119,11 +174,18 @@ class LogPane(Vertical):
     def _write(self, events: list[StreamEvent]) -> int:
         rendered = [text for text in map(render_rich, events) if text is not None]
         if rendered:
+            self._clear_placeholder()
             # One write per batch: RichLog measures, renders and trims its buffer per call,
             # which per line costs several times the rendering itself.
             self.log_widget.write(Text("\n").join(rendered[-MAX_LINES:]))
         self.lines_written += len(rendered)
+        self._rendered_here += len(rendered)
         return len(rendered)
+
+    def _clear_placeholder(self) -> None:
+        if self._placeholder:
+            self.log_widget.clear()
+            self._placeholder = False
 
     def _show_mode(self) -> None:
         self.log_widget.display = self.mode == "log"

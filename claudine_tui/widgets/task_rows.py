@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from claudine_core.models import ACTIVE_STATES, Priority, Task, TaskState
-from claudine_tui.task_text import format_elapsed
+from claudine_tui.task_text import STATUS_GLYPHS, format_elapsed
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("status", "Status", 11),
@@ -30,13 +30,13 @@ FLEX_COLUMNS = {"prompt": 0.45, "activity": 0.55}  # share the width left by the
 MIN_FLEX_WIDTH = 16
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 
+STATUS_STYLE = {
+    TaskState.RUNNING: "bold green", TaskState.QUEUED: "cyan", TaskState.BLOCKED: "yellow",
+    TaskState.COMPLETED: "green", TaskState.FAILED: "bold red", TaskState.CANCELLED: "magenta",
+}  # fmt: skip
+# The glyphs are the CLI's (task_text): one vocabulary, the console adds the colour.
 STATUS_LOOK: dict[TaskState, tuple[str, str]] = {
-    TaskState.RUNNING: ("●", "bold green"),
-    TaskState.QUEUED: ("◌", "cyan"),
-    TaskState.BLOCKED: ("⏸", "yellow"),
-    TaskState.COMPLETED: ("✔", "green"),
-    TaskState.FAILED: ("✘", "bold red"),
-    TaskState.CANCELLED: ("⊘", "magenta"),
+    state: (STATUS_GLYPHS[state.value], style) for state, style in STATUS_STYLE.items()
 }
 PRIORITY_STYLE = {Priority.P0: "bold red", Priority.P1: "yellow", Priority.P2: "dim"}
 STATUS_RANK = {
@@ -46,7 +46,14 @@ STATUS_RANK = {
 STATUS_FILTERS: tuple[str | None, ...] = (
     None, "active", "running", "queued", "failed", "completed", "cancelled",
 )
-SORT_MODES = ("newest", "priority", "status")
+# "queue": the order the engine runs them in (see queue_key); "priority": P0 first, newest
+# first within a priority.
+SORT_MODES = ("newest", "queue", "priority", "status")
+# What runs next first: running, then the queue, then blocked tasks, then the finished.
+QUEUE_GROUP = {
+    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.BLOCKED: 2,
+    TaskState.FAILED: 3, TaskState.CANCELLED: 3, TaskState.COMPLETED: 3,
+}  # fmt: skip
 
 RowValues = tuple[str, ...]
 
@@ -97,13 +104,22 @@ def activity_of(task: Task) -> str:
     return one_line(text, 100)
 
 
+def prompt_text(task: Task) -> str:
+    """The prompt column: a resumed task shows what it was told (its prompt is its
+    parent's), and a pipeline step says which step it is."""
+    text = f"↻ {task.resume_prompt}" if task.resume_prompt else task.prompt
+    if task.pipeline_step is not None:
+        text = f"⛓{task.pipeline_step} {text}"
+    return one_line(text, 160)
+
+
 def row_values(task: Task, now: float) -> RowValues:
     """The plain values of a row, compared cell by cell to find what changed."""
     return (
         task.status.value,
         str(task.priority),
         task.short_id,
-        one_line(task.prompt, 80),
+        prompt_text(task),
         short_path(task.branch or task.cwd, 14),
         format_elapsed(elapsed_of(task, now)),
         "" if task.num_turns is None else str(task.num_turns),
@@ -121,7 +137,8 @@ def render_cell(column: str, value: str, status: str) -> str | Text:
         return Text(value, style=PRIORITY_STYLE[Priority.parse(value)])
     if column == "activity" and status == TaskState.FAILED.value:
         return Text(value, style="red")
-    return value
+    # Text, not str: DataTable reads a str as markup, and "[text:a]" in a prompt would vanish.
+    return Text(value)
 
 
 @dataclass(frozen=True)
@@ -154,8 +171,20 @@ class TaskFilter:
 
 def sort_key(mode: str) -> Callable[[Task], tuple[int, ...]]:
     """The order of rows for a sort mode (see :data:`SORT_MODES`)."""
+    if mode == "queue":
+        return queue_key
     if mode == "priority":
         return lambda t: (int(t.priority), STATUS_RANK[t.status], -t.seq)
     if mode == "status":
         return lambda t: (STATUS_RANK[t.status], int(t.priority), -t.seq)
     return lambda t: (-t.seq,)
+
+
+def queue_key(task: Task) -> tuple[int, ...]:
+    """The engine's run order (TaskRepo.dispatchable: P0 before P1 before P2, first in
+    first out within a priority) for waiting tasks, after the running ones; the finished
+    ones last, newest first."""
+    group = QUEUE_GROUP[task.status]
+    if group == 3:
+        return (group, 0, -task.seq)
+    return (group, int(task.priority), task.seq)

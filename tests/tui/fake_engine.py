@@ -58,6 +58,7 @@ class FakeService:
         self.tasks: dict[str, Task] = {t.id: t for t in tasks or []}
         self.calls: list[tuple[Any, ...]] = []
         self.logs: dict[str, list[StreamEvent]] = {}
+        self.stderr: dict[str, str] = {}
         self.schedules = FakeSchedules(self.calls)
 
     def read_events(
@@ -68,6 +69,9 @@ class FakeService:
 
     def output_path(self, task_id: str, name: str = "stdout.jsonl") -> Path | None:
         return None
+
+    def stderr_tail(self, task_id: str, max_bytes: int = 4096) -> str:
+        return self.stderr.get(task_id, "")[-max_bytes:]
 
     def worktrees(self) -> FakeReview:
         return FakeReview()
@@ -104,6 +108,17 @@ class FakeService:
             raise InvalidTransition(f"task {task.short_id} is {task.status.value}")
         return self._put(replace(task, status=TaskState.CANCELLED, ended_at=NOW,
                                  cancel_reason=reason))
+
+    def cancel_pipeline(self, ref: str, reason: str | None = None) -> tuple[str, list[Task]]:
+        self.calls.append(("cancel_pipeline", ref, reason))
+        pipeline_id = self._find(ref).pipeline_id
+        if pipeline_id is None:
+            raise UnknownTask(f"task {ref} is not a step of a pipeline")
+        steps = sorted((t for t in self.tasks.values() if t.pipeline_id == pipeline_id),
+                       key=lambda t: t.pipeline_step or 0)
+        return pipeline_id, [self._put(replace(t, status=TaskState.CANCELLED,
+                                               cancel_reason=reason))
+                             if not t.status.is_terminal else t for t in steps]
 
     def set_priority(self, ref: str, priority: Priority | str) -> Task:
         self.calls.append(("set_priority", ref, Priority.parse(priority)))

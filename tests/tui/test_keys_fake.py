@@ -208,6 +208,8 @@ async def test_sort_cycles() -> None:
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, 8)
+        await pilot.press("o")  # queue order
+        assert app.table.sort_mode == "queue"
         await pilot.press("o")  # priority
         assert app.table.sort_mode == "priority"
         first = app.table.coordinate_to_cell_key((0, 0)).row_key.value

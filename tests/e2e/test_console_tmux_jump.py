@@ -1,0 +1,139 @@
+"""End to end: the installed `claudine` console in a real tmux session. `e` opens a tmux
+window in the task's directory, `E` runs $EDITOR there (the console suspended, then back),
+and `/` in the log pane searches the task's whole log."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from engine_helpers import cli_env
+
+pytestmark = pytest.mark.slow
+CLAUDINE = shutil.which("claudine")
+
+
+def poll(condition: Callable[[], object], timeout: float, what: str,
+         screen: Callable[[], str] | None = None) -> object:
+    """Check ``condition`` every 0.1 s until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    shown = f"; screen:\n{screen()}" if screen else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{shown}")
+
+
+class Console:
+    """The console running in a detached tmux session of the default server."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.env = cli_env(tmp_path / "home", **env)
+        self.session = f"claudine-e2e-{uuid.uuid4().hex[:8]}"
+        self.cwd = tmp_path
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items()
+                           if k.startswith(("CLAUDINE_", "IS_SANDBOX", "PYTHON", "EDITOR")))
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "120", "-y",
+                        "36", f"env {exports} {CLAUDINE}"], check=True, cwd=tmp_path)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", f"{self.session}:0"],
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", f"{self.session}:0", *keys], check=True)
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([CLAUDINE, *args], env=self.env, capture_output=True, text=True,
+                              cwd=self.cwd, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def windows(self) -> list[str]:
+        return subprocess.run(["tmux", "list-windows", "-t", self.session, "-F",
+                               "#{window_name} #{pane_current_path}"],
+                              capture_output=True, text=True).stdout.splitlines()
+
+    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
+        return poll(condition, timeout, what, self.screen)
+
+    def status(self, task_id: str) -> str:
+        return str(json.loads(self.cli("status", task_id, "--json"))["status"])
+
+    def exited(self) -> bool:
+        """The console's window (0) is gone (a window `e` opened may stay)."""
+        return subprocess.run(["tmux", "list-panes", "-t", f"{self.session}:0"],
+                              capture_output=True).returncode != 0
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+
+
+needs_tmux = pytest.mark.skipif(not CLAUDINE or not shutil.which("tmux"),
+                                reason="needs tmux and claudine")
+
+
+@needs_tmux
+def test_e_opens_a_tmux_window_and_E_runs_the_editor_in_the_task_dir(tmp_path: Path) -> None:
+    work = tmp_path / "work dir"  # a space: the path travels as one argument
+    work.mkdir()
+    editor_saw = tmp_path / "editor-saw.txt"
+    # The "editor" records where it ran and what it was given, then exits.
+    editor = f"sh -c 'pwd > {editor_saw}; echo \"$1\" >> {editor_saw}' editor"
+    console = Console(tmp_path, EDITOR=editor)
+    try:
+        console.wait(lambda: "owner · console" in console.screen(), 20, "the console")
+        task_id = console.cli("delegate", "--cwd", str(work), "[text:done] jump in")
+        short = task_id.removeprefix("task-")[:8]
+        console.wait(lambda: console.status(task_id) == "completed", 30, "the task to end")
+        console.wait(lambda: short in console.screen(), 5, "the row")
+        console.keys("e")
+        console.wait(lambda: f"{short} {work}" in console.windows(), 10,
+                     f"a window named {short} in {work} (windows: {console.windows()})")
+        console.keys("E")
+        console.wait(lambda: editor_saw.exists() and editor_saw.read_text().count("\n") == 2,
+                     10, "the editor to run")
+        assert editor_saw.read_text().splitlines() == [str(work), str(work)]
+        # Back from the editor: the console draws again and takes keys.
+        console.wait(lambda: "owner · console" in console.screen(), 10, "the console back")
+        console.keys("q")
+        console.wait(console.exited, 15, "the console to exit")
+    finally:
+        console.close()
+
+
+@needs_tmux
+def test_slash_in_the_log_pane_searches_the_whole_log(tmp_path: Path) -> None:
+    console = Console(tmp_path)
+    try:
+        console.wait(lambda: "owner · console" in console.screen(), 20, "the console")
+        # 3 MB of output between the two needles: the first is long gone from the pane.
+        prompt = "[text:a] " * 5 + "[text:needle-first] [flood:3] [text:needle-last]"
+        task_id = console.cli("delegate", prompt)
+        console.wait(lambda: console.status(task_id) == "completed", 60, "the flood to end")
+        console.wait(lambda: "needle-last" in console.screen(), 10, "the log's tail")
+        console.keys("Tab")  # to the log pane
+        console.keys("/")
+        console.wait(lambda: "search the whole log" in console.screen(), 5, "the search box")
+        console.keys("needle", "Enter")
+        # The prompt's line, then the two texts.
+        console.wait(lambda: "hit 1 of 3" in console.screen(), 30, "the first hit")
+        console.keys("n")
+        console.wait(lambda: "hit 2 of 3" in console.screen(), 5, "the second hit")
+        screen = console.screen()
+        assert "needle-first" in screen, screen
+        console.keys("Escape")
+        console.wait(lambda: "hit 2 of 3" not in console.screen(), 5, "the live log again")
+        console.keys("q")
+        console.wait(console.exited, 15, "the console to exit")
+    finally:
+        console.close()
