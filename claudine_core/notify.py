@@ -118,6 +118,7 @@ class Notifier:
         self._read_at: StoreVersion | None = None
         self._ended_seen: int | None = None  # how many tasks had ended at the last full read
         self._merging = False  # an untold task waited for its merge step at the last read
+        self._checked = False  # whether on_finish was checked (at the first pass)
         self._threads: list[threading.Thread] = []
         self._desktop: list[str] | None = (
             desktop_notifier(self.env) if config.desktop_notifications else None)
@@ -130,7 +131,8 @@ class Notifier:
         version = store_version(self.repo)
         if version == self._read_at:
             return 0
-        if self._read_at is None:
+        if not self._checked:
+            self._checked = True
             self._check_command()  # once, when this process first owns the home
         self._read_at = version  # before the read: a write after it is seen next time
         # Ended tasks never come back, so while their number stays the same (the summary
@@ -142,21 +144,19 @@ class Notifier:
         ended = sum(counts.get(state, 0) for state in TERMINAL_STATES)
         if ended == self._ended_seen and not self._merging:
             return 0
-        self._ended_seen = ended
-        claimed = 0
         told: list[Task] = []
-        untold, self._merging = self._untold()
-        for task_id in untold:
-            if not self._claim(task_id):
-                continue  # another process claimed it first
-            claimed += 1
-            try:
-                told.append(self.repo.get(task_id))
-            except StoreError as exc:
-                log.error("task %s ended, but it could not be read to tell about it: %s",
-                          task_id, exc)
-        self._tell(told)
-        return claimed
+        try:
+            untold, self._merging = self._untold()
+            for task_id in untold:
+                if self._claim(task_id):  # else another process claimed it first
+                    told.append(self.repo.get(task_id))
+        except StoreError:
+            self._read_at = None  # a locked or full store: read again on the next tick
+            raise
+        finally:
+            self._tell(told)  # what this pass claimed is told, whatever came after
+        self._ended_seen = ended
+        return len(told)
 
     def close(self, wait_s: float = STOP_WAIT_S) -> None:
         """Wait a little for commands still running; they finish on their own after that."""
