@@ -287,3 +287,44 @@ async def test_a_worktree_task_is_told_once_its_merge_step_recorded_an_outcome(
     assert record["id"] == task.id
     assert record["stdin"]["merge"]["status"] == "kept"  # manual: kept for review
     assert record["stdin"]["branch"] == engine.service.get(task.id).branch
+
+
+def test_a_store_error_mid_pass_tells_what_was_claimed_and_reads_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from claudine_core.store import StoreError
+
+    ledger = tmp_path / "hook.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(HOOK)
+    config = make_config(tmp_path / "home", on_finish=(sys.executable, str(hook)),
+                         desktop_notifications=False)
+    service = TaskService(config)
+    try:
+        ids = []
+        for n in range(4):
+            task = service.delegate(TaskSpec(prompt=f"task {n}", cwd=str(tmp_path)))
+            service.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.COMPLETED,
+                                    ended_at=1.0)
+            ids.append(task.id)
+        notifier = Notifier(config, service.repo, env=agent_env(HOOK_LEDGER=str(ledger)))
+        claim = notifier._claim
+        calls = []
+
+        def failing_claim(task_id: str) -> bool:
+            calls.append(task_id)
+            if len(calls) == 3:  # the store locked in the middle of the pass
+                raise StoreError("database is locked")
+            return claim(task_id)
+
+        monkeypatch.setattr(notifier, "_claim", failing_claim)
+        with pytest.raises(StoreError):
+            notifier.tick()
+        notifier.close(60)
+        assert sorted(r["id"] for r in ledger_lines(ledger)) == sorted(ids[:2])
+        monkeypatch.setattr(notifier, "_claim", claim)
+        assert notifier.tick() == 2  # nothing else changed the store: it reads again anyway
+        notifier.close(60)
+    finally:
+        service.close()
+    told = [r["id"] for r in ledger_lines(ledger)]
+    assert sorted(told) == sorted(ids) and len(told) == 4
