@@ -38,7 +38,7 @@ _USAGE_ERROR = re.compile(
     re.MULTILINE,
 )
 
-STREAM_JSON_INPUT = ("--input-format", "stream-json", "--replay-user-messages")
+STREAM_JSON_INPUT = ("--input-format", "stream-json")
 
 RESUME_AFTER_INTERRUPTION = (
     "Your previous run of this task was interrupted before it finished. "
@@ -82,10 +82,8 @@ def build_argv(
     :func:`agent_input`), so a prompt starting with ``-`` is never read as a flag and a long
     one does not hit the kernel's 128 KiB limit on one argv word.
 
-    The agent reads its turns as stream-json lines (the wrapper writes the prompt as the
-    first, then each message sent to the task), and echoes each one back on stdout
-    (``--replay-user-messages``) so the log shows what it was told and when (see
-    docs/claude-stream-json-input.md)."""
+    The agent reads its turns as stream-json lines: the wrapper writes the prompt as the
+    first, then each message sent to the task (see docs/claude-stream-json-input.md)."""
     resume_from = task.resume_session_id
     argv = [executable, "-p", *STREAM_JSON_INPUT, "--output-format", "stream-json", "--verbose"]
     if resume_from:

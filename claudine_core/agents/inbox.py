@@ -36,6 +36,14 @@ def user_message_line(text: str) -> bytes:
     return json.dumps(line).encode() + b"\n"
 
 
+def logged_message_line(message_id: str, text: str) -> bytes:
+    """How a delivered message is recorded among the agent's output lines: the shape of
+    the CLI's own echo of a user turn, with the message id."""
+    line = {"type": "user", "message": {"role": "user", "content": text},
+            "claudine_message_id": message_id}
+    return json.dumps(line).encode() + b"\n"
+
+
 @contextmanager
 def locked(run_dir: str) -> Iterator[None]:
     fd = os.open(os.path.join(run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o600)

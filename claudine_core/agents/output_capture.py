@@ -108,6 +108,16 @@ class CappedWriter:
             else:
                 self.dropped += len(line)
 
+    def write_own_line(self, line: bytes) -> None:
+        """Store a whole line of the wrapper's own (a message it delivered) between the
+        agent's lines: the agent's unfinished line stays pending, and is kept or dropped as
+        it would have been."""
+        dropping, self._dropping_line = self._dropping_line, False
+        try:
+            self._write_lines(line)
+        finally:
+            self._dropping_line = dropping
+
     def finish(self) -> None:
         if self._partial:
             if self.written + len(self._partial) <= self.cap or self._partial.startswith(

@@ -38,8 +38,8 @@ class AssistantText(StreamEvent):
 
 @dataclass(frozen=True, slots=True)
 class UserText(StreamEvent):
-    """A user turn the agent read: its prompt, or a message sent to it (echoed back by
-    ``--replay-user-messages``)."""
+    """A message sent to the agent (recorded by the wrapper as it delivers it), or a user
+    turn the CLI echoed (``--replay-user-messages``)."""
 
     text: str
 

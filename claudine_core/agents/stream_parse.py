@@ -148,7 +148,8 @@ def _user_events(obj: dict[str, Any]) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     message = obj.get("message")
     if isinstance(message, dict) and isinstance(message.get("content"), str):
-        # A user turn the agent read (the prompt, or a message sent to it), echoed back.
+        # A message delivered to the agent (the wrapper's record of it), or a user turn the
+        # CLI echoes (--replay-user-messages).
         return [UserText(clip(message["content"], RESULT_CONTENT_LIMIT))]
     if isinstance(message, dict) and isinstance(message.get("content"), list):
         for block in message["content"]:

@@ -14,7 +14,9 @@ With ``--input stream-json`` it owns a conversation (``claude --input-format str
 FILE becomes the first user message, each message posted to the run folder's inbox
 (inbox.py) is written to the agent's stdin as the next one, and when a turn ends (a
 ``result`` line) with nothing waiting in the inbox it closes the agent's stdin, which ends
-the agent. A message that comes later finds the inbox closed and becomes a resume.
+the agent. A message that comes later finds the inbox closed and becomes a resume. Each
+message it delivers is also put in ``stdout.jsonl`` as a ``user`` line (the log shows the
+user's turn).
 
 It also answers for every process the agent starts. On Linux it is a child subreaper, so
 a process that detaches into a session of its own (the ``claude`` Bash tool runs commands
@@ -38,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 if not __package__:
     # Run by path (``python -I .../wrapper.py``, as the supervisor starts it): isolated mode
@@ -114,10 +117,12 @@ class Conversation:
     """The agent's stdin in stream-json mode: the prompt, then the inbox, until a turn ends
     with nothing waiting (see the module docstring)."""
 
-    def __init__(self, run_dir: str, prompt_path: str | None, stdin_w: int) -> None:
+    def __init__(self, run_dir: str, prompt_path: str | None, stdin_w: int,
+                 log_line: Callable[[bytes], None]) -> None:
         self.run_dir = run_dir
         self.prompt_path = prompt_path
         self.stdin_w: int | None = stdin_w
+        self.log_line = log_line  # puts a delivered message in stdout.jsonl
         self.turn_ended = threading.Event()
         self.agent_gone = threading.Event()
 
@@ -147,6 +152,8 @@ class Conversation:
             return
         inbox.mark_delivered(self.run_dir, key, time.time())  # before: at most once
         data = inbox.user_message_line(text)
+        if key != inbox.PROMPT_KEY:  # the log shows the user's turn (the prompt is known)
+            self.log_line(inbox.logged_message_line(key, text))
         while data:
             data = data[os.write(self.stdin_w, data):]
 
@@ -167,6 +174,12 @@ class Conversation:
         with inbox.locked(self.run_dir):
             inbox.close(self.run_dir)
         self._close_stdin()
+
+
+def _log_line(out: CappedWriter, lock: threading.Lock, line: bytes) -> None:
+    with lock:
+        if not out.closed:
+            out.write_own_line(line)
 
 
 def _parse(argv: list[str]) -> tuple[str, int, str | None, float, bool, list[str]] | None:
@@ -225,13 +238,15 @@ def main(argv: list[str]) -> int:
     err = Sink(os.path.join(run_dir, "stderr.log"))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    lock = threading.Lock()  # stdout.jsonl: the agent's lines and the delivered messages
     stdin = None
     conversation = None
     try:
         if stream_input:
             inbox.open_inbox(run_dir)
             stdin, stdin_w = os.pipe()
-            conversation = Conversation(run_dir, stdin_path, stdin_w)
+            conversation = Conversation(run_dir, stdin_path, stdin_w,
+                                        lambda line: _log_line(out, lock, line))
         else:
             what = stdin_path or os.devnull
             stdin = os.open(what, os.O_RDONLY)
@@ -254,7 +269,6 @@ def main(argv: list[str]) -> int:
             os.close(stdin)
     os.close(out_w)
     os.close(err_w)
-    lock = threading.Lock()
     on_result = conversation.turn_ended.set if conversation else None
     threads = [
         threading.Thread(target=copy_stdout, args=(out_r, out, lock, on_result), daemon=True),

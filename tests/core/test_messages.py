@@ -14,6 +14,7 @@ import pytest
 from engine_helpers import FAKE_CLAUDE, agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.agents import inbox
+from claudine_core.agents.output_capture import CappedWriter
 from claudine_core.agents.wrapper import __file__ as WRAPPER
 from claudine_core.engine import Engine
 from claudine_core.errors import InvalidTransition
@@ -29,7 +30,7 @@ def agent_answers(run_dir: Path) -> list[str]:
 
 
 def user_turns(run_dir: Path) -> list[str]:
-    """The user turns the agent echoed back (--replay-user-messages)."""
+    """The messages the wrapper recorded in the log as it delivered them."""
     lines = [json.loads(line) for line in (run_dir / "stdout.jsonl").read_text().splitlines()]
     return [line["message"]["content"] for line in lines
             if line.get("type") == "user" and isinstance(line["message"]["content"], str)]
@@ -51,7 +52,7 @@ async def test_a_message_reaches_the_running_agent_at_its_next_turn(tmp_path: Pa
     assert done.result == "FAKE_DONE: - now say goodbye"  # the last turn's answer
     assert [m.id for m in messages] == [sent.id] and messages[0].delivered_at is not None
     assert agent_answers(run_dir)[-1] == "FAKE_DONE: - now say goodbye"
-    assert user_turns(run_dir) == ["[sleep:2] first", "- now say goodbye"]
+    assert user_turns(run_dir) == ["- now say goodbye"]  # the log shows the user's turn
     starts = [json.loads(line) for line in ledger.read_text().splitlines()
               if json.loads(line)["event"] == "start"]
     assert len(starts) == 1  # one agent process: it was not restarted
@@ -113,3 +114,15 @@ def test_the_wrapper_closes_the_conversation_and_refuses_later_messages(
     assert describe(lost, now_open=False) == (
         "msg-late not delivered: the agent ended first: too late")
 
+
+
+def test_a_delivered_message_never_splits_a_line_the_agent_is_writing(tmp_path: Path) -> None:
+    out = CappedWriter(str(tmp_path / "stdout.jsonl"), 1_000_000)
+    out.feed(b'{"type":"assistant","message":{"content":[{"type":"text","te')
+    out.write_own_line(inbox.logged_message_line("msg-1", "meanwhile"))
+    out.feed(b'xt":"hi"}]}}\n')
+    out.finish()
+    lines = [json.loads(line) for line in (tmp_path / "stdout.jsonl").read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["user", "assistant"]
+    assert lines[0]["message"]["content"] == "meanwhile"
+    assert lines[0]["claudine_message_id"] == "msg-1"

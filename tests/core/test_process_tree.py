@@ -65,9 +65,8 @@ async def test_the_agent_reads_its_prompt_on_stdin(tmp_path: Path) -> None:
         await wait_for_state(engine, task.id, TERMINAL_STATES)
     turn = json.loads(stdin.read_text())
     assert turn == {"type": "user", "message": {"role": "user", "content": "-n\n- a list\n"}}
-    assert argv.read_text().split()[:7] == [
-        "-p", "--input-format", "stream-json", "--replay-user-messages",
-        "--output-format", "stream-json", "--verbose"]
+    assert argv.read_text().split()[:6] == [
+        "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
 
 
 async def test_detached_process_left_by_a_finished_agent_is_stopped(tmp_path: Path) -> None:

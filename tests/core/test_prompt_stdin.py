@@ -41,8 +41,8 @@ async def test_prompt_reaches_the_agent_whole_and_never_as_an_argument(
     assert done.result == f"FAKE_DONE: {prompt[:40]}"
     assert ledger_markers(ledger) == [prompt.strip()]
     (argv,) = [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
-    assert argv[:7] == ["-p", "--input-format", "stream-json", "--replay-user-messages",
-                        "--output-format", "stream-json", "--verbose"]
+    assert argv[:6] == ["-p", "--input-format", "stream-json", "--output-format",
+                        "stream-json", "--verbose"]
     assert all(prompt not in word for word in argv)
 
 
