@@ -37,8 +37,9 @@ from claudine_core.errors import EXIT_USAGE, ClaudineError, InvalidTransition, S
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, field_kind, field_types, iso_time
 from claudine_core.store.db import describe_sqlite_error
 from claudine_core.store.tables import _peewee_field
+from claudine_core.task_request import MAX_PROMPT_BYTES
 
-MAX_MESSAGE_CHARS = 100_000
+MAX_MESSAGE_BYTES = MAX_PROMPT_BYTES  # a message is a prompt for the next turn
 
 
 class InvalidMessage(ClaudineError, ValueError):
@@ -132,9 +133,11 @@ def check_text(text: str) -> str:
     """The message as sent, or InvalidMessage naming what is wrong."""
     if not text.strip():
         raise InvalidMessage("message: the message is empty; give the text to send")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise InvalidMessage(f"message: {len(text)} characters is more than the "
-                             f"{MAX_MESSAGE_CHARS} a message may have")
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(f"message: {size} bytes is more than the {MAX_MESSAGE_BYTES} "
+                             "a message may have; send a shorter one, or put the text in a "
+                             "file and tell the agent where it is")
     return text
 
 

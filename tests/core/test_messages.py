@@ -81,6 +81,8 @@ def test_a_task_that_has_not_started_refuses_a_message(tmp_path: Path) -> None:
             service.send_message(task.id, "hello")
         with pytest.raises(InvalidMessage, match="message: the message is empty"):
             service.send_message(task.id, "  \n")
+        with pytest.raises(InvalidMessage, match="message: 1048578 bytes is more than"):
+            service.send_message(task.id, "é" * (1024 * 1024 // 2 + 1))
         assert service.task_messages(task.id) == []  # nothing stored
     finally:
         service.close()
