@@ -2,9 +2,10 @@
 
 An agent runs under ``agents/wrapper.py`` in its own session, so the wrapper's pid is
 also the process group id of the agent and everything it spawns. Its prompt reaches it on
-stdin from a file, and its output goes to files, never pipes to the engine, so the agent
-keeps running if the engine dies; the wrapper records the exit status in ``exit.json``
-whether or not anybody is watching.
+stdin from a file (with ``stream_input``: through the wrapper, as the first turn of a
+conversation whose later messages come from the run folder's inbox), and its output goes
+to files, never pipes to the engine, so the agent keeps running if the engine dies; the
+wrapper records the exit status in ``exit.json`` whether or not anybody is watching.
 
 Stopping: SIGTERM to the group. On Linux the wrapper is a subreaper and stops every
 descendant itself, detached ones included, SIGKILL after the grace period; the engine
