@@ -44,7 +44,7 @@ LOG_POLL_S = 0.25
 PRIORITY = Binding.Group("Priority", compact=True)
 # Under 120 columns the footer cannot hold every key; these stay (the rest: palette, `?`).
 FOOTER_KEEP = ("new_task", "cancel_task", "retry_task", "review_task", "filter", "quit",
-               "toggle_help")
+               "toggle_help")  # (the log search's own keys are on its status line)
 STEP, PIPELINE = "step", "pipeline"  # what a cancel of a pipeline step applies to
 # Actions on the task table: off while a full screen (the diff review) covers it.
 TABLE_ACTIONS = frozenset({"new_task", "cancel_task", "bump_priority", "set_priority",

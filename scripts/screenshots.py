@@ -5,8 +5,9 @@
 
 Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
 (the form with a validation error), narrow.svg (80x24), wide.svg (180x44), review.svg
-(the diff review of a worktree task, on a git repository made for it) and schedules.svg
-(the schedules view, S). PNGs are written too when ``rsvg-convert`` is installed.
+(the diff review of a worktree task, on a git repository made for it), schedules.svg
+(the schedules view, S) and narrow-search.svg (80x24: `/` in the log pane, a hit of a search
+of the whole log). PNGs are written too when ``rsvg-convert`` is installed.
 """
 
 from __future__ import annotations
@@ -88,6 +89,14 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             app.table.move_cursor(row=app.table.get_row_index(task.id))
             await pilot.press("d")
             await _until(pilot, lambda: getattr(app.screen, "loaded", False))
+        elif mode == "search":
+            done = next(t for t in app.table.tasks.values()
+                        if t.status is TaskState.COMPLETED and not t.branch)
+            app.table.move_cursor(row=app.table.get_row_index(done.id))
+            await _until(pilot, lambda: app.pane.lines_written >= 4)
+            app.pane.log_widget.focus()
+            await pilot.press("slash", *"git log", "enter")
+            await _until(pilot, lambda: "hit 1 of" in app.pane.search.status_text)
         elif mode == "schedules":
             await pilot.press("S")
             await _until(pilot, lambda: app.screen.query_one("#schedules").row_count
@@ -99,7 +108,7 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
-        if mode in ("form", "review", "schedules"):
+        if mode in ("form", "review", "schedules", "search"):
             await pilot.press("escape")
         await pilot.press("q")
         if app.screen.__class__.__name__ == "QuitScreen":
@@ -125,7 +134,7 @@ async def main(out: Path) -> None:
         shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),
                  ((120, 36), "new-task", "form"), ((80, 24), "narrow", "busy"),
                  ((180, 44), "wide", "log"), ((120, 36), "review", "review"),
-                 ((120, 36), "schedules", "schedules")]
+                 ((120, 36), "schedules", "schedules"), ((80, 24), "narrow-search", "search")]
         paths = [await shoot(out, home, work, size, name, mode) for size, name, mode in shots]
         final = Engine(make_config(home), kind="console", env=agent_env())
         await final.start()

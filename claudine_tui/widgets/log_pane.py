@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import RichLog, Static
 
-from claudine_core.agents.stream_events import InvalidLine, StreamEvent
+from claudine_core.agents.stream_events import AgentResult, InvalidLine, StreamEvent
 from claudine_core.models import Task, TaskState
 from claudine_tui.log_render import render_rich
 from claudine_tui.task_text import STATUS_GLYPHS, task_details
@@ -49,6 +49,7 @@ class LogPane(Vertical):
         self._skip_partial = False
         self._placeholder = False  # "No output yet." is on screen (cleared by the first output)
         self._rendered_here = 0  # events rendered from the current attempt's file
+        self._agent_said_failed = False  # the attempt's result line already reads "failed"
         self._ended_as: tuple[str, int, str] | None = None  # the ending already written
         # Held rather than queried: a query fails once the DOM is being torn down at exit.
         self._log = RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
@@ -83,6 +84,7 @@ class LogPane(Vertical):
         self.task_id = task_id
         self.read_offset, self._path, self._skip_partial = 0, None, False
         self._placeholder, self._rendered_here, self._ended_as = False, 0, None
+        self._agent_said_failed = False
         self.log_widget.clear()
         self.search.close()
         self._title()
@@ -105,8 +107,9 @@ class LogPane(Vertical):
             before = self.read_offset
             self.poll()
         self._ended_as = ending
-        if task.status is TaskState.COMPLETED:
-            return
+        if task.status is TaskState.COMPLETED or (
+                task.status is TaskState.FAILED and self._agent_said_failed):
+            return  # the agent's own result line has said it
         self._clear_placeholder()
         reason = task.error or task.cancel_reason or task.status.value
         glyph = STATUS_GLYPHS[task.status.value]
@@ -162,6 +165,7 @@ class LogPane(Vertical):
             if self._path is not None:
                 self.log_widget.write(Text("── new attempt ──", style="bold"))
             self._path, self.read_offset, self._rendered_here = path, 0, 0
+            self._agent_said_failed = False
         size = _size(path)
         if size - self.read_offset > (BACKLOG_BYTES if self.read_offset else TAIL_BYTES):
             skipped = size - TAIL_BYTES - self.read_offset
@@ -172,6 +176,9 @@ class LogPane(Vertical):
             self.read_offset, self._skip_partial = size - TAIL_BYTES, True
 
     def _write(self, events: list[StreamEvent]) -> int:
+        for event in events:
+            if isinstance(event, AgentResult):
+                self._agent_said_failed = not event.ok
         rendered = [text for text in map(render_rich, events) if text is not None]
         if rendered:
             self._clear_placeholder()

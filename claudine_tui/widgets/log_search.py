@@ -92,9 +92,9 @@ class HitView(RichLog):
     """
 
     BINDINGS = [
-        Binding("n,enter", "step(1)", "Next hit"),
-        Binding("N,shift+enter", "step(-1)", "Previous hit"),
-        Binding("escape", "close", "Back to the log"),
+        Binding("n,enter", "step(1)", "Next"),
+        Binding("N,shift+enter", "step(-1)", "Prev"),
+        Binding("escape", "close", "Back"),
     ]
 
     def action_step(self, step: int) -> None:
