@@ -1,6 +1,7 @@
 """End to end: the installed `claudine` console in a real tmux session. `e` opens a tmux
 window in the task's directory, `E` runs $EDITOR there (the console suspended, then back),
-and `/` in the log pane searches the task's whole log."""
+`/` in the log pane searches the task's whole log, and quitting with "leave running"
+tells the shell what was left and who owns it."""
 
 from __future__ import annotations
 
@@ -37,17 +38,20 @@ def poll(condition: Callable[[], object], timeout: float, what: str,
 class Console:
     """The console running in a detached tmux session of the default server."""
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, then: str = "", **env: str) -> None:
+        """``then``: a shell command run after the console exits (its pane stays)."""
         self.env = cli_env(tmp_path / "home", **env)
         self.session = f"claudine-e2e-{uuid.uuid4().hex[:8]}"
         self.cwd = tmp_path
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items()
                            if k.startswith(("CLAUDINE_", "IS_SANDBOX", "PYTHON", "EDITOR")))
         subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "120", "-y",
-                        "36", f"env {exports} {CLAUDINE}"], check=True, cwd=tmp_path)
+                        "36", f"env {exports} {CLAUDINE}{'; ' + then if then else ''}"],
+                       check=True, cwd=tmp_path)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", f"{self.session}:0"],
+        # -J: a shell line the terminal wrapped comes back whole.
+        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", f"{self.session}:0"],
                               capture_output=True, text=True).stdout
 
     def keys(self, *keys: str) -> None:
@@ -147,5 +151,33 @@ def test_slash_in_the_log_pane_searches_the_whole_log(tmp_path: Path) -> None:
         console.wait(lambda: "hit " not in console.screen(), 5, "the live log again")
         console.keys("q")
         console.wait(console.exited, 15, "the console to exit")
+    finally:
+        console.close()
+
+
+@needs_tmux
+def test_leave_running_tells_the_shell_what_was_left_and_who_owns_it(tmp_path: Path) -> None:
+    # The hand-over on (the tests' default is off): a background owner adopts the agent,
+    # which ends by itself; that owner then leaves once idle (CLAUDINE_IDLE_EXIT).
+    console = Console(tmp_path, then="echo CONSOLE-EXITED; sleep 60",
+                      CLAUDINE_HANDOFF_ON_EXIT="1", CLAUDINE_IDLE_EXIT="1")
+    try:
+        console.wait(lambda: "owner · console" in console.screen(), 20, "the console")
+        task_id = console.cli("delegate", "[sleep:3] still going")
+        short = task_id.removeprefix("task-")[:8]
+        console.wait(lambda: console.status(task_id) == "running", 20, "the agent to start")
+        console.keys("q")
+        console.wait(lambda: "leave running" in console.screen().lower(), 5, "the question")
+        console.keys("l")
+        console.wait(lambda: "CONSOLE-EXITED" in console.screen(), 20, "the console to exit")
+        said = console.screen()
+        owner = re.search(r"a background 'claudine serve' \(pid (\d+)\) owns them now", said)
+        assert f"claudine: left 1 running, 0 queued in {tmp_path / 'home'} ({short})" in said
+        assert owner, said
+        console.wait(lambda: console.status(task_id) == "completed", 30,
+                     "the adopted agent to finish")
+        pid = int(owner.group(1))
+        console.wait(lambda: not Path(f"/proc/{pid}").exists(), 20,
+                     "the background owner to leave once idle")
     finally:
         console.close()
