@@ -41,6 +41,9 @@ def make_config(home: Path, **overrides: Any) -> Config:
         # In-process engines stop with work left on purpose; a test of the hand-over
         # turns it on (or runs separate processes, which keep the default).
         "handoff_on_exit": False,
+        # A developer's desktop must not pop a notification per test task; the notifier's
+        # tests turn them on with a fake notify-send on PATH.
+        "desktop_notifications": False,
     }
     values.update(overrides)
     return load_config(env={}, config_file=_empty_toml(home), **values)
@@ -70,6 +73,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
             # An owner a test stops with work left would hand it to a background owner
             # that outlives the test; the hand-over tests turn this back on.
             "CLAUDINE_HANDOFF_ON_EXIT": "0",
+            "CLAUDINE_DESKTOP_NOTIFICATIONS": "0",  # see make_config
         }
     )
     env.update(extra)

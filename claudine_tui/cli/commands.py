@@ -157,14 +157,17 @@ def status(args: argparse.Namespace) -> int:
             position = service.queue_position(task)
             waiting = service.waiting_reason(task)
             ended = service.agent_has_ended(task)
+            messages = service.task_messages(task.id)
             if args.json:
                 data = task.to_json()
                 data["queue_position"] = position
                 data["waiting_reason"] = waiting
                 data["agent_ended"] = ended
+                data["messages"] = [m.to_json() for m in messages]
                 print(json.dumps(data))
             else:
                 print(output.task_details(task, position, waiting, agent_ended=ended))
+                _print_messages(service, messages)
             return 0
         statuses = [_parse_state(s) for s in args.status] if args.status else None
         tasks = service.list_tasks(statuses, limit=args.limit)
@@ -187,6 +190,17 @@ def status(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.close()
+
+
+def _print_messages(service: Any, messages: list[Any]) -> None:
+    """The messages sent to a task's agent and whether each was delivered."""
+    if not messages:
+        return
+    from claudine_core.messages import describe
+
+    print("messages:")
+    for message in messages:
+        print(f"  {describe(message, now_open=service.messages.may_still_arrive(message))}")
 
 
 def tmux_status(args: argparse.Namespace) -> int:

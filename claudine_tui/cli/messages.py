@@ -42,13 +42,20 @@ def send(args: argparse.Namespace) -> int:
             _ensure_owner(service.config)
     finally:
         service.close()
+    # The CLI's convention for scripts: a bare id on stdout (the task that continues the
+    # conversation, or the message's), the whole record with --json; words for a person
+    # go to stderr at a terminal.
     if args.json:
         print(json.dumps(message.to_json()))
     elif message.resume_task_id:
-        print(f"{message.id}: the task had ended; its conversation continues as task "
-              f"{message.resume_task_id}")
+        print(message.resume_task_id)
+        if sys.stderr.isatty():
+            print(f"the task had ended: its conversation continues as task "
+                  f"{message.resume_task_id}", file=sys.stderr)
     else:
-        print(f"{message.id}: sent; the agent reads it at its next turn")
+        print(message.id)
+        if sys.stderr.isatty():
+            print("sent: the agent reads it at its next turn", file=sys.stderr)
     return 0
 
 

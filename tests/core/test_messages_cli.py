@@ -59,13 +59,17 @@ def test_a_message_read_from_stdin_resumes_a_finished_task(tmp_path: Path) -> No
 
     sent = run(env, "send", task_id, "-", stdin="- and a second thing\n")
     assert sent.returncode == 0, sent.stderr
-    assert "its conversation continues as task" in sent.stdout
-    resumed_id = sent.stdout.split("continues as task ")[1].strip()
+    resumed_id = sent.stdout.strip()  # a bare id, as every command prints for scripts
+    assert resumed_id.startswith("task-") and resumed_id != task_id
     waited = run(env, "wait", resumed_id, "--timeout", "60")
     assert waited.returncode == 0, waited.stderr + waited.stdout
     status = json.loads(run(env, "status", resumed_id, "--json").stdout)
     assert status["result"] == "RESUMED FAKE_DONE: - and a second thing"
     assert status["parent_id"] == task_id
+    shown = run(env, "status", task_id)  # the original task lists the message it was sent
+    assert "messages:" in shown.stdout and "- and a second thing" in shown.stdout
+    assert json.loads(run(env, "status", task_id, "--json").stdout)["messages"][0][
+        "resume_task_id"] == resumed_id
     deadline = time.monotonic() + 30  # the resumed agent read it as its first turn
     while (found := messages_of(home, task_id))[0].delivered_at is None:
         assert time.monotonic() < deadline, found

@@ -217,7 +217,8 @@ def test_many_ends_at_once_make_one_desktop_notification(tmp_path: Path) -> None
     ledger = tmp_path / "hook.jsonl"
     hook = tmp_path / "hook.py"
     hook.write_text(HOOK)
-    config = make_config(tmp_path / "home", on_finish=(sys.executable, str(hook)))
+    config = make_config(tmp_path / "home", on_finish=(sys.executable, str(hook)),
+                         desktop_notifications=True)
     service = TaskService(config)
     try:
         ids = []
