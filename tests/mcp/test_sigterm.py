@@ -19,7 +19,9 @@ PROMPT_EXIT_S = 5.0  # measured: about 0.2 s
 
 def owner_pid(home: Path) -> int | None:
     owner = current_owner(home / "engine.lock")
-    return None if owner is None else int(owner["pid"])
+    # {} while an owner has the lock but has not written its record yet.
+    pid = None if owner is None else owner.get("pid")
+    return int(pid) if pid else None
 
 
 def terminate(server: StdioServer) -> tuple[int, float]:
