@@ -29,6 +29,7 @@ from claudine_core.errors import ClaudineError
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskState
 from claudine_tui.screens.confirm import ChoiceScreen, ConfirmScreen
 from claudine_tui.screens.diff_view import DiffScreen
+from claudine_tui.screens.message import MessageScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
 from claudine_tui.screens.schedules import SchedulesScreen
@@ -72,6 +73,7 @@ class ClaudineApp(App[int]):
         Binding("r", "retry_task", "Retry"),
         Binding("l", "follow_log", "Log"),
         Binding("d", "review_task", "Diff"),
+        Binding("m", "message_task", "Message", show=False),
         # Off the footer (no room at 120 columns): `?` help and the palette list them.
         Binding("e", "open_shell", "Shell", show=False),
         Binding("E", "open_editor", "Editor", show=False),
@@ -296,6 +298,31 @@ class ClaudineApp(App[int]):
         # after `n` go to the prompt (see _on_key).
         await self.push_screen(form, delegated)
         form.set_focus(form.query_one("#field-prompt"))
+
+    async def action_message_task(self) -> None:
+        """A message to the selected task's agent: read at its next turn while it runs;
+        a finished task's conversation continues with it (a resume)."""
+        task = self._selected()
+        if task is None:
+            return
+
+        def send(text: str) -> str:
+            # A refusal (empty text, a queued task, a conversation just closed) raises a
+            # ClaudineError: the box shows its message and stays open.
+            message = self.service.send_message(task.id, text)
+            self.refresh_snapshot()
+            if message.resume_task_id:
+                return (f"{task.short_id} had ended: its conversation continues as "
+                        f"{message.resume_task_id.removeprefix('task-')[:8]}")
+            return f"message sent to {task.short_id}: read at its next turn"
+
+        def sent(outcome: str | None) -> None:
+            if outcome:
+                self.notify(outcome, timeout=4)
+
+        box = MessageScreen(f"Message to task {task.short_id}", send)
+        await self.push_screen(box, sent)
+        box.set_focus(box.query_one("#message-input"))  # keys typed right after `m`
 
     async def _on_key(self, event: events.Key) -> None:
         # Keys typed right after `n` were routed to the table before the form existed and

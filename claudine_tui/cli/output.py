@@ -14,6 +14,7 @@ from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output
     ENDED_UNRECORDED,
     STATUS_GLYPHS,
     format_elapsed,
+    format_money,
     task_details,
 )
 
@@ -105,7 +106,7 @@ def pipeline_header(pipeline_id: str, steps: list[Task]) -> str:
 def _task_row(task: Task, now: float, ended: frozenset[str], prefix: str = "",
               width: int = 60) -> str:
     glyph = STATUS_GLYPHS.get(task.status.value, " ")
-    cost = f"${task.cost_usd:.4f}" if task.cost_usd is not None else "-"
+    cost = format_money(task.cost_usd) if task.cost_usd is not None else "-"
     turns = str(task.num_turns) if task.num_turns is not None else "-"
     took = format_elapsed(elapsed(task, now)) or "-"
     state = task.status.value + ("*" if task.id in ended else "")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from claudine_core.agents.stream_events import StreamEvent
+from claudine_core.messages import Message
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec
 from claudine_core.schedules.model import Schedule, ScheduleExecution, ScheduleStatus
 
@@ -28,6 +29,8 @@ class ServicePort(Protocol):
     def retry(self, ref: str) -> Task: ...
 
     def resume(self, ref: str, additional_context: str | None = None) -> Task: ...
+
+    def send_message(self, ref: str, text: str) -> Message: ...
 
     def get(self, ref: str) -> Task: ...
 
