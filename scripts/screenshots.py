@@ -6,8 +6,9 @@
 Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
 (the form with a validation error), narrow.svg (80x24), wide.svg (180x44), review.svg
 (the diff review of a worktree task, on a git repository made for it), schedules.svg
-(the schedules view, S) and narrow-search.svg (80x24: `/` in the log pane, a hit of a search
-of the whole log). PNGs are written too when ``rsvg-convert`` is installed.
+(the schedules view, S), message.svg (the message box, m) and narrow-search.svg (80x24:
+`/` in the log pane, a hit of a search of the whole log). PNGs are written too when
+``rsvg-convert`` is installed.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await pilot.press("S")
             await _until(pilot, lambda: app.screen.query_one("#schedules").row_count
                          == len(SCHEDULES))
+        elif mode == "message":
+            running = next(t for t in app.table.tasks.values()
+                           if t.status is TaskState.RUNNING)
+            app.table.move_cursor(row=app.table.get_row_index(running.id))
+            await pilot.press("m", *"also update the changelog")
+            await _until(pilot, lambda: app.screen.__class__.__name__ == "MessageScreen")
         elif mode == "form":
             await pilot.press("n")
             app.screen.query_one("#field-cwd", Input).value = str(work)
@@ -108,7 +115,7 @@ async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: 
             await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
-        if mode in ("form", "review", "schedules", "search"):
+        if mode in ("form", "review", "schedules", "search", "message"):
             await pilot.press("escape")
         await pilot.press("q")
         if app.screen.__class__.__name__ == "QuitScreen":
@@ -134,7 +141,8 @@ async def main(out: Path) -> None:
         shots = [((120, 36), "console", "busy"), ((120, 36), "console-log", "log"),
                  ((120, 36), "new-task", "form"), ((80, 24), "narrow", "busy"),
                  ((180, 44), "wide", "log"), ((120, 36), "review", "review"),
-                 ((120, 36), "schedules", "schedules"), ((80, 24), "narrow-search", "search")]
+                 ((120, 36), "schedules", "schedules"), ((80, 24), "narrow-search", "search"),
+                 ((120, 36), "message", "message")]
         paths = [await shoot(out, home, work, size, name, mode) for size, name, mode in shots]
         final = Engine(make_config(home), kind="console", env=agent_env())
         await final.start()

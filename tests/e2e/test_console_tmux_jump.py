@@ -156,6 +156,37 @@ def test_slash_in_the_log_pane_searches_the_whole_log(tmp_path: Path) -> None:
 
 
 @needs_tmux
+def test_m_sends_a_message_that_the_running_agent_reads(tmp_path: Path) -> None:
+    """In a real terminal: `m` on a running task, a line typed, enter; the agent's next
+    turn gets it (the store records the delivery) and the log pane shows the user's turn."""
+    console = Console(tmp_path)
+    try:
+        console.wait(lambda: "owner · console" in console.screen(), 20, "the console")
+        task_id = console.cli("delegate", "[sleep:3] first turn")
+        short = task_id.removeprefix("task-")[:8]
+        console.wait(lambda: console.status(task_id) == "running", 30, "the agent to run")
+        console.wait(lambda: short in console.screen(), 5, "the row")
+        console.keys("m")
+        console.wait(lambda: f"Message to task {short}" in console.screen(), 10, "the box")
+        console.keys("then tidy up", "Enter")
+        console.wait(lambda: f"message sent to {short}" in console.screen(), 10,
+                     "the console to say it was sent")
+
+        def delivered() -> bool:
+            shown = json.loads(console.cli("status", task_id, "--json"))
+            return bool(shown["messages"]) and shown["messages"][0]["delivered_at"] is not None
+
+        console.wait(delivered, 30, "the wrapper to deliver it at the next turn")
+        console.wait(lambda: "you: then tidy up" in console.screen(), 30,
+                     "the user's turn in the log pane")
+        console.wait(lambda: console.status(task_id) == "completed", 30, "the task to end")
+        console.keys("q")
+        console.wait(console.exited, 15, "the console to exit")
+    finally:
+        console.close()
+
+
+@needs_tmux
 def test_leave_running_tells_the_shell_what_was_left_and_who_owns_it(tmp_path: Path) -> None:
     # The hand-over on (the tests' default is off): a background owner adopts the agent,
     # which ends by itself; that owner then leaves once idle (CLAUDINE_IDLE_EXIT).
