@@ -273,10 +273,20 @@ def logs(args: argparse.Namespace) -> int:
                                        raw=args.raw, poll_s=POLL_S, attempt=args.attempt)
         except ValueError as exc:  # no such attempt
             raise CommandError(str(exc)) from exc
+        if not args.raw and args.attempt in (None, task.attempt):
+            _print_verdict(service.get(task.id))
         _point_to_stderr(service, task.id)
         return status
     finally:
         service.close()
+
+
+def _print_verdict(task: Task) -> None:
+    """How a failed or cancelled task ended, under its log: the agent's own last line may
+    say it succeeded (a result written as it was being stopped), or there may be none."""
+    if task.status in (TaskState.FAILED, TaskState.CANCELLED):
+        reason = task.error or task.cancel_reason or task.status.value
+        print(f"{output.STATUS_GLYPHS[task.status.value]} {task.status.value}: {reason}")
 
 
 def _point_to_stderr(service: Any, task_id: str) -> None:

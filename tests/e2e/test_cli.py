@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,6 +184,26 @@ def test_missing_claude_binary_is_refused_with_advice(cli: Cli) -> None:
     assert "not found on PATH" in result.stderr and "npm install" in result.stderr
     assert cli.json("status") == []  # nothing queued, no background owner started for it
     assert current_owner(cli.home / "engine.lock") is None
+
+
+def test_logs_end_with_how_a_cancelled_or_failed_task_ended(cli: Cli, tmp_path: Path) -> None:
+    """The agent's own last line may be a success written as it was stopped: the log of a
+    cancelled or failed task ends with the task's verdict, as the console's pane does."""
+    cli.start_owner()
+    task_id = cli("delegate", "[sleep:30] long", "--cwd", str(tmp_path)).stdout.strip()
+    deadline = time.monotonic() + 30
+    while cli.json("status", task_id)["status"] != "running":  # type: ignore[index]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cli("cancel", task_id, "not needed")
+    assert cli("wait", task_id, "--timeout", "30").returncode == 1
+    shown = cli("logs", task_id)
+    assert shown.stdout.rstrip().splitlines()[-1] == "⊘ cancelled: not needed"
+    failed = cli("delegate", "[fail] broken", "--cwd", str(tmp_path)).stdout.strip()
+    assert cli("wait", failed, "--timeout", "30").returncode == 1
+    error = cli.json("status", failed)["error"]  # type: ignore[index]
+    assert cli("logs", failed).stdout.rstrip().splitlines()[-1] == f"✘ failed: {error}"
+    cli.stop_owner()
 
 
 def test_a_missing_absolute_agent_path_is_named_as_a_path(cli: Cli) -> None:

@@ -146,7 +146,10 @@ def test_logs_point_to_a_non_empty_stderr(tmp_path: Path) -> None:
     logs = run(env, "logs", task_id)
     assert logs.returncode == 0
     assert f"claudine logs {task_id[5:13]} --stderr" in logs.stderr
-    assert "to stderr" in logs.stderr and logs.stdout == ""
+    # Nothing of the agent's on stdout: only the task's verdict, under its (empty) log.
+    assert "to stderr" in logs.stderr
+    assert logs.stdout.startswith("✘ failed: agent exited with code 2") \
+        and logs.stdout.count("\n") == 1
     assert "exiting immediately" in ok(env, "logs", task_id, "--stderr")
     # A task whose stderr is empty gets no such line.
     quiet = ok(env, "delegate", "fine", "--cwd", str(tmp_path)).strip()
