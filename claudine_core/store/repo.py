@@ -385,9 +385,15 @@ class TaskRepo:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Reads and writes that commit together; a failed commit (a full disk, a lock held
-        too long) is a StoreError like any other write's."""
+        too long) is a StoreError like any other write's.
+
+        IMMEDIATE: the write lock is taken at BEGIN, waiting out other writers through the
+        busy timeout. A deferred transaction that reads first and writes later cannot wait:
+        in WAL mode SQLite fails its first write at once (SQLITE_BUSY) when another process
+        committed after its read, which an owner writing twice a second makes likely (a
+        pipeline cancel from the CLI failed so in CI). Nested, it is a savepoint."""
         try:
-            with self.db.atomic():
+            with self.db.atomic("IMMEDIATE"):
                 yield
         except (peewee.OperationalError, peewee.DatabaseError) as exc:
             raise StoreError(describe_sqlite_error(exc, self.db.database)) from exc
