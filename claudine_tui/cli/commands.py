@@ -15,7 +15,7 @@ from claudine_core.models import (
     TaskState,
 )
 from claudine_tui.cli import output
-from claudine_tui.cli.common import CommandError, load, open_service
+from claudine_tui.cli.common import CommandError, ensure_owner, load, open_service
 from claudine_tui.cli.common import guard as _guard
 
 EXTRA_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -73,7 +73,7 @@ def delegate(args: argparse.Namespace) -> int:
         task = service.delegate(spec)
         warn_owner_mismatch(service.config)
         if not args.no_serve:
-            _ensure_owner(service.config)
+            ensure_owner(service.config)
     finally:
         service.close()
     if args.json:
@@ -111,7 +111,7 @@ def pipeline(args: argparse.Namespace) -> int:
             list(args.steps), template, continue_conversation=args.continue_conversation)
         warn_owner_mismatch(service.config)
         if not args.no_serve:
-            _ensure_owner(service.config)
+            ensure_owner(service.config)
     finally:
         service.close()
     if args.json:
@@ -122,21 +122,6 @@ def pipeline(args: argparse.Namespace) -> int:
         for task in tasks:
             print(f"  {task.pipeline_step}. {task.id} {task.status.value}")
     return 0
-
-
-def _ensure_owner(config: Config) -> None:
-    from claudine_core.serve import ensure_owner
-
-    try:
-        started = ensure_owner(config)
-    except OSError as exc:
-        print(f"claudine: warning: could not start a background owner ({exc}); the task "
-              "waits until a console or 'claudine serve' runs", file=sys.stderr)
-        return
-    if started is not None and not sys.stdout.isatty():
-        return
-    if started is not None:
-        print(f"(started a background owner, pid {started})", file=sys.stderr)
 
 
 def status(args: argparse.Namespace) -> int:
@@ -311,7 +296,7 @@ def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Ta
     try:
         task = _guard(lambda: action(service))
         warn_owner_mismatch(service.config)
-        _ensure_owner(service.config)
+        ensure_owner(service.config)
         return task
     finally:
         service.close()
@@ -333,7 +318,7 @@ def _cancel_pipeline(args: argparse.Namespace) -> int:
     try:
         pipeline_id, steps = service.cancel_pipeline(args.task, args.reason)
         warn_owner_mismatch(service.config)
-        _ensure_owner(service.config)
+        ensure_owner(service.config)
     finally:
         service.close()
     if args.json:
@@ -388,7 +373,7 @@ def wait(args: argparse.Namespace) -> int:
                 # Waiting on tasks nobody runs would never end: keep an owner alive
                 # (one killed meanwhile is replaced within a second).
                 next_owner_check = time.monotonic() + 1.0
-                _ensure_owner(service.config)
+                ensure_owner(service.config)
             if deadline is not None and time.monotonic() >= deadline:
                 pending = ", ".join(t.short_id for t in tasks if not t.status.is_terminal)
                 raise CommandError(f"timed out waiting for {pending}", 3)

@@ -7,6 +7,7 @@ Both cli.commands and cli.worktrees import it; it imports neither (no import cyc
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,20 @@ def guard(action: Callable[[], Task]) -> Task:
         raise
     except ValueError as exc:
         raise CommandError(str(exc).strip("'\"")) from exc
+
+
+def ensure_owner(config: Config, *,
+                 meanwhile: str = "the task waits until a console or 'claudine serve' "
+                 "runs") -> None:
+    """Make sure an owner runs to act on what the command wrote; if none can be started,
+    warn with what happens ``meanwhile`` (never fail: the write is already committed)."""
+    from claudine_core.serve import ensure_owner as start_owner
+
+    try:
+        started = start_owner(config)
+    except OSError as exc:
+        print(f"claudine: warning: could not start a background owner ({exc}); "
+              f"{meanwhile}", file=sys.stderr)
+        return
+    if started is not None and sys.stdout.isatty():
+        print(f"(started a background owner, pid {started})", file=sys.stderr)

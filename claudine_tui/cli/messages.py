@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from claudine_tui.cli.common import open_service
+from claudine_tui.cli.common import ensure_owner, open_service
+
+RESUME_WAITS = "the resume waits until a console or 'claudine serve' runs"
 
 
 def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int]]) -> None:
@@ -39,7 +41,7 @@ def send(args: argparse.Namespace) -> int:
     try:
         message = service.send_message(args.task, text)
         if message.resume_task_id and not args.no_serve:
-            _ensure_owner(service.config)
+            ensure_owner(service.config, meanwhile=RESUME_WAITS)
     finally:
         service.close()
     # The CLI's convention for scripts: a bare id on stdout (the task that continues the
@@ -58,15 +60,3 @@ def send(args: argparse.Namespace) -> int:
             print("sent: the agent reads it at its next turn", file=sys.stderr)
     return 0
 
-
-def _ensure_owner(config: Any) -> None:
-    from claudine_core.serve import ensure_owner
-
-    try:
-        started = ensure_owner(config)
-    except OSError as exc:
-        print(f"claudine: warning: could not start a background owner ({exc}); the resume "
-              "waits until a console or 'claudine serve' runs", file=sys.stderr)
-        return
-    if started is not None and sys.stderr.isatty():
-        print(f"(started a background owner, pid {started})", file=sys.stderr)

@@ -18,7 +18,9 @@ from typing import Any
 
 from claudine_core.errors import InvalidRequest
 from claudine_core.models import MergeStrategy, PermissionMode
-from claudine_tui.cli.common import open_service
+from claudine_tui.cli.common import ensure_owner, open_service
+
+FIRES_ONLY_WITH_AN_OWNER = "the schedule fires only while a console or 'claudine serve' runs"
 
 # The flag behind each of the schedule's own settings, to name it in errors (the
 # template's fields are named by main.FLAGS, as delegate's are).
@@ -154,7 +156,7 @@ def add(args: argparse.Namespace) -> int:
         except InvalidRequest as exc:
             raise _named(exc) from None
         if not args.no_serve:
-            _ensure_owner(service.config)
+            ensure_owner(service.config, meanwhile=FIRES_ONLY_WITH_AN_OWNER)
     finally:
         service.close()
     if args.json:
@@ -175,18 +177,6 @@ def _named(exc: InvalidRequest) -> InvalidRequest:
                                     for field, message in exc.problems.items()},
                           exit_status=exc.exit_status)
 
-
-def _ensure_owner(config: Any) -> None:
-    from claudine_core.serve import ensure_owner
-
-    try:
-        started = ensure_owner(config)
-    except OSError as exc:
-        print(f"claudine: warning: could not start a background owner ({exc}); the "
-              "schedule fires only while a console or 'claudine serve' runs", file=sys.stderr)
-        return
-    if started is not None and sys.stderr.isatty():
-        print(f"(started a background owner, pid {started})", file=sys.stderr)
 
 
 def list_schedules(args: argparse.Namespace) -> int:
@@ -255,12 +245,12 @@ def show(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace, act: Callable[[Any], Any], verb: str,
-             *, ensure_owner: bool = False) -> int:
+             *, start_owner: bool = False) -> int:
     service = open_service(args)
     try:
         schedule = act(service.schedules)
-        if ensure_owner and not getattr(args, "no_serve", False):
-            _ensure_owner(service.config)
+        if start_owner and not getattr(args, "no_serve", False):
+            ensure_owner(service.config, meanwhile=FIRES_ONLY_WITH_AN_OWNER)
     finally:
         service.close()
     if args.json:
@@ -276,7 +266,7 @@ def pause(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    return _command(args, lambda s: s.resume(args.schedule), "resumed", ensure_owner=True)
+    return _command(args, lambda s: s.resume(args.schedule), "resumed", start_owner=True)
 
 
 def cancel(args: argparse.Namespace) -> int:
