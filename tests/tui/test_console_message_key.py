@@ -54,7 +54,7 @@ async def quit_stopping_agents(pilot: Pilot[Any]) -> None:
 
 async def test_m_on_a_running_task_reaches_its_next_turn(engine: Engine,
                                                           tmp_path: Path) -> None:
-    task = engine.service.delegate(TaskSpec("[sleep:2] first turn", cwd=str(tmp_path)))
+    task = engine.service.delegate(TaskSpec("[sleep:8] first turn", cwd=str(tmp_path)))
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.engine_started)
