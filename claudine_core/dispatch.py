@@ -38,6 +38,7 @@ from claudine_core.run_dirs import run_dir_for
 from claudine_core.service import InvalidRequest, validate_cwd
 from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import RunningAgent, Supervisor
+from claudine_core.usage_limits import Gate
 
 log = logging.getLogger("claudine.engine")
 
@@ -68,6 +69,8 @@ class Dispatcher:
         limits: admission limits from the settings.
         env: the environment agents inherit.
         wake: called (from a thread) when a preparation ends, to run a tick at once.
+        gate: whether new agents may start at all (a usage-limit pause, a budget);
+            None: always.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Dispatcher:
         limits: AdmissionLimits,
         env: Mapping[str, str],
         wake: Callable[[], None],
+        gate: Callable[[float], Gate] | None = None,
     ) -> None:
         self.config = config
         self.repo = repo
@@ -94,7 +98,10 @@ class Dispatcher:
         self.limits = limits
         self.env = env
         self.wake = wake
+        self.gate = gate or (lambda now: Gate())
         self.admission: Admission | None = None
+        self._held_at: tuple[StoreVersion, str] | None = None  # when _hold last counted
+        self._held_waiting = False
         self.preparing: dict[str, Preparation] = {}
         self._prepare_pool: ThreadPoolExecutor | None = None
         # When the last look found nothing to start: the store's version then, and when
@@ -114,10 +121,18 @@ class Dispatcher:
         with none waiting, the queue is read again only once the store changed or a task
         in retry back-off is due.
         """
-        if self._queue_unchanged(now):
+        gate = self.gate(now)
+        if gate.stop_running:
+            self._stop_running(gate.reason or "a budget is reached", now)
+        if not gate.open and not gate.resuming_only:
+            return self._hold(gate.reason)
+        if gate.open and self._queue_unchanged(now):
             return False
         version = store_version(self.repo)  # before the read: a write after it is seen next
-        candidates = self.repo.dispatchable(limit=DISPATCH_SCAN, now=now)
+        candidates = self.repo.dispatchable(limit=DISPATCH_SCAN, now=now,
+                                            resuming_only=gate.resuming_only)
+        if not candidates and not gate.open:
+            return self._hold(gate.reason)
         if not candidates:
             self.admission = None
             self.lock.publish_admission(None)
@@ -140,6 +155,27 @@ class Dispatcher:
             self._start(task, now)
         return True
 
+    def _hold(self, reason: str | None) -> bool:
+        """Nothing may start (a pause, a budget): say why while tasks wait; True if any do.
+
+        The queued count is read again only when the store or the reason changed."""
+        self._empty_at = None  # once the gate opens, look at the queue again
+        key = (store_version(self.repo), reason or "")
+        if key != self._held_at:
+            self._held_at = key
+            self._held_waiting = bool(self.repo.count_by_status().get(TaskState.QUEUED))
+        self.admission = Admission(start=0, reason=reason) if self._held_waiting else None
+        self.lock.publish_admission(reason if self._held_waiting else None)
+        return self._held_waiting
+
+    def _stop_running(self, reason: str, now: float) -> None:
+        """``budget_stop``: end the running agents, saying why (no retry follows)."""
+        for agent in self.supervisor.agents.values():
+            if agent.stop_state is None:
+                log.warning("task %s: stopping it, %s", agent.task_id, reason)
+                self.supervisor.request_stop(agent, TaskState.FAILED, f"stopped: {reason}",
+                                             now)
+
     def _first_back_off_end(self, now: float) -> float:
         """When the first queued task in retry back-off may start (inf: none waits so)."""
         queued = self.repo.list_tasks(statuses=[TaskState.QUEUED])
@@ -151,6 +187,7 @@ class Dispatcher:
         claimed = self.repo.transition(
             task.id, [TaskState.QUEUED], status=TaskState.RUNNING, started_at=now,
             attempt=attempt, pid=None, ended_at=None, exit_code=None, not_before=None,
+            resuming=False,
         )
         if not claimed:
             return  # cancelled or taken meanwhile

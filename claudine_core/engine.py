@@ -40,6 +40,7 @@ from claudine_core.service import TaskService
 from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
+from claudine_core.usage_limits import LimitKeeper
 
 log = logging.getLogger("claudine.engine")
 
@@ -92,13 +93,16 @@ class Engine:
         self.lock = OwnerLock(config.lock_path, kind=kind, settings=owner_settings(config))
         self.role = "client"
         self.limits = AdmissionLimits.from_settings(owner_settings(config))
-        self.finisher = RunFinisher(config, repo, self.supervisor, self.hooks, clock)
+        self.finisher = RunFinisher(config, repo, self.supervisor, self.hooks, clock,
+                                    ledger=self.service.ledger)
         self.releaser = DependencyReleaser(repo)
         self.notifier = Notifier(config, repo, clock, env=self.env)  # ended tasks: tell once
+        # Usage-limit pauses and budgets: what dispatch may start, releases at the reset.
+        self.limit_keeper = LimitKeeper(config, repo, self.service.budget, clock)
         self.dispatcher = Dispatcher(
             config, repo, self.supervisor, self.finisher, hooks=self.hooks,
             monitor=self.monitor, lock=self.lock, limits=self.limits, env=self.env,
-            wake=self.wake,
+            wake=self.wake, gate=self.limit_keeper.gate,
         )
         self.firer = ScheduleFirer(lambda: self.service.schedules, clock)
         self.snapshots = SnapshotReader(config, repo, self.monitor, self.limits, clock)
@@ -295,6 +299,7 @@ class Engine:
         self.notifier.tick()  # desktop notification and on_finish for tasks that ended
         # Before dispatch: a task a schedule creates now can start in this very tick.
         self.firer.tick(now, self.changes.count)
+        self.limit_keeper.tick(now)  # parked tasks whose usage limit has reset go on
         if self.dispatcher.dispatch(now) or self.supervisor.agents:
             self.last_busy_at = now
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container
+from pathlib import Path
 from typing import Any
 
 from claudine_core.agents.claude import RESUME_AFTER_INTERRUPTION
@@ -22,8 +23,10 @@ from claudine_core.faults import crash_point
 from claudine_core.models import Task, TaskState, iso_time
 from claudine_core.outcomes import Outcome, classify, retry_delay
 from claudine_core.service import read_tail
+from claudine_core.spending import SpendLedger
 from claudine_core.store import TaskRepo
 from claudine_core.supervisor import RunningAgent, Supervisor
+from claudine_core.usage_limits import LimitHit, limit_hit, park, park_until, resume_fields
 
 log = logging.getLogger("claudine.engine")
 
@@ -40,6 +43,7 @@ class RunFinisher:
         supervisor: the agents being followed.
         hooks: the isolation hooks (``finish(task)`` runs once a task ended), or None.
         clock: wall-clock source.
+        ledger: where each attempt's reported cost is recorded (budgets, ``costs``).
     """
 
     def __init__(
@@ -49,14 +53,17 @@ class RunFinisher:
         supervisor: Supervisor,
         hooks: Any,
         clock: Callable[[], float],
+        ledger: SpendLedger | None = None,
     ) -> None:
         self.config = config
+        self.ledger = ledger
         self.repo = repo
         self.supervisor = supervisor
         self.hooks = hooks
         self.clock = clock
         self._last_flush = 0.0
         self._cancels_read_at: StoreVersion | None = None
+        self._recorded_costs: dict[Path, float] = {}  # run folder (an attempt) -> cost
 
     # -- following ----------------------------------------------------------------------------
 
@@ -95,9 +102,24 @@ class RunFinisher:
             return
         self._last_flush = now
         dirty = [a for a in self.supervisor.agents.values() if a.dirty]
+        self.record_costs(dirty, now)
         self.repo.update_summaries({a.task_id: self.summary_fields(a) for a in dirty})
         for agent in dirty:
             agent.dirty = False
+
+    def record_costs(self, agents: list[RunningAgent], now: float) -> None:
+        """Write the cost each agent reported so far to the ledger (before the task row:
+        an owner killed in between records it again when the run is finished)."""
+        if self.ledger is None:
+            return
+        # Only what changed: a cost moves once per turn, output far more often.
+        changed = {a.task_id: a.summary.cost_usd for a in agents
+                   if a.summary.cost_usd is not None
+                   and self._recorded_costs.get(a.run_dir) != a.summary.cost_usd}
+        self.ledger.record(changed, now)
+        for agent in agents:
+            if agent.task_id in changed:
+                self._recorded_costs[agent.run_dir] = changed[agent.task_id]
 
     def summary_fields(self, agent: RunningAgent) -> dict[str, Any]:
         """The columns an agent's output summary sets on its task."""
@@ -126,13 +148,18 @@ class RunFinisher:
     def finish(self, agent: RunningAgent, record: dict[str, Any] | None, now: float) -> None:
         """End the agent's run: the task's final state, or queued again for a retry."""
         task = self.repo.get(agent.task_id)
+        summary = agent.summary
         outcome = classify(
             exit_record=record,
-            result=agent.summary.result,
+            result=summary.result,
             stop_state=agent.stop_state,
             stop_reason=agent.stop_reason,
             stderr_tail=read_tail(agent.run_dir / "stderr.log", STDERR_TAIL_BYTES),
+            limit=limit_hit(summary.result, usage_resets_at=summary.usage_resets_at,
+                            usage_limit_type=summary.usage_limit_type,
+                            retry_delay_s=summary.rate_limit_retry_s),
         )
+        self.record_costs([agent], now)
         fields = self.summary_fields(agent)
         fields.update(
             ended_at=now,
@@ -142,7 +169,9 @@ class RunFinisher:
         )
         fields["attempts"] = with_attempt(task, outcome.state, outcome.error,
                                           outcome.exit_code, now)
-        if self._should_retry(task, outcome, record):
+        if outcome.limit is not None:
+            self._park(task, agent, outcome.limit, fields, now)
+        elif self._should_retry(task, outcome, record):
             self._requeue(task, agent, outcome, fields, now)
         else:
             self.repo.transition(task.id, [TaskState.RUNNING], status=outcome.state,
@@ -150,6 +179,7 @@ class RunFinisher:
             crash_point("finished")
             self.after_finish(task.id)
         self.supervisor.forget(agent)
+        self._recorded_costs.pop(agent.run_dir, None)
 
     def _should_retry(
         self, task: Task, outcome: Outcome, record: dict[str, Any] | None
@@ -158,7 +188,16 @@ class RunFinisher:
             return False
         if record is None and self.config.recovery_policy == "fail":
             return False
-        return task.attempt <= self.config.max_retries
+        # Attempts a usage limit stopped are not failures: they use up no retry.
+        return task.attempt - task.parks <= self.config.max_retries
+
+    def _park(self, task: Task, agent: RunningAgent, limit: LimitHit, fields: dict[str, Any],
+              now: float) -> None:
+        """The run met a usage limit: park the task until the reset, pause the home."""
+        until = park_until(limit, now, self.config.usage_limit_wait_s)
+        fields.pop("ended_at", None)
+        session = agent.summary.session_id or task.session_id
+        park(self.repo, task, limit, until, now, {**fields, **resume_fields(task, session)})
 
     def _requeue(
         self, task: Task, agent: RunningAgent, outcome: Outcome, fields: dict[str, Any],

@@ -52,6 +52,7 @@ class TaskState(StrEnum):
     QUEUED = "queued"
     BLOCKED = "blocked"
     RUNNING = "running"
+    PARKED = "parked"  # stopped by a usage limit; continues its session at the reset
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -62,7 +63,12 @@ class TaskState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
-ACTIVE_STATES = frozenset({TaskState.QUEUED, TaskState.BLOCKED, TaskState.RUNNING})
+ACTIVE_STATES = frozenset({TaskState.QUEUED, TaskState.BLOCKED, TaskState.RUNNING,
+                           TaskState.PARKED})
+WAITING_STATES = (TaskState.QUEUED, TaskState.BLOCKED, TaskState.PARKED)
+"""States with no agent running: cancelled at once, reprioritized freely."""
+TOLD_STATES = TERMINAL_STATES | {TaskState.PARKED}
+"""The states the owner tells the user about (a notification, the on_finish hook)."""
 
 
 class Priority(IntEnum):
@@ -179,6 +185,10 @@ class TaskSpec:
     on_dependency_failure: DependencyPolicy | None = _field(None)
     # A task id or unique prefix: run in that task's conversation (implies a dependency).
     continue_from: str | None = _field(None)
+    # Passed to the agent's own --max-budget-usd: it stops once its cost passes this.
+    max_budget_usd: float | None = _field(None, schema={"exclusiveMinimum": 0})
+    # None: the delegating process's fallback_model setting, fixed at delegate time.
+    fallback_model: str | None = _field(None)
     # Set by the schedule or pipeline that creates the task, never by a user's request.
     schedule_id: str | None = _field(None, carried=False)
     pipeline_id: str | None = _field(None, carried=False)
@@ -272,8 +282,19 @@ class Task:
     pipeline_step: int | None = _field(None, "Its place in that pipeline (1 = first step).",
                                        schema={"minimum": 1})
     notified_at: float | None = _field(None, "When the owner told about its end (desktop "
-                                       "notification, on_finish hook): once per task.",
-                                       time=True)
+                                       "notification, on_finish hook): once per task, and "
+                                       "once per park.", time=True)
+    max_budget_usd: float | None = _field(None, "Most its agent may spend, in US dollars "
+                                          "(the agent's --max-budget-usd; null: no limit).",
+                                          schema={"exclusiveMinimum": 0})
+    fallback_model: str | None = _field(None, "Model the agent falls back to when its model "
+                                        "is overloaded (null: none).")
+    parked_until: float | None = _field(None, "While parked: when the usage limit resets and "
+                                        "the task continues its session.", time=True)
+    parks: int = _field(0, "Times a usage limit parked it (those attempts use up no retry).",
+                        schema={"minimum": 0})
+    resuming: bool = _field(False, "Released from a park: it starts before the rest of the "
+                            "queue, even while the home is paused.")
 
     @property
     def short_id(self) -> str:

@@ -1,5 +1,8 @@
 """Telling the user a task has ended: a desktop notification and the ``on_finish`` command.
 
+A task a usage limit parks is told about too (status ``parked``, once per park: releasing
+it clears ``notified_at``), so a user away from the console learns the queue has paused.
+
 The owner does it, whichever front end is open (a console, ``claudine serve``, a headless
 MCP server), once per task. :class:`Notifier` is one more version-keyed pass of the owner's
 tick, like :class:`~claudine_core.dependencies.DependencyReleaser`: when the store changed,
@@ -41,7 +44,7 @@ import peewee
 
 from claudine_core.config import Config
 from claudine_core.events import StoreVersion, store_version
-from claudine_core.models import TERMINAL_STATES, Task, TaskState
+from claudine_core.models import TERMINAL_STATES, TOLD_STATES, Task, TaskState
 from claudine_core.store import StoreError, TaskRepo
 
 log = logging.getLogger("claudine.notify")
@@ -86,9 +89,11 @@ def notification_text(task: Task) -> tuple[str, str]:
 def summary_text(tasks: Sequence[Task]) -> tuple[str, str]:
     """One notification for several tasks: ``claudine: 9 tasks ended`` and the count of
     each outcome."""
-    counts = {state: sum(1 for t in tasks if t.status is state) for state in TERMINAL_STATES}
+    counts = {state: sum(1 for t in tasks if t.status is state) for state in TOLD_STATES}
     each = ", ".join(f"{n} {state.value}" for state, n in sorted(
         counts.items(), key=lambda item: item[0].value) if n)
+    if counts[TaskState.PARKED] == len(tasks):
+        return f"claudine: {len(tasks)} tasks parked by a usage limit", each
     return f"claudine: {len(tasks)} tasks ended", each
 
 
@@ -141,7 +146,7 @@ class Notifier:
         # the full query takes 25 ms). A task held back for its merge step is looked at
         # again on every change until it is told.
         counts = self.repo.count_by_status()
-        ended = sum(counts.get(state, 0) for state in TERMINAL_STATES)
+        ended = sum(counts.get(state, 0) for state in TOLD_STATES)
         if ended == self._ended_seen and not self._merging:
             return 0
         told: list[Task] = []
@@ -187,10 +192,11 @@ class Notifier:
         has not recorded an outcome yet; and whether there were such tasks."""
         row = self.repo.TaskRow
         merge_status = peewee.fn.json_extract(row.merge, "$.status")
-        merging = (row.branch.is_null(False) & row.worktree_path.is_null(False)
+        merging = (row.status.in_([s.value for s in TERMINAL_STATES])
+                   & row.branch.is_null(False) & row.worktree_path.is_null(False)
                    & (row.merge.is_null() | (merge_status == "pending")))
         query = row.select(row.id, merging.alias("merging")).where(
-            row.status.in_([s.value for s in TERMINAL_STATES]) & row.notified_at.is_null()
+            row.status.in_([s.value for s in TOLD_STATES]) & row.notified_at.is_null()
         ).order_by(row.seq).tuples()
         try:
             rows = list(query)

@@ -12,6 +12,7 @@ from typing import Any
 from claudine_core.agents.claude import ROOT_REFUSAL_MARKER, explain_failure, usage_error
 from claudine_core.agents.stream_events import AgentResult
 from claudine_core.models import TaskState
+from claudine_core.usage_limits import LimitHit
 
 # API statuses worth another attempt: rate limits, overload and server errors.
 TRANSIENT_API_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -23,6 +24,10 @@ class Outcome:
     error: str | None
     transient: bool = False  # a retry may succeed
     exit_code: int | None = None
+    limit: LimitHit | None = None  # PARKED: the usage limit that stopped the run
+
+BUDGET_SUBTYPE = "error_max_budget_usd"
+"""The result subtype of a run its own --max-budget-usd stopped."""
 
 
 def classify(
@@ -32,6 +37,7 @@ def classify(
     stop_state: TaskState | None,
     stop_reason: str | None,
     stderr_tail: str,
+    limit: LimitHit | None = None,
 ) -> Outcome:
     """Decide the final state of one run.
 
@@ -42,11 +48,15 @@ def classify(
         stop_state: CANCELLED or FAILED when the engine stopped the agent on purpose.
         stop_reason: why it did (the user's reason, or the timeout).
         stderr_tail: the end of the agent's stderr, for the reason text.
+        limit: the usage or rate limit the stream says ended the run: the task is
+            parked, not failed (claudine_core.usage_limits).
     """
     exit_code = None if exit_record is None else exit_record.get("exit_code")
     signal_number = None if exit_record is None else exit_record.get("signal")
     if stop_state is not None:
         return Outcome(stop_state, stop_reason, exit_code=exit_code)
+    if limit is not None:
+        return Outcome(TaskState.PARKED, limit.describe(), exit_code=exit_code, limit=limit)
     if exit_record is None:
         return Outcome(
             TaskState.FAILED,
@@ -93,6 +103,11 @@ def classify(
 
 
 def _api_failure(result: AgentResult, exit_code: int | None) -> Outcome:
+    if result.subtype == BUDGET_SUBTYPE:
+        spent = f"${result.total_cost_usd:.4f}" if result.total_cost_usd is not None else "?"
+        # The same budget stops the same work again: never worth a retry.
+        return Outcome(TaskState.FAILED, f"stopped by its budget (max_budget_usd): the agent "
+                       f"had spent {spent}", exit_code=exit_code)
     status = result.api_error_status
     text = (result.result or "").strip().splitlines()
     detail = text[0][:300] if text else "no detail"

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from claudine_core.agents.stream_events import StreamEvent
     from claudine_core.isolation.worktrees import Worktrees
     from claudine_core.schedules.service import ScheduleService
+    from claudine_core.spending import Budget, CostReport, SpendLedger
+    from claudine_core.usage_limits import HomePause
 
 # Variables a task takes from the process that delegates it, so any owner runs its agent
 # the same way: the API endpoint and key, the CLI's own switches, cloud-provider access.
@@ -89,6 +91,7 @@ class TaskService:
         self.db = open_database(config.db_path)
         migrate(self.db)
         self.repo = TaskRepo(self.db, clock=clock)
+        self.clock = clock
         self.on_command: Callable[[], None] | None = None  # the owner's wake-up
 
     def close(self) -> None:
@@ -340,6 +343,8 @@ class TaskService:
         """
         if spec.claude_bin is not None:
             return spec  # a retry or resume keeps the settings of the task it repeats
+        if spec.fallback_model is None and self.config.fallback_model:
+            spec = replace(spec, fallback_model=self.config.fallback_model)
         try:
             binary = resolve_executable(self.config.claude_bin, self.env)
         except AgentNotFound as exc:  # the machine's problem, not the request's
@@ -388,6 +393,54 @@ class TaskService:
         spec = spec_from_task(old, parent_id=old.id, resume_session_id=old.session_id,
                               resume_prompt=follow_up, continue_from=None)
         return self.delegate(spec)
+
+    # -- usage limits and budgets -------------------------------------------------------
+
+    def release(self, ref: str) -> Task:
+        """A parked task goes on now (before the queue, even while the home is paused)."""
+        from claudine_core.usage_limits import release_by_hand
+
+        task = release_by_hand(self.repo, self.repo.resolve(ref), self.clock())
+        self._notify()
+        return task
+
+    def release_all(self) -> list[str]:
+        """Lift the home's usage-limit pause and release every parked task; their ids."""
+        from claudine_core.usage_limits import release_all
+
+        released = release_all(self.repo, self.clock())
+        self._notify()
+        return released
+
+    def usage_pause(self) -> HomePause | None:
+        """The home's pause after a usage limit, if any (it may have just expired)."""
+        from claudine_core.usage_limits import read_pause
+
+        return read_pause(self.repo)
+
+    @functools.cached_property
+    def ledger(self) -> SpendLedger:
+        """What each attempt spent, as its agent reported it."""
+        from claudine_core.spending import SpendLedger
+
+        def count_write() -> None:
+            self.repo.writes += 1
+
+        return SpendLedger(self.db, count_write)
+
+    def budget(self, now: float | None = None) -> Budget:
+        """Today's and this month's spending against the budgets of this process's
+        settings."""
+        return self.ledger.budget(self.clock() if now is None else now,
+                                  self.config.daily_budget_usd, self.config.monthly_budget_usd)
+
+    def costs(self, days: int = 30) -> CostReport:
+        """What the agents spent over the last ``days`` days, per day and directory."""
+        from claudine_core.spending import cost_report
+
+        if days < 1:
+            raise InvalidRequest(f"--days must be at least 1, not {days}")
+        return cost_report(self.ledger, self.budget(), days)
 
     def send_message(self, ref: str, text: str) -> Message:
         """Send ``text`` to the task's agent: to its next turn if it runs, as a resume if it

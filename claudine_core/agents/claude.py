@@ -94,6 +94,10 @@ def build_argv(
             argv.append("--fork-session")
     if task.model:
         argv += ["--model", task.model]
+    if task.fallback_model:
+        argv += ["--fallback-model", task.fallback_model]
+    if task.max_budget_usd is not None:
+        argv += ["--max-budget-usd", format(task.max_budget_usd, "g")]
     mode = PermissionMode(task.permission_mode or default_permission_mode)
     tools = task.allowed_tools or default_allowed_tools
     if mode is PermissionMode.SKIP:

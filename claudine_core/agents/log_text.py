@@ -7,12 +7,15 @@ The parts are the one rendering of an event: :func:`render_plain` joins them for
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from claudine_core.agents.stream_events import (
     AgentInit,
     AgentResult,
     ApiRetry,
     AssistantText,
     InvalidLine,
+    RateLimitEvent,
     StreamEvent,
     ToolResult,
     ToolUse,
@@ -93,6 +96,17 @@ def _retry_parts(event: ApiRetry) -> Parts:
     return [(text, STYLE_RETRY)]
 
 
+def _rate_limit_parts(event: RateLimitEvent) -> Parts | None:
+    """A rejected limit is worth a line (the run ends on it); "allowed" ones are not."""
+    if event.status != "rejected":
+        return None
+    window = f" ({event.limit_type.replace('_', '-')})" if event.limit_type else ""
+    resets = ""
+    if event.resets_at is not None:
+        resets = " · resets " + datetime.fromtimestamp(event.resets_at).strftime("%Y-%m-%d %H:%M")
+    return [(f"⏸ usage limit reached{window}{resets}", STYLE_RETRY)]
+
+
 def _result_stats(event: AgentResult) -> list[str]:
     stats: list[str] = []
     if event.num_turns is not None:
@@ -145,6 +159,8 @@ def event_parts(event: StreamEvent) -> Parts | None:
             return _tool_result_parts(event)
         case ApiRetry():
             return _retry_parts(event)
+        case RateLimitEvent():
+            return _rate_limit_parts(event)
         case AgentResult():
             return _result_parts(event)
         case InvalidLine(raw=raw, error=error):

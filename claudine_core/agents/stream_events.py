@@ -75,6 +75,16 @@ class ApiRetry(StreamEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitEvent(StreamEvent):
+    """A ``rate_limit_event`` line (subscription auth only): the account's usage limit
+    status; ``rejected`` means the limit is reached until ``resets_at``."""
+
+    status: str | None
+    resets_at: float | None
+    limit_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentResult(StreamEvent):
     """The final ``result`` line. Success is ``not is_error`` (API errors say "success")."""
 

@@ -18,6 +18,7 @@ from claudine_core.agents.stream_events import (
     AssistantText,
     InvalidLine,
     OtherEvent,
+    RateLimitEvent,
     StreamEvent,
     ToolResult,
     ToolUse,
@@ -203,6 +204,16 @@ def _result_event(obj: dict[str, Any]) -> AgentResult:
     )
 
 
+def _rate_limit_event(obj: dict[str, Any]) -> RateLimitEvent:
+    info = obj.get("rate_limit_info")
+    info = info if isinstance(info, dict) else {}
+    return RateLimitEvent(
+        status=_str(info.get("status")),
+        resets_at=_float(info.get("resetsAt")),
+        limit_type=_str(info.get("rateLimitType")),
+    )
+
+
 def _events_of(obj: dict[str, Any]) -> list[StreamEvent]:
     kind = obj.get("type")
     if kind == "assistant":
@@ -213,6 +224,8 @@ def _events_of(obj: dict[str, Any]) -> list[StreamEvent]:
         return [_system_event(obj)]
     if kind == "result":
         return [_result_event(obj)]
+    if kind == "rate_limit_event":
+        return [_rate_limit_event(obj)]
     return [OtherEvent(kind if isinstance(kind, str) else "unknown")]
 
 

@@ -16,6 +16,7 @@ from claudine_core.agents.stream_events import (
     ApiRetry,
     AssistantText,
     InvalidLine,
+    RateLimitEvent,
     StreamEvent,
     ToolUse,
     clip,
@@ -57,6 +58,11 @@ class StreamSummary:
         self.tool_uses = 0
         self.invalid_lines = 0
         self.api_retries = 0
+        # What the stream said about a usage limit (claudine_core.usage_limits): the
+        # reset of the last rejected rate_limit_event, the delay of the last 429 retry.
+        self.usage_resets_at: float | None = None
+        self.usage_limit_type: str | None = None
+        self.rate_limit_retry_s: float | None = None
         self._run_tool_uses = 0
 
     def _snapshot(self) -> tuple[Any, ...]:
@@ -70,6 +76,7 @@ class StreamSummary:
             self.tool_uses,
             self.invalid_lines,
             self.api_retries,
+            self.usage_resets_at,
         )
 
     def update(self, event: StreamEvent) -> bool:
@@ -154,6 +161,12 @@ class StreamSummary:
             case ApiRetry():
                 self.api_retries += 1
                 self.last_activity = _retry_activity(event)
+                if event.error_status == 429 and event.retry_delay_ms is not None:
+                    self.rate_limit_retry_s = event.retry_delay_ms / 1000
+            case RateLimitEvent(status="rejected"):
+                self.usage_resets_at = event.resets_at
+                self.usage_limit_type = event.limit_type
+                self.last_activity = "usage limit reached"
             case AgentResult():
                 self._finish_run(event)
             case InvalidLine():
@@ -165,6 +178,7 @@ class StreamSummary:
         if self.result is not None:
             self.result = None
             self._run_tool_uses = 0
+            self.usage_resets_at = self.usage_limit_type = self.rate_limit_retry_s = None
 
     def _estimate_turns(self) -> None:
         if self.result is None:

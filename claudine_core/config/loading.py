@@ -85,6 +85,11 @@ class Config:
     on_dependency_failure: str = "fail"
     github_api_url: str | None = None
     extra_agent_args: tuple[str, ...] = ()
+    daily_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+    budget_stop: bool = False
+    usage_limit_wait_s: float = 60.0
+    fallback_model: str | None = None
     desktop_notifications: bool = True
     on_finish: tuple[str, ...] = ()
     on_finish_timeout_s: float = 30.0

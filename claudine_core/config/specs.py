@@ -28,11 +28,12 @@ __all__ = [
 ]
 
 Kind = Literal[
-    "path", "str", "float", "int", "size", "optint", "bool", "choice", "list", "args", "url"
+    "path", "str", "float", "int", "size", "optint", "optfloat", "bool", "choice", "list",
+    "args", "url"
 ]
 """How a setting's value is written and what type it becomes (``size``: bytes with an optional
-K/M/G/T suffix; ``optint``: a whole number or ``none``; ``list``: comma-separated names;
-``args``: arguments in shell syntax)."""
+K/M/G/T suffix; ``optint`` / ``optfloat``: a whole number / a number, or ``none``;
+``list``: comma-separated names; ``args``: arguments in shell syntax)."""
 
 Scope = Literal["task", "owner", "local"]
 """Whose value a setting is, when several processes share a home.
@@ -52,7 +53,7 @@ BOOL_WORDS: tuple[tuple[str, str], ...] = (
 """The (true, false) spellings a boolean setting accepts, in the order messages list them."""
 
 _NUMBER_NOUNS = {"float": "a number", "size": "a size", "int": "a whole number",
-                 "optint": "a whole number"}
+                 "optint": "a whole number", "optfloat": "a number"}
 # What a non-numeric kind accepts, as an error message or the README says it.
 _KIND_TEXT = {
     "list": "a comma-separated list of tool names (a list of strings in config.toml)",
@@ -153,7 +154,7 @@ class SettingSpec:
             text += " bytes (a plain number, or with a K, M, G or T suffix, e.g. 512M)"
         elif unit:
             text += f" ({unit})"
-        if self.kind == "optint":
+        if self.kind in ("optint", "optfloat"):
             text += ", or 'none' for no limit"
         return text
 
@@ -392,6 +393,53 @@ SPECS: tuple[SettingSpec, ...] = (
         scope="task",
     ),
     SettingSpec(
+        "daily_budget_usd",
+        "optfloat",
+        "Most the home's agents may spend in a day (local time), in US dollars, as the agents "
+        "report their cost; once reached no new agent starts until midnight. none: no limit.",
+        env=(EnvVar("CLAUDINE_DAILY_BUDGET_USD"),),
+        minimum=0,
+        unit="USD",
+        scope="owner",
+    ),
+    SettingSpec(
+        "monthly_budget_usd",
+        "optfloat",
+        "Most the home's agents may spend in a calendar month (local time), in US dollars; "
+        "once reached no new agent starts until the month ends. none: no limit.",
+        env=(EnvVar("CLAUDINE_MONTHLY_BUDGET_USD"),),
+        minimum=0,
+        unit="USD",
+        scope="owner",
+    ),
+    SettingSpec(
+        "budget_stop",
+        "bool",
+        "When the daily or monthly budget is reached, also stop the agents still running "
+        "(they fail, saying so); off: they finish.",
+        env=(EnvVar("CLAUDINE_BUDGET_STOP"),),
+        scope="owner",
+    ),
+    SettingSpec(
+        "usage_limit_wait_s",
+        "float",
+        "How long a task hit by an API rate limit stays parked when the agent's output "
+        "gives no reset time (a subscription limit always gives one).",
+        env=(EnvVar("CLAUDINE_USAGE_LIMIT_WAIT"),),
+        minimum=1,
+        maximum=86400,
+        unit="seconds",
+        scope="owner",
+    ),
+    SettingSpec(
+        "fallback_model",
+        "str",
+        "Model the agent falls back to when its model is overloaded (claude "
+        "--fallback-model); none: no fallback.",
+        env=(EnvVar("CLAUDINE_FALLBACK_MODEL"),),
+        scope="task",
+    ),
+    SettingSpec(
         "desktop_notifications",
         "bool",
         "Show a desktop notification (notify-send on Linux, osascript on macOS) when a task "
@@ -402,7 +450,8 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "on_finish",
         "args",
-        "Command the owner runs once when a task ends, with the task's JSON on stdin and "
+        "Command the owner runs once when a task ends (and when a usage limit parks it), with "
+        "the task's JSON on stdin and "
         "CLAUDINE_TASK_ID / CLAUDINE_TASK_STATUS in its environment; run directly, never "
         "through a shell. Empty: none.",
         env=(EnvVar("CLAUDINE_ON_FINISH"),),

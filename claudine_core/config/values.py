@@ -95,7 +95,7 @@ def parse_text(spec: SettingSpec, raw: str, per_unit: int = 1) -> Any:
     """
     text = raw.strip()
     kind = spec.kind
-    if kind in ("float", "int", "optint", "size"):
+    if kind in ("float", "int", "optint", "optfloat", "size"):
         return _parse_number(spec, text, per_unit)
     if kind == "bool":
         if text.lower() in _TRUE:
@@ -124,11 +124,13 @@ def parse_text(spec: SettingSpec, raw: str, per_unit: int = 1) -> Any:
         raise InvalidValue
     if kind == "path":
         return Path(text).expanduser().absolute()
+    if spec.name in OPTIONAL_STRINGS and text.lower() in _NONE_WORDS:
+        return None
     return text
 
 
 def _parse_number(spec: SettingSpec, text: str, per_unit: int) -> float | int | None:
-    if spec.kind == "optint" and text.lower() in _NONE_WORDS:
+    if spec.kind in ("optint", "optfloat") and text.lower() in _NONE_WORDS:
         return None
     try:
         number = parse_size(text) if spec.kind == "size" else float(text)
@@ -140,7 +142,7 @@ def _parse_number(spec: SettingSpec, text: str, per_unit: int) -> float | int | 
 def _checked_number(spec: SettingSpec, number: float, per_unit: int = 1) -> float | int:
     if not spec.in_range(number, per_unit):
         raise InvalidValue
-    if spec.kind == "float":
+    if spec.kind in ("float", "optfloat"):
         return number / per_unit
     if not float(number).is_integer():
         raise InvalidValue
@@ -155,14 +157,14 @@ def parse_value(spec: SettingSpec, value: Any) -> Any:
     if isinstance(value, str) and spec.kind not in ("str", "path"):
         return parse_text(spec, value)
     kind = spec.kind
-    if kind in ("float", "int", "size", "optint"):
-        if value is None and kind == "optint":
+    if kind in ("float", "int", "size", "optint", "optfloat"):
+        if value is None and kind in ("optint", "optfloat"):
             return None
         # bool is an int subclass; `cpu_threshold = true` is a mistake, not 1.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidValue
         result = _checked_number(spec, value)
-        return float(result) if kind == "float" else result
+        return float(result) if kind in ("float", "optfloat") else result
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -179,7 +181,13 @@ def parse_value(spec: SettingSpec, value: Any) -> Any:
         return parse_text(spec, os.fspath(value))
     if kind == "str" and isinstance(value, str):
         return parse_text(spec, value)
+    if kind == "str" and value is None and spec.name in OPTIONAL_STRINGS:
+        return None
     raise InvalidValue
+
+
+OPTIONAL_STRINGS = frozenset({"fallback_model"})
+"""String settings whose default is None (not set)."""
 
 
 def _parse_strings(kind: str, value: Any) -> tuple[str, ...]:

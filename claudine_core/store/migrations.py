@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -169,8 +169,32 @@ def _v9(db: peewee.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS message_task_id ON message (task_id)")
 
 
+def _v10(db: peewee.SqliteDatabase) -> None:
+    # Usage limits and budgets: a task's own budget and fallback model, parking, and the
+    # ledger of what each attempt spent (claudine_core/spending.py), filled with what the
+    # tasks stored so far reported, so today's and this month's budgets count them.
+    for column in ("max_budget_usd REAL", "fallback_model TEXT", "parked_until REAL",
+                   "parks INTEGER NOT NULL DEFAULT 0", "resuming INTEGER NOT NULL DEFAULT 0"):
+        db.execute_sql(f"ALTER TABLE task ADD COLUMN {column}")
+    # One row per attempt: its cost as last reported, on the local day the attempt started.
+    db.execute_sql("""CREATE TABLE IF NOT EXISTS spend (
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        cost_usd REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (task_id, attempt)
+    )""")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS spend_day ON spend (day)")
+    db.execute_sql(
+        "INSERT OR IGNORE INTO spend (task_id, attempt, day, cwd, cost_usd, updated_at) "
+        "SELECT id, attempt, date(COALESCE(started_at, created_at), 'unixepoch', 'localtime'), "
+        "cwd, cost_usd, updated_at FROM task WHERE cost_usd > 0")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
 }
 
 

@@ -22,6 +22,7 @@ from claudine_core.errors import InvalidTransition, StoreError, UnknownTask
 from claudine_core.models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    WAITING_STATES,
     Priority,
     Task,
     TaskSpec,
@@ -167,16 +168,20 @@ class TaskRepo:
         rows: Any = query.tuples()
         return {TaskState(status): int(n) for status, n in rows}
 
-    def dispatchable(self, limit: int, now: float) -> list[Task]:
-        """Queued tasks in run order: priority, then submit order; back-off respected."""
+    def dispatchable(self, limit: int, now: float, *, resuming_only: bool = False) -> list[Task]:
+        """Queued tasks in run order: tasks released from a usage-limit park first (they
+        hold a conversation and were running when the limit hit), then priority, then
+        submit order; back-off respected. ``resuming_only``: only those released ones (the
+        home is paused, but a task released by hand may start)."""
         TaskRow = self.TaskRow
+        condition = (TaskRow.status == TaskState.QUEUED.value) & (
+            (TaskRow.not_before.is_null()) | (TaskRow.not_before <= now))
+        if resuming_only:
+            condition &= TaskRow.resuming == True  # noqa: E712
         query = (
             TaskRow.select()
-            .where(
-                (TaskRow.status == TaskState.QUEUED.value)
-                & ((TaskRow.not_before.is_null()) | (TaskRow.not_before <= now))
-            )
-            .order_by(TaskRow.priority.asc(), TaskRow.seq.asc())
+            .where(condition)
+            .order_by(TaskRow.resuming.desc(), TaskRow.priority.asc(), TaskRow.seq.asc())
             .limit(limit)
         )
         return [_row_to_task(row) for row in query]
@@ -186,13 +191,16 @@ class TaskRepo:
         TaskRow = self.TaskRow
         if task.status is not TaskState.QUEUED:
             return None
+        same_rank = TaskRow.resuming == task.resuming
         ahead = (
             TaskRow.select()
             .where(
                 (TaskRow.status == TaskState.QUEUED.value)
                 & (
-                    (TaskRow.priority < int(task.priority))
-                    | ((TaskRow.priority == int(task.priority)) & (TaskRow.seq < task.seq))
+                    ((TaskRow.resuming == True) & (not task.resuming))  # noqa: E712
+                    | (same_rank & (TaskRow.priority < int(task.priority)))
+                    | (same_rank & (TaskRow.priority == int(task.priority))
+                       & (TaskRow.seq < task.seq))
                 )
             )
             .count()
@@ -322,12 +330,12 @@ class TaskRepo:
 
     def set_priority(self, task_id: str, priority: Priority) -> Task:
         task = self.get(task_id)
-        if task.status not in (TaskState.QUEUED, TaskState.BLOCKED):
+        if task.status not in WAITING_STATES:
             raise InvalidTransition(
                 f"task {task.short_id} is {task.status.value}: priority only matters while "
                 "a task waits in the queue"
             )
-        if not self.transition(task_id, (TaskState.QUEUED, TaskState.BLOCKED), priority=priority):
+        if not self.transition(task_id, WAITING_STATES, priority=priority):
             return self.set_priority(task_id, priority)  # it moved meanwhile: re-check
         return self.get(task_id)
 
@@ -339,10 +347,10 @@ class TaskRepo:
                 f"task {task.short_id} already {task.status.value}: nothing to cancel"
             )
         reason_text = reason or "cancelled by user"
-        if task.status in (TaskState.QUEUED, TaskState.BLOCKED):
+        if task.status in WAITING_STATES:
             if self.transition(
                 task_id,
-                (TaskState.QUEUED, TaskState.BLOCKED),
+                WAITING_STATES,
                 status=TaskState.CANCELLED,
                 ended_at=self.clock(),
                 error=reason_text,
@@ -378,6 +386,25 @@ class TaskRepo:
             & (TaskRow.merge.is_null() | (merge_status == "pending"))
         ).order_by(TaskRow.seq)
         return [_row_to_task(row) for row in query]
+
+    # -- facts about the home (the meta table) -------------------------------------------
+
+    def get_fact(self, key: str) -> Any:
+        """The JSON value stored under ``key`` in the meta table (None: none)."""
+        MetaRow = self.tables.meta
+        try:
+            row = MetaRow.get_or_none(MetaRow.key == key)
+        except (peewee.OperationalError, peewee.DatabaseError) as exc:
+            raise StoreError(describe_sqlite_error(exc, self.db.database)) from exc
+        return None if row is None else json.loads(row.value)
+
+    def set_fact(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON) under ``key``; None removes it."""
+        MetaRow = self.tables.meta
+        if value is None:
+            self._write(MetaRow.delete().where(MetaRow.key == key).execute)
+            return
+        self._write(MetaRow.replace(key=key, value=json.dumps(value)).execute)
 
     def active(self) -> list[Task]:
         return self.list_tasks(statuses=ACTIVE_STATES, newest_first=False)

@@ -297,6 +297,10 @@ INVALID = [
     ("CLAUDINE_DESKTOP_NOTIFICATIONS", "sometimes", ["true", "false"]),
     ("CLAUDINE_ON_FINISH", "notify.sh 'unclosed", ["shell syntax"]),
     ("CLAUDINE_ON_FINISH_TIMEOUT", "0", ["1", "3600", "seconds"]),
+    ("CLAUDINE_DAILY_BUDGET_USD", "-1", ["at least 0", "USD", "none"]),
+    ("CLAUDINE_MONTHLY_BUDGET_USD", "ten", ["at least 0", "none"]),
+    ("CLAUDINE_BUDGET_STOP", "maybe", ["true", "false"]),
+    ("CLAUDINE_USAGE_LIMIT_WAIT", "0", ["1", "86400", "seconds"]),
 ]
 
 
@@ -316,9 +320,21 @@ def test_invalid_env_value(var: str, raw: str, range_parts: list[str]) -> None:
 def test_every_env_var_has_an_invalid_case() -> None:
     covered = {var for var, _, _ in INVALID}
     # These accept any non-empty string, so there is nothing invalid to test for them.
-    free_form = {"CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_ALLOWED_TOOLS"}
+    free_form = {"CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_ALLOWED_TOOLS",
+                 "CLAUDINE_FALLBACK_MODEL"}
     all_vars = {e.name for spec in config_mod.setting_specs() for e in spec.env}
     assert all_vars - free_form == covered
+
+
+def test_budgets_read_none_and_numbers_and_the_fallback_model_none() -> None:
+    config = load_config({"CLAUDINE_DAILY_BUDGET_USD": "2.5",
+                          "CLAUDINE_MONTHLY_BUDGET_USD": "none",
+                          "CLAUDINE_FALLBACK_MODEL": "claude-haiku-4-5"})
+    assert config.daily_budget_usd == 2.5
+    assert config.monthly_budget_usd is None
+    assert config.fallback_model == "claude-haiku-4-5"
+    assert load_config({"CLAUDINE_FALLBACK_MODEL": "none"}).fallback_model is None
+    assert load_config({}).daily_budget_usd is None
 
 
 def test_example_message_from_brief() -> None:
@@ -478,6 +494,11 @@ extra_agent_args = ["--model", "sonnet"]
 desktop_notifications = false
 on_finish = ["/usr/local/bin/told", "--quiet"]
 on_finish_timeout_s = 5
+daily_budget_usd = 4
+monthly_budget_usd = 50.5
+budget_stop = true
+usage_limit_wait_s = 90
+fallback_model = "claude-haiku-4-5"
 """,
     )
     cfg = load_config({}, config_file=path)
@@ -509,6 +530,9 @@ on_finish_timeout_s = 5
     assert cfg.desktop_notifications is False
     assert cfg.on_finish == ("/usr/local/bin/told", "--quiet")
     assert cfg.on_finish_timeout_s == 5
+    assert (cfg.daily_budget_usd, cfg.monthly_budget_usd) == (4.0, 50.5)
+    assert cfg.budget_stop is True and cfg.usage_limit_wait_s == 90
+    assert cfg.fallback_model == "claude-haiku-4-5"
     assert set(cfg.sources.values()) == {str(path)}
 
 
@@ -720,7 +744,7 @@ def test_sources_name_the_file_the_variable_and_the_flag(tmp_path: Path) -> None
 
 TASK_SETTINGS = {"claude_bin", "task_timeout_s", "max_output_bytes", "permission_mode",
                  "allowed_tools", "extra_agent_args", "default_worktree",
-                 "on_dependency_failure"}
+                 "on_dependency_failure", "fallback_model"}
 LOCAL_SETTINGS = {"home", "log_level"}
 
 
