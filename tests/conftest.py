@@ -91,6 +91,19 @@ def real_claude_env(fake_api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def real_claude_subscription_env(real_claude_env: dict[str, str]) -> dict[str, str]:
+    """``real_claude_env`` as a subscription (Claude Pro/Max) user runs the CLI: an OAuth
+    token instead of an API key. Only then does the CLI read the API's
+    ``anthropic-ratelimit-unified-*`` headers (usage limits, ``rate_limit_event`` lines); the
+    token is never checked by ``fake_api``. When merging it into ``os.environ``, drop any
+    ``ANTHROPIC_API_KEY`` found there: the CLI prefers a key to the token.
+    """
+    env = {k: v for k, v in real_claude_env.items() if k != "ANTHROPIC_API_KEY"}
+    env["CLAUDE_CODE_OAUTH_TOKEN"] = "sk-ant-oat01-dummy"
+    return env
+
+
 # -- no process outlives the session ----------------------------------------------------------
 #
 # The marker is a variable of its own (not CLAUDINE_*: tests strip those from the

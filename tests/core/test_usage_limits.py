@@ -157,8 +157,11 @@ def started(service: TaskService, prompt: str, priority: Priority = Priority.P2)
     return task.id
 
 
+FIVE_HOUR = LimitHit("usage", limit_type="five_hour")
+
+
 def park_now(service: TaskService, task_id: str, until: float,
-             hit: LimitHit = LimitHit("usage", limit_type="five_hour")) -> None:
+             hit: LimitHit = FIVE_HOUR) -> None:
     task = service.repo.get(task_id)
     assert park(service.repo, task, hit, until, service.clock(),
                 {"resume_session_id": task.session_id, "resume_prompt": RESUME_AFTER_LIMIT})

@@ -19,6 +19,21 @@ that message is searched:
   answers normally (to exercise the CLI's retries / ``api_retry`` lines).
 - ``SLOW: <seconds>``: wait that long before answering each request (a slow model, used to
   measure an idle CLI and to test killing a busy agent). ``stop()`` cuts the wait short.
+- ``USAGE_LIMIT: <seconds>``: the whole server becomes "limited", as a subscription account
+  does, until (time of this request + seconds): every ``/v1/messages`` request, whatever its
+  prompt (resumed conversations too), is answered 429 with the subscription's
+  ``anthropic-ratelimit-unified-*`` headers (status ``rejected``, ``reset`` = that moment
+  rounded up to a whole epoch second, claim ``five_hour``) and ``retry-after`` = seconds
+  left; after that moment requests are answered normally again. The real CLI shows this
+  only when it runs with an OAuth token (``CLAUDE_CODE_OAUTH_TOKEN``), see
+  ``docs/claude-usage-limits.md``.
+- ``RATE_LIMIT: <seconds>``: the same, shaped as an API-key rate limit: 429
+  ``rate_limit_error`` with ``retry-after`` and the ``anthropic-ratelimit-{requests,tokens,
+  input-tokens,output-tokens}-{limit,remaining,reset}`` headers (reset in RFC 3339).
+
+  A limit directive arms the limit only the first time its prompt (the current human turn)
+  is seen, so the CLI's retries and later runs that repeat the prompt do not extend it.
+  Tests can also call ``limit_until(epoch, kind="usage"|"rate")`` and ``clear_limit()``.
 
 Use it in tests as a context manager::
 
@@ -26,6 +41,9 @@ Use it in tests as a context manager::
         env["ANTHROPIC_BASE_URL"] = api.url
         ...
         assert api.requests[0]["path"].startswith("/v1/messages")
+
+Each recorded request is ``{"method", "path", "headers", "body", "time"}`` (``time``: epoch
+seconds when it arrived).
 
 or stand-alone (benchmarks, tmux tests): ``python tests/fakes/fake_anthropic.py --port 0``
 prints the URL on one line and serves until killed.
@@ -38,9 +56,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +71,7 @@ _BASH_RE = re.compile(r"BASH:[ \t]*(?P<cmd>[^\n]+)")
 _TOOL_RE = re.compile(r"TOOL:[ \t]*(?P<name>[A-Za-z0-9_\-]+)[ \t]*(?P<input>\{[^\n]*\})?")
 _API_ERROR_RE = re.compile(r"API_ERROR:[ \t]*(?P<status>\d{3})(?:[ \t]+times=(?P<times>\d+))?")
 _SLOW_RE = re.compile(r"SLOW:[ \t]*(?P<secs>\d+(?:\.\d+)?)")
+_LIMIT_RE = re.compile(r"(?P<kind>USAGE|RATE)_LIMIT:[ \t]*(?P<secs>\d+(?:\.\d+)?)")
 
 # Anthropic error "type" per HTTP status, so the CLI classifies errors as with the real API.
 _ERROR_TYPES = {
@@ -84,6 +105,50 @@ class _Script:
     error_status: int | None = None
     error_times: int | None = None  # None = fail every time
     slow_secs: float = 0.0
+    limit_kind: str | None = None  # "usage" (USAGE_LIMIT) or "rate" (RATE_LIMIT)
+    limit_secs: float = 0.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The server-wide limit in force: every message request is refused until ``until``."""
+
+    until: float  # epoch seconds
+    kind: str  # "usage": subscription usage limit; "rate": API-key rate limit
+
+
+def _limit_headers(limit: Limit, now: float) -> dict[str, str]:
+    """The headers the real API sends with a 429 of that kind (names as measured with the
+    CLI; values shaped like the real ones)."""
+    reset_epoch = math.ceil(limit.until)
+    headers = {"retry-after": str(max(0, math.ceil(limit.until - now)))}
+    if limit.kind == "usage":
+        headers.update(
+            {
+                "anthropic-ratelimit-unified-status": "rejected",
+                "anthropic-ratelimit-unified-reset": str(reset_epoch),
+                "anthropic-ratelimit-unified-representative-claim": "five_hour",
+                "anthropic-ratelimit-unified-5h-status": "rejected",
+                "anthropic-ratelimit-unified-5h-reset": str(reset_epoch),
+                "anthropic-ratelimit-unified-5h-utilization": "1.0",
+            }
+        )
+    else:
+        reset_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset_epoch))
+        for bucket in ("requests", "tokens", "input-tokens", "output-tokens"):
+            headers[f"anthropic-ratelimit-{bucket}-limit"] = "50"
+            headers[f"anthropic-ratelimit-{bucket}-remaining"] = "0"
+            headers[f"anthropic-ratelimit-{bucket}-reset"] = reset_text
+    return headers
+
+
+def _limit_error_body(kind: str) -> dict[str, Any]:
+    message = (
+        "You have reached your usage limit."  # not shown by the CLI, which writes its own text
+        if kind == "usage"
+        else "Number of request tokens has exceeded your per-minute rate limit"
+    )
+    return {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
 
 
 def _text_of(content: Any) -> str:
@@ -162,6 +227,9 @@ def _parse_script(messages: list[dict[str, Any]]) -> _Script:
         script.error_times = int(m_err.group("times")) if m_err.group("times") else None
     if m_slow := _SLOW_RE.search(haystack):
         script.slow_secs = float(m_slow.group("secs"))
+    if m_limit := _LIMIT_RE.search(haystack):
+        script.limit_kind = m_limit.group("kind").lower()
+        script.limit_secs = float(m_limit.group("secs"))
     return script
 
 
@@ -196,6 +264,8 @@ class FakeAnthropic:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._error_counts: dict[str, int] = {}
+        self._limit: Limit | None = None
+        self._limit_prompts: set[str] = set()  # prompts whose limit directive has armed it
         # Set on stop() so SLOW waits end at once instead of holding the test up.
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._make_handler())
@@ -255,6 +325,37 @@ class FakeAnthropic:
                 and r["path"].split("?")[0] == "/v1/messages"
                 and isinstance(r["body"], dict)
             ]
+
+    def limit_until(self, until: float, kind: str = "usage") -> None:
+        """Refuse every message request until epoch ``until`` (``kind``: "usage" for the
+        subscription's usage limit, "rate" for an API-key rate limit)."""
+        if kind not in ("usage", "rate"):
+            raise ValueError(f"unknown limit kind {kind!r}")
+        with self._lock:
+            self._limit = Limit(until, kind)
+
+    def clear_limit(self) -> None:
+        """Answer normally again at once."""
+        with self._lock:
+            self._limit = None
+
+    def current_limit(self, now: float | None = None) -> Limit | None:
+        """The limit in force at ``now`` (default: the current time), or None."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if self._limit is not None and now < self._limit.until:
+                return self._limit
+            return None
+
+    def _arm_limit(self, script: _Script, now: float) -> None:
+        """A limit directive sets the limit the first time its prompt is seen only."""
+        if script.limit_kind is None:
+            return
+        with self._lock:
+            if script.prompt in self._limit_prompts:
+                return
+            self._limit_prompts.add(script.prompt)
+            self._limit = Limit(now + script.limit_secs, script.limit_kind)
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -320,6 +421,7 @@ class FakeAnthropic:
                         "path": self.path,
                         "headers": dict(self.headers.items()),
                         "body": body,
+                        "time": time.time(),
                     }
                 )
 
@@ -384,6 +486,11 @@ class FakeAnthropic:
                     )
                     return
                 script = _parse_script(body.get("messages") or [])
+                now = time.time()
+                fake._arm_limit(script, now)
+                if limit := fake.current_limit(now):
+                    self._send_json(429, _limit_error_body(limit.kind), _limit_headers(limit, now))
+                    return
                 if script.slow_secs and fake._stopping.wait(script.slow_secs):
                     return  # server stopping: drop the connection
                 if fake._should_fail(script):

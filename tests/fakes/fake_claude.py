@@ -16,6 +16,21 @@ Directives::
     [api-error:STATUS]     the same with that HTTP status
     [api-retry:N]          N ``system/api_retry`` lines
     [api-error-once:S:PATH] [api-error:S] only while PATH does not exist (then creates it)
+    [usage-limit:SECONDS]  the subscription's usage limit, as the real CLI shows it with an
+                           OAuth token: a ``rate_limit_event`` (status ``rejected``,
+                           ``resetsAt`` = now + SECONDS), the synthetic assistant message
+                           "You've hit your session limit · resets 8:16am (UTC)" with
+                           ``"error": "rate_limit"``, an is_error result with
+                           ``api_error_status`` 429, exit 1
+    [rate-limit:SECONDS]   an API-key rate limit whose ``retry-after`` is SECONDS and that
+                           outlasts the retries: when SECONDS <= 60 one ``system/api_retry``
+                           line per allowed retry (``CLAUDE_CODE_MAX_RETRIES``, default 10),
+                           ``retry_delay_ms`` = SECONDS * 1000, really waiting that long
+                           before the next; then the synthetic "API Error: Request rejected
+                           (429) · ..." message, an is_error result (429), exit 1. Above 60 s
+                           the real CLI does not retry, nor does this.
+    [cost:USD]             what each model turn costs (default 0.009); ``total_cost_usd`` is
+                           the running total of the process, as in the real CLI
     [crash]                a few lines, a message on stderr, exit 3 without a result line
     [exit-now]             exit 2 at once, nothing on stdout, a message on stderr
     [segv]                 SIGSEGV itself after init
@@ -35,6 +50,20 @@ Directives::
                            resumed ones too (their prompt has no directive). Fault tests
                            count agent runs with it.
 
+Usage limits are account-wide in reality. With ``FAKE_CLAUDE_LIMIT_FILE=PATH``,
+``[usage-limit:S]`` (and ``[rate-limit:S]``) also write ``{"until": EPOCH, "kind": "usage"}``
+(``"rate"``) to PATH, and every user turn of every run (any prompt, resumed runs too) that
+starts while ``now < until`` hits that limit before anything else: ``usage`` as above;
+``rate`` as a server that refuses until ``until``: ``api_retry`` lines that really wait the
+seconds left (at most 60 s each, as the real CLI), then the turn goes on normally, or the
+failure when the retries run out. A directive arms the file only the first time its prompt is
+seen (the file lists those prompts under ``"armed_by"``), so a run that repeats the prompt
+after the reset is not limited again. Tests may write the file themselves.
+
+``--max-budget-usd X`` ends the run after the model turn that brings the running cost to X or
+more, with the real ``error_max_budget_usd`` result (exit 1); a turn that asked for a tool
+stops before the tool runs, as measured. ``--fallback-model`` is accepted (and logged).
+
 Like the real CLI: as root with ``--dangerously-skip-permissions`` (or ``--permission-mode
 bypassPermissions``) and without ``IS_SANDBOX=1`` it refuses, exit 1, nothing on stdout.
 ``--resume ID`` keeps that session id (``--fork-session``: a new one, starting as a copy) and
@@ -45,7 +74,9 @@ ends with ``error_max_turns`` (exit 1) when the tool calls need more turns.
 ``--input-format stream-json`` reads user turns from stdin one line at a time, one
 init+result per turn, each turn answered before the next line is read, until stdin closes
 (as the real CLI, which however folds a message that arrives during a turn into that turn);
-the first turn carries the directives. ``--replay-user-messages`` echoes each user turn as a
+the first turn carries the directives. A turn that ends in an error result does not end the
+process: it waits for the next line or EOF like the real CLI (the exit status is the last
+turn's). ``--replay-user-messages`` echoes each user turn as a
 ``{"type": "user", "message": {"role": "user", "content": TEXT}}`` line after its init.
 If ``FAKE_CLAUDE_LOG`` is set, one JSON line ``{"argv", "cwd", "pid"}`` is appended per run.
 
@@ -56,6 +87,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -86,6 +118,7 @@ VALUE_FLAGS = {
     "--output-format", "--input-format", "--model", "--resume", "-r", "--session-id",
     "--permission-mode", "--max-turns", "--append-system-prompt", "--system-prompt",
     "--fallback-model", "--settings", "--setting-sources", "--permission-prompt-tool",
+    "--max-budget-usd",
 }  # fmt: skip
 VARIADIC_FLAGS = {
     "--allowedTools", "--allowed-tools", "--disallowedTools", "--disallowed-tools",
@@ -93,6 +126,21 @@ VARIADIC_FLAGS = {
 }  # fmt: skip
 
 DIRECTIVE_RE = re.compile(r"\[([a-z][a-z\-]*)(?::([^\]]*))?\]")
+
+DEFAULT_TURN_COST_USD = 0.009
+# Measured: the real CLI retries a 429 only when its delay (retry-after) is at most 60 s.
+MAX_RETRY_DELAY_MS = 60_000
+DEFAULT_MAX_RETRIES = 10
+# The API's message for a per-minute rate limit, which the CLI quotes after "API Error".
+RATE_LIMIT_MESSAGE = "Number of request tokens has exceeded your per-minute rate limit"
+
+
+class BudgetReached(Exception):
+    """The running cost reached ``--max-budget-usd`` after a model turn."""
+
+    def __init__(self, stop_reason: str) -> None:
+        super().__init__(stop_reason)
+        self.stop_reason = stop_reason
 
 
 class Args:
@@ -161,6 +209,9 @@ class Emitter:
         self.last_text = ""
         self.started = time.monotonic()
         self.transcript: list[dict[str, Any]] = []
+        self.turn_cost = DEFAULT_TURN_COST_USD
+        self.spent = 0.0  # the process's running total, as the real total_cost_usd
+        self.budget: float | None = None
 
     def next_id(self, prefix: str) -> str:
         self.counter += 1
@@ -190,7 +241,7 @@ class Emitter:
                 "model": self.model,
                 "permissionMode": permission_mode,
                 "slash_commands": ["debug", "code-review", "simplify"],
-                "apiKeySource": "ANTHROPIC_API_KEY",
+                "apiKeySource": api_key_source(),
                 "claude_code_version": VERSION,
                 "output_style": "default",
                 "agents": ["claude", "Explore", "general-purpose"],
@@ -260,7 +311,15 @@ class Emitter:
                 {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input},
             ]
         )
+        self.charge_turn("tool_use")
         return tool_id
+
+    def charge_turn(self, stop_reason: str) -> None:
+        """Count one model turn's cost; past the budget the run stops here (real check:
+        running cost >= budget, after each model message)."""
+        self.spent += self.turn_cost
+        if self.budget is not None and self.spent >= self.budget:
+            raise BudgetReached(stop_reason)
 
     def tool_result(self, tool_id: str, content: str, is_error: bool, extra: Any) -> None:
         self.num_turns += 1  # the model gets another turn to read the result
@@ -286,18 +345,36 @@ class Emitter:
             }
         )
 
-    def api_retry(self, attempt: int, max_retries: int, status: int) -> None:
+    def api_retry(self, attempt: int, max_retries: int, status: int, delay_ms: int = 0) -> None:
+        kinds = {529: "overloaded", 429: "rate_limit"}
         self.write(
             {
                 "type": "system",
                 "subtype": "api_retry",
                 "attempt": attempt,
                 "max_retries": max_retries,
-                "retry_delay_ms": 0,
+                "retry_delay_ms": delay_ms,
                 "error_status": status,
-                "error": "overloaded" if status == 529 else "server_error",
+                "error": kinds.get(status, "server_error"),
                 "session_id": self.session_id,
                 "uuid": str(uuid.uuid4()),
+            }
+        )
+
+    def rate_limit_event(self, status: str, resets_at: int) -> None:
+        """Measured with an OAuth token: the subscription limit's state, from the API's
+        ``anthropic-ratelimit-unified-*`` headers."""
+        self.write(
+            {
+                "type": "rate_limit_event",
+                "rate_limit_info": {
+                    "status": status,
+                    "resetsAt": resets_at,
+                    "rateLimitType": "five_hour",
+                    "isUsingOverage": False,
+                },
+                "uuid": str(uuid.uuid4()),
+                "session_id": self.session_id,
             }
         )
 
@@ -311,7 +388,7 @@ class Emitter:
         errors: list[str] | None = None,
         terminal_reason: str | None = "completed",
     ) -> None:
-        cost = 0.0 if api_error_status else round(0.009 * self.num_turns, 6)
+        cost = round(self.spent, 6)
         obj: dict[str, Any] = {
             "type": "result",
             "subtype": subtype,
@@ -349,7 +426,9 @@ class Emitter:
             obj["errors"] = errors
             obj.pop("result")
             obj.pop("api_error_status")
-        if terminal_reason is None:
+        if subtype == "error_max_budget_usd":
+            obj.pop("terminal_reason")  # measured: the budget stop has no terminal_reason
+        elif terminal_reason is None:
             # Measured: a run that fails before any turn (unknown --resume id) has neither.
             obj.pop("terminal_reason")
             obj.pop("fast_mode_state")
@@ -455,19 +534,167 @@ def flood(em: Emitter, megabytes: float) -> None:
 def api_error(em: Emitter, status: int) -> int:
     """The real CLI's API failure: a synthetic assistant message, an is_error result, exit 1."""
     kind = "server-side issue" if status >= 500 else "invalid request"
+    error = "server_error" if status >= 500 else "invalid_request"
+    return synthetic_error(em, f"API Error: {status} fake {kind}.", status, error)
+
+
+def api_key_source() -> str:
+    """What the real init line reports: ``none`` when it runs on an OAuth token."""
+    if not os.environ.get("ANTHROPIC_API_KEY") and os.environ.get("CLAUDE_CODE_OAUTH_TOKEN"):
+        return "none"
+    return "ANTHROPIC_API_KEY"
+
+
+def js_number(value: float) -> str:
+    """A number as JavaScript prints it (``5``, ``0.01``), for the budget message."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def reset_text(resets_at: int) -> str:
+    """The real CLI's reset time: local clock time (``8:16am``, ``8am`` on the hour), with
+    the date (``Dec 2, 2:50pm``) beyond 24 h and the year if another; then the time zone."""
+    moment = time.localtime(resets_at)
+    hour = f"{moment.tm_hour % 12 or 12}"
+    minutes = f":{moment.tm_min:02d}" if moment.tm_min else ""
+    clock = f"{hour}{minutes}{'am' if moment.tm_hour < 12 else 'pm'}"
+    if resets_at - time.time() > 24 * 3600:
+        date = time.strftime("%b ", moment) + str(moment.tm_mday)
+        if moment.tm_year != time.localtime().tm_year:
+            date += f", {moment.tm_year}"
+        clock = f"{date}, {clock}"
+    zone = (os.environ.get("TZ") or "UTC").lstrip(":")
+    return f"{clock} ({zone})"
+
+
+def synthetic_error(em: Emitter, text: str, status: int, error: str) -> int:
+    """The message and result the real CLI writes when the API refused the turn; exit 1."""
     em.assistant(
-        [{"type": "text", "text": f"API Error: {status} fake {kind}."}],
+        [{"type": "text", "text": text}],
         msg_id=str(uuid.uuid4()),
         model="<synthetic>",
-        error="server_error" if status >= 500 else "invalid_request",
+        error=error,
     )
     em.result(is_error=True, api_error_status=status, stop_reason="stop_sequence")
     return 1
 
 
+def usage_limit(em: Emitter, until: float) -> int:
+    """The subscription's usage limit (measured with an OAuth token, claim five_hour)."""
+    resets_at = math.ceil(until)
+    em.rate_limit_event("rejected", resets_at)
+    text = f"You've hit your session limit \u00b7 resets {reset_text(resets_at)}"
+    return synthetic_error(em, text, 429, "rate_limit")
+
+
+def rate_limit_failure(em: Emitter) -> int:
+    text = f"API Error: Request rejected (429) \u00b7 {RATE_LIMIT_MESSAGE}"
+    return synthetic_error(em, text, 429, "rate_limit")
+
+
+def max_retries() -> int:
+    return int(os.environ.get("CLAUDE_CODE_MAX_RETRIES") or DEFAULT_MAX_RETRIES)
+
+
+def persistent_rate_limit(em: Emitter, retry_after: float) -> int:
+    """``[rate-limit:S]``: every attempt is refused with ``retry-after: S``."""
+    delay_ms = math.ceil(retry_after * 1000)
+    if delay_ms <= MAX_RETRY_DELAY_MS:
+        retries = max_retries()
+        for attempt in range(1, retries + 1):
+            em.api_retry(attempt, retries, 429, delay_ms)
+            time.sleep(delay_ms / 1000)
+    return rate_limit_failure(em)
+
+
+def rate_limited_until(em: Emitter, until: float) -> int | None:
+    """A server refusing until ``until`` (a ``rate`` limit file): retry while it lasts, as
+    the real CLI does; None once it is over (the turn goes on), else the failure."""
+    retries = max_retries()
+    for attempt in range(1, retries + 2):
+        left = until - time.time()
+        if left <= 0:
+            return None
+        delay_ms = math.ceil(left) * 1000  # the API's retry-after is whole seconds
+        if attempt > retries or delay_ms > MAX_RETRY_DELAY_MS:
+            break
+        em.api_retry(attempt, retries, 429, delay_ms)
+        time.sleep(delay_ms / 1000)
+    return rate_limit_failure(em)
+
+
+def limit_file() -> str | None:
+    return os.environ.get("FAKE_CLAUDE_LIMIT_FILE") or None
+
+
+def read_limit() -> dict[str, Any]:
+    """The account-wide limit file's content ({} when there is none or it is unreadable)."""
+    path = limit_file()
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def arm_limit(prompt: str, kind: str, seconds: float) -> bool:
+    """Record a limit directive's limit in the limit file; False when this prompt already
+    armed it once (then the directive does nothing). Always True without a limit file."""
+    path = limit_file()
+    if path is None:
+        return True
+    data = read_limit()
+    armed_by = [str(p) for p in data.get("armed_by", [])]
+    if prompt in armed_by:
+        return False
+    record = {"until": time.time() + seconds, "kind": kind, "armed_by": [*armed_by, prompt]}
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(record, fh)
+    os.replace(tmp, path)  # readers never see half a file
+    return True
+
+
+def account_limit(em: Emitter) -> int | None:
+    """Hit the limit in the limit file if it is still in force; None if there is none."""
+    data = read_limit()
+    try:
+        until = float(data["until"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if time.time() >= until:
+        return None
+    if data.get("kind") == "rate":
+        return rate_limited_until(em, until)
+    return usage_limit(em, until)
+
+
 def run_turn(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
-    """Play one user turn's directives; return the exit code (0 ok, 1 error result)."""
+    """Play one user turn; return the exit code (0 ok, 1 error result)."""
+    try:
+        return play_directives(em, prompt, args, resumed)
+    except BudgetReached as stop:
+        budget = em.budget or 0.0
+        em.result(
+            is_error=True,
+            subtype="error_max_budget_usd",
+            stop_reason=stop.stop_reason,
+            errors=[f"Reached maximum budget (${js_number(budget)})"],
+        )
+        return 1
+
+
+def play_directives(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
+    """The turn's directives in order, then the final answer and result."""
     directives = [(m.group(1), m.group(2) or "") for m in DIRECTIVE_RE.finditer(prompt)]
+    costs = [arg for name, arg in directives if name == "cost" and arg]
+    if costs:  # from this turn on, like a pricier model
+        em.turn_cost = float(costs[-1])
+    limited = account_limit(em)
+    if limited is not None:
+        return limited
     max_turns = int(args.get("--max-turns") or 0)
     for name, arg in directives:
         # Every tool call costs a model turn; past --max-turns the real CLI stops right after
@@ -509,6 +736,15 @@ def run_turn(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
                 return api_error(em, int(status_text or 529))
         elif name in ("fail", "api-error"):
             return api_error(em, int(arg or 400))
+        elif name == "usage-limit":
+            seconds = float(arg or 3600)
+            if arm_limit(prompt, "usage", seconds):
+                return usage_limit(em, time.time() + seconds)
+        elif name == "rate-limit":
+            seconds = float(arg or 60)
+            if arm_limit(prompt, "rate", seconds):
+                return persistent_rate_limit(em, seconds)
+        # cost was read before the turn.
         elif name == "api-retry":
             count = int(arg or 1)
             max_retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES") or 10)
@@ -556,6 +792,7 @@ def run_turn(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
         return 1
     prefix = "RESUMED " if resumed else ""
     em.text(f"{prefix}FAKE_DONE: {prompt[:40]}")
+    em.charge_turn("end_turn")
     em.result()
     return 0
 
@@ -621,6 +858,8 @@ def main(argv: list[str]) -> int:
     session_id = (None if forked else resume_id) or args.get("--session-id") or str(uuid.uuid4())
     model = args.get("--model") or DEFAULT_MODEL
     em = Emitter(session_id, model, out_format)
+    if args.get("--max-budget-usd"):
+        em.budget = float(args.get("--max-budget-usd") or 0)
     store = session_file(session_id)
     resumed_store = session_file(resume_id) if resume_id else None
     if resumed_store is not None and not os.path.exists(resumed_store):
@@ -657,9 +896,10 @@ def main(argv: list[str]) -> int:
             em.write({"type": "user", "message": {"role": "user", "content": turn_prompt},
                       "session_id": session_id, "parent_tool_use_id": None, "isReplay": True})
         code = run_turn(em, turn_prompt, args, resumed=bool(resume_id))
-        if code:
-            break
-        ledger(turn_prompt, "end", bool(resume_id))
+        # After an error result the real CLI reads on (stream-json): the exit status is the
+        # last turn's.
+        if code == 0:
+            ledger(turn_prompt, "end", bool(resume_id))
     if store is not None:
         with open(store, "a", encoding="utf-8") as fh:
             for obj in em.transcript:

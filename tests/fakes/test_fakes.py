@@ -12,10 +12,12 @@ The remaining tests cover fake-only behaviours that claudine's process handling 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from typing import Any
 import psutil
 import pytest
 from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_claude import reset_text
 
 RUN_TIMEOUT = 60  # seconds; a real run takes ~0.5 s, so this only catches hangs
 ROOT_REFUSAL = "cannot be used with root/sudo privileges for security reasons"
@@ -80,6 +83,8 @@ def run_cli(
     full_env = dict(os.environ)
     full_env.pop("IS_SANDBOX", None)  # each test states it explicitly
     full_env.update(env or {})
+    if "CLAUDE_CODE_OAUTH_TOKEN" in full_env and "ANTHROPIC_API_KEY" not in (env or {}):
+        full_env.pop("ANTHROPIC_API_KEY", None)  # a subscription run: the key would win
     proc = subprocess.run(
         [str(a) for a in argv],
         cwd=cwd,
@@ -570,3 +575,368 @@ def test_fake_sleep_emits_bash_tool(
         ("assistant", None, "text"),
         ("result", "success", None),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Usage limits, rate limits and budgets (docs/claude-usage-limits.md)
+# --------------------------------------------------------------------------------------------
+
+SESSION_LIMIT_TEXT = "You've hit your session limit \u00b7 resets "
+RATE_LIMIT_TEXT = "API Error: Request rejected (429) \u00b7 "
+
+
+def lines_of(run: Run, kind: str, subtype: str | None = None) -> list[dict[str, Any]]:
+    return [ln for ln in run.lines if ln["type"] == kind and ln.get("subtype") == subtype]
+
+
+def assistant_text(line: dict[str, Any]) -> str:
+    return str(line["message"]["content"][0]["text"])
+
+
+def assert_same_limit_lines(real_run: Run, fake_run: Run) -> None:
+    """The limit-specific lines carry the same keys (and the same ``error`` kind)."""
+    for kind, subtype in (("rate_limit_event", None), ("system", "api_retry")):
+        real_lines = lines_of(real_run, kind, subtype)
+        for r, f in zip(real_lines, lines_of(fake_run, kind, subtype), strict=True):
+            assert set(f) == set(r), (r, f)
+            if kind == "rate_limit_event":
+                assert set(f["rate_limit_info"]) == set(r["rate_limit_info"])
+            else:
+                assert f["error"] == r["error"] and f["error_status"] == r["error_status"]
+    real_error = [ln.get("error") for ln in real_run.lines if ln["type"] == "assistant"]
+    fake_error = [ln.get("error") for ln in fake_run.lines if ln["type"] == "assistant"]
+    assert fake_error == real_error
+
+
+@pytest.mark.real_claude
+def test_usage_limit_with_subscription(
+    real_claude_bin: Path,
+    real_claude_subscription_env: dict[str, str],
+    real_claude_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+    fake_api: FakeAnthropic,
+) -> None:
+    env = {**real_claude_subscription_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    r = real(real_claude_bin, "USAGE_LIMIT: 3600 first task", workdir, env)
+    assert r.returncode == 1
+    (event,) = lines_of(r, "rate_limit_event")
+    armed_at = fake_api.requests[-1]["time"]
+    info = event["rate_limit_info"]
+    assert info["status"] == "rejected" and info["rateLimitType"] == "five_hour"
+    assert info["resetsAt"] == math.ceil(armed_at + 3600)
+    # The subscription's limit is never retried, whatever CLAUDE_CODE_MAX_RETRIES allows.
+    assert not lines_of(r, "system", "api_retry")
+    assert len(fake_api.message_requests()) == 1
+    (synthetic,) = [ln for ln in r.lines if ln["type"] == "assistant"]
+    assert synthetic["message"]["model"] == "<synthetic>" and synthetic["error"] == "rate_limit"
+    assert assistant_text(synthetic) == SESSION_LIMIT_TEXT + reset_text(info["resetsAt"])
+    assert r.result["result"] == assistant_text(synthetic)
+    assert r.result["is_error"] is True and r.result["api_error_status"] == 429
+    assert r.result["subtype"] == "success" and r.result["total_cost_usd"] == 0
+
+    # The limit is the account's: another task, and the first one resumed, hit it too.
+    other = real(real_claude_bin, "another task", workdir, env)
+    assert other.returncode == 1 and other.result["result"] == r.result["result"]
+    sid = r.init["session_id"]
+    resumed = real(real_claude_bin, "go on", workdir, env, "--resume", sid)
+    assert resumed.returncode == 1 and lines_of(resumed, "rate_limit_event")
+
+    # With an API key the CLI ignores the unified headers: a plain 429, no rate_limit_event.
+    keyed = real(real_claude_bin, "keyed task", workdir, real_claude_env)
+    assert keyed.returncode == 1 and not lines_of(keyed, "rate_limit_event")
+    assert keyed.result["result"].startswith(RATE_LIMIT_TEXT)
+
+    # After the reset the session goes on; repeating the directive's prompt does not re-arm.
+    fake_api.clear_limit()
+    again = real(real_claude_bin, "go on", workdir, env, "--resume", sid)
+    assert again.returncode == 0, again.stdout
+    # The refused prompts stay in the conversation (the CLI merges the two "go on" turns
+    # into one user message); the synthetic limit message is not sent to the API.
+    assert again.result["result"] == "FAKE_DONE: go on\n\ngo on"
+    history = json.dumps(fake_api.message_requests()[-1]["messages"], ensure_ascii=False)
+    assert "USAGE_LIMIT: 3600 first task" in history and SESSION_LIMIT_TEXT not in history
+    assert real(real_claude_bin, "USAGE_LIMIT: 3600 first task", workdir, env).returncode == 0
+
+    f = fake(
+        fake_claude_bin,
+        "[usage-limit:3600] first task",
+        workdir,
+        {**fake_env, "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-dummy"},
+    )
+    assert_same_structure(r, f)
+    assert_same_limit_lines(r, f)
+    assert f.init["apiKeySource"] == r.init["apiKeySource"] == "none"
+    assert f.result["result"].startswith(SESSION_LIMIT_TEXT)
+
+
+@pytest.mark.real_claude
+def test_usage_limit_in_stream_json_mode_waits_for_stdin(
+    real_claude_bin: Path,
+    real_claude_subscription_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+    procs: list[subprocess.Popen[str]],
+) -> None:
+    """As claudine runs agents: the limit ends the turn with its result, the CLI then waits
+    for more input, and exits 1 when the wrapper closes stdin."""
+    runs = [
+        (real_claude_bin, "USAGE_LIMIT: 600 streamed", real_claude_subscription_env),
+        (fake_claude_bin, "[usage-limit:600] streamed", fake_env),
+    ]
+    for bin_, prompt, env in runs:
+        full_env = {**os.environ, **env}
+        full_env.pop("ANTHROPIC_API_KEY", None)
+        proc = subprocess.Popen(
+            [str(bin_), "-p", "--input-format", "stream-json", *STREAM_FLAGS, *SKIP_PERMS],
+            cwd=workdir,
+            env=full_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        procs.append(proc)
+        assert proc.stdin is not None and proc.stdout is not None
+        turn = {"type": "user", "message": {"role": "user", "content": prompt}}
+        proc.stdin.write(json.dumps(turn) + "\n")
+        proc.stdin.flush()
+        _read_until_text(proc, '"type":"result"')
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)  # still there, waiting for the next line
+        proc.stdin.close()
+        assert proc.wait(timeout=RUN_TIMEOUT) == 1, bin_
+
+
+@pytest.mark.real_claude
+def test_rate_limit_with_api_key_outlasting_retries(
+    real_claude_bin: Path,
+    real_claude_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+    fake_api: FakeAnthropic,
+) -> None:
+    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    # retry-after above 60 s: the CLI gives up at once, without an api_retry line.
+    r = real(real_claude_bin, "RATE_LIMIT: 3600", workdir, env)
+    assert r.returncode == 1
+    assert not lines_of(r, "system", "api_retry") and not lines_of(r, "rate_limit_event")
+    assert len(fake_api.message_requests()) == 1
+    assert r.result["api_error_status"] == 429 and r.result["is_error"] is True
+    assert r.result["result"].startswith(RATE_LIMIT_TEXT)
+    f = fake(fake_claude_bin, "[rate-limit:3600]", workdir, {**fake_env, **env})
+    assert_same_structure(r, f)
+    assert_same_limit_lines(r, f)
+
+    # A 429 on every request with a short retry-after: one api_retry line per retry.
+    fake_api.clear_limit()
+    r = real(real_claude_bin, "API_ERROR: 429", workdir, env)
+    assert r.returncode == 1
+    assert [ln["attempt"] for ln in lines_of(r, "system", "api_retry")] == [1, 2]
+    assert r.result["result"].startswith(RATE_LIMIT_TEXT)
+    f = fake(fake_claude_bin, "[rate-limit:1]", workdir, {**fake_env, **env})
+    assert_same_structure(r, f)
+    assert_same_limit_lines(r, f)
+    assert [ln["retry_delay_ms"] for ln in lines_of(f, "system", "api_retry")] == [1000, 1000]
+
+
+@pytest.mark.real_claude
+def test_rate_limit_within_retries_is_waited_out(
+    real_claude_bin: Path,
+    real_claude_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+    fake_api: FakeAnthropic,
+    tmp_path: Path,
+) -> None:
+    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    r = real(real_claude_bin, "RATE_LIMIT: 2 then answer", workdir, env)
+    assert r.returncode == 0, r.stdout
+    (retry,) = lines_of(r, "system", "api_retry")
+    assert retry["retry_delay_ms"] == 2000 and retry["error"] == "rate_limit"
+    first, second = [q for q in fake_api.requests if q["method"] == "POST"]
+    assert second["time"] - first["time"] >= 1.5  # it really waited for the retry-after
+
+    limit_file = tmp_path / "limit.json"
+    limit_file.write_text(json.dumps({"until": time.time() + 2, "kind": "rate"}))
+    f = fake(
+        fake_claude_bin, "then answer", workdir,
+        {**fake_env, **env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)},
+    )  # fmt: skip
+    assert_same_structure(r, f)
+    assert_same_limit_lines(r, f)
+
+
+@pytest.mark.real_claude
+def test_max_budget(
+    real_claude_bin: Path,
+    real_claude_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+) -> None:
+    # Checked after each model turn: a 2-turn task with a budget between the turns' costs
+    # finishes its answer, then reports the budget (cost above it).
+    r = real(real_claude_bin, "BASH: echo a", workdir, real_claude_env, "--max-budget-usd", "0.01")
+    assert r.returncode == 1
+    assert r.result["subtype"] == "error_max_budget_usd" and r.result["is_error"] is True
+    assert r.result["errors"] == ["Reached maximum budget ($0.01)"]
+    assert r.result["num_turns"] == 2 and r.result["total_cost_usd"] >= 0.01
+    f = fake(fake_claude_bin, "[tool:Bash]", workdir, fake_env, "--max-budget-usd", "0.01")
+    assert_same_structure(r, f)
+    assert f.result["errors"] == r.result["errors"]
+
+    # Reached by the first turn, which asked for a tool: the tool never runs.
+    r = real(
+        real_claude_bin, "BASH: touch ran.txt", workdir, real_claude_env,
+        "--max-budget-usd", "0.005",
+    )  # fmt: skip
+    assert r.returncode == 1 and r.result["subtype"] == "error_max_budget_usd"
+    assert r.result["stop_reason"] == "tool_use" and r.result["num_turns"] == 1
+    assert not (workdir / "ran.txt").exists()
+    f = fake(
+        fake_claude_bin, "[write:ran.txt=x]", workdir, fake_env, "--max-budget-usd", "0.005"
+    )
+    assert_same_structure(r, f)
+    assert not (workdir / "ran.txt").exists()
+
+
+@pytest.mark.real_claude
+def test_fallback_model_on_overload(
+    real_claude_bin: Path,
+    real_claude_env: dict[str, str],
+    workdir: Path,
+    fake_api: FakeAnthropic,
+) -> None:
+    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "3"}
+    r = real(
+        real_claude_bin, "API_ERROR: 529 times=3", workdir, env,
+        "--model", "claude-opus-4-8", "--fallback-model", "claude-haiku-4-5",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout
+    (switch,) = lines_of(r, "system", "model_fallback")
+    assert switch["trigger"] == "overloaded"
+    assert (switch["original_model"], switch["fallback_model"]) == (
+        "claude-opus-4-8",
+        "claude-haiku-4-5",
+    )
+    models = [body["model"] for body in fake_api.message_requests()]
+    assert models == ["claude-opus-4-8"] * 3 + ["claude-haiku-4-5"]
+
+
+# -- the fakes on their own -------------------------------------------------------------------
+
+
+def _post_message(api: FakeAnthropic, prompt: str) -> tuple[int, dict[str, str]]:
+    body = json.dumps(
+        {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": prompt}]}
+    ).encode()
+    request = urllib.request.Request(f"{api.url}/v1/messages", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, dict(resp.headers.items())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers.items())
+
+
+def test_fake_api_limits_are_server_wide_until_reset(fake_api: FakeAnthropic) -> None:
+    status, headers = _post_message(fake_api, "RATE_LIMIT: 30")
+    armed_at = fake_api.requests[-1]["time"]
+    assert status == 429 and 29 <= int(headers["retry-after"]) <= 30
+    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(armed_at + 30)))
+    assert headers["anthropic-ratelimit-requests-reset"] == reset
+    assert headers["anthropic-ratelimit-tokens-remaining"] == "0"
+    assert "anthropic-ratelimit-unified-status" not in headers
+    assert _post_message(fake_api, "any other prompt")[0] == 429
+
+    fake_api.limit_until(time.time() + 100, kind="usage")
+    status, headers = _post_message(fake_api, "hello")
+    assert status == 429 and headers["anthropic-ratelimit-unified-status"] == "rejected"
+    assert headers["anthropic-ratelimit-unified-representative-claim"] == "five_hour"
+    assert int(headers["anthropic-ratelimit-unified-reset"]) == math.ceil(
+        fake_api.current_limit().until  # type: ignore[union-attr]
+    )
+
+    fake_api.clear_limit()
+    assert _post_message(fake_api, "hello")[0] == 200
+    # The directive's prompt seen again does not re-arm the limit.
+    assert _post_message(fake_api, "RATE_LIMIT: 30")[0] == 200
+    fake_api.limit_until(time.time() - 1)  # a reset in the past limits nothing
+    assert _post_message(fake_api, "hello")[0] == 200
+
+
+def test_fake_usage_limit_file_is_account_wide(
+    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path, tmp_path: Path
+) -> None:
+    limit_file = tmp_path / "limit.json"
+    env = {**fake_env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)}
+    first = fake(fake_claude_bin, "[usage-limit:3] [tool:Bash] first", workdir, env)
+    assert first.returncode == 1 and not first.tool_uses()  # limited before any tool
+    limit = json.loads(limit_file.read_text())
+    assert limit["kind"] == "usage"
+    reset = first.lines[1]["rate_limit_info"]["resetsAt"]
+    assert reset == math.ceil(limit["until"])
+    assert first.result["result"] == SESSION_LIMIT_TEXT + reset_text(reset)
+
+    other = fake(fake_claude_bin, "[tool:Bash] other", workdir, env)
+    assert other.returncode == 1 and not other.tool_uses()
+    assert other.result["result"] == first.result["result"]
+    sid = first.init["session_id"]
+    assert fake(fake_claude_bin, "go on", workdir, env, "--resume", sid).returncode == 1
+
+    deadline = time.monotonic() + 30
+    while time.time() < limit["until"] and time.monotonic() < deadline:
+        time.sleep(0.1)  # waiting for the reset time itself, the event under test
+    resumed = fake(fake_claude_bin, "go on", workdir, env, "--resume", sid)
+    assert resumed.returncode == 0 and resumed.result["result"].startswith("RESUMED")
+    again = fake(fake_claude_bin, "[usage-limit:3] [tool:Bash] first", workdir, env)
+    assert again.returncode == 0 and again.tool_uses()  # the directive armed it once only
+
+
+def test_fake_rate_limit_without_retries(
+    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
+) -> None:
+    run = fake(
+        fake_claude_bin, "[rate-limit:5]", workdir, {**fake_env, "CLAUDE_CODE_MAX_RETRIES": "0"}
+    )
+    assert run.returncode == 1 and not lines_of(run, "system", "api_retry")
+    assert run.result["api_error_status"] == 429
+
+
+def test_fake_cost_and_budget(
+    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
+) -> None:
+    cheap = fake(fake_claude_bin, "[cost:0.5] [tool:Bash] [tool:Bash]", workdir, fake_env)
+    assert cheap.returncode == 0 and cheap.result["total_cost_usd"] == 1.5
+    stopped = fake(
+        fake_claude_bin, "[cost:0.5] [tool:Bash] [tool:Bash]", workdir, fake_env,
+        "--max-budget-usd", "1",
+    )  # fmt: skip
+    assert stopped.returncode == 1 and stopped.result["subtype"] == "error_max_budget_usd"
+    assert stopped.result["total_cost_usd"] == 1.0 and stopped.result["num_turns"] == 2
+    assert stopped.result["errors"] == ["Reached maximum budget ($1)"]
+    assert len(stopped.tool_uses()) == 2 and len(lines_of(stopped, "user")) == 1
+
+
+def test_fake_stream_json_reads_on_after_an_error_turn(
+    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
+) -> None:
+    turns = "".join(
+        json.dumps({"type": "user", "message": {"role": "user", "content": text}}) + "\n"
+        for text in ("[fail]", "second")
+    )
+    proc = subprocess.run(
+        [fake_claude_bin, "-p", "--input-format", "stream-json", *STREAM_FLAGS, *SKIP_PERMS],
+        cwd=workdir, env={**os.environ, **fake_env}, input=turns, capture_output=True,
+        text=True, timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    results = [json.loads(ln) for ln in proc.stdout.splitlines() if '"type":"result"' in ln]
+    assert [r["is_error"] for r in results] == [True, False]
+    assert results[1]["result"] == "FAKE_DONE: second"
+    assert results[1]["total_cost_usd"] == 0.009  # the running total of the process
+    assert proc.returncode == 0  # the last turn's status
