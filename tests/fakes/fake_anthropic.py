@@ -34,6 +34,11 @@ that message is searched:
   A limit directive arms the limit only the first time its prompt (the current human turn)
   is seen, so the CLI's retries and later runs that repeat the prompt do not extend it.
   Tests can also call ``limit_until(epoch, kind="usage"|"rate")`` and ``clear_limit()``.
+- ``USAGE_WARNING: <utilization>`` (e.g. ``0.95``): the answers to that prompt carry the
+  subscription's warning headers (``unified-status: allowed_warning``, claim ``five_hour``,
+  ``-5h-utilization``, ``-5h-surpassed-threshold: 0.9``, one reset 3 h after the server
+  started), which the real CLI reports as a ``rate_limit_event`` with status
+  ``allowed_warning`` (OAuth token only).
 
 Use it in tests as a context manager::
 
@@ -72,6 +77,7 @@ _TOOL_RE = re.compile(r"TOOL:[ \t]*(?P<name>[A-Za-z0-9_\-]+)[ \t]*(?P<input>\{[^
 _API_ERROR_RE = re.compile(r"API_ERROR:[ \t]*(?P<status>\d{3})(?:[ \t]+times=(?P<times>\d+))?")
 _SLOW_RE = re.compile(r"SLOW:[ \t]*(?P<secs>\d+(?:\.\d+)?)")
 _LIMIT_RE = re.compile(r"(?P<kind>USAGE|RATE)_LIMIT:[ \t]*(?P<secs>\d+(?:\.\d+)?)")
+_WARNING_RE = re.compile(r"USAGE_WARNING:[ \t]*(?P<util>\d+(?:\.\d+)?)")
 
 # Anthropic error "type" per HTTP status, so the CLI classifies errors as with the real API.
 _ERROR_TYPES = {
@@ -107,6 +113,7 @@ class _Script:
     slow_secs: float = 0.0
     limit_kind: str | None = None  # "usage" (USAGE_LIMIT) or "rate" (RATE_LIMIT)
     limit_secs: float = 0.0
+    warning_utilization: float | None = None  # USAGE_WARNING
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,19 @@ def _limit_headers(limit: Limit, now: float) -> dict[str, str]:
             headers[f"anthropic-ratelimit-{bucket}-remaining"] = "0"
             headers[f"anthropic-ratelimit-{bucket}-reset"] = reset_text
     return headers
+
+
+def _warning_headers(utilization: float, reset_epoch: int) -> dict[str, str]:
+    """A subscription answer that is allowed but close to the five-hour limit."""
+    return {
+        "anthropic-ratelimit-unified-status": "allowed_warning",
+        "anthropic-ratelimit-unified-reset": str(reset_epoch),
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "anthropic-ratelimit-unified-5h-status": "allowed_warning",
+        "anthropic-ratelimit-unified-5h-reset": str(reset_epoch),
+        "anthropic-ratelimit-unified-5h-utilization": str(utilization),
+        "anthropic-ratelimit-unified-5h-surpassed-threshold": "0.9",
+    }
 
 
 def _limit_error_body(kind: str) -> dict[str, Any]:
@@ -230,6 +250,8 @@ def _parse_script(messages: list[dict[str, Any]]) -> _Script:
     if m_limit := _LIMIT_RE.search(haystack):
         script.limit_kind = m_limit.group("kind").lower()
         script.limit_secs = float(m_limit.group("secs"))
+    if m_warning := _WARNING_RE.search(haystack):
+        script.warning_utilization = float(m_warning.group("util"))
     return script
 
 
@@ -266,6 +288,8 @@ class FakeAnthropic:
         self._error_counts: dict[str, int] = {}
         self._limit: Limit | None = None
         self._limit_prompts: set[str] = set()  # prompts whose limit directive has armed it
+        # One reset for every warning, so the CLI sees one state (one rate_limit_event).
+        self.warning_reset = math.ceil(time.time() + 3 * 3600)
         # Set on stop() so SLOW waits end at once instead of holding the test up.
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._make_handler())
@@ -516,8 +540,15 @@ class FakeAnthropic:
                 )
                 output_tokens = max(1, len(json.dumps(blocks)) // 4)
                 msg_id = fake.next_id("msg")
+                headers = (
+                    {}
+                    if script.warning_utilization is None
+                    else _warning_headers(script.warning_utilization, fake.warning_reset)
+                )
                 if body.get("stream"):
-                    self._send_sse(msg_id, model, blocks, stop_reason, input_tokens, output_tokens)
+                    self._send_sse(
+                        msg_id, model, blocks, stop_reason, input_tokens, output_tokens, headers
+                    )
                 else:
                     self._send_json(
                         200,
@@ -536,6 +567,7 @@ class FakeAnthropic:
                                 "cache_read_input_tokens": 0,
                             },
                         },
+                        headers,
                     )
 
             def _send_sse(
@@ -546,12 +578,15 @@ class FakeAnthropic:
                 stop_reason: str,
                 input_tokens: int,
                 output_tokens: int,
+                extra: dict[str, str],
             ) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.send_header("request-id", fake.next_id("req"))
+                for key, value in extra.items():
+                    self.send_header(key, value)
                 self.end_headers()
 
                 def event(name: str, data: dict[str, Any]) -> None:

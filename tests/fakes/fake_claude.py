@@ -29,6 +29,10 @@ Directives::
                            before the next; then the synthetic "API Error: Request rejected
                            (429) · ..." message, an is_error result (429), exit 1. Above 60 s
                            the real CLI does not retry, nor does this.
+    [usage-warning:UTIL]   a ``rate_limit_event`` with status ``allowed_warning`` (five_hour,
+                           ``utilization`` UTIL, ``surpassedThreshold`` 0.9, reset in 3 h)
+                           after the next assistant message, as a subscription near its
+                           limit; the run goes on normally
     [cost:USD]             what each model turn costs (default 0.009); ``total_cost_usd`` is
                            the running total of the process, as in the real CLI
     [crash]                a few lines, a message on stderr, exit 3 without a result line
@@ -212,6 +216,9 @@ class Emitter:
         self.turn_cost = DEFAULT_TURN_COST_USD
         self.spent = 0.0  # the process's running total, as the real total_cost_usd
         self.budget: float | None = None
+        # rate_limit_event lines to write after the next assistant message (the real CLI
+        # reports an answer's rate-limit headers once its message is out).
+        self.pending_events: list[dict[str, Any]] = []
 
     def next_id(self, prefix: str) -> str:
         self.counter += 1
@@ -298,6 +305,9 @@ class Emitter:
                     container=None, stop_details=None, stop_reason="stop_sequence", stop_sequence=""
                 )
             self.write(line)
+        for event in self.pending_events:
+            self.write(event)
+        self.pending_events.clear()
 
     def text(self, text: str) -> None:
         self.assistant([{"type": "text", "text": text}])
@@ -361,22 +371,27 @@ class Emitter:
             }
         )
 
-    def rate_limit_event(self, status: str, resets_at: int) -> None:
+    def rate_limit_event(
+        self, status: str, resets_at: int, utilization: float | None = None
+    ) -> dict[str, Any]:
         """Measured with an OAuth token: the subscription limit's state, from the API's
-        ``anthropic-ratelimit-unified-*`` headers."""
-        self.write(
-            {
-                "type": "rate_limit_event",
-                "rate_limit_info": {
-                    "status": status,
-                    "resetsAt": resets_at,
-                    "rateLimitType": "five_hour",
-                    "isUsingOverage": False,
-                },
-                "uuid": str(uuid.uuid4()),
-                "session_id": self.session_id,
-            }
-        )
+        ``anthropic-ratelimit-unified-*`` headers (a warning adds its utilization)."""
+        info: dict[str, Any] = {
+            "status": status,
+            "resetsAt": resets_at,
+            "rateLimitType": "five_hour",
+        }
+        if utilization is not None:
+            info["utilization"] = utilization
+        info["isUsingOverage"] = False
+        if utilization is not None:
+            info["surpassedThreshold"] = 0.9
+        return {
+            "type": "rate_limit_event",
+            "rate_limit_info": info,
+            "uuid": str(uuid.uuid4()),
+            "session_id": self.session_id,
+        }
 
     def result(
         self,
@@ -581,7 +596,7 @@ def synthetic_error(em: Emitter, text: str, status: int, error: str) -> int:
 def usage_limit(em: Emitter, until: float) -> int:
     """The subscription's usage limit (measured with an OAuth token, claim five_hour)."""
     resets_at = math.ceil(until)
-    em.rate_limit_event("rejected", resets_at)
+    em.write(em.rate_limit_event("rejected", resets_at))
     text = f"You've hit your session limit \u00b7 resets {reset_text(resets_at)}"
     return synthetic_error(em, text, 429, "rate_limit")
 
@@ -736,6 +751,10 @@ def play_directives(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
                 return api_error(em, int(status_text or 529))
         elif name in ("fail", "api-error"):
             return api_error(em, int(arg or 400))
+        elif name == "usage-warning":
+            resets_at = math.ceil(time.time() + 3 * 3600)
+            event = em.rate_limit_event("allowed_warning", resets_at, float(arg or 0.9))
+            em.pending_events.append(event)
         elif name == "usage-limit":
             seconds = float(arg or 3600)
             if arm_limit(prompt, "usage", seconds):

@@ -672,6 +672,32 @@ def test_usage_limit_with_subscription(
 
 
 @pytest.mark.real_claude
+def test_usage_warning_is_not_a_limit(
+    real_claude_bin: Path,
+    real_claude_subscription_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
+    workdir: Path,
+    fake_api: FakeAnthropic,
+) -> None:
+    r = real(real_claude_bin, "USAGE_WARNING: 0.95 hello", workdir, real_claude_subscription_env)
+    assert r.returncode == 0 and r.result["is_error"] is False
+    (event,) = lines_of(r, "rate_limit_event")
+    assert event["rate_limit_info"] == {
+        "status": "allowed_warning",
+        "resetsAt": fake_api.warning_reset,
+        "rateLimitType": "five_hour",
+        "utilization": 0.95,
+        "isUsingOverage": False,
+        "surpassedThreshold": 0.9,
+    }
+    f = fake(fake_claude_bin, "[usage-warning:0.95] hello", workdir, fake_env)
+    assert_same_structure(r, f)
+    assert_same_limit_lines(r, f)
+    assert f.lines[2]["rate_limit_info"]["status"] == "allowed_warning"
+
+
+@pytest.mark.real_claude
 def test_usage_limit_in_stream_json_mode_waits_for_stdin(
     real_claude_bin: Path,
     real_claude_subscription_env: dict[str, str],
