@@ -105,7 +105,8 @@ class Engine:
             wake=self.wake, gate=self.limit_keeper.gate,
         )
         self.firer = ScheduleFirer(lambda: self.service.schedules, clock)
-        self.snapshots = SnapshotReader(config, repo, self.monitor, self.limits, clock)
+        self.snapshots = SnapshotReader(config, repo, self.monitor, self.limits, clock,
+                                        budget=self.service.budget)
         self.changes = StoreChanges()
         self.sample: ResourceSample | None = None
         self.last_busy_at = clock()

@@ -391,3 +391,8 @@ class EngineSnapshot:
     waiting_reason: str | None
     cpu_history: tuple[float, ...] = ()
     memory_history: tuple[float, ...] = ()
+    # The home's usage-limit pause (claudine_core.usage_limits.HomePause) and its spending
+    # against its budgets (claudine_core.spending.Budget); None: no pause / no budget set.
+    pause: Any = None
+    budget: Any = None
+    parked: int = 0

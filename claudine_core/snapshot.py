@@ -25,17 +25,23 @@ from claudine_core.models import (
 )
 from claudine_core.ownership import current_owner, published_admission
 from claudine_core.resources import ResourceMonitor
+from claudine_core.spending import Budget, local_day
 from claudine_core.store import TaskRepo
+from claudine_core.usage_limits import HomePause, read_pause
 
 RECENT_FINISHED_IN_SNAPSHOT = 300
 
 @dataclass(frozen=True)
 class TaskList:
-    """The tasks a screen shows: every active one and the newest finished ones."""
+    """The tasks a screen shows: every active one and the newest finished ones, and the
+    home's usage-limit pause and budget as of the same read."""
 
     tasks: tuple[Task, ...]
     running: int
     queued: int
+    parked: int = 0
+    pause: HomePause | None = None
+    budget: Budget | None = None
 
 
 class SnapshotReader:
@@ -52,19 +58,22 @@ class SnapshotReader:
     def __init__(
         self, config: Config, repo: TaskRepo, monitor: ResourceMonitor,
         limits: AdmissionLimits, clock: Callable[[], float],
+        budget: Callable[[float], Budget] | None = None,
     ) -> None:
         self.config = config
+        self.budget = budget
         self.limits = limits
         self.repo = repo
         self.monitor = monitor
         self.clock = clock
         self.reads = 0  # task-list reads from the store: lets tests see idle costs nothing
-        self._version: StoreVersion | None = None
+        self._version: tuple[StoreVersion, str] | None = None
         self._list = TaskList((), 0, 0)
 
     def task_list(self) -> TaskList:
         """The tasks as of now; from memory unless the store changed since the last read."""
-        version = store_version(self.repo)
+        # The day too: today's spending starts again at midnight with no write.
+        version = (store_version(self.repo), local_day(self.clock()))
         if version != self._version:
             self._list = self._read()
             # The version read before the rows: a write landing in between is seen next time.
@@ -77,10 +86,15 @@ class SnapshotReader:
         finished = self.repo.list_tasks(statuses=TERMINAL_STATES,
                                         limit=RECENT_FINISHED_IN_SNAPSHOT)
         tasks = sorted(active + finished, key=lambda t: t.seq, reverse=True)
+        budgeted = (self.config.daily_budget_usd is not None
+                    or self.config.monthly_budget_usd is not None)
         return TaskList(
             tasks=tuple(tasks),
             running=sum(1 for t in active if t.status is TaskState.RUNNING),
             queued=sum(1 for t in active if t.status is TaskState.QUEUED),
+            parked=sum(1 for t in active if t.status is TaskState.PARKED),
+            pause=read_pause(self.repo),
+            budget=self.budget(self.clock()) if self.budget and budgeted else None,
         )
 
     def take(
@@ -110,6 +124,9 @@ class SnapshotReader:
             waiting_reason=reason,
             cpu_history=tuple(self.monitor.cpu_history),
             memory_history=tuple(self.monitor.memory_history),
+            pause=listed.pause,
+            budget=listed.budget,
+            parked=listed.parked,
         )
 
     def client_waiting_reason(

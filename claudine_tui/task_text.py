@@ -16,6 +16,7 @@ STATUS_GLYPHS = {
     "running": "●",
     "queued": "◌",
     "blocked": "⏸",
+    "parked": "◷",  # a usage limit stopped it; it goes on at the reset
     "completed": "✔",
     "failed": "✘",
     "cancelled": "⊘",
