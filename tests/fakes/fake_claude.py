@@ -15,6 +15,10 @@ Directives::
     [fail]                 API error 400: synthetic "API Error" message, is_error result, exit 1
     [api-error:STATUS]     the same with that HTTP status
     [api-retry:N]          N ``system/api_retry`` lines
+    [overloaded]           the main model is overloaded (529): with ``--fallback-model M``,
+                           two ``api_retry`` lines then the real ``system/model_fallback``
+                           line (trigger ``overloaded``) and the rest of the run answers as
+                           M; without it, like [api-error:529]
     [api-error-once:S:PATH] [api-error:S] only while PATH does not exist (then creates it)
     [usage-limit:SECONDS]  the subscription's usage limit, as the real CLI shows it with an
                            OAuth token: a ``rate_limit_event`` (status ``rejected``,
@@ -637,6 +641,27 @@ def rate_limited_until(em: Emitter, until: float) -> int | None:
     return rate_limit_failure(em)
 
 
+def fall_back(em: Emitter, fallback: str) -> None:
+    """Measured: the third 529 in a row for the main model switches to the fallback model
+    (the first two are retried), and the next requests use it."""
+    retries = max_retries()
+    for attempt in range(1, 3):
+        em.api_retry(attempt, retries, 529, 500 * attempt)
+    em.write(
+        {
+            "type": "system",
+            "subtype": "model_fallback",
+            "trigger": "overloaded",
+            "original_model": em.model,
+            "fallback_model": fallback,
+            "content": f"Switched to {fallback} due to high demand for {em.model}",
+            "session_id": em.session_id,
+            "uuid": str(uuid.uuid4()),
+        }
+    )
+    em.message_model = fallback
+
+
 def limit_file() -> str | None:
     return os.environ.get("FAKE_CLAUDE_LIMIT_FILE") or None
 
@@ -764,6 +789,11 @@ def play_directives(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
             if arm_limit(prompt, "rate", seconds):
                 return persistent_rate_limit(em, seconds)
         # cost was read before the turn.
+        elif name == "overloaded":
+            fallback = args.get("--fallback-model")
+            if not fallback:
+                return api_error(em, 529)
+            fall_back(em, fallback)
         elif name == "api-retry":
             count = int(arg or 1)
             max_retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES") or 10)

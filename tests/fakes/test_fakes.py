@@ -836,6 +836,8 @@ def test_max_budget(
 def test_fallback_model_on_overload(
     real_claude_bin: Path,
     real_claude_env: dict[str, str],
+    fake_claude_bin: Path,
+    fake_env: dict[str, str],
     workdir: Path,
     fake_api: FakeAnthropic,
 ) -> None:
@@ -853,6 +855,17 @@ def test_fallback_model_on_overload(
     )
     models = [body["model"] for body in fake_api.message_requests()]
     assert models == ["claude-opus-4-8"] * 3 + ["claude-haiku-4-5"]
+    assert r.lines[-2]["message"]["model"] == "claude-haiku-4-5"
+
+    f = fake(
+        fake_claude_bin, "[overloaded]", workdir, {**fake_env, **env},
+        "--model", "claude-opus-4-8", "--fallback-model", "claude-haiku-4-5",
+    )  # fmt: skip
+    assert_same_structure(r, f)
+    (fake_switch,) = lines_of(f, "system", "model_fallback")
+    assert set(fake_switch) == set(switch)
+    assert fake_switch["original_model"] == switch["original_model"]
+    assert f.lines[-2]["message"]["model"] == "claude-haiku-4-5"
 
 
 # -- the fakes on their own -------------------------------------------------------------------
