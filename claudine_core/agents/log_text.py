@@ -15,6 +15,7 @@ from claudine_core.agents.stream_events import (
     ApiRetry,
     AssistantText,
     InvalidLine,
+    ModelFallback,
     RateLimitEvent,
     StreamEvent,
     ToolResult,
@@ -161,6 +162,8 @@ def event_parts(event: StreamEvent) -> Parts | None:
             return _retry_parts(event)
         case RateLimitEvent():
             return _rate_limit_parts(event)
+        case ModelFallback(fallback_model=model, text=text):
+            return [(f"↯ {text or f'switched to the fallback model {model}'}", STYLE_RETRY)]
         case AgentResult():
             return _result_parts(event)
         case InvalidLine(raw=raw, error=error):

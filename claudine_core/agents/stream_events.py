@@ -75,6 +75,15 @@ class ApiRetry(StreamEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFallback(StreamEvent):
+    """A ``system``/``model_fallback`` line: the CLI switched to ``--fallback-model``."""
+
+    fallback_model: str | None
+    trigger: str | None  # "overloaded" (529s) or "last_resort"
+    text: str | None  # the CLI's own words ("Switched to Haiku 4.5 due to ...")
+
+
+@dataclass(frozen=True, slots=True)
 class RateLimitEvent(StreamEvent):
     """A ``rate_limit_event`` line (subscription auth only): the account's usage limit
     status; ``rejected`` means the limit is reached until ``resets_at``."""

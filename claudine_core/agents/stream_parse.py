@@ -17,6 +17,7 @@ from claudine_core.agents.stream_events import (
     ApiRetry,
     AssistantText,
     InvalidLine,
+    ModelFallback,
     OtherEvent,
     RateLimitEvent,
     StreamEvent,
@@ -181,6 +182,9 @@ def _system_event(obj: dict[str, Any]) -> StreamEvent:
             error_status=_int(obj.get("error_status")),
             error=error if isinstance(error, str) or error is None else _compact_json(error),
         )
+    if subtype == "model_fallback":
+        return ModelFallback(fallback_model=_str(obj.get("fallback_model")),
+                             trigger=_str(obj.get("trigger")), text=_str(obj.get("content")))
     return OtherEvent(f"system:{subtype}" if isinstance(subtype, str) else "system")
 
 

@@ -16,6 +16,7 @@ from claudine_core.agents.stream_events import (
     ApiRetry,
     AssistantText,
     InvalidLine,
+    ModelFallback,
     RateLimitEvent,
     StreamEvent,
     ToolUse,
@@ -163,6 +164,9 @@ class StreamSummary:
                 self.last_activity = _retry_activity(event)
                 if event.error_status == 429 and event.retry_delay_ms is not None:
                     self.rate_limit_retry_s = event.retry_delay_ms / 1000
+            case ModelFallback(fallback_model=model):
+                self.model = model or self.model
+                self.last_activity = f"switched to {model}" if model else self.last_activity
             case RateLimitEvent(status="rejected"):
                 self.usage_resets_at = event.resets_at
                 self.usage_limit_type = event.limit_type

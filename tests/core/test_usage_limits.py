@@ -126,6 +126,20 @@ def test_the_log_shows_the_limit_with_its_reset() -> None:
     assert [render_plain(e) for e in parse_line(json.dumps(allowed))] == [None]
 
 
+def test_a_switch_to_the_fallback_model_shows_in_the_log_and_the_summary() -> None:
+    from claudine_core.agents.log_text import render_plain
+
+    line = {"type": "system", "subtype": "model_fallback", "trigger": "overloaded",
+            "original_model": "claude-opus-4-8[1m]", "fallback_model": "claude-haiku-4-5",
+            "content": "Switched to Haiku 4.5 due to high demand for Opus 4.8 (1M context)"}
+    (event,) = parse_line(json.dumps(line))
+    assert render_plain(event) == ("↯ Switched to Haiku 4.5 due to high demand for Opus 4.8 "
+                                   "(1M context)")
+    summary = summary_of([SUBSCRIPTION_LIMIT[0], line])
+    assert summary.model == "claude-haiku-4-5"
+    assert summary.last_activity == "switched to claude-haiku-4-5"
+
+
 # -- parking, the pause and the release ----------------------------------------------------
 
 
