@@ -329,3 +329,32 @@ def test_a_store_error_mid_pass_tells_what_was_claimed_and_reads_again(
         service.close()
     told = [r["id"] for r in ledger_lines(ledger)]
     assert sorted(told) == sorted(ids) and len(told) == 4
+
+
+async def test_a_park_is_told_and_the_end_after_the_release_is_told_again(
+        tmp_path: Path) -> None:
+    ledger = tmp_path / "hook.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(HOOK)
+    calls = tmp_path / "notify-send.jsonl"
+    bin_dir = tmp_path / "bin"
+    fake_notify_send(bin_dir, calls)
+    env = agent_env(HOOK_LEDGER=str(ledger), FAKE_CLAUDE_LIMIT_FILE=str(tmp_path / "limit"))
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    engine = await run_engine(tmp_path, env, on_finish=(sys.executable, str(hook)),
+                              desktop_notifications=True, max_retries=0)
+    try:
+        task = engine.service.delegate(TaskSpec(prompt="[usage-limit:2] tidy",
+                                                cwd=str(tmp_path)))
+        await wait_for_state(engine, task.id, TERMINAL_STATES, timeout=30)
+        records = await wait_until(lambda: len(ledger_lines(ledger)) >= 2
+                                   and ledger_lines(ledger))
+        notes = await wait_until(lambda: len(ledger_lines(calls)) >= 2 and ledger_lines(calls))
+    finally:
+        await engine.stop(stop_agents=True)
+    assert [(r["id"], r["status"]) for r in records] == [(task.id, "parked"),
+                                                        (task.id, "completed")]
+    assert records[0]["stdin"]["parked_until"] is not None
+    assert [argv[1] for argv in notes] == [f"claudine: task {task.short_id} parked",
+                                           f"claudine: task {task.short_id} completed"]
+    assert "usage limit reached (five-hour); continues at" in notes[0][2]
