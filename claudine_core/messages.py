@@ -12,7 +12,7 @@ happens to it. Then, by the task's state:
   resume (``TaskService.resume`` with the message as the follow-up), a new task; the
   row names it (``resume_task_id``) and the message counts as delivered when that task's
   agent reads its first turn.
-- queued or blocked: refused, with advice. It has no conversation yet, and a message
+- queued, blocked or parked: refused, with advice. It has no conversation yet, and a message
   that silently changed the prompt of a task that has not started would be a surprise.
 - running but its conversation over (the agent's last turn ended, or the agent has not
   started yet): refused, with advice to send again once it has ended (then it becomes
@@ -159,6 +159,11 @@ class Messages:
         text = check_text(text)
         if task.status in TERMINAL_STATES:
             return self._send_as_resume(task, text)
+        if task.status is TaskState.PARKED:
+            raise InvalidTransition(
+                f"task {task.short_id} is parked by a usage limit, its agent stopped: its "
+                "conversation goes on at the reset; send the message once it runs again "
+                f"('claudine release {task.short_id}' lets it go on now)")
         if task.status is not TaskState.RUNNING:
             raise InvalidTransition(
                 f"task {task.short_id} is {task.status.value} and has no conversation yet: "

@@ -334,3 +334,14 @@ def test_a_populated_v9_store_upgrades_and_counts_what_its_tasks_spent(tmp_path:
     spend = db.execute_sql("SELECT task_id, attempt, day, cwd, cost_usd FROM spend").fetchall()
     assert [tuple(r) for r in spend] == [("task-000000000001", 1, "2026-11-29", "/w", 0.75)]
     db.close()
+
+
+def test_a_message_to_a_parked_task_is_refused_with_what_to_do(
+        service: TaskService, clock: Clock) -> None:
+    first = started(service, "first")
+    park_now(service, first, clock.now + 600)
+    short = service.get(first).short_id
+    with pytest.raises(InvalidTransition, match=(
+            f"task {short} is parked by a usage limit.*'claudine release {short}'")):
+        service.send_message(first, "also fix the README")
+    assert service.task_messages(first) == []
