@@ -20,7 +20,7 @@ from claudine_core.config import Config
 from claudine_core.continuation import end_state_directory, git_end_state
 from claudine_core.events import StoreVersion, store_version
 from claudine_core.faults import crash_point
-from claudine_core.models import Task, TaskState, iso_time
+from claudine_core.models import TERMINAL_STATES, Task, TaskState, iso_time
 from claudine_core.outcomes import Outcome, classify, retry_delay
 from claudine_core.service import read_tail
 from claudine_core.spending import SpendLedger
@@ -63,6 +63,7 @@ class RunFinisher:
         self.clock = clock
         self._last_flush = 0.0
         self._cancels_read_at: StoreVersion | None = None
+        self._ended_seen: int | None = None  # ended tasks at the last look for merges
         self._recorded_costs: dict[Path, float] = {}  # run folder (an attempt) -> cost
 
     # -- following ----------------------------------------------------------------------------
@@ -243,6 +244,8 @@ class RunFinisher:
         if version == self._cancels_read_at:
             return
         self._cancels_read_at = version  # before the read: a write after it is seen next
+        if self.hooks is not None:
+            self.settle_waiting_cancels()
         for task in self.repo.cancel_requests():
             agent = self.supervisor.agents.get(task.id)
             if agent is not None:
@@ -253,6 +256,19 @@ class RunFinisher:
                 # Claimed but with no agent to stop (its start failed half-way, or it is
                 # a row no owner follows): nothing runs, so it is cancelled at once.
                 self.cancel_unstarted(task, now)
+
+    def settle_waiting_cancels(self) -> None:
+        """Run the merge step of worktree tasks cancelled while they waited (a parked task,
+        a retry in back-off): the cancel ended them in the store, where no owner code runs.
+
+        Looked for only when the number of ended tasks moved (a status-index count)."""
+        counts = self.repo.count_by_status()
+        ended = sum(counts.get(state, 0) for state in TERMINAL_STATES)
+        if ended == self._ended_seen:
+            return
+        self._ended_seen = ended
+        for task_id in self.repo.unstarted_merges():
+            self.after_finish(task_id)
 
     def cancel_unstarted(self, task: Task, now: float) -> None:
         reason = task.cancel_reason or "cancelled"

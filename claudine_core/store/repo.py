@@ -406,6 +406,19 @@ class TaskRepo:
             return
         self._write(MetaRow.replace(key=key, value=json.dumps(value)).execute)
 
+    def unstarted_merges(self) -> list[str]:
+        """Ended worktree tasks whose merge step never began: a task cancelled while it
+        waited (queued for a retry, or parked) ends in the store, with no owner code
+        running at its end."""
+        TaskRow = self.TaskRow
+        query = TaskRow.select(TaskRow.id).where(
+            TaskRow.status.in_([s.value for s in TERMINAL_STATES])
+            & TaskRow.branch.is_null(False)
+            & TaskRow.worktree_path.is_null(False)
+            & TaskRow.merge.is_null()
+        ).order_by(TaskRow.seq)
+        return [row.id for row in query]
+
     def active(self) -> list[Task]:
         return self.list_tasks(statuses=ACTIVE_STATES, newest_first=False)
 

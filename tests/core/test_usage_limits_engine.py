@@ -118,3 +118,23 @@ async def test_the_fallback_model_reaches_the_agent(tmp_path: Path) -> None:
     assert done.fallback_model == "claude-haiku-4-5"
     (argv,) = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
     assert argv[argv.index("--fallback-model") + 1] == "claude-haiku-4-5"
+
+
+async def test_a_parked_worktree_task_cancelled_gets_its_merge_step(tmp_path: Path) -> None:
+    from engine_helpers import wait_until
+    from git_helpers import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    config = make_config(tmp_path / "home", max_retries=0)
+    async with Engine(config, env=agent_env(), tick_s=0.05) as eng:
+        task = eng.service.delegate(spec("[write:notes.txt=half done][usage-limit:600] work",
+                                         repo, worktree=True))
+        parked = await wait_for_state(eng, task.id, [TaskState.PARKED, *TERMINAL_STATES])
+        assert parked.status is TaskState.PARKED and parked.worktree_path
+        eng.service.cancel(task.id)
+        # The cancel ends it in the store; the owner still runs its merge step (manual:
+        # the branch is kept with the agent's work committed, and the task is told about).
+        settled = await wait_until(lambda: (t := eng.service.get(task.id)).merge
+                                   and t.merge.get("status") != "pending" and t, timeout=30)
+    assert settled.status is TaskState.CANCELLED
+    assert settled.merge is not None and settled.merge["status"] == "kept"
