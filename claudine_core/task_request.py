@@ -16,6 +16,7 @@ end keeps its own copy.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ from claudine_core.models import (
 )
 
 __all__ = [
+    "MAX_BUDGET_USD",
     "MAX_FIELD_CHARS",
     "MAX_PIPELINE_STEPS",
     "MAX_PROMPT_BYTES",
@@ -54,6 +56,9 @@ from filling the store. Long material belongs in a file the agent reads."""
 MAX_PIPELINE_STEPS = 50
 """Most steps one pipeline may have."""
 MAX_FIELD_CHARS = 4_096  # a model name, a branch, a tool name: never longer in practice
+MAX_BUDGET_USD = 10_000.0
+"""Highest budget one task may have, in US dollars: far above any single agent run, and
+low enough that a typo (an extra zero or three) is refused instead of spent."""
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]-]*$")
 BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[^\s~^:?*\[\\]+(?<![./])(?<!\.lock)$")
 WORKTREE_TOKEN = "{worktree}"
@@ -65,7 +70,8 @@ _FALSE = ("0", "false", "no", "off", "n")
 _DEFAULT = ("", "default")
 # Human names of the text fields, for the messages that are about a field's characters.
 _TEXT_NAMES = {"prompt": "prompt", "cwd": "working directory", "model": "model",
-               "base_branch": "base branch", "resume_prompt": "resume message"}
+               "fallback_model": "fallback model", "base_branch": "base branch",
+               "resume_prompt": "resume message"}
 
 
 # -- ranges and choices, from the settings table and the enums ------------------------------
@@ -165,6 +171,16 @@ def _read_seconds(raw: Any) -> float:
         raise ValueError(f"{raw!r} is not a number of seconds (e.g. 600)") from None
 
 
+def _read_dollars(raw: Any) -> float:
+    """A sum of US dollars: a number, or text such as ``2.50`` or ``$2.50``."""
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not an amount of US dollars (e.g. 2.50)")
+    try:
+        return float(raw.strip().removeprefix("$")) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{raw!r} is not an amount of US dollars (e.g. 2.50)") from None
+
+
 def _read_bytes(raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
@@ -215,6 +231,8 @@ _READERS: dict[str, Any] = {
     "cwd": _read_text,
     "timeout_s": _read_seconds,
     "model": _read_text,
+    "fallback_model": _read_text,
+    "max_budget_usd": _read_dollars,
     "max_output_bytes": _read_bytes,
     "permission_mode": _read_choice(PermissionMode, "permission mode"),
     "allowed_tools": _read_list,
@@ -273,9 +291,12 @@ def check_spec(spec: TaskSpec, *, default_worktree: bool,
     check("timeout_s", _check_range, spec.timeout_s, "task_timeout_s", "timeout", " seconds")
     check("max_output_bytes", _check_range, spec.max_output_bytes, "max_output_bytes",
           "max output", " bytes")
-    check("model", _check_pattern, spec.model, MODEL_RE,
-          "is not a model name: use one without spaces, e.g. sonnet, opus or "
-          "claude-sonnet-4-5")
+    for name in ("model", "fallback_model"):
+        check(name, _check_pattern, getattr(spec, name), MODEL_RE,
+              "is not a model name: use one without spaces, e.g. sonnet, opus or "
+              "claude-sonnet-4-5")
+    check("fallback_model", _check_fallback, spec.fallback_model, spec.model)
+    check("max_budget_usd", _check_budget, spec.max_budget_usd)
     check("base_branch", _check_pattern, spec.base_branch, BRANCH_RE,
           "is not a branch name (e.g. main or release/2.3)")
     if spec.permission_mode is PermissionMode.ALLOWED_TOOLS and not spec.allowed_tools:
@@ -361,8 +382,28 @@ def _check_range(value: float | None, setting: str, what: str, unit: str) -> Non
                          f"between {_number(low)} and {_number(high)}{unit}")
 
 
+def _check_budget(value: float | None) -> None:
+    # The agent's own --max-budget-usd refuses 0, negatives and NaN (measured, claude
+    # 2.1.197); the request is refused here so the task does not fail at its start.
+    if value is None:
+        return
+    if not math.isfinite(value) or not 0 < value <= MAX_BUDGET_USD:
+        raise ValueError(f"max budget {_number(value)} USD is out of range: it must be more "
+                         f"than 0 and at most {_number(MAX_BUDGET_USD)} USD")
+
+
+def _check_fallback(fallback: str | None, model: str | None) -> None:
+    # The claude CLI itself takes the same model twice, but its Agent SDK refuses it
+    # ("Fallback model cannot be the same as the main model"): falling back to the very
+    # model that is overloaded would not help.
+    if fallback is not None and fallback == model:
+        raise ValueError(f"the fallback model {fallback!r} is the model itself: the agent "
+                         "falls back to it when that model is overloaded, so give another")
+
+
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    whole = math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15
+    return str(int(value)) if whole else f"{value:g}"
 
 
 def _check_pattern(value: str | None, pattern: re.Pattern[str], message: str) -> None:

@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claudine_core.agents.log_text import render_plain
 from claudine_core.agents.run_log import end_of_last_line, iter_lines_backward
@@ -25,12 +25,15 @@ from claudine_core.mcp.outcome import ToolOutcome, error
 from claudine_core.mcp.schedule_handlers import SCHEDULE_HANDLERS
 from claudine_core.mcp.tools import ToolInputError, check_arguments
 from claudine_core.messages import Message
-from claudine_core.models import Task, TaskState
+from claudine_core.models import Task, TaskState, iso_time
 from claudine_core.service import TaskService
 from claudine_core.task_request import (
     describe_problems,
     read_pipeline_request,
 )
+
+if TYPE_CHECKING:
+    from claudine_core.usage_limits import HomePause
 
 log = logging.getLogger("claudine.mcp")
 
@@ -53,7 +56,8 @@ def run_tool(service: TaskService, name: str, arguments: dict[str, Any] | None) 
 
 # The argument of DelegateTask behind each TaskSpec field, to name it in errors.
 ARGUMENTS = {"prompt": "prompt", "priority": "priority", "cwd": "workingDirectory",
-             "timeout_s": "timeout", "model": "model", "max_output_bytes": "maxOutputBuffer",
+             "timeout_s": "timeout", "model": "model", "fallback_model": "fallbackModel",
+             "max_budget_usd": "maxBudgetUsd", "max_output_bytes": "maxOutputBuffer",
              "worktree": "useWorktree", "base_branch": "baseBranch",
              "merge_strategy": "mergeStrategy", "commit_changes": "autoCommit",
              "depends_on": "dependsOn", "on_dependency_failure": "onDependencyFailure",
@@ -146,7 +150,7 @@ def create_pipeline(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     if "taskId" in args:
         task = service.get(args["taskId"])
-        waiting = service.waiting_reason(task)
+        waiting = service.waiting_reason(task) or _parked_reason(task)
         ended = service.agent_has_ended(task)
         text = _describe(task) + (f" Waiting: {waiting}." if waiting else "") + (
             " Its agent has ended; the outcome is not recorded yet (an owner records it "
@@ -165,6 +169,7 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     tasks = tasks[:limit]
     counts = service.count_by_status()
     total = sum(n for state, n in counts.items() if states is None or state in states)
+    pause = service.usage_pause()
     structured = {
         "tasks": [task_view(t) for t in tasks],
         "total": total,
@@ -173,16 +178,36 @@ def status(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
         "hasMore": has_more,
         "nextOffset": offset + len(tasks) if has_more else None,
         "counts": {state.value: counts.get(state, 0) for state in TaskState},
+        "usagePause": pause.to_json() if pause is not None else None,
     }
+    paused = _describe_pause(pause, counts.get(TaskState.PARKED, 0))
     if not tasks:
-        text = "No tasks match." if any(counts.values()) else "No tasks yet: use DelegateTask."
+        text = paused + ("No tasks match." if any(counts.values())
+                         else "No tasks yet: use DelegateTask.")
     else:
-        lines = [f"{total} task(s); showing {offset + 1}-{offset + len(tasks)}:"]
+        lines = [f"{paused}{total} task(s); showing {offset + 1}-{offset + len(tasks)}:"]
         lines += [f"- {t.id} {t.status.value} {t.priority} {_headline(t.prompt)}" for t in tasks]
         if has_more:
             lines.append(f"More: call TaskStatus with offset {offset + len(tasks)}.")
         text = "\n".join(lines)
     return ToolOutcome(text=text, structured=structured)
+
+
+def _parked_reason(task: Task) -> str | None:
+    """Until when a parked task waits, and why (TaskStatus's waitingReason)."""
+    if task.status is not TaskState.PARKED:
+        return None
+    reason = (task.error or "a usage limit").split(";", 1)[0].strip()
+    return f"parked until {iso_time(task.parked_until) or 'the limit resets'} ({reason}); " \
+        "it continues its session then"
+
+
+def _describe_pause(pause: HomePause | None, parked: int) -> str:
+    """The first words of the task list while the home is paused by a usage limit."""
+    if pause is None:
+        return ""
+    return (f"The home is paused: {pause.reason} until {iso_time(pause.until)} "
+            f"({parked} task(s) parked); no new agent starts until then. ")
 
 
 def logs(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
@@ -215,11 +240,18 @@ def logs(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
 def cancel(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
     if args["wholePipeline"]:
         return _cancel_pipeline(service, args)
+    was_parked = service.get(args["taskId"]).status is TaskState.PARKED
     task = service.cancel(args["taskId"], args.get("reason"))
     if task.status is TaskState.CANCELLED:
-        return _task_outcome(task, f"Cancelled task {task.id}.")
+        return _task_outcome(task, f"Cancelled task {task.id}."
+                                   + (_after_park(task) if was_parked else ""))
     return _task_outcome(task, f"Cancel requested for running task {task.id}; its agent is "
                                "being stopped (TaskStatus shows when it is cancelled).")
+
+
+def _after_park(task: Task) -> str:
+    resume = " (ResumeTask continues its session as a new task)" if task.session_id else ""
+    return f" It was parked after a usage limit and will not continue{resume}."
 
 
 def _cancel_pipeline(service: TaskService, args: dict[str, Any]) -> ToolOutcome:
@@ -298,9 +330,12 @@ def _describe(task: Task) -> str:
         parts.append(f"Step {task.pipeline_step} of pipeline {task.pipeline_id}.")
     if task.continue_from:
         parts.append(f"It continues the conversation of {task.continue_from}.")
-    if task.status is TaskState.RUNNING and task.last_activity:
+    if task.status is TaskState.PARKED:
+        parts.append(f"A usage limit stopped it; it is {_parked_reason(task)}. CancelTask "
+                     "cancels it.")
+    elif task.status is TaskState.RUNNING and task.last_activity:
         parts.append(f"Last activity: {task.last_activity}.")
-    if task.error:
+    if task.error and task.status is not TaskState.PARKED:  # said above, with its time
         parts.append(f"Error: {task.error}.")
     if task.result:
         parts.append(f"Result: {_headline(task.result, 400)}")

@@ -17,6 +17,7 @@ from claudine_core.service import TaskService
 # template's problems with its own copy of the same names, these are for the values.
 TEMPLATE_ARGUMENTS = {"prompt": "prompt", "priority": "priority", "cwd": "workingDirectory",
                       "timeout_s": "timeout", "model": "model",
+                      "fallback_model": "fallbackModel", "max_budget_usd": "maxBudgetUsd",
                       "max_output_bytes": "maxOutputBuffer", "worktree": "useWorktree",
                       "base_branch": "baseBranch", "merge_strategy": "mergeStrategy",
                       "commit_changes": "autoCommit", "depends_on": "dependsOn",

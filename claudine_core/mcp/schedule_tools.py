@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from claudine_core.mcp.schema_parts import nullable, object_schema, result_schema
+from claudine_core.mcp.schema_parts import BUDGET_USD, nullable, object_schema, result_schema
 from claudine_core.mcp.task_schema import _field_schema
 from claudine_core.models import (
     MAX_DEPENDENCIES,
@@ -45,6 +45,7 @@ _SCHEDULE_ID: dict[str, Any] = {
 }
 _TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS}
 _STATUSES = [s.value for s in ScheduleStatus]
+
 
 
 # -- the schedule object in results, derived from its declaration ------------------------------
@@ -123,6 +124,10 @@ _TEMPLATE_OPTIONS: dict[str, Any] = {
                         "maximum": int(_OUTPUT_BYTES[1]),
                         "description": "Bytes of agent output kept per task."},
     "model": {**_TEXT, "description": "Model for the agents (claude --model), e.g. sonnet."},
+    "maxBudgetUsd": {**BUDGET_USD, "description": "Most each task's agent may spend, in US "
+                     "dollars (claude --max-budget-usd)."},
+    "fallbackModel": {**_TEXT, "description": "Model each agent falls back to when its model "
+                      "is overloaded (claude --fallback-model)."},
     "useWorktree": {"type": "boolean", "description": "Run each task in a new git worktree "
                     "on its own branch (default: the CLAUDINE_WORKTREE setting)."},
     "baseBranch": {**_TEXT, "description": "Branch each worktree starts from (needs "

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from claudine_core.task_request import MAX_BUDGET_USD
+
+BUDGET_USD: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0,
+                              "maximum": MAX_BUDGET_USD}
+"""An amount of US dollars one task may spend (maxBudgetUsd of the task tools), in the
+range the core's request validation checks."""
+
 
 def object_schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
     """An object with exactly these properties (no others accepted)."""

@@ -15,10 +15,12 @@ The tool names are those of the original TypeScript claudine, so existing prompt
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from claudine_core.errors import EXIT_USAGE, ClaudineError
 from claudine_core.mcp.schedule_tools import SCHEDULE_TOOLS
+from claudine_core.mcp.schema_parts import BUDGET_USD
 from claudine_core.mcp.schema_parts import nullable as _maybe
 from claudine_core.mcp.schema_parts import object_schema as _schema
 from claudine_core.mcp.schema_parts import result_schema as _result
@@ -101,6 +103,23 @@ TASK_PAGE_SCHEMA = _result({
     "hasMore": {"type": "boolean"},
     "nextOffset": _maybe("integer", "The offset of the next page (null: no more)."),
     "counts": _result({state: {"type": "integer", "minimum": 0} for state in STATES}),
+    "usagePause": {
+        "type": ["object", "null"],
+        "description": "The home's pause after a usage limit: no new agent starts until "
+        "`until` (tasks the limit stopped are parked and continue then); null: not paused.",
+        "properties": {
+            "until": {"type": "string", "description": "When the limit resets (ISO 8601 in "
+                      "UTC)."},
+            "kind": {"type": "string", "enum": ["usage", "rate"],
+                     "description": "usage: the subscription's usage limit; rate: an API "
+                     "rate limit."},
+            "reason": {"type": "string", "description": "What hit the limit, in words."},
+            "since": {"type": "string", "description": "When the pause began (ISO 8601 in "
+                      "UTC)."},
+            "task_id": _maybe("string", "The task whose run hit the limit first."),
+        },
+        "required": ["until", "kind", "reason", "since", "task_id"],
+    },
 })
 LOGS_RESULT_SCHEMA = _result({
     "taskId": _TASK_FIELDS["taskId"],
@@ -118,8 +137,10 @@ TASK_STATUS_SCHEMA = _result({
     **TASK_RESULT_SCHEMA["properties"],
     "waitingReason": _maybe("string", "Why a queued task has not started, as the engine "
                             "owner decided it (e.g. 'CPU 91% > 80%', '2/2 agents running "
-                            "(max)', a memory shortage, a retry back-off, or no owner "
-                            "running); null when it is not queued or is about to start."),
+                            "(max)', a memory shortage, a retry back-off, the home's "
+                            "usage-limit pause, or no owner running), or until when a "
+                            "parked task waits for a usage limit to reset; null when it is "
+                            "not waiting or is about to start."),
     "agentEnded": {"type": "boolean", "description": "The task is still recorded as running "
                    "but its agent has ended: an owner has not recorded the outcome yet."},
 })
@@ -170,6 +191,13 @@ _TASK_OPTIONS: dict[str, Any] = {
                 "configured TASK_TIMEOUT)."},
     "model": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
               "description": "Model for the agent (claude --model), e.g. sonnet."},
+    "maxBudgetUsd": {**BUDGET_USD, "description": "Most the agent may spend, in US dollars "
+                     "(claude --max-budget-usd): a run stopped by it fails and is not "
+                     "retried. Default: no limit."},
+    "fallbackModel": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS,
+                      "description": "Model the agent falls back to when its model is "
+                      "overloaded (claude --fallback-model); not the same as model. "
+                      "Default: the configured fallback_model setting."},
     "useWorktree": {"type": "boolean",
                     "description": "Run in a new git worktree on its own branch (true), or "
                     "not (false); default: the configured CLAUDINE_WORKTREE setting."},
@@ -265,7 +293,8 @@ TOOLS: list[dict[str, Any]] = [
     },
     {
         "name": "CancelTask",
-        "description": "Cancel a queued or running task (a running agent is stopped); with "
+        "description": "Cancel a queued, parked or running task (a running agent is "
+        "stopped); with "
         "wholePipeline, every unfinished step of the pipeline the task is a step of.",
         "inputSchema": _schema(
             {"taskId": _TASK_ID,
@@ -433,6 +462,8 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
         if value > high:
             raise ToolInputError(f"{field} {_show(value)} is too large: the most is {high}")
         return value
+    if kind == "number":
+        return _check_number(field, value, spec)
     if kind == "boolean":
         if not isinstance(value, bool):
             raise ToolInputError(f"{field} must be true or false, not {_json_type(value)}")
@@ -450,6 +481,24 @@ def _check_value(field: str, value: Any, spec: dict[str, Any]) -> Any:
             checked = list(dict.fromkeys(checked))
         return checked
     return value
+
+
+def _check_number(field: str, value: Any, spec: dict[str, Any]) -> float:
+    """A finite number within the schema's range (exclusiveMinimum and maximum)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ToolInputError(f"{field} must be a number, not {_json_type(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ToolInputError(f"{field} must be a finite number, not {_show(value)}")
+    low, high = spec.get("exclusiveMinimum"), spec.get("maximum")
+    if (low is not None and number <= low) or (high is not None and number > high):
+        span = f"more than {low:g}" if low is not None else "any"
+        span += f" and at most {high:g}" if high is not None else ""
+        raise ToolInputError(f"{field} {_show(value)} is out of range: give {span}")
+    return number
 
 
 def _check_text(field: str, value: str, spec: dict[str, Any]) -> None:

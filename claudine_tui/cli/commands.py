@@ -87,6 +87,7 @@ def _request_values(args: argparse.Namespace) -> dict[str, Any]:
     """The delegate flags as raw values keyed by TaskSpec field (checked by the core)."""
     return {"prompt": getattr(args, "prompt", None), "priority": args.priority, "cwd": args.cwd,
             "timeout_s": args.timeout, "model": args.model,
+            "fallback_model": args.fallback_model, "max_budget_usd": args.max_budget_usd,
             "max_output_bytes": args.max_output, "permission_mode": args.permission_mode,
             "allowed_tools": args.allowed_tools, "worktree": args.worktree,
             "base_branch": args.base, "merge_strategy": args.merge,

@@ -24,6 +24,17 @@ class CommandError(ClaudineError):
         super().__init__(message, exit_status=exit_code)
 
 
+def add_limit_options(p: argparse.ArgumentParser, *, each: str = "the agent") -> None:
+    """``--max-budget-usd`` and ``--fallback-model``: what a task may spend, and the model
+    its agent falls back to (delegate, pipeline, schedule add)."""
+    p.add_argument("--max-budget-usd", metavar="USD",
+                   help=f"most {each} may spend, in US dollars (claude --max-budget-usd); "
+                   "a run stopped by it fails and is not retried")
+    p.add_argument("--fallback-model", metavar="MODEL",
+                   help=f"model {each} falls back to when its model is overloaded (claude "
+                   "--fallback-model; default: the fallback_model setting)")
+
+
 def load(args: argparse.Namespace) -> Config:
     """The settings, with ``--home``; a wrong one raises ConfigError (exit status 2)."""
     overrides: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from typing import Any
 from claudine_core.errors import ClaudineError, InvalidRequest
 from claudine_core.models import MergeStrategy, PermissionMode
 from claudine_tui.cli import commands
+from claudine_tui.cli.common import add_limit_options
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=int, metavar="N",
                    help="only attempt N (default: every attempt, oldest first)")
 
-    p = sub.add_parser("cancel", help="cancel a queued or running task")
+    p = sub.add_parser("cancel", help="cancel a queued, parked or running task")
     p.add_argument("task", help="task id (with --pipeline: a step's task id or the "
                    "pipeline id)")
     p.add_argument("reason", nargs="?", help="why (recorded on the task)")
@@ -151,6 +152,7 @@ def _add_task_options(p: argparse.ArgumentParser) -> None:
     # names the flag of every wrong one; argparse only collects them.
     p.add_argument("--timeout", help="seconds before the agent is stopped")
     p.add_argument("--model", help="model for the agent (claude --model)")
+    add_limit_options(p)
     p.add_argument("--permission-mode", metavar="|".join(m.value for m in PermissionMode),
                    help="how the agent gets past permission prompts (default: the "
                    "configured one)")
@@ -259,7 +261,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
 # The flag (or argument) a user gives for each TaskSpec field, to name it in errors.
 FLAGS = {"prompt": "", "priority": "--priority", "cwd": "--cwd", "timeout_s": "--timeout",
-         "model": "--model", "max_output_bytes": "--max-output",
+         "model": "--model", "fallback_model": "--fallback-model",
+         "max_budget_usd": "--max-budget-usd", "max_output_bytes": "--max-output",
          "permission_mode": "--permission-mode", "allowed_tools": "--allowed-tools",
          "worktree": "--worktree", "base_branch": "--base", "merge_strategy": "--merge",
          "commit_changes": "--no-commit", "depends_on": "--depends-on",

@@ -18,7 +18,8 @@ from typing import Any
 
 from claudine_core.errors import InvalidRequest
 from claudine_core.models import MergeStrategy, PermissionMode
-from claudine_tui.cli.common import ensure_owner, open_service
+from claudine_tui.cli.common import add_limit_options, ensure_owner, open_service
+from claudine_tui.task_text import format_money
 
 FIRES_ONLY_WITH_AN_OWNER = "the schedule fires only while a console or 'claudine serve' runs"
 
@@ -104,6 +105,7 @@ def _add_add(actions: Any) -> None:
                    "here)")
     p.add_argument("--timeout", help="seconds before an agent is stopped")
     p.add_argument("--model", help="model for the agents (claude --model)")
+    add_limit_options(p, each="each agent")
     p.add_argument("--permission-mode", metavar="|".join(m.value for m in PermissionMode),
                    help="how the agents get past permission prompts")
     p.add_argument("--allowed-tools", help="comma-separated tools for --permission-mode "
@@ -137,6 +139,7 @@ def _template_values(args: argparse.Namespace) -> dict[str, Any]:
     """The task flags as raw values keyed by TaskSpec field (checked by the core)."""
     return {"prompt": args.prompt, "priority": args.priority, "cwd": args.cwd,
             "timeout_s": args.timeout, "model": args.model,
+            "fallback_model": args.fallback_model, "max_budget_usd": args.max_budget_usd,
             "max_output_bytes": args.max_output, "permission_mode": args.permission_mode,
             "allowed_tools": args.allowed_tools, "worktree": args.worktree,
             "base_branch": args.base, "merge_strategy": args.merge,
@@ -232,6 +235,9 @@ def show(args: argparse.Namespace) -> int:
     template = schedule.template
     lines.append(f"task      {template.priority} in {template.cwd}"
                  + (f", model {template.model}" if template.model else "")
+                 + (f", fallback {template.fallback_model}" if template.fallback_model else "")
+                 + (f", at most {format_money(template.max_budget_usd)}" if template.max_budget_usd
+                    else "")
                  + (", worktree" if template.worktree else ""))
     lines.append(f"prompt    {_excerpt(template.prompt, 200)}")
     lines.append("history" + ("" if history else "   no firings yet"))

@@ -47,6 +47,10 @@ def edges(field: str, spec: dict[str, Any]) -> list[Any]:
         return [low, high, low - 1, high + 1, (low + high) // 2, float(low), 2**63, -(2**63)]
     if kind == "boolean":
         return [True, False]
+    if kind == "number":
+        low, high = spec.get("exclusiveMinimum", 0), spec.get("maximum", 2**53)
+        return [high, high / 2, 0.01, low, low - 1, high + 0.01, 1e-300, 2**63, 10**400,
+                float("inf"), float("nan")]
     if kind == "array":
         items = edges(field, spec["items"])
         return [[], items[:1], items, items * 50, items[:1] * 300_000, items[0]]
@@ -231,7 +235,16 @@ def one_bad_argument() -> st.SearchStrategy[tuple[str, dict[str, Any], str]]:
         choices = [st.sampled_from(strings).flatmap(
             lambda field: st.tuples(st.just(field), bad_text(props[field])))] if strings else []
         choices.append(st.tuples(st.sampled_from(list(props)),
-                                 st.sampled_from([[1], {"a": 1}, 1.5, [None]])))
+                                 st.sampled_from([[1], {"a": 1}, [None]])))
+        # 1.5 is wrong for every field but a number of dollars.
+        choices.append(st.tuples(st.sampled_from([name for name, spec in props.items()
+                                                  if spec["type"] != "number"]),
+                                 st.just(1.5)))
+        numbers = [name for name, spec in props.items() if spec["type"] == "number"]
+        if numbers:
+            choices.append(st.tuples(st.sampled_from(numbers),
+                                     st.sampled_from([0, -1, 10**30, float("inf"),
+                                                      float("nan"), True, "12"])))
         if integers:
             choices.append(st.tuples(st.sampled_from(integers),
                                      st.sampled_from([10**30, -(10**30), 2**53, float("inf"),

@@ -62,7 +62,8 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         on_dependency_failure=DependencyPolicy.CANCEL, continue_from="task-ba9876543210",
         end_state={"branch": "main", "commit": "0123abc", "changed_files": ["a.py"]},
         schedule_id="sched-0123456789ab", pipeline_id="pipe-0123456789ab", pipeline_step=2,
-        notified_at=1_700_000_006.0,
+        notified_at=1_700_000_006.0, max_budget_usd=2.5, fallback_model="haiku",
+        parked_until=1_700_000_007.0, parks=1, resuming=True,
         attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
                    "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
                    "error": "API error 529", "exit_code": 1},),
@@ -88,12 +89,14 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         lambda r: r["tasks"][0].update(priority="urgent"),
         lambda r: r["tasks"][0].pop("cost_usd"),
         lambda r: r.update(taskId="task-0123456789ab"),  # mixes the two shapes of TaskStatus
+        lambda r: r.update(usagePause={"until": "soon"}),
     ],
 )
 def test_the_check_rejects_a_result_that_does_not_fit(breakage: Any) -> None:
     view = task_view(a_task())
     page = {"tasks": [view], "total": 1, "offset": 0, "limit": 20, "hasMore": False,
-            "nextOffset": None, "counts": {state: 0 for state in mcp_tools.STATES}}
+            "nextOffset": None, "counts": {state: 0 for state in mcp_tools.STATES},
+            "usagePause": None}
     assert_matches_output_schema("TaskStatus", page)
     breakage(page)
     with pytest.raises(AssertionError, match="breaks its outputSchema"):
