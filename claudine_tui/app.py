@@ -28,6 +28,7 @@ from claudine_core.config import Config
 from claudine_core.errors import ClaudineError
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskState
 from claudine_tui.screens.confirm import ChoiceScreen, ConfirmScreen
+from claudine_tui.screens.costs import CostsScreen
 from claudine_tui.screens.diff_view import DiffScreen
 from claudine_tui.screens.message import MessageScreen
 from claudine_tui.screens.new_task import NewTaskScreen
@@ -51,7 +52,7 @@ STEP, PIPELINE = "step", "pipeline"  # what a cancel of a pipeline step applies 
 TABLE_ACTIONS = frozenset({"new_task", "cancel_task", "bump_priority", "set_priority",
                            "retry_task", "follow_log", "review_task", "filter", "cycle_status",
                            "cycle_sort", "close_filter", "details", "schedules", "open_shell",
-                           "open_editor"})
+                           "open_editor", "release_task", "costs"})
 
 
 class ClaudineApp(App[int]):
@@ -71,6 +72,9 @@ class ClaudineApp(App[int]):
         Binding("1", "set_priority('P1')", "P1", group=PRIORITY),
         Binding("2", "set_priority('P2')", "P2", group=PRIORITY),
         Binding("r", "retry_task", "Retry"),
+        # Off the footer too (one more key blanks it at 120 columns): the gauges' limits
+        # line names it while tasks are parked, and `?` and the palette list it.
+        Binding("u", "release_task", "Unpark", show=False),
         Binding("l", "follow_log", "Log"),
         Binding("d", "review_task", "Diff"),
         Binding("m", "message_task", "Message", show=False),
@@ -83,6 +87,7 @@ class ClaudineApp(App[int]):
         # Off the footer, which at 120 columns has no room left (it would push out `?`):
         # the `?` help and the command palette list it.
         Binding("S", "schedules", "Schedules", show=False),
+        Binding("dollar_sign", "costs", "Costs", key_display="$", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "toggle_help", "Help"),
         Binding("escape", "close_filter", "Close filter", show=False),
@@ -399,6 +404,20 @@ class ClaudineApp(App[int]):
             self.notify(f"{task.short_id} is already {task.priority}, the {which} priority.",
                         severity="warning", timeout=3)
 
+    def action_release_task(self) -> None:
+        """``u``: the selected parked task goes on now, before the queue, even while the
+        home is paused (``claudine release``)."""
+        task = self._selected()
+        if task is None:
+            return
+        if task.status is not TaskState.PARKED:
+            self.notify(f"{task.short_id} is {task.status.value}, not parked: only a task a "
+                        "usage limit parked can be released.", severity="warning", timeout=4)
+            return
+        if self._call(self.service.release, task.id):
+            self.notify(f"{task.short_id} released: it goes on before the queue, even "
+                        "while the home is paused", timeout=4)
+
     def action_retry_task(self) -> None:
         task = self._selected()
         if task is not None and (new := self._call(self.service.retry, task.id)):
@@ -480,6 +499,10 @@ class ClaudineApp(App[int]):
             self.notify(f"Could not run {argv[0]}: {exc.strerror or exc}", severity="error",
                         timeout=6)
         return None
+
+    def action_costs(self) -> None:
+        """``$``: what the agents spent, per day and directory, and the budget."""
+        self.push_screen(CostsScreen(self.service.costs))
 
     def action_schedules(self) -> None:
         self.push_screen(SchedulesScreen(self.service.schedules),
@@ -573,6 +596,8 @@ _HELP = {
     "cycle_status": "Show only tasks in a status (cycles)",
     "cycle_sort": "Change the table order (cycles)",
     "schedules": "Schedules: their next runs and last outcomes; pause, resume or cancel",
+    "release_task": "Unpark: a task a usage limit parked goes on now, before the queue",
+    "costs": "Costs of the last 30 days per day and directory, and the budget",
     "quit": "Quit; choose to leave agents running or stop them",
 }
 

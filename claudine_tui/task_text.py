@@ -7,6 +7,7 @@ screen can describe a task without importing the CLI (and the CLI without Textua
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from claudine_core.models import Task
@@ -51,6 +52,22 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else format_elapsed(seconds)
 
 
+def clock_time(epoch: float, now: float) -> str:
+    """``14:05`` on the day of ``now``, else ``Tue 14:05`` (local time), as the engine's
+    pause says it."""
+    moment = datetime.fromtimestamp(epoch)
+    same_day = moment.date() == datetime.fromtimestamp(now).date()
+    return moment.strftime("%H:%M" if same_day else "%a %H:%M")
+
+
+def parked_text(task: Task, now: float) -> str:
+    """A parked task at a glance: ``until 14:05 · usage limit reached (five-hour)``."""
+    until = f"until {clock_time(task.parked_until, now)}" if task.parked_until else "parked"
+    # The engine words the error "<what hit the limit>; continues at <ISO time>".
+    reason = (task.error or "").split(";", 1)[0].strip()
+    return f"{until} · {reason}" if reason else until
+
+
 def task_details(task: Task, queue_position: int | None,
                  waiting_reason: str | None = None, *, agent_ended: bool = False) -> str:
     data = task.to_json()
@@ -63,7 +80,8 @@ def task_details(task: Task, queue_position: int | None,
     order = [
         "priority", "prompt", "resume_prompt", "cwd", "model", "created_at", "started_at",
         "ended_at", "duration", "timeout_s", "attempt", "exit_code", "error", "cancel_reason",
-        "session_id", "num_turns", "cost_usd", "pid",
+        "parked_until", "parks", "resuming", "session_id", "num_turns", "cost_usd",
+        "max_budget_usd", "fallback_model", "pid",
         "last_activity", "result", "parent_id", "depends_on", "on_dependency_failure",
         "continue_from", "schedule_id", "pipeline_id", "pipeline_step", "branch",
         "worktree_path", "merge", "end_state",
@@ -79,10 +97,12 @@ def task_details(task: Task, queue_position: int | None,
         value = data.get(key)
         if value in (None, "", 0) and key not in ("priority",):
             continue
-        if key == "cost_usd" and isinstance(value, (int, float)):
+        if key in ("cost_usd", "max_budget_usd") and isinstance(value, (int, float)):
             value = format_money(value)
         elif key == "timeout_s" and isinstance(value, (int, float)):
             value = format_seconds(value)
+        elif key == "resuming":
+            value = "yes: released from a usage-limit park, it starts before the queue"
         elif key == "end_state" and isinstance(value, dict):
             value = describe_end_state(value)
         elif isinstance(value, dict):

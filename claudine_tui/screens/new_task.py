@@ -1,5 +1,5 @@
-"""The new-task form: prompt, priority, working directory, timeout, model, isolation and
-the tasks it waits for.
+"""The new-task form: prompt, priority, working directory, timeout, model, the most its
+agent may spend and the model it falls back to, isolation and the tasks it waits for.
 
 Isolation is a git worktree (yes, no, or the CLAUDINE_WORKTREE setting), with optionally a
 base branch, a merge strategy and "do not commit the agent's leftover changes"; each of
@@ -35,8 +35,8 @@ from claudine_core.errors import ClaudineError, InvalidRequest
 from claudine_core.models import DependencyPolicy, MergeStrategy, Task, TaskSpec
 from claudine_core.task_request import describe_problems, read_request
 
-FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "worktree", "merge", "base",
-          "no_commit", "depends", "on_failure", "continue_from")
+FIELDS = ("prompt", "cwd", "priority", "timeout", "model", "budget", "fallback", "worktree",
+          "merge", "base", "no_commit", "depends", "on_failure", "continue_from")
 # ^ in the form's order: the first wrong one gets the focus
 TICKS = ("no_commit",)  # checkboxes
 CHOICES = ("worktree", "merge", "on_failure")  # selects; the other fields are text
@@ -47,7 +47,8 @@ POLICIES = tuple(p.value for p in DependencyPolicy)
 # The TaskSpec field behind each form field: the core's one validation names problems by
 # TaskSpec field, and each message is shown under the form field it is about.
 SPEC_FIELDS = {"prompt": "prompt", "cwd": "cwd", "priority": "priority",
-               "timeout": "timeout_s", "model": "model", "worktree": "worktree",
+               "timeout": "timeout_s", "model": "model", "budget": "max_budget_usd",
+               "fallback": "fallback_model", "worktree": "worktree",
                "merge": "merge_strategy", "base": "base_branch", "no_commit": "commit_changes",
                "depends": "depends_on", "on_failure": "on_dependency_failure",
                "continue_from": "continue_from"}
@@ -72,6 +73,8 @@ def validate_form(values: dict[str, str], *, default_worktree: bool = False,
                                          for name, value in values.items()
                                          if name in SPEC_FIELDS}
     raw["prompt"] = values.get("prompt", "").strip()
+    # "$5" is how a person writes five dollars; the core reads a number.
+    raw["max_budget_usd"] = values.get("budget", "").strip().removeprefix("$").strip()
     raw["commit_changes"] = False if _ticked(values.get("no_commit", "")) else None
     # The core reads a list split by commas; a person types ids with spaces too.
     raw["depends_on"] = ",".join(split_ids(values.get("depends", "")))
@@ -143,12 +146,17 @@ class NewTaskScreen(ModalScreen[Task | None]):
             yield from self._field("prompt", "Prompt", "what the agent should do")
             yield from self._field("cwd", "Working directory", "", self.default_cwd)
             with Horizontal(classes="columns"):  # short fields side by side: fewer rows
-                with Vertical():
+                with Vertical(classes="narrow"):
                     yield from self._field("priority", "Priority", "P0, P1 or P2", "P2")
                 with Vertical():
-                    yield from self._field("timeout", "Timeout (s)", "empty: default")
+                    yield from self._field("timeout", "Timeout (s)", "default")
                 with Vertical():
-                    yield from self._field("model", "Model", "empty: default")
+                    yield from self._field("model", "Model", "default")
+                with Vertical():
+                    # The agent's own --max-budget-usd: it stops once its cost passes this.
+                    yield from self._field("budget", "Max budget ($)", "no limit")
+                with Vertical():
+                    yield from self._field("fallback", "Fallback model", "the setting")
             with Horizontal(classes="isolation"):
                 # Yes, no, or the CLAUDINE_WORKTREE setting (the blank choice).
                 default = "yes" if self.default_worktree else "no"

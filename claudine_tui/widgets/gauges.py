@@ -1,7 +1,10 @@
-"""The dashboard: CPU and memory gauges with history, agents running and tasks queued.
+"""The dashboard: CPU and memory gauges with history, agents running and tasks queued,
+and, under them, the usage-limit pause and the spending against the budgets.
 
 The figures are the ones the admission decision uses (the snapshot's resource sample,
-threshold and reserve); the gauge marks the limit so a person sees why work waits.
+threshold and reserve); the gauge marks the limit so a person sees why work waits. The
+limits line shows only when there is something to say (a pause, parked tasks, a budget),
+worded from the snapshot's ``taken_at``, so "in 38 min" counts down with each refresh.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from claudine_core.models import EngineSnapshot
+from claudine_tui.task_text import STATUS_GLYPHS, clock_time, format_money
 
 GIB = 1024**3
 
@@ -98,7 +102,7 @@ def agents_text(snapshot: EngineSnapshot) -> Text:
     )
     if snapshot.waiting_reason:
         # The admission decision words its reason as "waiting: ..." already.
-        reason = snapshot.waiting_reason
+        reason = _short_hold(snapshot, snapshot.waiting_reason)
         if not reason.startswith("waiting"):
             reason = f"waiting: {reason}"
         text.append(f"\n{reason}", style="yellow")
@@ -109,17 +113,76 @@ def agents_text(snapshot: EngineSnapshot) -> Text:
     return text
 
 
-class Dashboard(Horizontal):
-    """Gauges across the top of the screen."""
+def _short_hold(snapshot: EngineSnapshot, reason: str) -> str:
+    """The agents box is narrow: a pause or a budget is said in full on the limits line,
+    so here it is only named."""
+    if snapshot.pause is not None and reason.startswith("paused"):
+        return "waiting: usage-limit pause"
+    if snapshot.budget is not None and reason == snapshot.budget.reached():
+        return "waiting: " + reason.split(":", 1)[0]  # "daily budget reached"
+    return reason
+
+
+def pause_text(snapshot: EngineSnapshot) -> Text:
+    """``◷ paused: usage limit reached (five-hour) until 14:05, in 38 min · 2 parked
+    (u: unpark)``;
+    parked tasks alone when the home is not paused; empty when neither."""
+    glyph = STATUS_GLYPHS["parked"]
+    now, pause = snapshot.taken_at, snapshot.pause
+    # The key is off the footer (no room): named here, where a person looks for it.
+    parked = f" · {snapshot.parked} parked (u: unpark)" if snapshot.parked else ""
+    if pause is not None and pause.until > now:
+        return Text(f"{glyph} {pause.describe(now)}{parked}", style="bold yellow")
+    if pause is not None:  # the owner releases them at its next pass
+        return Text(f"{glyph} usage limit reset at {clock_time(pause.until, now)}: "
+                    f"parked tasks go on first{parked}", style="bold bright_blue")
+    if snapshot.parked:
+        return Text(f"{glyph} {snapshot.parked} parked (u: unpark)", style="bold bright_blue")
+    return Text()
+
+
+def budget_text(snapshot: EngineSnapshot) -> Text:
+    """``$1.23 of $5.00 today · $12.40 of $100.00 this month``; once a budget is reached,
+    the owner's reason instead, in red (no new agent starts). Empty with no budget set."""
+    budget = snapshot.budget
+    if budget is None:
+        return Text()
+    reached = budget.reached()
+    if reached:
+        return Text(f"⛔ {reached}", style="bold red")
+    spent = []
+    if budget.daily_budget_usd is not None:
+        spent.append(f"{format_money(budget.today_usd)} of "
+                     f"{format_money(budget.daily_budget_usd)} today")
+    if budget.monthly_budget_usd is not None:
+        spent.append(f"{format_money(budget.month_usd)} of "
+                     f"{format_money(budget.monthly_budget_usd)} this month")
+    return Text(" · ".join(spent), style="green")
+
+
+def limits_text(snapshot: EngineSnapshot) -> Text:
+    """The limits line: the pause (or parked tasks) and the budget, either may be empty."""
+    parts = [part for part in (pause_text(snapshot), budget_text(snapshot)) if part]
+    return Text(" · ").join(parts)
+
+
+class Dashboard(Vertical):
+    """Gauges across the top of the screen; the limits line under them when it has news."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._agents: Text | None = None
+        self._limits: Text | None = None
 
     def compose(self) -> ComposeResult:
-        yield Gauge("CPU", id="cpu-gauge")
-        yield Gauge("MEM", id="mem-gauge")
-        yield Static(id="agents")
+        with Horizontal(id="gauges"):
+            yield Gauge("CPU", id="cpu-gauge")
+            yield Gauge("MEM", id="mem-gauge")
+            yield Static(id="agents")
+        yield Static(id="limits")
+
+    def on_mount(self) -> None:
+        self.query_one("#limits").display = False
 
     def show(self, snapshot: EngineSnapshot) -> None:
         cpu = self.query_one("#cpu-gauge", Gauge)
@@ -143,3 +206,14 @@ class Dashboard(Horizontal):
             self._agents = agents
             # A fixed size by CSS (#agents): no layout pass, which would redraw everything.
             self.query_one("#agents", Static).update(agents, layout=False)
+        self._show_limits(limits_text(snapshot))
+
+    def _show_limits(self, limits: Text) -> None:
+        if limits == self._limits:
+            return  # the usual case: a tick with no new minute and no new spending
+        line = self.query_one("#limits", Static)
+        # With a layout pass (the line may come, go or wrap anew); this happens once a
+        # minute at most while paused, and when the spending moves.
+        line.update(limits)
+        line.display = bool(limits)
+        self._limits = limits

@@ -10,6 +10,7 @@ from claudine_core.agents.stream_events import StreamEvent
 from claudine_core.messages import Message
 from claudine_core.models import EngineSnapshot, Priority, Task, TaskSpec
 from claudine_core.schedules.model import Schedule, ScheduleExecution, ScheduleStatus
+from claudine_core.spending import CostReport
 
 
 class ServicePort(Protocol):
@@ -31,6 +32,10 @@ class ServicePort(Protocol):
     def resume(self, ref: str, additional_context: str | None = None) -> Task: ...
 
     def send_message(self, ref: str, text: str) -> Message: ...
+
+    def release(self, ref: str) -> Task: ...
+
+    def costs(self, days: int = 30) -> CostReport: ...
 
     def get(self, ref: str) -> Task: ...
 

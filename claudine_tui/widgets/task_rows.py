@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from claudine_core.models import ACTIVE_STATES, Priority, Task, TaskState
-from claudine_tui.task_text import STATUS_GLYPHS, format_elapsed
+from claudine_core.usage_limits import RESUME_AFTER_LIMIT
+from claudine_tui.task_text import STATUS_GLYPHS, format_elapsed, parked_text
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("status", "Status", 11),
@@ -32,7 +33,8 @@ COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 
 STATUS_STYLE = {
     TaskState.RUNNING: "bold green", TaskState.QUEUED: "cyan", TaskState.BLOCKED: "yellow",
-    TaskState.COMPLETED: "green", TaskState.FAILED: "bold red", TaskState.CANCELLED: "magenta",
+    TaskState.PARKED: "bold bright_blue", TaskState.COMPLETED: "green",
+    TaskState.FAILED: "bold red", TaskState.CANCELLED: "magenta",
 }  # fmt: skip
 # The glyphs are the CLI's (task_text): one vocabulary, the console adds the colour.
 STATUS_LOOK: dict[TaskState, tuple[str, str]] = {
@@ -40,18 +42,19 @@ STATUS_LOOK: dict[TaskState, tuple[str, str]] = {
 }
 PRIORITY_STYLE = {Priority.P0: "bold red", Priority.P1: "yellow", Priority.P2: "dim"}
 STATUS_RANK = {
-    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.BLOCKED: 2,
-    TaskState.FAILED: 3, TaskState.CANCELLED: 4, TaskState.COMPLETED: 5,
+    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.PARKED: 2, TaskState.BLOCKED: 3,
+    TaskState.FAILED: 4, TaskState.CANCELLED: 5, TaskState.COMPLETED: 6,
 }  # fmt: skip
 STATUS_FILTERS: tuple[str | None, ...] = (
-    None, "active", "running", "queued", "failed", "completed", "cancelled",
+    None, "active", "running", "queued", "parked", "failed", "completed", "cancelled",
 )
 # "queue": the order the engine runs them in (see queue_key); "priority": P0 first, newest
 # first within a priority.
 SORT_MODES = ("newest", "queue", "priority", "status")
-# What runs next first: running, then the queue, then blocked tasks, then the finished.
+# What runs next first: running, then the queue (parked tasks in it: see queue_key), then
+# blocked tasks, then the finished.
 QUEUE_GROUP = {
-    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.BLOCKED: 2,
+    TaskState.RUNNING: 0, TaskState.QUEUED: 1, TaskState.PARKED: 1, TaskState.BLOCKED: 2,
     TaskState.FAILED: 3, TaskState.CANCELLED: 3, TaskState.COMPLETED: 3,
 }  # fmt: skip
 
@@ -90,9 +93,13 @@ def one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def activity_of(task: Task) -> str:
-    """What a person wants to know at a glance: the tool in use, the error, the result."""
+def activity_of(task: Task, now: float) -> str:
+    """What a person wants to know at a glance: the tool in use, the error, the result;
+    for a parked task, when it goes on."""
+    text: str | None
     match task.status:
+        case TaskState.PARKED:
+            text = parked_text(task, now)
         case TaskState.FAILED | TaskState.CANCELLED:
             text = task.error or task.cancel_reason or task.last_activity
         case TaskState.COMPLETED:
@@ -106,8 +113,10 @@ def activity_of(task: Task) -> str:
 
 def prompt_text(task: Task) -> str:
     """The prompt column: a resumed task shows what it was told (its prompt is its
-    parent's), and a pipeline step says which step it is."""
-    text = f"↻ {task.resume_prompt}" if task.resume_prompt else task.prompt
+    parent's), and a pipeline step says which step it is. The note a task is resumed with
+    after a usage limit is the engine's, not the user's: its own prompt shows."""
+    told = task.resume_prompt if task.resume_prompt != RESUME_AFTER_LIMIT else None
+    text = f"↻ {told}" if told else task.prompt
     if task.pipeline_step is not None:
         text = f"⛓{task.pipeline_step} {text}"
     return one_line(text, 160)
@@ -124,7 +133,7 @@ def row_values(task: Task, now: float) -> RowValues:
         format_elapsed(elapsed_of(task, now)),
         "" if task.num_turns is None else str(task.num_turns),
         "" if task.cost_usd is None else f"${task.cost_usd:.2f}",
-        activity_of(task),
+        activity_of(task, now),
     )
 
 
@@ -183,8 +192,16 @@ def sort_key(mode: str) -> Callable[[Task], tuple[int, ...]]:
 def queue_key(task: Task) -> tuple[int, ...]:
     """The engine's run order (TaskRepo.dispatchable: P0 before P1 before P2, first in
     first out within a priority) for waiting tasks, after the running ones; the finished
-    ones last, newest first."""
+    ones last, newest first.
+
+    In the queue, tasks released from a usage-limit park come first, as the engine takes
+    them (``resuming``); then the parked ones, which go first at the reset; then the rest.
+    """
     group = QUEUE_GROUP[task.status]
     if group == 3:
-        return (group, 0, -task.seq)
-    return (group, int(task.priority), task.seq)
+        return (group, 0, 0, -task.seq)
+    if task.status is TaskState.PARKED:
+        rank = 1
+    else:
+        rank = 0 if task.resuming else 2
+    return (group, rank, int(task.priority), task.seq)

@@ -24,6 +24,7 @@ from claudine_core.agents.stream_events import (
     ToolUse,
 )
 from claudine_core.models import (
+    WAITING_STATES,
     EngineSnapshot,
     Priority,
     ResourceSample,
@@ -41,6 +42,8 @@ from claudine_core.schedules.model import (
     UnknownSchedule,
 )
 from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
+from claudine_core.spending import Budget, CostReport
+from claudine_core.usage_limits import HomePause
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 GIB = 1024**3
@@ -60,6 +63,8 @@ class FakeService:
         self.logs: dict[str, list[StreamEvent]] = {}
         self.stderr: dict[str, str] = {}
         self.schedules = FakeSchedules(self.calls)
+        self.budget = Budget(0.0, 0.0, None, None, NOW)  # no budget set
+        self.cost_report = CostReport("2025-12-03", "2026-01-01", (), (), self.budget)
 
     def read_events(
         self, task_id: str, offset: int = 0, max_bytes: int | None = None
@@ -123,7 +128,7 @@ class FakeService:
     def set_priority(self, ref: str, priority: Priority | str) -> Task:
         self.calls.append(("set_priority", ref, Priority.parse(priority)))
         task = self._find(ref)
-        if task.status is not TaskState.QUEUED:
+        if task.status not in WAITING_STATES:  # as the core: queued, blocked or parked
             raise InvalidTransition(
                 f"task {task.short_id} is {task.status.value}: priority only matters while "
                 "a task waits in the queue")
@@ -139,6 +144,19 @@ class FakeService:
 
     def resume(self, ref: str, additional_context: str | None = None) -> Task:
         raise InvalidTransition("not in the fake")
+
+    def release(self, ref: str) -> Task:
+        self.calls.append(("release", ref))
+        task = self._find(ref)
+        if task.status is not TaskState.PARKED:
+            raise InvalidTransition(f"task {task.short_id} is {task.status.value}: only a "
+                                    "parked task can be released")
+        return self._put(replace(task, status=TaskState.QUEUED, resuming=True,
+                                 parked_until=None))
+
+    def costs(self, days: int = 30) -> CostReport:
+        self.calls.append(("costs", days))
+        return self.cost_report
 
     def _put(self, task: Task) -> Task:
         self.tasks[task.id] = task
@@ -255,6 +273,9 @@ class FakeEngine:
         self.calls = self.service.calls  # one record of start, stop and every command
         self.cpu = 37.0
         self.waiting_reason: str | None = None
+        self.pause: HomePause | None = None
+        self.budget: Budget | None = None  # only when a budget is set, as the engine's
+        self.now = NOW  # the snapshot's taken_at: a test moves it to let minutes pass
 
     async def start(self) -> None:
         self.calls.append(("start",))
@@ -266,7 +287,7 @@ class FakeEngine:
         tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
         count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
         return EngineSnapshot(
-            taken_at=NOW,
+            taken_at=self.now,
             role=self.role,
             owner_pid=4242,
             tasks=tuple(tasks),
@@ -279,6 +300,9 @@ class FakeEngine:
             waiting_reason=self.waiting_reason,
             cpu_history=(12, 30, 45, 38, 52, 61, 70, 64, 48, 37) * 3,
             memory_history=(40, 41, 41, 42, 44, 45, 44, 43, 44, 44) * 3,
+            pause=self.pause,
+            budget=self.budget,
+            parked=count(TaskState.PARKED),
         )
 
 
@@ -377,6 +401,46 @@ def busy_engine() -> FakeEngine:
     engine.service.logs[engine.service.get("0002").id] = list(FAILED_LOG)
     engine.waiting_reason = "CPU 91% > 80%"
     engine.cpu = 91.0
+    return engine
+
+
+LIMIT_NOW = NOW + 13 * 3600 + 27 * 60  # 13:27 UTC
+LIMIT_RESET = LIMIT_NOW + 38 * 60  # 14:05 UTC: "until 14:05, in 38 min"
+LIMIT_REASON = "usage limit reached (five-hour)"
+
+
+def parked_engine() -> FakeEngine:
+    """The busy engine at 13:27 UTC, paused by a five-hour usage limit until 14:05: two
+    tasks parked, one released by hand (first in the queue), $1.23 of a $5.00 daily budget
+    spent. Times are UTC: tests set TZ=UTC for the clock times."""
+    engine = busy_engine()
+    shift = LIMIT_NOW - NOW
+    for task in list(engine.tasks.values()):
+        engine.tasks[task.id] = replace(
+            task, created_at=task.created_at + shift,
+            started_at=None if task.started_at is None else task.started_at + shift,
+            ended_at=None if task.ended_at is None else task.ended_at + shift)
+    parked_error = f"{LIMIT_REASON}; continues at 2026-01-01T14:05:00.000Z"
+    for seq, prompt, priority in ((9, "Migrate the settings page to the new forms API",
+                                   Priority.P1),
+                                  (10, "Split the orders service into read and write paths",
+                                   Priority.P2)):
+        task = make_task(seq, TaskState.PARKED, prompt, priority=priority, num_turns=5,
+                         cost_usd=0.3104, parks=1, parked_until=LIMIT_RESET,
+                         error=parked_error, session_id=f"5e55{seq:04d}-limit",
+                         last_activity="Edit: app/settings/forms.py")
+        engine.tasks[task.id] = replace(task, created_at=LIMIT_NOW - 1500 - seq,
+                                        started_at=LIMIT_NOW - 1200 - seq)
+    released = make_task(11, TaskState.QUEUED, "Document the export endpoints", parks=1,
+                         resuming=True, priority=Priority.P2,
+                         error="released at 2026-01-01T13:25:00.000Z after a usage limit")
+    engine.tasks[released.id] = replace(released, created_at=LIMIT_NOW - 900)
+    engine.now = LIMIT_NOW
+    engine.pause = HomePause(until=LIMIT_RESET, kind="usage", reason=LIMIT_REASON,
+                             since=LIMIT_NOW - 120, task_id=engine.service.get("0009").id)
+    engine.budget = Budget(1.23, 12.40, 5.0, None, LIMIT_NOW)
+    engine.waiting_reason = engine.pause.describe(LIMIT_NOW)
+    engine.cpu = 37.0
     return engine
 
 

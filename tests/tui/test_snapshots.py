@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from conftest import wait_for
-from fake_engine import FakeEngine, FakeReview, busy_engine, scheduled_engine
+from fake_engine import FakeEngine, FakeReview, busy_engine, parked_engine, scheduled_engine
 from textual.widgets import Input
 
 from claudine_tui.app import ClaudineApp
@@ -112,3 +113,27 @@ def test_schedules_view(snap_compare) -> None:
 
     assert snap_compare(ClaudineApp(scheduled_engine()), terminal_size=(120, 36),
                         run_before=run_before)
+
+
+def test_paused_by_a_usage_limit_with_parked_tasks(snap_compare, monkeypatch) -> None:
+    """13:27, paused by a five-hour usage limit until 14:05: the limits line under the
+    gauges (in 38 min, 2 parked, $1.23 of the $5.00 daily budget), the agents box names the
+    pause; two ◷ parked rows say until when; the released task is first in the queue order;
+    a parked task's details (parked_until, parks, the error)."""
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot, 11)
+        app = pilot.app
+        app.table.set_sort("queue")  # as `o` does, without its passing toast
+        app.table.move_cursor(row=app.table.get_row_index(app.engine.service.get("0009").id))
+        await pilot.press("enter")
+        await pilot.pause()
+
+    monkeypatch.setenv("TZ", "UTC")  # the clock times of the fixed clock, on any machine
+    time.tzset()
+    try:
+        assert snap_compare(ClaudineApp(parked_engine()), terminal_size=(120, 36),
+                            run_before=run_before)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
