@@ -6,9 +6,10 @@
 Writes console.svg (120x36, busy), console-log.svg (a failed task's log), new-task.svg
 (the form with a validation error), narrow.svg (80x24), wide.svg (180x44), review.svg
 (the diff review of a worktree task, on a git repository made for it), schedules.svg
-(the schedules view, S), message.svg (the message box, m) and narrow-search.svg (80x24:
-`/` in the log pane, a hit of a search of the whole log). PNGs are written too when
-``rsvg-convert`` is installed.
+(the schedules view, S), message.svg (the message box, m), narrow-search.svg (80x24:
+`/` in the log pane, a hit of a search of the whole log) and paused.svg (a home of its
+own, paused by a usage limit two agents hit: the limits line under the gauges, the parked
+rows, a daily budget). PNGs are written too when ``rsvg-convert`` is installed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,21 @@ SCHEDULES = [
     ("Draft the 2.3 release notes from the merged pull requests",
      {"run_at": time.time() + 2 * 86_400, "timezone": "UTC"}, False),
 ]
+# The paused shot's own home: two agents hit the subscription's usage limit (the fake
+# agent's, resetting in 38 minutes), one finished first, one waits for the reset.
+PAUSED_TASKS = [
+    # It ends after the others are parked: its slot is then held by the pause.
+    ("Write the changelog for 2.3", "[text:Reading the git log.] [cost:0.61] [tool:Read] "
+     "[sleep:7] [text:Done.]", Priority.P2),
+    # Both run a few seconds, so both have started before the first hits the limit (the
+    # pause then holds the rest of the queue).
+    ("Migrate the settings page to the new forms API", "[tool:Read] [cost:0.31] [sleep:4] "
+     "[usage-limit:2280]", Priority.P1),
+    ("Split the orders service into read and write paths", "[tool:Grep] [cost:0.31] "
+     "[sleep:4] [usage-limit:2280]", Priority.P1),
+    ("Upgrade Django to 5.2", "[sleep:60]", Priority.P2),
+]
+PAUSED_BUDGET_USD = 5.0
 # Runs in its own worktree of a small repository; kept on its branch for review.
 REVIEW_TASK = ("Document the pagination of GET /users",
                "[write:README.md=# api\\n\\nGET /users?page=2&size=50 returns the second page "
@@ -66,6 +82,29 @@ async def _until(pilot, condition, limit_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the console did not reach the expected state")
         await pilot.pause(0.05)
+
+
+async def shoot_paused(out: Path, home: Path, work: Path) -> Path:
+    """paused.svg: the console of a home a usage limit paused, a parked task selected."""
+    engine = Engine(make_config(home, max_agents=3, daily_budget_usd=PAUSED_BUDGET_USD),
+                    kind="console", env=agent_env(), tick_s=0.05)
+    for title, script, priority in PAUSED_TASKS:
+        engine.service.delegate(TaskSpec(f"{title} {script}", cwd=str(work), priority=priority))
+    app = ClaudineApp(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _until(pilot, lambda: app.engine_started and app.last_snapshot is not None
+                     and app.last_snapshot.parked == 2 and app.last_snapshot.pause is not None
+                     and app.last_snapshot.running == 0 and app.last_snapshot.queued == 1
+                     and app.last_snapshot.waiting_reason is not None)
+        parked = next(t for t in app.table.tasks.values() if t.status is TaskState.PARKED)
+        app.table.move_cursor(row=app.table.get_row_index(parked.id))
+        await _until(pilot, lambda: app.pane.lines_written >= 3)
+        await pilot.pause(1.0)  # a few resource samples
+        path = Path(app.save_screenshot(filename="paused.svg", path=str(out)))
+        await pilot.press("q")
+        if app.screen.__class__.__name__ == "QuitScreen":
+            await pilot.press("s")
+    return path
 
 
 async def shoot(out: Path, home: Path, work: Path, size: tuple[int, int], name: str,
@@ -147,6 +186,7 @@ async def main(out: Path) -> None:
         final = Engine(make_config(home), kind="console", env=agent_env())
         await final.start()
         await final.stop(stop_agents=True)
+        paths.append(await shoot_paused(out, Path(tmp) / "paused-home", work))
     for path in paths:
         print(path)
 
@@ -158,10 +198,20 @@ def to_png(paths: list[Path]) -> None:
                            check=False)
 
 
+async def only_paused(out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="claudine-shots-") as tmp:
+        work = Path(tmp) / "work"
+        work.mkdir()
+        print(await shoot_paused(out, Path(tmp) / "home", work))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")
-    out = parser.parse_args().out
+    parser.add_argument("--only-paused", action="store_true",
+                        help="take only paused.svg (a home of its own)")
+    args = parser.parse_args()
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(out))
-    to_png(sorted(out.glob("*.svg")))
+    asyncio.run(only_paused(out) if args.only_paused else main(out))
+    to_png(sorted(out.glob("paused.svg") if args.only_paused else out.glob("*.svg")))
