@@ -14,7 +14,7 @@ from claudine_core.models import (
     Task,
     TaskState,
 )
-from claudine_tui.cli import output
+from claudine_tui.cli import limits, output
 from claudine_tui.cli.common import CommandError, ensure_owner, load, open_service
 from claudine_tui.cli.common import guard as _guard
 
@@ -35,6 +35,9 @@ def add_extra_parsers(sub: Any) -> None:
     from claudine_tui.cli import messages as cli_messages
 
     cli_messages.add_parsers(sub, EXTRA_HANDLERS)
+    from claudine_tui.cli import limits as cli_limits
+
+    cli_limits.add_parsers(sub, EXTRA_HANDLERS)
 
 
 def _resolve(service: Any, ref: str) -> Task:
@@ -139,22 +142,7 @@ def status(args: argparse.Namespace) -> int:
         if args.task and args.task.strip().lower().startswith("pipe-"):
             return _pipeline_status(service, args)
         if args.task:
-            task = _guard(lambda: service.get(args.task))
-            position = service.queue_position(task)
-            waiting = service.waiting_reason(task)
-            ended = service.agent_has_ended(task)
-            messages = service.task_messages(task.id)
-            if args.json:
-                data = task.to_json()
-                data["queue_position"] = position
-                data["waiting_reason"] = waiting
-                data["agent_ended"] = ended
-                data["messages"] = [m.to_json() for m in messages]
-                print(json.dumps(data))
-            else:
-                print(output.task_details(task, position, waiting, agent_ended=ended))
-                _print_messages(service, messages)
-            return 0
+            return _task_status(service, args)
         statuses = [_parse_state(s) for s in args.status] if args.status else None
         tasks = service.list_tasks(statuses, limit=args.limit)
         ended_ids = frozenset(t.id for t in tasks if service.agent_has_ended(t))
@@ -162,6 +150,9 @@ def status(args: argparse.Namespace) -> int:
             print(json.dumps([{**t.to_json(), "agent_ended": t.id in ended_ids}
                               for t in tasks]))
             return 0
+        # The home's usage-limit pause and its budget first: they say why nothing starts.
+        for line in limits.home_lines(service):
+            print(line)
         # A pipeline's header counts all its steps, shown or not.
         pipelines = {pid: service.pipeline(pid)[1]
                      for pid in dict.fromkeys(t.pipeline_id for t in tasks if t.pipeline_id)}
@@ -176,6 +167,28 @@ def status(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.close()
+
+
+def _task_status(service: Any, args: argparse.Namespace) -> int:
+    """``status ID``: the task's details, why it waits (a parked task: until when), its
+    messages; ``--json`` adds the home's usage-limit pause and budget."""
+    task = _guard(lambda: service.get(args.task))
+    position = service.queue_position(task)
+    waiting = service.waiting_reason(task) or limits.parked_reason(task)
+    ended = service.agent_has_ended(task)
+    messages = service.task_messages(task.id)
+    if args.json:
+        data = task.to_json()
+        data["queue_position"] = position
+        data["waiting_reason"] = waiting
+        data["agent_ended"] = ended
+        data["messages"] = [m.to_json() for m in messages]
+        data.update(limits.home_json(service))
+        print(json.dumps(data))
+    else:
+        print(output.task_details(task, position, waiting, agent_ended=ended))
+        _print_messages(service, messages)
+    return 0
 
 
 def _print_messages(service: Any, messages: list[Any]) -> None:
@@ -306,9 +319,20 @@ def _task_command(args: argparse.Namespace, action: Callable[[Any], Task]) -> Ta
 def cancel(args: argparse.Namespace) -> int:
     if args.pipeline:
         return _cancel_pipeline(args)
-    task = _task_command(args, lambda s: s.cancel(args.task, args.reason))
-    note = ("cancelled" if task.status is TaskState.CANCELLED
-            else "cancel requested: its agent is being stopped")
+    was_parked = False
+
+    def cancel_it(service: Any) -> Task:
+        nonlocal was_parked
+        was_parked = service.get(args.task).status is TaskState.PARKED
+        return service.cancel(args.task, args.reason)
+
+    task = _task_command(args, cancel_it)
+    if task.status is not TaskState.CANCELLED:
+        note = "cancel requested: its agent is being stopped"
+    elif was_parked:
+        note = "cancelled; it was parked after a usage limit and will not continue"
+    else:
+        note = "cancelled"
     _print_task_result(task, args.json, note)
     return 0
 

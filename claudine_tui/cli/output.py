@@ -13,6 +13,7 @@ from claudine_core.models import Task, TaskState, iso_time
 from claudine_tui.task_text import (  # noqa: F401 (task_details: used as output.task_details)
     ENDED_UNRECORDED,
     STATUS_GLYPHS,
+    clock_time,
     format_elapsed,
     format_money,
     task_details,
@@ -25,7 +26,8 @@ OUTPUT_FILE = "stdout.jsonl"
 
 
 def elapsed(task: Task, now: float) -> float | None:
-    if task.started_at is None:
+    # A parked task's run has ended but the task has not: no time that means anything.
+    if task.started_at is None or task.status is TaskState.PARKED:
         return None
     return (task.ended_at or now) - task.started_at
 
@@ -83,11 +85,13 @@ TMUX_MAX_COUNT = 100
 
 
 def tmux_line(counts: dict[TaskState, int], recent_failures: int) -> str:
-    """``●2 ◌5 ✘1`` (the console's glyphs): running, queued (blocked ones with ``⏸``),
-    recent failures; states with none are left out, so an idle home prints nothing."""
+    """``●2 ◌5 ✘1`` (the console's glyphs): running, queued (blocked ones with ``⏸``,
+    parked ones, waiting for a usage limit to reset, with ``◷``), recent failures; states
+    with none are left out, so an idle home prints nothing."""
     parts = [(TaskState.RUNNING, counts.get(TaskState.RUNNING, 0)),
              (TaskState.QUEUED, counts.get(TaskState.QUEUED, 0)),
              (TaskState.BLOCKED, counts.get(TaskState.BLOCKED, 0)),
+             (TaskState.PARKED, counts.get(TaskState.PARKED, 0)),
              (TaskState.FAILED, recent_failures)]
     return " ".join(f"{STATUS_GLYPHS[state.value]}{_count(n)}" for state, n in parts if n)
 
@@ -105,6 +109,9 @@ def pipeline_header(pipeline_id: str, steps: list[Task]) -> str:
 
 def _task_row(task: Task, now: float, ended: frozenset[str], prefix: str = "",
               width: int = 60) -> str:
+    if task.status is TaskState.PARKED and task.parked_until is not None:
+        # Until when it waits, where its prompt starts: the row stays as wide.
+        prefix = f"{prefix}until {clock_time(task.parked_until, now)}: "
     glyph = STATUS_GLYPHS.get(task.status.value, " ")
     cost = format_money(task.cost_usd) if task.cost_usd is not None else "-"
     turns = str(task.num_turns) if task.num_turns is not None else "-"
