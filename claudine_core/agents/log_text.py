@@ -26,6 +26,7 @@ from claudine_core.agents.stream_events import (
 )
 
 RENDER_RESULT_LINES = 5
+LIMIT_STATUS = 429  # a run that ends on it is parked, not failed (usage_limits.py)
 
 Parts = list[tuple[str, str]]
 
@@ -105,7 +106,7 @@ def _rate_limit_parts(event: RateLimitEvent) -> Parts | None:
     resets = ""
     if event.resets_at is not None:
         resets = " · resets " + datetime.fromtimestamp(event.resets_at).strftime("%Y-%m-%d %H:%M")
-    return [(f"⏸ usage limit reached{window}{resets}", STYLE_RETRY)]
+    return [(f"◷ usage limit reached{window}{resets}", STYLE_RETRY)]
 
 
 def _result_stats(event: AgentResult) -> list[str]:
@@ -138,6 +139,10 @@ def _result_parts(event: AgentResult) -> Parts:
         took = f" in {format_duration(event.duration_ms)}" if event.duration_ms is not None else ""
         return [(" · ".join([f"■ completed{took}", *stats]), STYLE_OK)]
     duration = [format_duration(event.duration_ms)] if event.duration_ms is not None else []
+    if event.api_error_status == LIMIT_STATUS:
+        # Not a failure: the owner parks the task until the limit resets.
+        head = "■ stopped by a usage limit: " + " · ".join(_failure_reason(event)[1:] or ["429"])
+        return [(" · ".join([head, *duration, *stats]), STYLE_RETRY)]
     head = "■ failed: " + " · ".join(_failure_reason(event))
     return [(" · ".join([head, *duration, *stats]), STYLE_FAILED)]
 

@@ -120,8 +120,11 @@ def test_the_log_shows_the_limit_with_its_reset() -> None:
 
     (event,) = parse_line(json.dumps(SUBSCRIPTION_LIMIT[1]))
     text = render_plain(event)
-    assert text is not None and text.startswith("⏸ usage limit reached (five-hour) · resets ")
+    assert text is not None and text.startswith("◷ usage limit reached (five-hour) · resets ")
     assert datetime.fromtimestamp(RESET).strftime("%H:%M") in text
+    (result,) = parse_line(json.dumps(SUBSCRIPTION_LIMIT[-1]))
+    assert render_plain(result) == ("■ stopped by a usage limit: You've hit your session "
+                                    "limit · resets 8:13am (UTC) · 1 turn · $0.0000")
     allowed = {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}}
     assert [render_plain(e) for e in parse_line(json.dumps(allowed))] == [None]
 
