@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,6 +35,7 @@ from claudine_tui.screens.message import MessageScreen
 from claudine_tui.screens.new_task import NewTaskScreen
 from claudine_tui.screens.quit import STOP, QuitScreen
 from claudine_tui.screens.schedules import SchedulesScreen
+from claudine_tui.task_text import parked_text
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
@@ -241,6 +243,11 @@ class ClaudineApp(App[int]):
             elif task.status is TaskState.FAILED:
                 self.notify(f"{task.prompt[:40]}: {task.error or 'failed'}",
                             title=f"✘ {task.short_id} failed", severity="error", timeout=10)
+            elif task.status is TaskState.PARKED:  # the limits line says the rest
+                now = self.last_snapshot.taken_at if self.last_snapshot else time.time()
+                self.notify(f"{task.prompt[:40]}: {parked_text(task, now)}",
+                            title=f"◷ {task.short_id} parked by a usage limit",
+                            severity="warning", timeout=10)
             else:
                 continue
             if self.bell_on_finish:

@@ -134,6 +134,31 @@ async def test_a_reached_budget_is_marked_with_the_owners_reason() -> None:
         assert "waiting: daily budget reached" in agents_box(app)
 
 
+async def test_a_task_that_parks_is_told_in_a_toast() -> None:
+    engine = parked_engine()
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, 11)
+        running = engine.service.get("0004")
+        engine.tasks[running.id] = replace(
+            running, status=TaskState.PARKED, parked_until=LIMIT_RESET, parks=1,
+            error="usage limit reached (five-hour); continues at 2026-01-01T14:05:00.000Z")
+        await wait_for(pilot, lambda: any(
+            "until 14:05 · usage limit reached (five-hour)" in toast
+            for toast in toasts(app)), what="the toast")
+        titles = [n.title for n in app._notifications if "parked" in (n.title or "")]
+        assert titles == ["◷ 0004c0ff parked by a usage limit"]  # once, for that task
+
+
+async def test_parked_tasks_with_no_pause_are_counted_alone() -> None:
+    engine = parked_engine()
+    engine.pause = engine.budget = None  # as a store from before a crash may be
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, 11)
+        assert limits_line(app) == "◷ 2 parked (u: unpark)"
+
+
 async def test_no_pause_no_parked_task_and_no_budget_leaves_the_gauges_as_they_were() -> None:
     app = ClaudineApp(busy_engine())
     async with app.run_test(size=SIZE) as pilot:
@@ -260,6 +285,12 @@ async def test_dollar_opens_the_costs_per_day_and_directory_and_escape_closes_it
         summary = str(screen.query_one("#costs-summary", Static).render())
         assert "Total  $4.73" in summary
         assert "$1.23 of $5.00 today · $12.40 of $100.00 this month" in summary
+        # `r` reads again: an agent's turn has ended meanwhile.
+        engine.service.cost_report = replace(
+            engine.service.cost_report,
+            by_day=(CostLine("2025-12-30", 3.5, 4), CostLine("2026-01-01", 1.61, 4)))
+        await pilot.press("r")
+        assert [str(c) for c in by_day.get_row_at(0)] == ["2026-01-01", "$1.61", "4"]
         # The table's keys are off under it: `u` does not reach the task table.
         await pilot.press("u")
         assert not any(call[0] == "release" for call in engine.calls)
