@@ -74,8 +74,9 @@ class ClaudineApp(App[int]):
         Binding("1", "set_priority('P1')", "P1", group=PRIORITY),
         Binding("2", "set_priority('P2')", "P2", group=PRIORITY),
         Binding("r", "retry_task", "Retry"),
-        # Off the footer too (one more key blanks it at 120 columns): the gauges' limits
-        # line names it while tasks are parked, and `?` and the palette list it.
+        # Off the footer too (one more key pushes the label of `?` out at 120 columns):
+        # the gauges' limits line names it while tasks are parked; `?` and the palette
+        # list it.
         Binding("u", "release_task", "Unpark", show=False),
         Binding("l", "follow_log", "Log"),
         Binding("d", "review_task", "Diff"),
