@@ -124,9 +124,9 @@ def _short_hold(snapshot: EngineSnapshot, reason: str) -> str:
 
 
 def pause_text(snapshot: EngineSnapshot) -> Text:
-    """``◷ paused: usage limit reached (five-hour) until 14:05, in 38 min · 2 parked
-    (u: unpark)``;
-    parked tasks alone when the home is not paused; empty when neither."""
+    """The pause with the parked count (``◷ paused: usage limit reached (five-hour) until
+    14:05, in 38 min · 2 parked (u: unpark)``), the parked tasks alone when the home is
+    not paused, or nothing."""
     glyph = STATUS_GLYPHS["parked"]
     now, pause = snapshot.taken_at, snapshot.pause
     # The key is off the footer (no room): named here, where a person looks for it.
