@@ -343,7 +343,9 @@ class TaskService:
         """
         if spec.claude_bin is not None:
             return spec  # a retry or resume keeps the settings of the task it repeats
-        if spec.fallback_model is None and self.config.fallback_model:
+        if (spec.fallback_model is None and self.config.fallback_model
+                and self.config.fallback_model != spec.model):
+            # The setting names no fallback for a task that asks for that very model.
             spec = replace(spec, fallback_model=self.config.fallback_model)
         try:
             binary = resolve_executable(self.config.claude_bin, self.env)

@@ -28,14 +28,18 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claudine_core.agents.stream_events import AgentResult
-from claudine_core.config import Config
 from claudine_core.errors import InvalidTransition
-from claudine_core.events import StoreVersion, store_version
 from claudine_core.models import Task, TaskState, iso_time
 from claudine_core.store import TaskRepo
+
+if TYPE_CHECKING:
+    # Not at run time: `claudine status` reads the pause, and the CLI's start-up must not
+    # load asyncio (claudine_core.events) for it (tests/e2e/test_cli_imports.py).
+    from claudine_core.agents.stream_events import AgentResult
+    from claudine_core.config import Config
+    from claudine_core.events import StoreVersion
 
 log = logging.getLogger("claudine.engine")
 
@@ -247,6 +251,8 @@ class LimitKeeper:
         self._next_parked_due = math.inf
 
     def _refresh(self, now: float) -> None:
+        from claudine_core.events import store_version
+
         key = (store_version(self.repo), datetime.fromtimestamp(now).strftime("%Y-%m-%d %H"))
         if key == self._read_at:
             return

@@ -22,10 +22,6 @@ from claudine_core.models import Task, TaskState
 from claudine_tui.cli.common import CommandError, ensure_owner, open_service
 from claudine_tui.task_text import format_money, parked_text
 
-PAUSE_FACT = "usage_pause"
-"""claudine_core.usage_limits.PAUSE_KEY, the store's record of the pause, read here first:
-that module loads asyncio (through claudine_core.events), which ``status`` must not on a
-home with no pause (issue 9, tests/e2e/test_cli_imports.py). A test keeps the two equal."""
 DEFAULT_DAYS = 30
 MAX_DAYS = 36_600  # a century: further back than any ledger, short of date arithmetic's end
 
@@ -184,9 +180,7 @@ def _against(spent: float, limit: float | None, when: str, kind: str) -> str:
 
 
 def usage_pause(service: Any) -> Any:
-    """The home's usage-limit pause (a HomePause), or None; see PAUSE_FACT."""
-    if service.repo.get_fact(PAUSE_FACT) is None:
-        return None
+    """The home's usage-limit pause (a HomePause), or None."""
     return service.usage_pause()
 
 

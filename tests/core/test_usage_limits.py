@@ -348,3 +348,18 @@ def test_a_message_to_a_parked_task_is_refused_with_what_to_do(
             f"task {short} is parked by a usage limit.*'claudine release {short}'")):
         service.send_message(first, "also fix the README")
     assert service.task_messages(first) == []
+
+
+def test_the_fallback_setting_is_fixed_at_delegate_time_unless_it_is_the_tasks_model(
+        tmp_path: Path, clock: Clock) -> None:
+    service = TaskService(make_config(tmp_path / "home", fallback_model="claude-haiku-4-5"),
+                          clock=clock)
+    try:
+        plain = service.delegate(TaskSpec(prompt="a", cwd=".", model="claude-opus-4-8"))
+        same = service.delegate(TaskSpec(prompt="b", cwd=".", model="claude-haiku-4-5"))
+        own = service.delegate(TaskSpec(prompt="c", cwd=".", fallback_model="claude-sonnet-5"))
+    finally:
+        service.close()
+    assert plain.fallback_model == "claude-haiku-4-5"
+    assert same.fallback_model is None
+    assert own.fallback_model == "claude-sonnet-5"

@@ -21,9 +21,6 @@ from typing import Any
 import pytest
 from engine_helpers import cli_env
 
-from claudine_core import usage_limits
-from claudine_tui.cli.limits import PAUSE_FACT
-
 CLAUDINE = str(Path(sys.executable).with_name("claudine"))
 ENDED = {"completed", "failed", "cancelled"}
 
@@ -343,7 +340,3 @@ def test_costs_of_an_empty_home_and_bad_days(cli: Cli) -> None:
         assert f"claudine: error: --days: {days} days: give 1 to 36600" in result.stderr
 
 
-def test_status_reads_the_pause_where_the_engine_stores_it() -> None:
-    """status looks for the pause before loading claudine_core.usage_limits (and asyncio
-    with it): under the very key the engine writes it."""
-    assert PAUSE_FACT == usage_limits.PAUSE_KEY
