@@ -89,9 +89,11 @@ def test_the_pause_survives_kill_9_of_the_owner_and_each_run_happens_once(
         with sqlite3.connect(home / "claudine.db") as db:
             (fact,) = db.execute("SELECT value FROM meta WHERE key = 'usage_pause'").fetchone()
         assert json.loads(fact)["until"] == reset
-        while time.time() < reset - 0.5:
-            assert status(env, waiting)["status"] == "queued"
-            assert status(env, limited)["status"] == "parked"
+        while True:
+            states = (status(env, waiting)["status"], status(env, limited)["status"])
+            if time.time() >= reset:
+                break  # these answers may come from after the reset (a slow machine)
+            assert states == ("queued", "parked")
             time.sleep(0.2)
         done = wait_state(env, limited, "completed")
         second = wait_state(env, waiting, "completed")
