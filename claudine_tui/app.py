@@ -168,9 +168,11 @@ class ClaudineApp(App[int]):
     def _left_running_text(self, snap: EngineSnapshot) -> str:
         """What a "leave running" quit left, and who looks after it now (for the shell)."""
         waiting = [t for t in snap.tasks if t.status in (TaskState.RUNNING, TaskState.QUEUED,
-                                                         TaskState.BLOCKED)]
+                                                         TaskState.BLOCKED, TaskState.PARKED)]
         ids = " ".join(t.short_id for t in waiting[:10]) + (" …" if len(waiting) > 10 else "")
         counts = f"{snap.running} running, {snap.queued} queued"
+        if snap.parked:
+            counts += f", {snap.parked} parked"
         heir = getattr(self.engine, "handed_over_to", None)
         if heir:
             owner = f"a background 'claudine serve' (pid {heir}) owns them now"
@@ -187,7 +189,8 @@ class ClaudineApp(App[int]):
         # that just ended must not be offered as still running.
         live = self.engine_started and not self._engine_stopped
         snap = self.engine.snapshot() if live else self.last_snapshot
-        if snap is None or not (snap.running or snap.queued):
+        # Parked tasks are work left too: an owner must be there at the reset.
+        if snap is None or not (snap.running or snap.queued or snap.parked):
             await self._stop_and_exit(False)
             return
         owner = self.engine.role == "owner"
@@ -196,8 +199,8 @@ class ClaudineApp(App[int]):
             if choice is not None:
                 await self._stop_and_exit(choice == STOP, snap)
 
-        self.push_screen(QuitScreen(running=snap.running, queued=snap.queued, owner=owner),
-                         chosen)
+        self.push_screen(QuitScreen(running=snap.running, queued=snap.queued, owner=owner,
+                                    parked=snap.parked), chosen)
 
     # -- refresh -----------------------------------------------------------------------------
 

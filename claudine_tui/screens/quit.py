@@ -20,9 +20,10 @@ class QuitScreen(ModalScreen[str | None]):
         Binding("escape", "choose(None)", "Stay"),
     ]
 
-    def __init__(self, *, running: int, queued: int, owner: bool) -> None:
+    def __init__(self, *, running: int, queued: int, owner: bool, parked: int = 0) -> None:
         super().__init__()
         self.running, self.queued, self.owner = running, queued, owner
+        self.parked = parked
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -34,11 +35,13 @@ class QuitScreen(ModalScreen[str | None]):
                 yield Button("Stay (esc)", id="stay")
 
     def _question(self) -> str:
+        parked = f" and {self.parked} parked until a usage limit resets" if self.parked else ""
         if not self.owner:
             return ("Quit the console? The owning process keeps running the "
-                    f"{self.running} agent(s) and {self.queued} queued task(s).")
+                    f"{self.running} agent(s) and {self.queued} queued task(s){parked}.")
         return (
-            f"Quit with {self.running} agent(s) running and {self.queued} task(s) queued?\n"
+            f"Quit with {self.running} agent(s) running and {self.queued} task(s) queued"
+            f"{parked}?\n"
             "Leave running: they keep going and the next owner (console, serve or MCP) "
             "adopts them.\nStop agents: running tasks end as cancelled; queued tasks stay "
             "queued. No task is lost either way."

@@ -159,6 +159,23 @@ async def test_parked_tasks_with_no_pause_are_counted_alone() -> None:
         assert limits_line(app) == "◷ 2 parked (u: unpark)"
 
 
+async def test_quitting_with_only_parked_tasks_asks_first_and_names_them() -> None:
+    from claudine_tui.screens.quit import QuitScreen
+
+    engine = parked_engine()
+    for task in list(engine.tasks.values()):  # the parked ones, and what has ended
+        if task.status in (TaskState.RUNNING, TaskState.QUEUED, TaskState.BLOCKED):
+            del engine.tasks[task.id]
+    app = ClaudineApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, 2)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+        question = str(app.screen.query_one(".question", Label).render())
+        assert "2 parked until a usage limit resets" in question
+        await pilot.press("escape")
+
+
 async def test_no_pause_no_parked_task_and_no_budget_leaves_the_gauges_as_they_were() -> None:
     app = ClaudineApp(busy_engine())
     async with app.run_test(size=SIZE) as pilot:
