@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claudine_core.backends import ExecutionBackend, RunRef, RunSpec
+from claudine_core.backends import ExecutionBackend, RunPhase, RunRef, RunSpec, RunStatus
 from claudine_core.backends.fake import FakeProgram
 
 AGENT_SCRIPT = Path(__file__).resolve().parent / "backends" / "agent_script.py"
@@ -92,3 +93,40 @@ def pids_alive(pids: list[int]) -> list[int]:
 
 def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CLAUDINE_")}
+
+
+# Long enough for a loaded 2-core machine; a run that behaves ends far sooner.
+DEADLINE_S = 30.0
+STOP_DEADLINE_S = GRACE_S + 15.0
+
+
+
+def spec(task_id: str, *words: str, attempt: int = 1) -> RunSpec:
+    return RunSpec(task_id=task_id, attempt=attempt, argv=agent_argv(*words), env=environment(),
+                   cwd=os.getcwd(), max_output_bytes=10 * 1024 * 1024)
+
+
+def poll_until_done(backend: ExecutionBackend, ref: RunRef, timeout: float) -> RunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = backend.poll(ref)
+        if status.phase is not RunPhase.RUNNING:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"{ref.name} still running after {timeout} s")
+
+
+def read_until(backend: ExecutionBackend, ref: RunRef, offset: int, needle: bytes,
+               timeout: float = DEADLINE_S) -> tuple[bytes, int]:
+    """Read from ``offset`` until the output holds ``needle``; the bytes read, and the end."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while needle not in data:
+        assert time.monotonic() < deadline, f"{ref.name} never printed {needle!r}: {data[-300:]!r}"
+        chunk = backend.read_output(ref, offset + len(data), limit=97)
+        data += chunk
+        if not chunk:
+            time.sleep(0.02)
+    return data, offset + len(data)
+
+

@@ -9,49 +9,23 @@ import signal
 import time
 from pathlib import Path
 
-from backend_kit import GRACE_S, BackendKit, agent_argv, environment, pids_alive
+from backend_kit import (
+    DEADLINE_S,
+    GRACE_S,
+    STOP_DEADLINE_S,
+    BackendKit,
+    pids_alive,
+    poll_until_done,
+    read_until,
+    spec,
+)
 
 from claudine_core.backends import (
     ExecutionBackend,
     NodeChange,
     RunPhase,
     RunRef,
-    RunSpec,
-    RunStatus,
 )
-
-# Long enough for a loaded 2-core machine; a run that behaves ends far sooner.
-DEADLINE_S = 30.0
-STOP_DEADLINE_S = GRACE_S + 15.0
-
-
-def spec(task_id: str, *words: str, attempt: int = 1) -> RunSpec:
-    return RunSpec(task_id=task_id, attempt=attempt, argv=agent_argv(*words), env=environment(),
-                   cwd=os.getcwd(), max_output_bytes=10 * 1024 * 1024)
-
-
-def poll_until_done(backend: ExecutionBackend, ref: RunRef, timeout: float) -> RunStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = backend.poll(ref)
-        if status.phase is not RunPhase.RUNNING:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"{ref.name} still running after {timeout} s")
-
-
-def read_until(backend: ExecutionBackend, ref: RunRef, offset: int, needle: bytes,
-               timeout: float = DEADLINE_S) -> tuple[bytes, int]:
-    """Read from ``offset`` until the output holds ``needle``; the bytes read, and the end."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while needle not in data:
-        assert time.monotonic() < deadline, f"{ref.name} never printed {needle!r}: {data[-300:]!r}"
-        chunk = backend.read_output(ref, offset + len(data), limit=97)
-        data += chunk
-        if not chunk:
-            time.sleep(0.02)
-    return data, offset + len(data)
 
 
 def read_all(backend: ExecutionBackend, ref: RunRef) -> bytes:
@@ -176,7 +150,7 @@ def vanish(kit: BackendKit, backend: ExecutionBackend, ref: RunRef) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while pids_alive([ref.pid]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert backend.poll(ref).phase is RunPhase.LOST
+    assert poll_until_done(backend, ref, DEADLINE_S).phase is RunPhase.LOST
 
 
 def test_capacity_counts_the_runs_on_each_node(kit: BackendKit, tmp_path: Path) -> None:

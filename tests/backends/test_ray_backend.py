@@ -1,0 +1,89 @@
+"""What only the Ray backend must show: runs spread over nodes, a run on a node that dies
+reported lost by our own watchdog (not after Ray's ~14 s), and no re-run by Ray."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_kit import DEADLINE_S, GRACE_S, pids_alive, read_until, spec
+
+from claudine_core.backends import RunPhase, RunRef
+from claudine_core.backends.base import RunSpec
+
+pytestmark = pytest.mark.ray
+
+LOST_AFTER_S = 3.0  # the watchdog's setting here (20 s by default)
+LOST_DEADLINE_S = 5.0  # the issue's promise for a node that dies under a run
+
+
+@pytest.fixture
+def backend(ray_cluster: Any, tmp_path: Path) -> Iterator[Any]:
+    made = ray_cluster.backend(tmp_path / "runs", GRACE_S, lost_after_s=LOST_AFTER_S)
+    yield made
+    for followed in list(made.followed.values()):
+        made.kill(followed.ref)
+        made.release(followed.ref)
+    made.close()
+
+
+def pinned(run: RunSpec, node_id: str) -> RunSpec:
+    return RunSpec(**{**run.__dict__, "node_id": node_id})
+
+
+def test_runs_go_to_the_nodes_they_are_pinned_to(ray_cluster: Any, backend: Any,
+                                                 tmp_path: Path) -> None:
+    nodes = [node.node_id for node in ray_cluster.workers]
+    refs = [backend.start(pinned(spec(f"t-spread{i}", "ticker", str(tmp_path / f"p{i}")),
+                                 node)) for i, node in enumerate(nodes)]
+    assert [ref.node_id for ref in refs] == nodes
+    by_node = {node.node_id: node.slots_used for node in backend.capacity()}
+    assert [by_node[node] for node in nodes] == [1, 1]
+
+
+def test_a_node_killed_mid_run_gets_its_run_reported_lost_and_not_rerun(
+        ray_cluster: Any, backend: Any, tmp_path: Path) -> None:
+    import ray
+
+    # A node of its own, so the session's cluster keeps its two workers whatever happens.
+    victim = ray_cluster.add_worker()
+    pidfile = tmp_path / "pids"
+    ref = backend.start(pinned(spec("t-node-dies", "ticker", str(pidfile)), victim))
+    read_until(backend, ref, 0, b'"started"')
+    agent_pids = [int(p) for p in pidfile.read_text().split()]
+    assert backend.poll(ref).phase is RunPhase.RUNNING
+
+    killed_at = time.monotonic()
+    ray_cluster.kill_worker(victim)
+    status = poll_until_lost(backend, ref, LOST_DEADLINE_S)
+    assert "heartbeat" in (status.reason or "") or "down" in (status.reason or "")
+    assert time.monotonic() - killed_at <= LOST_DEADLINE_S
+    # Ray gives the actor up (max_restarts=0) and never starts the agent again.
+    wait_for_actor_gone(ray, ref, backend.namespace)
+    assert pidfile.read_text().split() == [str(p) for p in agent_pids]
+    assert pids_alive(agent_pids) == []
+
+
+def poll_until_lost(backend: Any, ref: RunRef, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = backend.poll(ref)
+        if status.phase is RunPhase.LOST:
+            return status
+        assert status.phase is RunPhase.RUNNING, status
+        time.sleep(0.05)
+    raise AssertionError(f"{ref.name} not reported lost within {timeout} s")
+
+
+def wait_for_actor_gone(ray: Any, ref: RunRef, namespace: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S * 2
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(ref.name, namespace=namespace)
+        except ValueError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{ref.name} still known to Ray")

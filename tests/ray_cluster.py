@@ -1,0 +1,90 @@
+"""A Ray cluster of a head and two worker nodes on loopback, for the ``ray`` test tier.
+
+Started in this process with ``ray.cluster_utils.Cluster`` (its nodes are our children,
+so the suite's leak check sees them, and ``shutdown`` stops them all). Every node declares
+``agent_slot`` resources as ``ray start --resources`` would; token auth is off on
+loopback only; Ray's files go under a temp directory of the test session's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+SLOTS_PER_NODE = 4
+RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    # Else Ray turns 127.0.0.1 into the host's outward address and a driver waits for
+    # ever on a GCS that listens on loopback (docs/ray-backend.md).
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+class LocalRayCluster:
+    def __init__(self, tmp: Path, workers: int = 2) -> None:
+        self.tmp = tmp
+        self.workers_wanted = workers
+        self.namespace = f"claudine-test-{uuid.uuid4().hex[:8]}"
+        self.saved_env: dict[str, str | None] = {}
+        self.cluster: Any = None
+        self.workers: list[Any] = []
+
+    def __enter__(self) -> LocalRayCluster:
+        env = {**RAY_ENV, "RAY_TMPDIR": str(self.tmp)}
+        self.saved_env = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        from ray.cluster_utils import Cluster
+
+        head_args = {"num_cpus": 1, "resources": {"agent_slot": SLOTS_PER_NODE},
+                     "node_ip_address": LOOPBACK, "include_dashboard": False}
+        self.cluster = Cluster(initialize_head=True, head_node_args=head_args)
+        try:
+            for _ in range(self.workers_wanted):
+                self.add_worker()
+            self.cluster.wait_for_nodes()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    @property
+    def address(self) -> str:
+        return str(self.cluster.address)
+
+    def backend(self, run_root: Path, kill_grace_s: float, **options: Any) -> Any:
+        from claudine_core.backends.ray import RayBackend
+
+        return RayBackend(address=self.address, namespace=self.namespace, run_root=run_root,
+                          kill_grace_s=kill_grace_s, node_ip_address=LOOPBACK, **options)
+
+    def kill_worker(self, node_id: str) -> None:
+        """SIGKILL every Ray process of a worker node, as a machine that died."""
+        node = next(n for n in self.workers if n.node_id == node_id)
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.workers.remove(node)
+
+    def add_worker(self) -> str:
+        """A new worker node; its node id."""
+        node = self.cluster.add_node(num_cpus=1, resources={"agent_slot": SLOTS_PER_NODE},
+                                     node_ip_address=LOOPBACK)
+        self.workers.append(node)
+        return str(node.node_id)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        import ray
+
+        ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+        for name, value in self.saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(self.tmp, ignore_errors=True)
