@@ -8,8 +8,10 @@ loopback only; Ray's files go under a temp directory of the test session's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +69,30 @@ class LocalRayCluster:
         node = next(n for n in self.workers if n.node_id == node_id)
         self.cluster.remove_node(node, allow_graceful=False)
         self.workers.remove(node)
+
+    def freeze_worker(self, node_id: str) -> list[int]:
+        """SIGSTOP every process of a worker node and its runs, as a machine that hangs
+        (not crashed: its sockets stay open); the pids, to thaw them."""
+        import psutil
+
+        node = next(n for n in self.workers if n.node_id == node_id)
+        roots = [p.process.pid for procs in node.all_processes.values() for p in procs]
+        frozen = []
+        for pid in roots:
+            try:
+                tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.suspend()
+                    frozen.append(process.pid)
+        return frozen
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def add_worker(self) -> str:
         """A new worker node; its node id."""

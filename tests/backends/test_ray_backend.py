@@ -3,19 +3,33 @@ reported lost by our own watchdog (not after Ray's ~14 s), and no re-run by Ray.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_kit import DEADLINE_S, GRACE_S, pids_alive, read_until, spec
+from backend_kit import (
+    DEADLINE_S,
+    GRACE_S,
+    STOP_DEADLINE_S,
+    pids_alive,
+    poll_until_done,
+    read_until,
+    spec,
+)
 
 from claudine_core.backends import RunPhase, RunRef
 from claudine_core.backends.base import RunSpec
 
 pytestmark = pytest.mark.ray
 
+OWNER = Path(__file__).resolve().parent / "ray_owner.py"
 LOST_AFTER_S = 3.0  # the watchdog's setting here (20 s by default)
 LOST_DEADLINE_S = 5.0  # the promise for a node that dies under a run
 
@@ -87,3 +101,46 @@ def wait_for_actor_gone(ray: Any, ref: RunRef, namespace: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"{ref.name} still known to Ray")
+
+
+def test_runs_outlive_an_owner_killed_with_sigkill_and_are_reattached(
+        ray_cluster: Any, backend: Any, tmp_path: Path) -> None:
+    nodes = [ray_cluster.cluster.head_node.node_id] + [n.node_id for n in ray_cluster.workers]
+    owner = subprocess.Popen(
+        [sys.executable, str(OWNER), ray_cluster.address, ray_cluster.namespace,
+         str(tmp_path / "runs"), str(tmp_path), *nodes],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])})
+    try:
+        stored = json.loads(owner.stdout.readline() if owner.stdout else "")
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    pids_before = [(tmp_path / f"p{i}").read_text() for i in range(len(nodes))]
+
+    for i, row in enumerate(stored):
+        ref = backend.reattach(RunRef(**row["ref"]))
+        assert ref is not None, f"run {i} not found after the owner died"
+        assert ref.node_id == nodes[i]
+        rest, _ = read_until(backend, ref, row["offset"], b'"n": 30}')
+        whole = backend.read_output(ref, 0, limit=row["offset"]) + rest
+        backend.stop(ref)
+        assert poll_until_done(backend, ref, STOP_DEADLINE_S).phase is RunPhase.ENDED
+        ticks = [json.loads(line)["n"] for line in whole.splitlines() if b"tick" in line]
+        assert ticks[: ticks.index(30) + 1] == list(range(31))
+        assert whole.count(b'"started"') == 1, "the agent was started more than once"
+    assert [(tmp_path / f"p{i}").read_text() for i in range(len(nodes))] == pids_before
+
+
+def test_a_frozen_node_gets_its_run_reported_lost_by_the_watchdog(
+        ray_cluster: Any, backend: Any, tmp_path: Path) -> None:
+    victim = ray_cluster.add_worker()
+    ref = backend.start(pinned(spec("t-frozen", "ticker", str(tmp_path / "pids")), victim))
+    read_until(backend, ref, 0, b'"started"')
+    frozen = ray_cluster.freeze_worker(victim)
+    try:
+        status = poll_until_lost(backend, ref, LOST_AFTER_S + DEADLINE_S)
+        assert "heartbeat" in (status.reason or "")
+    finally:
+        ray_cluster.thaw(frozen)
+        ray_cluster.kill_worker(victim)
