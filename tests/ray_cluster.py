@@ -19,6 +19,7 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 SLOTS_PER_NODE = 4
+NODE_START_TRIES = 2
 RAY_ENV = {
     "RAY_AUTH_MODE": "disabled",
     # Else Ray turns 127.0.0.1 into the host's outward address and a driver waits for
@@ -44,8 +45,8 @@ class LocalRayCluster:
 
         head_args = {"num_cpus": 1, "resources": {"agent_slot": SLOTS_PER_NODE},
                      "node_ip_address": LOOPBACK, "include_dashboard": False}
-        self.cluster = Cluster(initialize_head=True, head_node_args=head_args)
         try:
+            self.cluster = Cluster(initialize_head=True, head_node_args=head_args)
             for _ in range(self.workers_wanted):
                 self.add_worker()
             self.cluster.wait_for_nodes()
@@ -95,11 +96,51 @@ class LocalRayCluster:
                 os.kill(pid, signal.SIGCONT)
 
     def add_worker(self) -> str:
-        """A new worker node; its node id."""
-        node = self.cluster.add_node(num_cpus=1, resources={"agent_slot": SLOTS_PER_NODE},
-                                     node_ip_address=LOOPBACK)
-        self.workers.append(node)
-        return str(node.node_id)
+        """A new worker node; its node id.
+
+        Ray gives a new raylet a fixed 30 s to register; on a machine loaded by other
+        suites it sometimes misses that, so a second try is allowed (the first one's
+        processes are swept away first, see :meth:`_sweep`)."""
+        for tries_left in reversed(range(NODE_START_TRIES)):
+            try:
+                node = self.cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK,
+                                             resources={"agent_slot": SLOTS_PER_NODE})
+            except Exception:
+                self._sweep()  # the half-started node, before it registers late
+                if not tries_left:
+                    raise
+                continue
+            self.workers.append(node)
+            return str(node.node_id)
+        raise AssertionError("unreachable")
+
+    def _sweep(self) -> None:
+        """Kill the processes of nodes that failed to start: every process whose command
+        line names this cluster's own temp dir (none of them is anybody else's) and that
+        is not one of a started node's, or one of theirs."""
+        import psutil
+
+        mine = str(self.tmp)
+        keep = self._node_pids()
+        for process in psutil.process_iter(["cmdline"]):
+            stray = process.pid not in keep and any(
+                mine in word for word in process.info.get("cmdline") or [])
+            if stray:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+
+    def _node_pids(self) -> set[int]:
+        import psutil
+
+        nodes = self.cluster.list_all_nodes() if self.cluster is not None else []
+        pids: set[int] = set()
+        for node in nodes:
+            for infos in node.all_processes.values():
+                for info in infos:
+                    with contextlib.suppress(psutil.Error):
+                        root = psutil.Process(info.process.pid)
+                        pids.update(p.pid for p in [root, *root.children(recursive=True)])
+        return pids
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -108,6 +149,7 @@ class LocalRayCluster:
         ray.shutdown()
         if self.cluster is not None:
             self.cluster.shutdown()
+        self._sweep()
         for name, value in self.saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
