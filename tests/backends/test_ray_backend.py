@@ -58,6 +58,21 @@ def test_runs_go_to_the_nodes_they_are_pinned_to(ray_cluster: Any, backend: Any,
     assert [by_node[node] for node in nodes] == [1, 1]
 
 
+def test_an_agent_ignoring_sigterm_on_a_worker_node_is_stopped_with_no_survivor(
+        ray_cluster: Any, backend: Any, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    worker = ray_cluster.workers[-1].node_id
+    ref = backend.start(pinned(spec("t-remote-stubborn", "stubborn", str(pidfile)), worker))
+    assert ref.node_id == worker
+    read_until(backend, ref, 0, b'"started"')
+    backend.stop(ref)
+    status = poll_until_done(backend, ref, STOP_DEADLINE_S)
+    assert status.phase is RunPhase.ENDED and status.exit_record is not None
+    assert status.exit_record["signal"] == signal.SIGKILL
+    agent_and_detached_grandchild = [int(p) for p in pidfile.read_text().split()]
+    assert pids_alive(agent_and_detached_grandchild) == []
+
+
 def test_a_node_killed_mid_run_gets_its_run_reported_lost_and_not_rerun(
         ray_cluster: Any, backend: Any, tmp_path: Path) -> None:
     import ray
