@@ -29,8 +29,9 @@ RAY_ENV = {
 
 
 class LocalRayCluster:
-    def __init__(self, tmp: Path, workers: int = 2) -> None:
+    def __init__(self, tmp: Path, workers: int = 2, slots_per_node: int = SLOTS_PER_NODE) -> None:
         self.tmp = tmp
+        self.slots_per_node = slots_per_node
         self.workers_wanted = workers
         self.namespace = f"claudine-test-{uuid.uuid4().hex[:8]}"
         self.saved_env: dict[str, str | None] = {}
@@ -43,10 +44,10 @@ class LocalRayCluster:
         os.environ.update(env)
         from ray.cluster_utils import Cluster
 
-        head_args = {"num_cpus": 1, "resources": {"agent_slot": SLOTS_PER_NODE},
+        head_args = {"num_cpus": 1, "resources": {"agent_slot": self.slots_per_node},
                      "node_ip_address": LOOPBACK, "include_dashboard": False}
         try:
-            self.cluster = Cluster(initialize_head=True, head_node_args=head_args)
+            self.cluster = self._start_head(Cluster, head_args)
             for _ in range(self.workers_wanted):
                 self.add_worker()
             self.cluster.wait_for_nodes()
@@ -54,6 +55,17 @@ class LocalRayCluster:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _start_head(self, cluster_class: Any, head_args: dict[str, Any]) -> Any:
+        """The head node, tried again as a worker is (see :meth:`add_worker`)."""
+        for tries_left in reversed(range(NODE_START_TRIES)):
+            try:
+                return cluster_class(initialize_head=True, head_node_args=head_args)
+            except Exception:
+                self._sweep()
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")
 
     @property
     def address(self) -> str:
@@ -104,7 +116,7 @@ class LocalRayCluster:
         for tries_left in reversed(range(NODE_START_TRIES)):
             try:
                 node = self.cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK,
-                                             resources={"agent_slot": SLOTS_PER_NODE})
+                                             resources={"agent_slot": self.slots_per_node})
             except Exception:
                 self._sweep()  # the half-started node, before it registers late
                 if not tries_left:

@@ -96,7 +96,6 @@ def test_kill_ends_a_run_at_once_with_no_survivor(kit: BackendKit, tmp_path: Pat
     ref = kit.start(backend, spec("t-kill", "stubborn", str(pidfile)))
     read_until(backend, ref, 0, b'"started"')
     backend.kill(ref)
-    # Not after the grace: a kill does not wait for one.
     status = poll_until_done(backend, ref, DEADLINE_S)
     assert status.phase in (RunPhase.ENDED, RunPhase.LOST)
     if kit.runs_processes:
