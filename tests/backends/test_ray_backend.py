@@ -1,8 +1,11 @@
-"""What only the Ray backend must show: runs spread over nodes, a run on a node that dies
-reported lost by our own watchdog (not after Ray's ~14 s), and no re-run by Ray."""
+"""What only the Ray backend must show, on a local cluster: runs go to the nodes they are
+pinned to; a stop on a worker node leaves no survivor; a run on a node that is killed or
+frozen is reported lost by our own watchdog (not after Ray's 14 s or more) and never re-run
+by Ray; runs outlive an owner killed with SIGKILL and a new owner re-attaches them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -45,7 +48,7 @@ def backend(ray_cluster: Any, tmp_path: Path) -> Iterator[Any]:
 
 
 def pinned(run: RunSpec, node_id: str) -> RunSpec:
-    return RunSpec(**{**run.__dict__, "node_id": node_id})
+    return dataclasses.replace(run, node_id=node_id)
 
 
 def test_runs_go_to_the_nodes_they_are_pinned_to(ray_cluster: Any, backend: Any,
