@@ -106,7 +106,9 @@ class NodeEvent:
 
 @runtime_checkable
 class ExecutionBackend(Protocol):
-    """Where agents run. Every method returns promptly (no method waits for a run)."""
+    """Where agents run. No method waits for a run to progress; ``start`` waits for it to
+    be placed (locally the spawn; on Ray the actor's first answer, a second or more: the
+    engine must not call it on its loop as is, see docs/ray-backend.md)."""
 
     name: str
     kill_grace_s: float

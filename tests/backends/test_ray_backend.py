@@ -27,7 +27,7 @@ from backend_kit import (
     spec,
 )
 
-from claudine_core.backends import RunPhase, RunRef
+from claudine_core.backends import NodeChange, RunPhase, RunRef
 from claudine_core.backends.base import RunSpec
 
 pytestmark = pytest.mark.ray
@@ -88,6 +88,7 @@ def test_a_node_killed_mid_run_gets_its_run_reported_lost_and_not_rerun(
     agent_pids = [int(p) for p in pidfile.read_text().split()]
     assert backend.poll(ref).phase is RunPhase.RUNNING
 
+    backend.node_events()  # what came before: the victim's arrival
     killed_at = time.monotonic()
     ray_cluster.kill_worker(victim)
     status = poll_until_lost(backend, ref, LOST_DEADLINE_S)
@@ -96,6 +97,8 @@ def test_a_node_killed_mid_run_gets_its_run_reported_lost_and_not_rerun(
     # Ray gives the actor up (max_restarts=0) and never starts the agent again.
     wait_for_actor_gone(ray, ref, backend.namespace)
     assert pidfile.read_text().split() == [str(p) for p in agent_pids]
+    # Ray itself declares the node dead later (missed heartbeats): then it is an event.
+    assert wait_for_node_events(backend) == [(victim, NodeChange.DOWN)]
     assert pids_alive(agent_pids) == []
 
 
@@ -108,6 +111,16 @@ def poll_until_lost(backend: Any, ref: RunRef, timeout: float) -> Any:
         assert status.phase is RunPhase.RUNNING, status
         time.sleep(0.05)
     raise AssertionError(f"{ref.name} not reported lost within {timeout} s")
+
+
+def wait_for_node_events(backend: Any) -> list[tuple[str, NodeChange]]:
+    deadline = time.monotonic() + DEADLINE_S * 2
+    while time.monotonic() < deadline:
+        events = backend.node_events()
+        if events:
+            return [(event.node_id, event.change) for event in events]
+        time.sleep(0.2)
+    raise AssertionError("no node event")
 
 
 def wait_for_actor_gone(ray: Any, ref: RunRef, namespace: str) -> None:
