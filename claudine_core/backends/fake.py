@@ -17,6 +17,7 @@ from typing import Any
 
 from claudine_core.backends.base import (
     READ_LIMIT,
+    ExecutionBackend,
     NodeCapacity,
     NodeEvent,
     NodeWatch,
@@ -142,3 +143,8 @@ def _record(*, exit_code: int | None = None, signal: int | None = None,
     """An exit record shaped like the wrapper's (the fields the engine reads)."""
     return {"exit_code": exit_code, "signal": signal, "terminated": terminated,
             "survivors": [], "leftover_processes": 0}
+
+
+def _conforms(backend: FakeBackend) -> ExecutionBackend:
+    """Never called: mypy checks here that the class satisfies the seam's protocol."""
+    return backend

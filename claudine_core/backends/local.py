@@ -16,6 +16,7 @@ from pathlib import Path
 
 from claudine_core.backends.base import (
     READ_LIMIT,
+    ExecutionBackend,
     NodeCapacity,
     NodeEvent,
     NodeWatch,
@@ -136,3 +137,8 @@ def read_log(path: Path, offset: int, limit: int) -> bytes:
             return source.read(limit)
     except FileNotFoundError:
         return b""
+
+
+def _conforms(backend: LocalBackend) -> ExecutionBackend:
+    """Never called: mypy checks here that the class satisfies the seam's protocol."""
+    return backend

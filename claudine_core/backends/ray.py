@@ -37,6 +37,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from claudine_core.backends.base import (
     READ_LIMIT,
+    ExecutionBackend,
     NodeCapacity,
     NodeEvent,
     NodeWatch,
@@ -298,3 +299,8 @@ def _status(phase: str, record: dict[str, Any] | None, at: float) -> RunStatus:
     if phase == RunPhase.LOST.value:
         return RunStatus(RunPhase.LOST, reason="its wrapper is gone and left no exit record")
     return RunStatus(RunPhase(phase), exit_record=record, heartbeat_at=at)
+
+
+def _conforms(backend: RayBackend) -> ExecutionBackend:
+    """Never called: mypy checks here that the class satisfies the seam's protocol."""
+    return backend
