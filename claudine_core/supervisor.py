@@ -225,14 +225,18 @@ class Supervisor:
         for agent in self.agents.values():
             due = agent.term_sent_at is not None and now - agent.term_sent_at >= due_after
             if due and not agent.kill_sent:
-                agent.kill_sent = True
-                # The wrapper did not finish the stop (it hangs, or was killed): the tree
-                # first, while the wrapper still links it together, then the group.
-                wrapper = self._wrapper(agent)
-                signal_tree(wrapper, signal.SIGKILL)
-                signal_group(agent.pid, signal.SIGKILL)
-                if wrapper is not None:
-                    _signal_process(wrapper, signal.SIGKILL)
+                # The wrapper did not finish the stop (it hangs, or was killed).
+                self.kill(agent)
+
+    def kill(self, agent: RunningAgent) -> None:
+        """SIGKILL the agent's tree, its group and its wrapper now: the tree first, while
+        the wrapper still links it together, then the group, then the wrapper."""
+        agent.kill_sent = True
+        wrapper = self._wrapper(agent)
+        signal_tree(wrapper, signal.SIGKILL)
+        signal_group(agent.pid, signal.SIGKILL)
+        if wrapper is not None:
+            _signal_process(wrapper, signal.SIGKILL)
 
     def _wrapper(self, agent: RunningAgent) -> psutil.Process | None:
         """The agent's wrapper process, if it is still the one we started."""

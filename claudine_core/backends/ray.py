@@ -1,0 +1,306 @@
+"""The Ray backend: each run a detached, named actor on one node of a Ray cluster.
+
+Optional (``pip install 'claudine[ray]'``): nothing else in claudine imports this module
+or ray (an import-linter contract says so), so the local engine never pays for it.
+
+A run is the actor ``run-<task>-<attempt>`` in the backend's namespace, created with
+``lifetime="detached"`` (it outlives the owner that made it), an ``agent_slot`` of the
+node's declared ones, and pinned to a node when the spec names one. The actor starts the
+agent exactly as the local backend does (a :class:`Supervisor` and the same wrapper, so
+the same process-group ownership and stop), in a run folder under ``run_root`` on its
+node; the wrapper's ``stdout.jsonl`` there is the spill file the actor serves by offset.
+
+Ray's own retries are off everywhere (``max_restarts=0``, ``max_task_retries=0``): a Ray
+retry would start the agent again from scratch and stitch two runs' output into one
+stream. A run whose node dies is reported ``lost`` and the engine's retry policy decides.
+
+Liveness is our own watchdog, not Ray's: ``poll`` never blocks; it keeps one status call
+in flight per run and reports the run lost when no answer came for ``lost_after_s``, or
+at once when Ray says its actor died or its node is down. Measured (docs/ray-backend.md):
+calls to an actor on a killed node fail after ~2 s as "temporarily unavailable", and Ray
+marks the node dead only after ~14 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from claudine_core.backends.base import (
+    READ_LIMIT,
+    ExecutionBackend,
+    NodeCapacity,
+    NodeEvent,
+    NodeWatch,
+    RunPhase,
+    RunRef,
+    RunSpec,
+    RunStatus,
+    run_name,
+)
+
+SLOT_RESOURCE = "agent_slot"
+CALL_TIMEOUT_S = 30.0  # a synchronous call to a run's actor (start, read, kill) at most
+NODE_CHECK_S = 1.0  # how often the node table is read at most
+
+
+@ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)
+class RunActor:
+    """One run on its node: the agent's wrapper, its run folder, its output by offset."""
+
+    def __init__(self, spec: RunSpec, run_root: str, kill_grace_s: float) -> None:
+        from claudine_core.run_dirs import run_dir_for
+        from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
+
+        self.escalate_after_s = kill_grace_s + ESCALATION_MARGIN_S
+        self.supervisor = Supervisor(kill_grace_s=kill_grace_s)
+        self.run_dir = run_dir_for(Path(run_root), spec.task_id, spec.attempt)
+        self.agent = self.supervisor.spawn(
+            spec.task_id, self.run_dir, spec.argv, env=spec.env, cwd=spec.cwd,
+            max_output_bytes=spec.max_output_bytes, started_at=time.time(), deadline=None,
+            prompt=spec.prompt, stream_input=spec.stream_input)
+
+    def describe(self) -> tuple[str, int | None, float | None]:
+        """Where the run is: its node, and its wrapper's pid and start time there."""
+        node_id = ray.get_runtime_context().get_node_id()
+        return node_id, self.agent.pid, self.agent.pid_started_at
+
+    def read(self, offset: int, limit: int) -> bytes:
+        from claudine_core.backends.local import read_log
+
+        return read_log(self.run_dir / "stdout.jsonl", offset, limit)
+
+    def status(self) -> tuple[str, dict[str, Any] | None, float]:
+        now = time.time()
+        self.supervisor.enforce_stops(now)
+        record = self.supervisor.exit_record(self.agent)
+        if record is None and self.supervisor.is_alive(self.agent):
+            return RunPhase.RUNNING.value, None, now
+        record = record or self.supervisor.exit_record(self.agent)
+        phase = RunPhase.ENDED if record is not None else RunPhase.LOST
+        return phase.value, record, now
+
+    def stop(self) -> None:
+        from claudine_core.models import TaskState
+
+        self.supervisor.request_stop(self.agent, TaskState.CANCELLED,
+                                     "stopped through the execution backend", time.time())
+        # The wrapper kills what is left after the grace; should it fail to, the
+        # supervisor's escalation must run even if nobody polls this actor.
+        timer = threading.Timer(self.escalate_after_s + 0.1, self._escalate)
+        timer.daemon = True
+        timer.start()
+
+    def _escalate(self) -> None:
+        self.supervisor.enforce_stops(time.time())
+
+    def kill(self) -> None:
+        self.supervisor.kill(self.agent)
+
+    def release(self) -> None:
+        self.supervisor.forget(self.agent)
+
+
+@dataclass
+class _Followed:
+    """A run this backend follows, and its heartbeat."""
+
+    ref: RunRef
+    actor: Any
+    last_answer_at: float
+    status: RunStatus
+    pending: Any = None
+    """The status call in flight (one at a time)."""
+
+
+class RayBackend:
+    """Agents as detached actors on a Ray cluster.
+
+    Args:
+        address: the cluster's address (``host:port`` of the head's GCS).
+        namespace: the Ray namespace the run actors are named in (one per home).
+        run_root: where each node keeps run folders (the same path on every node).
+        kill_grace_s: seconds between SIGTERM and SIGKILL of a stop.
+        lost_after_s: a run whose actor has not answered for this long is lost.
+        node_ip_address: this process's address for Ray (127.0.0.1 in loopback tests).
+        clock: monotonic time, for heartbeats.
+    """
+
+    name = "ray"
+
+    def __init__(self, *, address: str, namespace: str, run_root: Path, kill_grace_s: float,
+                 lost_after_s: float = 20.0, node_ip_address: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=namespace, logging_level="ERROR",
+                     _node_ip_address=node_ip_address)
+        self.namespace = namespace
+        self.run_root = run_root
+        self.kill_grace_s = kill_grace_s
+        self.lost_after_s = lost_after_s
+        self.clock = clock
+        self.followed: dict[str, _Followed] = {}
+        self._nodes = NodeWatch()
+        self._node_table: list[dict[str, Any]] = []
+        self._node_table_at = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"RayBackend(namespace={self.namespace!r}, following={len(self.followed)})"
+
+    def start(self, spec: RunSpec) -> RunRef:
+        options: dict[str, Any] = {
+            "name": run_name(spec.task_id, spec.attempt), "namespace": self.namespace,
+            "lifetime": "detached", "resources": {SLOT_RESOURCE: 1}}
+        if spec.node_id is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(spec.node_id,
+                                                                            soft=False)
+        actor_class: Any = RunActor  # ray.remote made it an ActorClass; mypy sees the class
+        actor = actor_class.options(**options).remote(spec, str(self.run_root), self.kill_grace_s)
+        try:
+            node_id, pid, pid_started_at = ray.get(actor.describe.remote(),
+                                                   timeout=CALL_TIMEOUT_S)
+        except (RayActorError, GetTimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+            raise OSError(f"the run's actor did not start: {exc}") from exc
+        ref = RunRef(spec.task_id, spec.attempt, node_id, pid, pid_started_at)
+        self._follow(ref, actor)
+        return ref
+
+    def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        try:
+            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit),
+                                 timeout=CALL_TIMEOUT_S))
+        except (RayActorError, GetTimeoutError):
+            return b""  # nothing to read now; poll() decides whether the run is lost
+
+    def stop(self, ref: RunRef) -> None:
+        self._call(ref, "stop")
+
+    def kill(self, ref: RunRef) -> None:
+        self._call(ref, "kill")
+
+    def poll(self, ref: RunRef) -> RunStatus:
+        followed = self._followed(ref)
+        if followed.status.phase is not RunPhase.RUNNING:
+            return followed.status
+        now = self.clock()
+        if ref.node_id not in self._alive_nodes():
+            return self._lose(followed, f"its node {ref.node_id[:12]} is down")
+        if followed.pending is None:
+            followed.pending = followed.actor.status.remote()
+        ready, _ = ray.wait([followed.pending], timeout=0)
+        if ready:
+            call, followed.pending = followed.pending, None
+            try:
+                phase, record, at = ray.get(call)
+            except ActorDiedError as exc:
+                return self._lose(followed, f"its actor died: {str(exc)[:200]}")
+            except RayActorError:
+                pass  # "temporarily unavailable": the watchdog below decides
+            else:
+                followed.last_answer_at = now
+                followed.status = _status(phase, record, at)
+                return followed.status
+        if now - followed.last_answer_at > self.lost_after_s:
+            return self._lose(followed, f"no heartbeat for {self.lost_after_s:g} s")
+        return followed.status
+
+    def reattach(self, recorded: RunRef) -> RunRef | None:
+        try:
+            actor = ray.get_actor(recorded.name, namespace=self.namespace)
+        except ValueError:
+            return None
+        try:
+            phase, _, _ = ray.get(actor.status.remote(), timeout=CALL_TIMEOUT_S)
+            node_id, pid, pid_started_at = ray.get(actor.describe.remote(),
+                                                   timeout=CALL_TIMEOUT_S)
+        except (RayActorError, GetTimeoutError):
+            phase = RunPhase.LOST.value
+        if phase == RunPhase.LOST.value:
+            # Its agent is gone: free the node's slot; the engine's policy takes it on.
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+            return None
+        ref = RunRef(recorded.task_id, recorded.attempt, node_id, pid, pid_started_at)
+        self._follow(ref, actor)
+        return ref
+
+    def release(self, ref: RunRef) -> None:
+        followed = self.followed.pop(ref.name, None)
+        if followed is None:
+            return
+        with contextlib.suppress(RayActorError, GetTimeoutError):
+            ray.get(followed.actor.release.remote(), timeout=CALL_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            ray.kill(followed.actor, no_restart=True)
+
+    def capacity(self) -> list[NodeCapacity]:
+        used: dict[str, int] = {}
+        for followed in self.followed.values():
+            used[followed.ref.node_id] = used.get(followed.ref.node_id, 0) + 1
+        return [
+            NodeCapacity(node["NodeID"], alive=True,
+                         slots_total=int(node["Resources"].get(SLOT_RESOURCE, 0)),
+                         slots_used=used.get(node["NodeID"], 0),
+                         cpus=node["Resources"].get("CPU"))
+            for node in self._node_rows(fresh=True) if node["Alive"]
+        ]
+
+    def node_events(self) -> list[NodeEvent]:
+        return self._nodes.changes(self._alive_nodes(fresh=True), time.time())
+
+    def close(self) -> None:
+        """Stop following; the runs' actors live on (they are detached)."""
+        self.followed.clear()
+
+    def _follow(self, ref: RunRef, actor: Any) -> None:
+        self.followed[ref.name] = _Followed(ref, actor, self.clock(),
+                                            RunStatus(RunPhase.RUNNING))
+
+    def _followed(self, ref: RunRef) -> _Followed:
+        try:
+            return self.followed[ref.name]
+        except KeyError:
+            raise LookupError(f"{ref.name} was not started or re-attached here") from None
+
+    def _call(self, ref: RunRef, method: str) -> None:
+        """A command to a run's actor; one on a dead node is lost already (poll says so)."""
+        with contextlib.suppress(RayActorError, GetTimeoutError):
+            ray.get(getattr(self._followed(ref).actor, method).remote(), timeout=CALL_TIMEOUT_S)
+
+    def _lose(self, followed: _Followed, reason: str) -> RunStatus:
+        """Mark a run lost and kill its actor best-effort (a frozen node may wake up)."""
+        followed.status = RunStatus(RunPhase.LOST, reason=reason)
+        with contextlib.suppress(Exception):
+            ray.kill(followed.actor, no_restart=True)
+        return followed.status
+
+    def _node_rows(self, fresh: bool = False) -> list[dict[str, Any]]:
+        now = self.clock()
+        if fresh or now - self._node_table_at >= NODE_CHECK_S:
+            self._node_table, self._node_table_at = ray.nodes(), now
+        return self._node_table
+
+    def _alive_nodes(self, fresh: bool = False) -> set[str]:
+        return {node["NodeID"] for node in self._node_rows(fresh) if node["Alive"]}
+
+
+def _status(phase: str, record: dict[str, Any] | None, at: float) -> RunStatus:
+    if phase == RunPhase.LOST.value:
+        return RunStatus(RunPhase.LOST, reason="its wrapper is gone and left no exit record")
+    return RunStatus(RunPhase(phase), exit_record=record, heartbeat_at=at)
+
+
+def _conforms(backend: RayBackend) -> ExecutionBackend:
+    """Never called: mypy checks here that the class satisfies the seam's protocol."""
+    return backend
