@@ -1,9 +1,10 @@
 """The log / detail pane of the selected task.
 
 The log follows the agent's output file through ``service.read_events`` offsets (it works
-the same for an owner and a client), a bounded batch per poll, into a ``RichLog`` with
-``max_lines``: memory stays bounded whatever the agent prints. When an agent writes faster
-than a person can read, the pane skips ahead to the tail and says so.
+the same for an owner and a client), a bounded batch per poll, into a ``TailLog`` (a
+``RichLog`` that grows without a screen layout) with ``max_lines``: memory stays bounded
+whatever the agent prints. When an agent writes faster than a person can read, the pane
+skips ahead to the tail and says so.
 
 Once the followed task has ended other than completed, the pane says how (the agent's own
 last line may read "completed" for an agent that was stopped), and a failed task that
@@ -26,6 +27,7 @@ from claudine_tui.log_render import render_rich
 from claudine_tui.task_text import STATUS_GLYPHS, task_details
 from claudine_tui.widgets.log_search import LogSearch
 from claudine_tui.widgets.ports import ServicePort
+from claudine_tui.widgets.tail_log import TailLog
 
 MAX_LINES = 2_000
 TAIL_BYTES = 32 * 1024  # what a newly selected task shows of its past output (fast to render)
@@ -52,7 +54,7 @@ class LogPane(Vertical):
         self._agent_said_failed = False  # the attempt's result line already reads "failed"
         self._ended_as: tuple[str, int, str] | None = None  # the ending already written
         # Held rather than queried: a query fails once the DOM is being torn down at exit.
-        self._log = RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
+        self._log = TailLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
 
     def compose(self) -> ComposeResult:
         yield self._log
