@@ -98,6 +98,7 @@ class ClaudineApp(App[int]):
         self.engine_started = False
         self._engine_stopped = False
         self._statuses: dict[str, TaskState] = {}
+        self._highlighted: str | None = None  # the row the pane last followed
         # What was left running at a "leave running" quit, for the shell (run_console).
         self.farewell: str | None = None
 
@@ -105,7 +106,7 @@ class ClaudineApp(App[int]):
         yield Header(icon="◆")
         yield Dashboard(id="dashboard")
         with Container(id="main"):
-            yield TaskTable(id="tasks")
+            yield TaskTable(id="tasks", on_cursor_row=self._follow_selection)
             yield LogPane(self.service, id="pane")
         yield Input(placeholder="filter: words in prompt, id, cwd… (enter keeps, esc clears)",
                     id="filter")
@@ -244,7 +245,17 @@ class ClaudineApp(App[int]):
     # -- selection and the pane --------------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: TaskTable.RowHighlighted) -> None:
-        self.pane.follow(event.row_key.value)
+        # A key's cursor move was followed already, in the same step (the table calls
+        # _follow_selection); this message still comes for a first row, or a new cursor.
+        if event.row_key.value is not None:
+            self._follow_selection(event.row_key.value)
+
+    def _follow_selection(self, task_id: str) -> None:
+        """The pane shows the highlighted task: its log, or its details."""
+        if task_id == self._highlighted and task_id == self.pane.task_id:
+            return
+        self._highlighted = task_id
+        self.pane.follow(task_id)
         self.pane.observe(self.table.selected)
         if self.pane.mode == "details":
             self.pane.show_details(self.table.selected)
