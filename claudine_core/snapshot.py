@@ -25,9 +25,10 @@ from claudine_core.models import (
 )
 from claudine_core.ownership import current_owner, published_admission
 from claudine_core.resources import ResourceMonitor
-from claudine_core.store import TaskRepo
+from claudine_core.store import ListCache, TaskRepo
 
 RECENT_FINISHED_IN_SNAPSHOT = 300
+
 
 @dataclass(frozen=True)
 class TaskList:
@@ -61,6 +62,9 @@ class SnapshotReader:
         self.reads = 0  # task-list reads from the store: lets tests see idle costs nothing
         self._version: StoreVersion | None = None
         self._list = TaskList((), 0, 0)
+        # A running agent's row changes twice a second: the rows are read again without
+        # their prompts, and unchanged rows give back the same Task objects.
+        self._cache = ListCache()
 
     def task_list(self) -> TaskList:
         """The tasks as of now; from memory unless the store changed since the last read."""
@@ -73,9 +77,10 @@ class SnapshotReader:
 
     def _read(self) -> TaskList:
         self.reads += 1
-        active = self.repo.list_tasks(statuses=ACTIVE_STATES)
+        active = self.repo.list_tasks(statuses=ACTIVE_STATES, cache=self._cache)
         finished = self.repo.list_tasks(statuses=TERMINAL_STATES,
-                                        limit=RECENT_FINISHED_IN_SNAPSHOT)
+                                        limit=RECENT_FINISHED_IN_SNAPSHOT, cache=self._cache)
+        self._cache.forget_unlisted()
         tasks = sorted(active + finished, key=lambda t: t.seq, reverse=True)
         return TaskList(
             tasks=tuple(tasks),
