@@ -247,7 +247,7 @@ class ClaudineApp(App[int]):
     def on_data_table_row_highlighted(self, event: TaskTable.RowHighlighted) -> None:
         # A key's cursor move was followed already, in the same step (the table calls
         # _follow_selection); this message still comes for a first row, or a new cursor.
-        if event.row_key.value is not None:
+        if self.is_running and event.row_key.value is not None:  # see refresh_snapshot
             self._follow_selection(event.row_key.value)
 
     def _follow_selection(self, task_id: str) -> None:

@@ -3,8 +3,9 @@
 ``RichLog`` stores its height in ``virtual_size``, a reactive that asks for a layout of the
 whole screen on every change: each batch of agent output re-arranged every widget and
 repainted the task table beside the log. This log's size never depends on its content
-(the stylesheet fixes it), so growth repaints the log alone; a layout is still asked for
-when a scrollbar appears or goes, since that changes the space the lines have.
+(the stylesheet fixes it), so growth repaints the log alone. The scrollbar's length is
+updated here; were a scrollbar to appear or go (RichLog's vertical one always shows), its
+own reactive would still ask for the layout, since that changes the space the lines have.
 
 It also scrolls to the newest line in the same step as the write, where ``RichLog``
 waits for the next frame to scroll: a newly followed task's output showed one frame late.

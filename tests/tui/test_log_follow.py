@@ -1,0 +1,69 @@
+"""The log pane under a stream of output, and following the cursor.
+
+What the widgets are asked to do is recorded (a refresh with or without a layout), and
+what a person sees is checked right after the step that changed it, before any frame:
+nothing is timed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import wait_for
+from fake_engine import busy_engine
+
+from claudine_core.agents.stream_events import AssistantText
+from claudine_tui.app import ClaudineApp
+
+SIZE = (120, 36)
+
+
+async def following(pilot: Any, short: str) -> ClaudineApp:
+    app: ClaudineApp = pilot.app
+    await wait_for(pilot, lambda: app.engine_started and app.table.row_count == 8,
+                   what="the first snapshot")
+    task_id = app.engine.service.get(short).id
+    app.table.move_cursor(row=app.table.get_row_index(task_id))
+    await wait_for(pilot, lambda: app.pane.task_id == task_id, what="the pane on the task")
+    return app
+
+
+async def test_log_growth_repaints_the_log_alone_and_lands_on_the_newest_line() -> None:
+    engine = busy_engine()
+    task = engine.service.get("0004")
+    engine.service.logs[task.id] = [AssistantText(f"line {n}") for n in range(200)]
+    async with ClaudineApp(engine).run_test(size=SIZE) as pilot:
+        app = await following(pilot, "0004")
+        await wait_for(pilot, lambda: app.pane.lines_written >= 200, what="the log")
+        await pilot.pause()
+        log = app.pane.log_widget
+        assert log.max_scroll_y > 0  # more lines than fit: the scrollbar is up
+        layouts: list[bool] = []
+        refresh = log.refresh
+
+        def spy_refresh(*regions: Any, **options: Any) -> Any:
+            layouts.append(bool(options.get("layout")))
+            return refresh(*regions, **options)
+
+        log.refresh = spy_refresh  # type: ignore[method-assign]
+        for batch in range(3):
+            engine.service.logs[task.id] += [AssistantText(f"more {batch}.{n}") for n in range(20)]
+            app.pane.poll()
+            # Scrolled to the newest line by the write itself, not a frame later.
+            assert log.scroll_offset.y == log.max_scroll_y
+            await pilot.pause()
+        assert layouts, "the log was not redrawn"
+        assert not any(layouts), "the log's growth asked for a layout of the screen"
+        last = log.render_line(log.scrollable_content_region.height - 1).text
+        assert "more 2.19" in last
+
+
+async def test_the_pane_follows_a_cursor_move_in_the_same_step() -> None:
+    engine = busy_engine()
+    async with ClaudineApp(engine).run_test(size=SIZE) as pilot:
+        app = await following(pilot, "0004")
+        before = app.pane.task_id
+        app.table.action_cursor_down()  # what the ↓ key runs
+        # No await: no message was handled, no frame drawn, and the pane is there already.
+        assert app.table.selected_id != before
+        assert app.pane.task_id == app.table.selected_id
