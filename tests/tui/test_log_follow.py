@@ -1,4 +1,4 @@
-"""The log pane under a stream of output, and following the cursor.
+"""The log pane under a stream of output, following the cursor, and the console's heap.
 
 What the widgets are asked to do is recorded (a refresh with or without a layout), and
 what a person sees is checked right after the step that changed it, before any frame:
@@ -7,6 +7,7 @@ nothing is timed.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from conftest import wait_for
@@ -67,3 +68,13 @@ async def test_the_pane_follows_a_cursor_move_in_the_same_step() -> None:
         # No await: no message was handled, no frame drawn, and the pane is there already.
         assert app.table.selected_id != before
         assert app.pane.task_id == app.table.selected_id
+
+
+async def test_the_running_console_keeps_what_it_started_with_out_of_the_collector() -> None:
+    # A full collection walked every object of the process: Textual's and the engine's.
+    frozen_before = gc.get_freeze_count()
+    app = ClaudineApp(busy_engine())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_started, what="the engine")
+        assert gc.get_freeze_count() > frozen_before
+    assert gc.get_freeze_count() == 0  # handed back when the console is gone
