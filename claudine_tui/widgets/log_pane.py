@@ -30,9 +30,15 @@ from claudine_tui.widgets.ports import ServicePort
 from claudine_tui.widgets.tail_log import TailLog
 
 MAX_LINES = 2_000
-TAIL_BYTES = 32 * 1024  # what a newly selected task shows of its past output (fast to render)
+# What a newly selected task shows of its past output: rendered on the key press itself,
+# so kept to a few screens (a flooding agent's 32 KB was 64 events to wrap and draw).
+TAIL_BYTES = 16 * 1024
 BATCH_BYTES = 256 * 1024  # the most one poll reads
 BACKLOG_BYTES = 1024 * 1024  # further behind than this: skip to the tail
+# The most events one poll renders, the newest: more than a person reads in a third of a
+# second, and rendering costs the loop in proportion (a starved console's polls carried
+# hundreds). The log on disk has them all.
+MAX_EVENTS_PER_POLL = 100
 STDERR_TAIL_BYTES = 2048
 NO_OUTPUT = "No output yet."
 
@@ -181,7 +187,12 @@ class LogPane(Vertical):
         for event in events:
             if isinstance(event, AgentResult):
                 self._agent_said_failed = not event.ok
-        rendered = [text for text in map(render_rich, events) if text is not None]
+        rendered = [text for text in map(render_rich, events[-MAX_EVENTS_PER_POLL:])
+                    if text is not None]
+        if len(events) > MAX_EVENTS_PER_POLL:
+            skipped = len(events) - MAX_EVENTS_PER_POLL
+            rendered.insert(0, Text(f"… {skipped} events not shown (claudine logs "
+                                    f"{self.task_id} has them all)", style="dim italic"))
         if rendered:
             self._clear_placeholder()
             # One write per batch: RichLog measures, renders and trims its buffer per call,

@@ -15,6 +15,7 @@ from fake_engine import busy_engine
 
 from claudine_core.agents.stream_events import AssistantText
 from claudine_tui.app import ClaudineApp
+from claudine_tui.widgets.log_pane import MAX_EVENTS_PER_POLL
 
 SIZE = (120, 36)
 
@@ -32,10 +33,10 @@ async def following(pilot: Any, short: str) -> ClaudineApp:
 async def test_log_growth_repaints_the_log_alone_and_lands_on_the_newest_line() -> None:
     engine = busy_engine()
     task = engine.service.get("0004")
-    engine.service.logs[task.id] = [AssistantText(f"line {n}") for n in range(200)]
+    engine.service.logs[task.id] = [AssistantText(f"line {n}") for n in range(80)]
     async with ClaudineApp(engine).run_test(size=SIZE) as pilot:
         app = await following(pilot, "0004")
-        await wait_for(pilot, lambda: app.pane.lines_written >= 200, what="the log")
+        await wait_for(pilot, lambda: app.pane.lines_written >= 80, what="the log")
         await pilot.pause()
         log = app.pane.log_widget
         assert log.max_scroll_y > 0  # more lines than fit: the scrollbar is up
@@ -57,6 +58,24 @@ async def test_log_growth_repaints_the_log_alone_and_lands_on_the_newest_line() 
         assert not any(layouts), "the log's growth asked for a layout of the screen"
         last = log.render_line(log.scrollable_content_region.height - 1).text
         assert "more 2.19" in last
+
+
+async def test_a_poll_renders_the_newest_events_a_person_can_read_and_says_what_it_left(
+) -> None:
+    engine = busy_engine()
+    task = engine.service.get("0004")
+    async with ClaudineApp(engine).run_test(size=SIZE) as pilot:
+        app = await following(pilot, "0004")
+        written = app.pane.lines_written
+        engine.service.logs[task.id] = [AssistantText(f"burst {n}") for n in range(
+            MAX_EVENTS_PER_POLL + 150)]
+        app.pane.poll()
+        texts = [line.text for line in app.pane.log_widget.lines]
+        assert any("150 events not shown" in text and task.id in text for text in texts)
+        assert f"burst {MAX_EVENTS_PER_POLL + 149}" in texts[-1]
+        assert not any(text == "burst 149" for text in texts)  # the last one left out
+        assert any(text == "burst 150" for text in texts)  # the first one shown
+        assert app.pane.lines_written - written == MAX_EVENTS_PER_POLL + 1  # and the note
 
 
 async def test_the_pane_follows_a_cursor_move_in_the_same_step() -> None:
