@@ -369,7 +369,7 @@ def _short(value: float) -> str:
 
 def print_table(loads: list[str], runs: dict[str, list[dict[str, float]]]) -> None:
     """Each figure per load: the median over the runs, with [min..max] when repeated."""
-    width = 22 if len(runs[loads[0]]) > 1 else 11
+    width = 24 if len(runs[loads[0]]) > 1 else 11
     print(f"{'':30}" + "".join(f"{load:>{width}}" for load in loads))
     for name in runs[loads[0]][0]:
         cells = []
