@@ -31,6 +31,11 @@ from claudine_core.usage_limits import LimitHit, limit_hit, park, park_until, re
 log = logging.getLogger("claudine.engine")
 
 SUMMARY_FLUSH_S = 0.5  # batch output summaries: screens need ~2 Hz, SQLite thanks us
+# Agent output read in one tick, all agents together (a console runs on the same loop: a
+# tick that read 1 MB from each of 50 agents stalled its screen for seconds). Each agent
+# gets an equal slice; a burst larger than its slice is summarised over the next ticks.
+TICK_READ_BYTES = 1024 * 1024
+MIN_SLICE_BYTES = 16 * 1024
 STDERR_TAIL_BYTES = 4096  # of the agent's stderr, read to explain a failure
 
 
@@ -69,8 +74,10 @@ class RunFinisher:
     # -- following ----------------------------------------------------------------------------
 
     def follow(self, agent: RunningAgent, now: float) -> None:
-        """Read the agent's new output, stop it past its deadline, finish it once it ended."""
-        self.supervisor.read_output(agent, events=False)
+        """Read a slice of the agent's new output, stop it past its deadline, finish it
+        once it ended and everything it wrote is read."""
+        share = self.read_slice()
+        self.supervisor.read_output(agent, events=False, limit=share)
         if agent.deadline is not None and now >= agent.deadline and agent.stop_state is None:
             limit = agent.deadline - agent.started_at
             self.supervisor.request_stop(
@@ -82,19 +89,29 @@ class RunFinisher:
         if record is None:
             # It may have written the record between our two looks.
             record = self.supervisor.exit_record(agent)
-        self._read_the_rest(agent)
-        self.finish(agent, record, now)
+        if self._read_the_rest(agent, share):
+            self.finish(agent, record, now)
 
-    def _read_the_rest(self, agent: RunningAgent) -> None:
-        """Everything the agent wrote before it ended, its last cut-off line included."""
+    def read_slice(self) -> int:
+        """The bytes one agent's output may take of a tick: an equal share of
+        :data:`TICK_READ_BYTES`, never below :data:`MIN_SLICE_BYTES`."""
+        return max(MIN_SLICE_BYTES, TICK_READ_BYTES // max(1, len(self.supervisor.agents)))
+
+    def _read_the_rest(self, agent: RunningAgent, budget: int) -> bool:
+        """Read what the ended agent wrote, up to ``budget`` bytes this tick; True once
+        everything is read (its last cut-off line included), False to go on next tick."""
         while self.supervisor.has_unread_output(agent):
+            if budget <= 0:
+                return False
             offset = agent.offset
-            self.supervisor.read_output(agent, events=False)
+            self.supervisor.read_output(agent, events=False, limit=budget)
             if agent.offset == offset:
                 break
+            budget -= agent.offset - offset
         for line in agent.splitter.flush():  # a last line cut off by the agent's death
             for event in parse_line(line):
                 agent.summary.update(event)
+        return True
 
     def flush_summaries(self, *, force: bool = False) -> None:
         """Write the changed summaries of running agents, at most every SUMMARY_FLUSH_S."""

@@ -26,10 +26,11 @@ from claudine_core.models import (
 from claudine_core.ownership import current_owner, published_admission
 from claudine_core.resources import ResourceMonitor
 from claudine_core.spending import Budget, local_day
-from claudine_core.store import TaskRepo
+from claudine_core.store import ListCache, TaskRepo
 from claudine_core.usage_limits import HomePause, read_pause
 
 RECENT_FINISHED_IN_SNAPSHOT = 300
+
 
 @dataclass(frozen=True)
 class TaskList:
@@ -69,6 +70,9 @@ class SnapshotReader:
         self.reads = 0  # task-list reads from the store: lets tests see idle costs nothing
         self._version: tuple[StoreVersion, str] | None = None
         self._list = TaskList((), 0, 0)
+        # A running agent's row changes twice a second: the rows are read again without
+        # their prompts, and unchanged rows give back the same Task objects.
+        self._cache = ListCache()
 
     def task_list(self) -> TaskList:
         """The tasks as of now; from memory unless the store changed since the last read."""
@@ -82,9 +86,10 @@ class SnapshotReader:
 
     def _read(self) -> TaskList:
         self.reads += 1
-        active = self.repo.list_tasks(statuses=ACTIVE_STATES)
+        active = self.repo.list_tasks(statuses=ACTIVE_STATES, cache=self._cache)
         finished = self.repo.list_tasks(statuses=TERMINAL_STATES,
-                                        limit=RECENT_FINISHED_IN_SNAPSHOT)
+                                        limit=RECENT_FINISHED_IN_SNAPSHOT, cache=self._cache)
+        self._cache.forget_unlisted()
         tasks = sorted(active + finished, key=lambda t: t.seq, reverse=True)
         budgeted = (self.config.daily_budget_usd is not None
                     or self.config.monthly_budget_usd is not None)

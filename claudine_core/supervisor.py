@@ -33,7 +33,7 @@ from claudine_core.agents.summary import StreamSummary
 from claudine_core.models import TaskState
 
 WRAPPER = Path(__file__).parent / "agents" / "wrapper.py"
-READ_CHUNK = 1024 * 1024  # bytes read from one agent per tick: bounds a tick's work
+READ_CHUNK = 1024 * 1024  # bytes read from one agent per call, unless told fewer
 # The wrapper SIGKILLs what is left once the grace period is over; the engine steps in
 # only this much later, so it never kills the wrapper while the wrapper is still
 # killing processes the group signal cannot reach.
@@ -161,8 +161,9 @@ class Supervisor:
         self.agents[task_id] = agent
         return agent
 
-    def read_output(self, agent: RunningAgent, *, events: bool = True) -> list[StreamEvent]:
-        """Read up to :data:`READ_CHUNK` new bytes of output and fold them into the summary.
+    def read_output(self, agent: RunningAgent, *, events: bool = True,
+                    limit: int = READ_CHUNK) -> list[StreamEvent]:
+        """Read up to ``limit`` new bytes of output and fold them into the summary.
 
         Returns the stream events of the complete lines read. With ``events=False`` it
         returns none and parses only the lines that can change the summary (see
@@ -173,7 +174,7 @@ class Supervisor:
         try:
             with open(path, "rb") as source:
                 source.seek(agent.offset)
-                data = source.read(READ_CHUNK)
+                data = source.read(limit)
         except FileNotFoundError:
             return []
         if not data:

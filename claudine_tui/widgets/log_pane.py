@@ -1,9 +1,10 @@
 """The log / detail pane of the selected task.
 
 The log follows the agent's output file through ``service.read_events`` offsets (it works
-the same for an owner and a client), a bounded batch per poll, into a ``RichLog`` with
-``max_lines``: memory stays bounded whatever the agent prints. When an agent writes faster
-than a person can read, the pane skips ahead to the tail and says so.
+the same for an owner and a client), a bounded batch per poll, into a ``TailLog`` (a
+``RichLog`` that grows without a screen layout) with ``max_lines``: memory stays bounded
+whatever the agent prints. When an agent writes faster than a person can read, the pane
+skips ahead to the tail and says so.
 
 Once the followed task has ended other than completed, the pane says how (the agent's own
 last line may read "completed" for an agent that was stopped), and a failed task that
@@ -26,11 +27,18 @@ from claudine_tui.log_render import render_rich
 from claudine_tui.task_text import STATUS_GLYPHS, task_details
 from claudine_tui.widgets.log_search import LogSearch
 from claudine_tui.widgets.ports import ServicePort
+from claudine_tui.widgets.tail_log import TailLog
 
 MAX_LINES = 2_000
-TAIL_BYTES = 32 * 1024  # what a newly selected task shows of its past output (fast to render)
+# What a newly selected task shows of its past output: rendered on the key press itself,
+# so kept to a few screens (a flooding agent's 32 KB was 64 events to wrap and draw).
+TAIL_BYTES = 16 * 1024
 BATCH_BYTES = 256 * 1024  # the most one poll reads
 BACKLOG_BYTES = 1024 * 1024  # further behind than this: skip to the tail
+# The most events one poll renders, the newest: more than a person reads in a third of a
+# second, and rendering costs the loop in proportion (a starved console's polls carried
+# hundreds). The log on disk has them all.
+MAX_EVENTS_PER_POLL = 100
 STDERR_TAIL_BYTES = 2048
 NO_OUTPUT = "No output yet."
 
@@ -52,7 +60,7 @@ class LogPane(Vertical):
         self._agent_said_failed = False  # the attempt's result line already reads "failed"
         self._ended_as: tuple[str, int, str] | None = None  # the ending already written
         # Held rather than queried: a query fails once the DOM is being torn down at exit.
-        self._log = RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
+        self._log = TailLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
 
     def compose(self) -> ComposeResult:
         yield self._log
@@ -179,7 +187,12 @@ class LogPane(Vertical):
         for event in events:
             if isinstance(event, AgentResult):
                 self._agent_said_failed = not event.ok
-        rendered = [text for text in map(render_rich, events) if text is not None]
+        rendered = [text for text in map(render_rich, events[-MAX_EVENTS_PER_POLL:])
+                    if text is not None]
+        if len(events) > MAX_EVENTS_PER_POLL:
+            skipped = len(events) - MAX_EVENTS_PER_POLL
+            rendered.insert(0, Text(f"… {skipped} events not shown (claudine logs "
+                                    f"{self.task_id} has them all)", style="dim italic"))
         if rendered:
             self._clear_placeholder()
             # One write per batch: RichLog measures, renders and trims its buffer per call,

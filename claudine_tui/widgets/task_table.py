@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from claudine_core.models import Task
+from claudine_tui.widgets.table_cache import forget_cached_renders
 from claudine_tui.widgets.task_rows import (
     COLUMN_KEYS,
     COLUMNS,
@@ -35,13 +37,17 @@ class TaskTable(DataTable[str | Text]):
 
     BINDINGS = [Binding("enter", "select_cursor", "Details")]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None,
+                 on_cursor_row: Callable[[str], None] | None = None) -> None:
+        """``on_cursor_row`` is called with the task id each time the cursor moves to
+        another row, in the same step as the move (see :meth:`watch_cursor_coordinate`)."""
         super().__init__(cursor_type="row", id=id)
+        self.on_cursor_row = on_cursor_row
         self.border_title = "Tasks"
         self.task_filter = TaskFilter()
         self.sort_mode = SORT_MODES[0]
         self.tasks: dict[str, Task] = {}
-        self.cells_updated = 0  # how many update_cell calls the diffs made (for tests)
+        self.cells_updated = 0  # how many cells the diffs changed (for tests)
         self._rows: dict[str, RowValues] = {}
         # A finished task's row does not change with the clock: kept per Task object (the
         # snapshot hands back the same objects until the store changes).
@@ -68,6 +74,16 @@ class TaskTable(DataTable[str | Text]):
         self._require_update_dimensions = True
         self.refresh()
 
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        # DataTable says so with a RowHighlighted message, handled only after the frame
+        # that shows the moved cursor: what follows the selection (the log pane) came a
+        # frame later, which Textual's frame timer makes 17 to 33 ms.
+        if old.row != new.row and self.on_cursor_row is not None:
+            selected = self.selected_id
+            if selected is not None:
+                self.on_cursor_row(selected)
+
     @property
     def selected_id(self) -> str | None:
         if not self.row_count:
@@ -91,8 +107,10 @@ class TaskTable(DataTable[str | Text]):
         for task_id in [key for key in self._rows if key not in wanted]:
             self.remove_row(task_id)
             del self._rows[task_id]
+        changed: list[CellKey] = []
         for task_id, values in wanted.items():
-            self._apply_row(task_id, values)
+            changed += self._apply_row(task_id, values)
+        self._redraw_cells(changed)
         self.tasks = {task.id: task for task in visible}
         order = list(wanted)
         if order != self._order:
@@ -124,19 +142,39 @@ class TaskTable(DataTable[str | Text]):
         self.sort_mode = mode
         self.reapply()
 
-    def _apply_row(self, task_id: str, values: RowValues) -> None:
+    def _apply_row(self, task_id: str, values: RowValues) -> list[CellKey]:
+        """Add the row, or store its changed cells; returns the cells to redraw."""
         old = self._rows.get(task_id)
+        self._rows[task_id] = values
         status = values[0]
         if old is None:
             cells = [render_cell(k, v, status) for k, v in zip(COLUMN_KEYS, values, strict=True)]
             self.add_row(*cells, key=task_id)
-        else:
-            for index, (before, after) in enumerate(zip(old, values, strict=True)):
-                if before != after or (index == 8 and old[0] != status):
-                    column = COLUMN_KEYS[index]
-                    self.update_cell(task_id, column, render_cell(column, after, status))
-                    self.cells_updated += 1
-        self._rows[task_id] = values
+            return []
+        changed = []
+        for index, (before, after) in enumerate(zip(old, values, strict=True)):
+            if before != after or (index == 8 and old[0] != status):
+                cell = CellKey(RowKey(task_id), ColumnKey(COLUMN_KEYS[index]))
+                self._data[cell.row_key][cell.column_key] = render_cell(
+                    COLUMN_KEYS[index], after, status)
+                changed.append(cell)
+        self.cells_updated += len(changed)
+        return changed
+
+    def _redraw_cells(self, cells: list[CellKey]) -> None:
+        """Redraw the rows of ``cells`` alone, re-rendering only those cells.
+
+        ``DataTable.update_cell`` bumps the table's update count, which every render cache
+        is keyed on, and repaints the whole widget: with one changed cell per running task
+        a snapshot re-rendered every visible cell. Here the stale cached renders of just
+        these cells and rows are dropped and only their rows are marked for redrawing.
+        """
+        if not cells:
+            return
+        rows = {cell.row_key for cell in cells}
+        forget_cached_renders(self, set(cells), rows)
+        for row_key in rows:
+            self.refresh_row(self.get_row_index(row_key))
 
     def _reorder(self, order: list[str], selected: str | None) -> None:
         rank = {self._rows[task_id][2]: index for index, task_id in enumerate(order)}
