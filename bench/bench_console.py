@@ -76,13 +76,17 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+# First: the console sets its frame rate before Textual loads (claudine_tui/app.py), and
+# the bench measures the console as it runs.
+from claudine_tui.app import ClaudineApp  # noqa: E402
+
+# isort: split
 from engine_helpers import FAKE_CLAUDE, agent_env, make_config  # noqa: E402
 from textual import events  # noqa: E402
 
 from claudine_core.engine import Engine  # noqa: E402
 from claudine_core.models import TaskSpec, TaskState  # noqa: E402
 from claudine_core.supervisor import WRAPPER, signal_group  # noqa: E402
-from claudine_tui.app import ClaudineApp  # noqa: E402
 
 LINE = "[text:flood]"  # one ~500-byte assistant line
 BURST, PAUSE = 50, 0.2  # 50 lines then 0.2 s: ~250 lines/s per agent

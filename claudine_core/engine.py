@@ -48,6 +48,9 @@ SAMPLE_EVERY_S = 1.0
 TAKEOVER_EVERY_S = 0.5
 
 
+FOLLOW_BATCH = 8
+"""Agents followed between two yields of the owner's tick to the event loop it shares."""
+
 class Engine:
     """Owns (or follows) one claudine home.
 
@@ -111,6 +114,7 @@ class Engine:
         self.sample: ResourceSample | None = None
         self.last_busy_at = clock()
         self._wake = asyncio.Event()
+        self._tick_lock = asyncio.Lock()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._store_seen: StoreVersion | None = None
@@ -254,7 +258,7 @@ class Engine:
                 break
             writes_before = self.service.repo.writes
             try:
-                self._tick()
+                await self._tick()
                 # Only a tick that wrote proves the store works again: most ticks write
                 # nothing, and a full disk fails just the summary flush every half second.
                 if self.service.repo.writes != writes_before:
@@ -276,7 +280,7 @@ class Engine:
         until_due = self.firer.seconds_until_due(self.clock())
         return self.tick_s if until_due is None else min(self.tick_s, until_due)
 
-    def _tick(self) -> None:
+    async def _tick(self) -> None:
         self.ticks += 1
         now = self.clock()
         if self.role == "client" and now - self._last_takeover_try >= TAKEOVER_EVERY_S:
@@ -286,15 +290,25 @@ class Engine:
             self._last_sample = now
             self.sample = self.monitor.sample()
         if self.role == "owner":
-            self._owner_tick(now)
+            await self._owner_tick(now)
         self._notice_store_changes()
 
-    def _owner_tick(self, now: float) -> None:
+    async def _owner_tick(self, now: float) -> None:
+        # One at a time: the loop's tick yields while following agents, and a stop that
+        # ends every agent runs ticks of its own meanwhile.
+        async with self._tick_lock:
+            await self._owner_pass(now)
+
+    async def _owner_pass(self, now: float) -> None:
         self.finisher.apply_cancel_requests(now, self.dispatcher.preparing)
         self.releaser.release(now)  # blocked tasks whose dependencies have ended
         self.dispatcher.launch_prepared(now)
-        for agent in list(self.supervisor.agents.values()):
+        for count, agent in enumerate(list(self.supervisor.agents.values()), start=1):
             self.finisher.follow(agent, now)
+            if count % FOLLOW_BATCH == 0:
+                # The console shares this loop: with many busy agents, reading them all
+                # at once held a key press back for tens of milliseconds.
+                await asyncio.sleep(0)
         self.supervisor.enforce_stops(now)
         self.finisher.flush_summaries()
         self.notifier.tick()  # desktop notification and on_finish for tasks that ended
@@ -324,7 +338,7 @@ class Engine:
         self.supervisor.stop_all(now)
         deadline = time.monotonic() + self.config.kill_grace_s + 5
         while self.supervisor.agents and time.monotonic() < deadline:
-            self._owner_tick(self.clock())
+            await self._owner_tick(self.clock())
             await asyncio.sleep(0.05)
 
 

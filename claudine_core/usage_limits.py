@@ -258,11 +258,10 @@ class LimitKeeper:
             return
         self._read_at = key  # before the reads: a write after them is seen next time
         self.pause = read_pause(self.repo)
-        parked = self.repo.list_tasks(statuses=[TaskState.PARKED]) if self.pause is None \
-            else []
-        # Parked tasks with no pause (released pause, a store from before a crash): each
-        # goes on at its own time.
-        self._next_parked_due = min((t.parked_until or now for t in parked), default=math.inf)
+        # Parked tasks with no pause (a store from before a crash, a pause lifted by
+        # hand): each goes on at its own time.
+        due = self.repo.next_parked_due() if self.pause is None else None
+        self._next_parked_due = math.inf if due is None else due
         budgets = (self.config.daily_budget_usd, self.config.monthly_budget_usd)
         self._budget_reason = (self.budget(now).reached()
                                if any(b is not None for b in budgets) else None)
