@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import MISSING, fields
@@ -522,7 +523,9 @@ class TaskRepo:
         self.writes += 1
         try:
             return operation()
-        except (peewee.OperationalError, peewee.DatabaseError) as exc:
+        # sqlite3's own errors too: the summary flush writes through a bare cursor, which
+        # peewee does not wrap (a full or locked disk must still read as a StoreError).
+        except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
             raise StoreError(describe_sqlite_error(exc, self.db.database)) from exc
 
 

@@ -75,6 +75,7 @@ def unusual_value(name: str, annotation: Any) -> Any:
         "allowed_tools": ("Read", "Bash(git *)"), "agent_args": ("--verbose",),
         "timeout_s": 77.5, "max_output_bytes": 65_536, "claude_bin": "/bin/true",
         "parent_id": "task-0123456789ab", "resume_session_id": "session-1", "model": "opus",
+        "fallback_model": "sonnet",
         "on_dependency_failure": DependencyPolicy.CANCEL, "depends_on": (),  # set per test
     }
     if name in special:
