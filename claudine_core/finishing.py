@@ -36,6 +36,12 @@ SUMMARY_FLUSH_S = 0.5  # batch output summaries: screens need ~2 Hz, SQLite than
 # gets an equal slice; a burst larger than its slice is summarised over the next ticks.
 TICK_READ_BYTES = 1024 * 1024
 MIN_SLICE_BYTES = 16 * 1024
+# Each agent's output is read on one tick in READ_PHASES (0.5 s at the default 0.1 s tick,
+# the pace of the summary flush), agents spread over the phases, and on every tick while
+# it has a backlog (its last read filled its slice): reading every agent on every tick cost
+# the shared loop an open, a read and a JSON parse per agent per tick, for summaries
+# nobody sees sooner than the flush. An agent that ended is read to the end at once.
+READ_PHASES = 5
 STDERR_TAIL_BYTES = 4096  # of the agent's stderr, read to explain a failure
 
 
@@ -70,14 +76,33 @@ class RunFinisher:
         self._cancels_read_at: StoreVersion | None = None
         self._ended_seen: int | None = None  # ended tasks at the last look for merges
         self._recorded_costs: dict[Path, float] = {}  # run folder (an attempt) -> cost
+        self._phase = 0  # which agents' output this tick reads (see READ_PHASES)
+        self._due: set[str] = set()  # the agents whose output this tick reads
+        self._due_slice = TICK_READ_BYTES  # what each of them may read
+        self._backlogged: set[str] = set()  # agents whose last read filled its slice
 
     # -- following ----------------------------------------------------------------------------
 
+    def next_tick(self, agents: list[RunningAgent]) -> None:
+        """A new owner tick begins: choose whose output it reads (this phase's agents and
+        the backlogged ones) and split :data:`TICK_READ_BYTES` among them."""
+        self._phase = (self._phase + 1) % READ_PHASES
+        self._due = {agent.task_id for agent in agents
+                     if agent.task_id in self._backlogged
+                     or hash(agent.task_id) % READ_PHASES == self._phase}
+        self._due_slice = max(MIN_SLICE_BYTES, TICK_READ_BYTES // max(1, len(self._due)))
+
     def follow(self, agent: RunningAgent, now: float) -> None:
-        """Read a slice of the agent's new output, stop it past its deadline, finish it
-        once it ended and everything it wrote is read."""
-        share = self.read_slice()
-        self.supervisor.read_output(agent, events=False, limit=share)
+        """Read a slice of the agent's new output (when this tick reads it), stop it past
+        its deadline, finish it once it ended and everything it wrote is read."""
+        if agent.task_id in self._due:
+            self._due.discard(agent.task_id)  # once per tick, whoever else follows it
+            before = agent.offset
+            self.supervisor.read_output(agent, events=False, limit=self._due_slice)
+            if agent.offset - before >= self._due_slice:
+                self._backlogged.add(agent.task_id)
+            else:
+                self._backlogged.discard(agent.task_id)
         if agent.deadline is not None and now >= agent.deadline and agent.stop_state is None:
             limit = agent.deadline - agent.started_at
             self.supervisor.request_stop(
@@ -89,7 +114,8 @@ class RunFinisher:
         if record is None:
             # It may have written the record between our two looks.
             record = self.supervisor.exit_record(agent)
-        if self._read_the_rest(agent, share):
+        if self._read_the_rest(agent, self.read_slice()):
+            self._backlogged.discard(agent.task_id)
             self.finish(agent, record, now)
 
     def read_slice(self) -> int:

@@ -9,6 +9,7 @@ once that moves.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,16 +74,20 @@ class SnapshotReader:
         # A running agent's row changes twice a second: the rows are read again without
         # their prompts, and unchanged rows give back the same Task objects.
         self._cache = ListCache()
+        # A console reads on the engine's reader thread, other callers on the loop.
+        self._lock = threading.Lock()
 
     def task_list(self) -> TaskList:
         """The tasks as of now; from memory unless the store changed since the last read."""
-        # The day too: today's spending starts again at midnight with no write.
-        version = (store_version(self.repo), local_day(self.clock()))
-        if version != self._version:
-            self._list = self._read()
-            # The version read before the rows: a write landing in between is seen next time.
-            self._version = version
-        return self._list
+        with self._lock:
+            # The day too: today's spending starts again at midnight with no write.
+            version = (store_version(self.repo), local_day(self.clock()))
+            if version != self._version:
+                self._list = self._read()
+                # The version read before the rows: a write landing in between is seen
+                # next time.
+                self._version = version
+            return self._list
 
     def _read(self) -> TaskList:
         self.reads += 1

@@ -114,6 +114,7 @@ class ClaudineApp(App[int]):
         self._review = review
         self.bell_on_finish = bell
         self.last_snapshot: EngineSnapshot | None = None
+        self._snapshots_applied = 0
         self.engine_started = False
         self._engine_stopped = False
         self._statuses: dict[str, TaskState] = {}
@@ -167,7 +168,12 @@ class ClaudineApp(App[int]):
         gc.unfreeze()  # what the console held may go now (a test process starts another)
 
     async def _refresh_tick(self) -> None:
-        self.refresh_snapshot()
+        if self._refreshing():
+            applied = self._snapshots_applied
+            snap = await self.engine.snapshot_in_thread()
+            # A command's own refresh may have shown a newer snapshot meanwhile.
+            if applied == self._snapshots_applied and self._refreshing():
+                self.apply_snapshot(snap)
         # A key press waiting behind the snapshot's diff gets through before the log's
         # poll; both still land in the next frame.
         await asyncio.sleep(0)
@@ -229,15 +235,21 @@ class ClaudineApp(App[int]):
 
     # -- refresh -----------------------------------------------------------------------------
 
-    def refresh_snapshot(self) -> None:
-        """Apply one snapshot: gauges, keyed table diff, header, notifications."""
+    def _refreshing(self) -> bool:
         # Textual clears ``is_running`` before it prunes the screens and only then stops
         # the app's timers, so a tick can land on a half-dismantled DOM at exit.
-        if not self.is_running or not self.engine_started or self._engine_stopped:
-            return
+        return self.is_running and self.engine_started and not self._engine_stopped
+
+    def refresh_snapshot(self) -> None:
+        """Take a snapshot now and show it (after a command: its effect shows at once)."""
+        if self._refreshing():
+            self.apply_snapshot(self.engine.snapshot())
+
+    def apply_snapshot(self, snap: EngineSnapshot) -> None:
+        """Show one snapshot: gauges, keyed table diff, header, notifications."""
         previous = self.last_snapshot
-        snap = self.engine.snapshot()
         self.last_snapshot = snap
+        self._snapshots_applied += 1
         with self.batch_update():
             self.query_one(Dashboard).show(snap)
             self.table.apply(snap.tasks, snap.taken_at)

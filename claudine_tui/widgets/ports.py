@@ -93,6 +93,8 @@ class EnginePort(Protocol):
 
     def snapshot(self) -> EngineSnapshot: ...
 
+    async def snapshot_in_thread(self) -> EngineSnapshot: ...
+
 
 class ReviewPort(Protocol):
     """The review actions of :class:`claudine_core.worktrees.Worktrees` (blocking git)."""

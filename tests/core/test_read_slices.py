@@ -53,3 +53,39 @@ async def test_a_flood_larger_than_a_slice_is_summarised_fully_over_several_tick
     assert whole.result is not None
     assert (done.num_turns, done.result, done.session_id, done.last_activity) == (
         whole.num_turns, whole.result.result, whole.session_id, whole.last_activity)
+
+
+async def test_flooding_agents_share_one_ticks_read_budget_and_are_summarised_fully(
+        tmp_path: Path) -> None:
+    async with Engine(make_config(tmp_path / "home"), env=agent_env(), tick_s=0.05) as eng:
+        read_per_tick = [0]
+        next_tick, follow = eng.finisher.next_tick, eng.finisher.follow
+
+        def recording_next_tick(agents: list[RunningAgent]) -> None:
+            read_per_tick.append(0)
+            next_tick(agents)
+
+        def recording_follow(agent: RunningAgent, now: float) -> None:
+            before = agent.offset
+            follow(agent, now)
+            read_per_tick[-1] += agent.offset - before
+
+        eng.finisher.next_tick = recording_next_tick  # type: ignore[method-assign]
+        eng.finisher.follow = recording_follow  # type: ignore[method-assign]
+        tasks = [eng.service.delegate(TaskSpec(f"[text:agent {n}][flood:2][text:done {n}]",
+                                               cwd=str(tmp_path)))
+                 for n in range(4)]
+        done = [await wait_for_state(eng, task.id, DONE, timeout=120) for task in tasks]
+        outputs = [eng.service.output_path(task.id) for task in tasks]
+
+    # A tick reads at most the shared budget, plus the rest of the agents that ended in it.
+    assert max(read_per_tick) <= 2 * TICK_READ_BYTES
+    assert sum(read_per_tick) == sum(task.output_bytes for task in done)
+    for task, output in zip(done, outputs, strict=True):
+        assert task.status is TaskState.COMPLETED, task.error
+        assert output is not None
+        whole = StreamSummary()
+        whole.update_all(parse_lines(output.read_bytes().splitlines()))
+        assert whole.result is not None
+        assert (task.num_turns, task.result, task.last_activity) == (
+            whole.num_turns, whole.result.result, whole.last_activity)

@@ -305,6 +305,9 @@ class FakeEngine:
             parked=count(TaskState.PARKED),
         )
 
+    async def snapshot_in_thread(self) -> EngineSnapshot:
+        return self.snapshot()  # in memory: nothing to keep off the loop
+
 
 class FakeReview:
     """A ReviewPort with a fixed diff; merge succeeds, and every action is recorded."""

@@ -372,10 +372,14 @@ async def test_exit_survives_timers_firing_while_the_screen_is_torn_down(monkeyp
 
     ticks: list[str] = []
     app = ClaudineApp(busy_engine())
-    poll_log, refresh = app.poll_log, app.refresh_snapshot
+    poll_log, refresh_tick = app.poll_log, app._refresh_tick
+
+    async def recorded_refresh_tick() -> None:
+        ticks.append("snapshot")
+        await refresh_tick()
+
     monkeypatch.setattr(app, "poll_log", lambda: (ticks.append("log"), poll_log())[1])
-    monkeypatch.setattr(app, "refresh_snapshot",
-                        lambda: (ticks.append("snapshot"), refresh())[1])
+    monkeypatch.setattr(app, "_refresh_tick", recorded_refresh_tick)
     close_all = App._close_all
 
     after_prune: list[str] = []
