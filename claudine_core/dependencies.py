@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from claudine_core.events import StoreVersion, store_version
+from claudine_core.events import StoreVersion, state_version
 from claudine_core.models import (
     TERMINAL_STATES,
     DependencyPolicy,
@@ -110,7 +110,7 @@ class DependencyReleaser:
 
     def release(self, now: float) -> int:
         """Move every blocked task whose dependencies have decided it; returns how many."""
-        version = store_version(self.repo)
+        version = state_version(self.repo)
         if version == self._read_at:
             return 0
         self._read_at = version  # before the read: a write after it is seen next time

@@ -28,7 +28,7 @@ from claudine_core.agents.claude import (
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
 from claudine_core.config import Config
 from claudine_core.continuation import plan_continuation
-from claudine_core.events import StoreVersion, store_version
+from claudine_core.events import StoreVersion, state_version
 from claudine_core.faults import crash_point
 from claudine_core.finishing import RunFinisher
 from claudine_core.models import Task, TaskState
@@ -112,7 +112,7 @@ class Dispatcher:
     def _queue_unchanged(self, now: float) -> bool:
         """Nothing can have become dispatchable since the last look found nothing."""
         return (self._empty_at is not None and now < self._next_due
-                and store_version(self.repo) == self._empty_at)
+                and state_version(self.repo) == self._empty_at)
 
     def dispatch(self, now: float) -> bool:
         """Start the queued tasks that fit now; True if any task was waiting to start.
@@ -128,7 +128,7 @@ class Dispatcher:
             return self._hold(gate.reason)
         if gate.open and self._queue_unchanged(now):
             return False
-        version = store_version(self.repo)  # before the read: a write after it is seen next
+        version = state_version(self.repo)  # before the read: a write after it is seen next
         candidates = self.repo.dispatchable(limit=DISPATCH_SCAN, now=now,
                                             resuming_only=gate.resuming_only)
         if not candidates and not gate.open:
@@ -160,7 +160,7 @@ class Dispatcher:
 
         The queued count is read again only when the store or the reason changed."""
         self._empty_at = None  # once the gate opens, look at the queue again
-        key = (store_version(self.repo), reason or "")
+        key = (state_version(self.repo), reason or "")
         if key != self._held_at:
             self._held_at = key
             self._held_waiting = bool(self.repo.count_by_status().get(TaskState.QUEUED))

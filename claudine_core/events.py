@@ -33,6 +33,17 @@ def store_version(repo: TaskRepo) -> StoreVersion:
     return repo.data_version(), repo.writes
 
 
+def state_version(repo: TaskRepo) -> StoreVersion:
+    """Like :func:`store_version`, blind to this process's own output-summary writes.
+
+    For the owner's passes that look at task states (cancels, the queue, dependencies,
+    endings, usage limits): the summary flush every half second changes no state, yet
+    re-ran each of those reads, several queries each, on the loop a console shares.
+    Another process's commit of any kind still moves it.
+    """
+    return repo.data_version(), repo.writes - repo.summary_writes
+
+
 class StoreChanges:
     """A count of the store changes the engine has seen, that coroutines can wait on."""
 

@@ -18,7 +18,7 @@ from claudine_core.agents.claude import RESUME_AFTER_INTERRUPTION
 from claudine_core.agents.stream_parse import parse_line
 from claudine_core.config import Config
 from claudine_core.continuation import end_state_directory, git_end_state
-from claudine_core.events import StoreVersion, store_version
+from claudine_core.events import StoreVersion, state_version
 from claudine_core.faults import crash_point
 from claudine_core.models import TERMINAL_STATES, Task, TaskState, iso_time
 from claudine_core.outcomes import Outcome, classify, retry_delay
@@ -283,7 +283,7 @@ class RunFinisher:
         preparation ends (a worktree half made must be finished, then removed). A cancel
         request is a store write, so the rows are read again only once the store changed.
         """
-        version = store_version(self.repo)
+        version = state_version(self.repo)
         if version == self._cancels_read_at:
             return
         self._cancels_read_at = version  # before the read: a write after it is seen next

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 import peewee
 
 from claudine_core.config import Config
-from claudine_core.events import StoreVersion, store_version
+from claudine_core.events import StoreVersion, state_version
 from claudine_core.models import TERMINAL_STATES, TOLD_STATES, Task, TaskState
 from claudine_core.store import StoreError, TaskRepo
 
@@ -133,7 +133,7 @@ class Notifier:
 
         Reads nothing unless the store changed since the last pass.
         """
-        version = store_version(self.repo)
+        version = state_version(self.repo)
         if version == self._read_at:
             return 0
         if not self._checked:

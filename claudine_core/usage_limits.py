@@ -251,9 +251,9 @@ class LimitKeeper:
         self._next_parked_due = math.inf
 
     def _refresh(self, now: float) -> None:
-        from claudine_core.events import store_version
+        from claudine_core.events import state_version
 
-        key = (store_version(self.repo), datetime.fromtimestamp(now).strftime("%Y-%m-%d %H"))
+        key = (state_version(self.repo), datetime.fromtimestamp(now).strftime("%Y-%m-%d %H"))
         if key == self._read_at:
             return
         self._read_at = key  # before the reads: a write after them is seen next time

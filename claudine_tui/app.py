@@ -177,7 +177,7 @@ class ClaudineApp(App[int]):
         # A key press waiting behind the snapshot's diff gets through before the log's
         # poll; both still land in the next frame.
         await asyncio.sleep(0)
-        self.poll_log()
+        await self.poll_log()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.name == "engine" and event.state is WorkerState.ERROR:
@@ -262,9 +262,9 @@ class ClaudineApp(App[int]):
         if self.pane.task_id is not None:
             self.pane.observe(self.table.tasks.get(self.pane.task_id))
 
-    def poll_log(self) -> None:
-        if self.is_running:  # see refresh_snapshot
-            self.pane.poll()
+    async def poll_log(self) -> None:
+        if self.is_running:  # see _refreshing
+            await self.pane.poll_in_thread()
 
     def _role_text(self, snap: EngineSnapshot) -> str:
         home = str(self.engine.config.home)

@@ -14,6 +14,7 @@ pane focused) is :class:`~claudine_tui.widgets.log_search.LogSearch`.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from rich.text import Text
@@ -59,6 +60,7 @@ class LogPane(Vertical):
         self._rendered_here = 0  # events rendered from the current attempt's file
         self._agent_said_failed = False  # the attempt's result line already reads "failed"
         self._ended_as: tuple[str, int, str] | None = None  # the ending already written
+        self._follows = 0  # times the pane switched task: tells a stale threaded read
         # Held rather than queried: a query fails once the DOM is being torn down at exit.
         self._log = TailLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
 
@@ -90,6 +92,7 @@ class LogPane(Vertical):
         if task_id == self.task_id:
             return
         self.task_id = task_id
+        self._follows += 1
         self.read_offset, self._path, self._skip_partial = 0, None, False
         self._placeholder, self._rendered_here, self._ended_as = False, 0, None
         self._agent_said_failed = False
@@ -160,6 +163,23 @@ class LogPane(Vertical):
             return 0
         self._check_file()
         events, offset = self.service.read_events(self.task_id, self.read_offset, BATCH_BYTES)
+        return self._take(events, offset)
+
+    async def poll_in_thread(self) -> int:
+        """:meth:`poll`, with the file read and the JSON parse on a worker thread: under a
+        flood a poll's batch took the console's loop several milliseconds."""
+        if self.task_id is None:
+            return 0
+        self._check_file()
+        task_id, start, follows = self.task_id, self.read_offset, self._follows
+        events, offset = await asyncio.to_thread(self.service.read_events, task_id, start,
+                                                 BATCH_BYTES)
+        if (self.task_id, self.read_offset, self._follows) != (task_id, start, follows):
+            return 0  # the pane followed another task, or read on, meanwhile
+        return self._take(events, offset)
+
+    def _take(self, events: list[StreamEvent], offset: int) -> int:
+        """Render events read up to ``offset``; returns the events rendered."""
         if self._skip_partial and events and isinstance(events[0], InvalidLine):
             events = events[1:]  # the cut-off line we started in the middle of
         self._skip_partial = self._skip_partial and offset == self.read_offset

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from claudine_core.events import state_version, store_version
 from claudine_core.models import ACTIVE_STATES, TERMINAL_STATES, TaskSpec, TaskState
 from claudine_core.store import ListCache, TaskRepo, open_database
 from claudine_core.store.migrations import migrate
@@ -91,3 +94,31 @@ def test_summaries_with_different_columns_are_written_to_running_tasks_only(
     assert (both.session_id, both.num_turns, both.cost_usd) == ("sess-1", 4, 0.25)
     assert both.last_activity == "Edit: b.py" and both.output_bytes == 20
     assert repo.get(finished).last_activity is None and repo.get(finished).result == "all good"
+
+
+def test_a_summary_write_moves_what_screens_watch_not_what_the_owners_passes_watch(
+        tmp_path: Path) -> None:
+    repo = open_repo(tmp_path / "claudine.db")
+    one = start(repo, "first", str(tmp_path))
+    shown, states = store_version(repo), state_version(repo)
+    repo.update_summaries({one: {"last_activity": "Bash: pytest"}})
+    assert store_version(repo) != shown  # the console shows the new activity
+    assert state_version(repo) == states  # no task changed state: no pass re-reads
+    other = open_repo(tmp_path / "claudine.db")  # another process's connection
+    other.update_summaries({one: {"last_activity": "Read: app.py"}})
+    assert state_version(repo) != states  # another process's commit may be anything
+    states = state_version(repo)
+    repo.request_cancel(one, "changed my mind")
+    assert state_version(repo) != states
+
+
+def test_summary_writes_leave_state_changes_synchronous(tmp_path: Path) -> None:
+    """Summaries skip the fsync; whatever happens, the connection goes back to FULL (2)."""
+    repo = open_repo(tmp_path / "claudine.db")
+    one = start(repo, "first", str(tmp_path))
+    repo.update_summaries({one: {"last_activity": "Bash: pytest", "num_turns": 2}})
+    assert repo.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    with pytest.raises(KeyError):
+        repo.update_summaries({one: {"no_such_column": 1}})
+    assert repo.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+    assert repo.get(one).last_activity == "Bash: pytest"
