@@ -8,14 +8,13 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
-from fuzz_values import holding_a_home
 from mcp import Client
 from mcp_helpers import INIT_PARAMS, StdioServer, assert_matches_output_schema
 
@@ -169,18 +168,6 @@ async def test_unknown_and_finished_schedules_are_error_results(
 
 
 # -- the fast front answers as the SDK does -----------------------------------------------
-
-
-@pytest.fixture
-async def client_engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """A client of a home the test holds: nothing it is asked fires or runs."""
-    with holding_a_home(tmp_path / "home") as config:
-        engine = Engine(config, kind="mcp")
-        await engine.start()
-        try:
-            yield engine
-        finally:
-            await engine.stop()
 
 
 def _line(message: dict[str, Any]) -> bytes:
