@@ -6,27 +6,14 @@ import json
 import shlex
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli_env
+from engine_helpers import cli_env, poll
 
 pytestmark = pytest.mark.slow
 CLAUDINE = shutil.which("claudine")
-
-
-def poll(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Check ``condition`` every 0.1 s until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.mark.skipif(not CLAUDINE or not shutil.which("tmux"), reason="needs tmux and claudine")
@@ -70,9 +57,6 @@ def test_console_in_tmux_shows_delegated_task_and_cancels_it(tmp_path: Path) -> 
             return subprocess.run(["tmux", "has-session", "-t", session],
                                   capture_output=True).returncode != 0
 
-        try:
-            poll(gone, 15, "the console to exit")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; screen:\n{screen()}") from None
+        poll(gone, 15, "the console to exit", screen)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

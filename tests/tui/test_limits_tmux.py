@@ -9,29 +9,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli_env
+from engine_helpers import cli_env, poll
 
 pytestmark = pytest.mark.slow
 CLAUDINE = shutil.which("claudine")
-
-
-def poll(condition: Callable[[], object], timeout: float, what: str,
-         screen: Callable[[], str]) -> object:
-    """Check ``condition`` every 0.1 s until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; screen:\n{screen()}")
 
 
 @pytest.mark.skipif(not CLAUDINE or not shutil.which("tmux"), reason="needs tmux and claudine")
