@@ -4,6 +4,7 @@ owner engine on it, or a client engine on it while the test holds the owner lock
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,18 @@ def home_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     home = tmp_path / "home"
     home.mkdir()
     return home, cli_env(home, FAKE_CLAUDE_LOG=str(tmp_path / "agent-runs.jsonl"))
+
+
+@pytest.fixture(scope="session")
+def inspector() -> Path:
+    """The pinned MCP Inspector CLI (the TypeScript SDK's client), installed on first use (a
+    no-op once it is there)."""
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(["bash", str(repo / "scripts" / "install-mcp-inspector.sh")],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
+    return repo / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for mcp_helpers

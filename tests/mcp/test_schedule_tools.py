@@ -271,22 +271,6 @@ def test_a_real_headless_server_lists_and_answers_the_schedule_tools(
 
 # -- a third-party client that checks results against the outputSchema ------------------------
 
-REPO = Path(__file__).resolve().parents[2]
-INSPECTOR = REPO / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
-
-
-@pytest.fixture(scope="module")
-def inspector() -> Path:
-    """The pinned MCP Inspector CLI (the TypeScript SDK's client), installed on first use."""
-    import subprocess
-
-    result = subprocess.run(["bash", str(REPO / "scripts" / "install-mcp-inspector.sh")],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
-    return INSPECTOR
-
-
 @pytest.mark.slow
 def test_the_inspector_takes_the_schedule_results(
         inspector: Path, home_env: tuple[Path, dict[str, str]], workdir: str) -> None:
