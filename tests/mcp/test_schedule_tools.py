@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 from mcp import Client
-from mcp_helpers import INIT_PARAMS, StdioServer, assert_matches_output_schema
+from mcp_helpers import INIT_PARAMS, StdioServer
+from test_tools import call as sdk_call
 
 from claudine_core.engine import Engine
 from claudine_core.mcp.fast_front import StdioFront
@@ -71,12 +72,9 @@ async def test_every_schedule_tool_succeeds_within_its_schema_and_the_owner_fire
     seen: set[str] = set()
 
     async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await client.call_tool(tool, arguments)  # the SDK client checks it too
-        assert not result.is_error, result.content
-        assert result.structured_content is not None
-        assert_matches_output_schema(tool, result.structured_content)
+        structured, _ = await sdk_call(client, tool, **arguments)  # the SDK client checks it too
         seen.add(tool)
-        return result.structured_content
+        return structured
 
     try:
         async with Client(build_server(config, engine=engine)) as client:
