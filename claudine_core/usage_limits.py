@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -192,12 +192,18 @@ def release(repo: TaskRepo, task_id: str, now: float) -> bool:
     )
 
 
+def _release_in_run_order(repo: TaskRepo, parked: Iterable[Task], now: float) -> list[str]:
+    """Release ``parked`` highest priority first, the oldest first within a priority (the
+    order they are to run in); the ids released (one that changed meanwhile is not)."""
+    in_run_order = sorted(parked, key=lambda t: (t.priority, t.seq))
+    return [t.id for t in in_run_order if release(repo, t.id, now)]
+
+
 def release_all(repo: TaskRepo, now: float) -> list[str]:
     """Lift the home's pause and release every parked task; their ids, in run order."""
     with repo.transaction():
-        parked = sorted(repo.list_tasks(statuses=[TaskState.PARKED]),
-                        key=lambda t: (t.priority, t.seq))
-        released = [t.id for t in parked if release(repo, t.id, now)]
+        parked = repo.list_tasks(statuses=[TaskState.PARKED])
+        released = _release_in_run_order(repo, parked, now)
         repo.set_fact(PAUSE_KEY, None)
     return released
 
@@ -279,8 +285,7 @@ class LimitKeeper:
             due = [t for t in self.repo.list_tasks(statuses=[TaskState.PARKED])
                    if (t.parked_until or now) <= now]
             self._read_at = None
-            return [t.id for t in sorted(due, key=lambda t: (t.priority, t.seq))
-                    if release(self.repo, t.id, now)]
+            return _release_in_run_order(self.repo, due, now)
         return []
 
     def gate(self, now: float) -> Gate:

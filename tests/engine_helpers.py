@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,23 @@ async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.
             if value:
                 return value
             await asyncio.sleep(interval)
+
+
+def poll(condition: Callable[[], object], timeout: float, what: str,
+         screen: Callable[[], str] | None = None) -> object:
+    """Check ``condition`` every 0.1 s until it holds and return its value; after
+    ``timeout`` seconds fail, naming ``what`` and showing ``screen()`` (a tmux pane) if given.
+
+    The blocking ``wait_until``, for tests that watch other processes (a console in tmux,
+    the CLI): nothing in the test process announces what they do."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    shown = f"; screen:\n{screen()}" if screen else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{shown}")
 
 
 def wait_pid_file(path: Path, timeout: float = 20) -> int:

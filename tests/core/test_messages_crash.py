@@ -7,12 +7,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from engine_helpers import cli_env, make_config
+from engine_helpers import cli_env, make_config, poll
 
 from claudine_core.agents import inbox
 from claudine_core.models import TaskState
@@ -26,15 +23,6 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-def poll(predicate: Callable[[], Any], timeout: float) -> Any:
-    """Wait for ``predicate`` to hold (checked every 50 ms), failing after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        time.sleep(0.05)
-    return found
-
-
 def test_a_message_to_an_agent_whose_owner_was_killed(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = cli_env(home)
@@ -46,7 +34,8 @@ def test_a_message_to_an_agent_whose_owner_was_killed(tmp_path: Path) -> None:
 
     owner = subprocess.Popen([CLAUDINE, "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
-        poll(lambda: inbox.delivered_at(str(run_dir), inbox.PROMPT_KEY), timeout=60)
+        poll(lambda: inbox.delivered_at(str(run_dir), inbox.PROMPT_KEY), 60,
+             "the agent to take its prompt")
     finally:
         owner.send_signal(signal.SIGKILL)
         assert owner.wait(timeout=30) == -9
@@ -54,7 +43,7 @@ def test_a_message_to_an_agent_whose_owner_was_killed(tmp_path: Path) -> None:
     sent = run(env, "send", task_id, "said after the owner died", "--json")
     assert sent.returncode == 0, sent.stderr
     message_id = json.loads(sent.stdout)["id"]
-    poll(lambda: (run_dir / "exit.json").exists(), timeout=60)
+    poll(lambda: (run_dir / "exit.json").exists(), 60, "the agent to exit")
 
     answers = [json.loads(line) for line in (run_dir / "stdout.jsonl").read_text().splitlines()]
     results = [line["result"] for line in answers if line.get("type") == "result"]

@@ -7,84 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import shutil
-import subprocess
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli_env
+from tmux_console import Console, needs_tmux
 
 pytestmark = pytest.mark.slow
-CLAUDINE = shutil.which("claudine")
-
-
-def poll(condition: Callable[[], object], timeout: float, what: str,
-         screen: Callable[[], str] | None = None) -> object:
-    """Check ``condition`` every 0.1 s until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    shown = f"; screen:\n{screen()}" if screen else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{shown}")
-
-
-class Console:
-    """The console running in a detached tmux session of the default server."""
-
-    def __init__(self, tmp_path: Path, then: str = "", **env: str) -> None:
-        """``then``: a shell command run after the console exits (its pane stays)."""
-        self.env = cli_env(tmp_path / "home", **env)
-        self.session = f"claudine-e2e-{uuid.uuid4().hex[:8]}"
-        self.cwd = tmp_path
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items()
-                           if k.startswith(("CLAUDINE_", "IS_SANDBOX", "PYTHON", "EDITOR")))
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "120", "-y",
-                        "36", f"env {exports} {CLAUDINE}{'; ' + then if then else ''}"],
-                       check=True, cwd=tmp_path)
-
-    def screen(self) -> str:
-        # -J: a shell line the terminal wrapped comes back whole.
-        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", f"{self.session}:0"],
-                              capture_output=True, text=True).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", f"{self.session}:0", *keys], check=True)
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([CLAUDINE, *args], env=self.env, capture_output=True, text=True,
-                              cwd=self.cwd, timeout=30)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def windows(self) -> list[str]:
-        return subprocess.run(["tmux", "list-windows", "-t", self.session, "-F",
-                               "#{window_name} #{pane_current_path}"],
-                              capture_output=True, text=True).stdout.splitlines()
-
-    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> object:
-        return poll(condition, timeout, what, self.screen)
-
-    def status(self, task_id: str) -> str:
-        return str(json.loads(self.cli("status", task_id, "--json"))["status"])
-
-    def exited(self) -> bool:
-        """The console's window (0) is gone (a window `e` opened may stay)."""
-        return subprocess.run(["tmux", "list-panes", "-t", f"{self.session}:0"],
-                              capture_output=True).returncode != 0
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
-
-
-needs_tmux = pytest.mark.skipif(not CLAUDINE or not shutil.which("tmux"),
-                                reason="needs tmux and claudine")
 
 
 @needs_tmux

@@ -16,13 +16,11 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli_env
+from engine_helpers import cli_env, poll
 
 from claudine_core.ownership import current_owner
 
@@ -56,15 +54,6 @@ def not_private(home: Path) -> list[str]:
 
 def names(home: Path) -> set[str]:
     return {p.name for p in home.rglob("*")}
-
-
-def poll(condition: Callable[[], object], what: str, timeout: float = 30) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def run(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
@@ -102,16 +91,13 @@ def test_console_makes_a_private_home(tmp_path: Path) -> None:
                               capture_output=True).returncode != 0
 
     try:
-        poll(lambda: "owner · console" in screen(), "the console to own the home")
+        poll(lambda: "owner · console" in screen(), 30, "the console to own the home")
         task_id = run(env, "delegate", "private console task", "--no-serve", cwd=tmp_path)
         check_task_ran_and_home_is_private(home, env, task_id)
         assert "console.log" in names(home)
-        poll(lambda: "completed" in screen(), "the row to say completed")
+        poll(lambda: "completed" in screen(), 30, "the row to say completed")
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        try:
-            poll(ended, "the console to exit", timeout=15)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; screen:\n{screen()}") from None
+        poll(ended, 15, "the console to exit", screen)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert not_private(home) == []
@@ -139,12 +125,12 @@ def test_console_narrows_its_default_home_made_by_an_older_version(tmp_path: Pat
         screen = ["tmux", "capture-pane", "-p", "-t", session]
         poll(lambda: "owner · console" in subprocess.run(screen, capture_output=True,
                                                          text=True).stdout,
-             "the console to own the default home")
+             30, "the console to own the default home")
         assert current_owner(home / "engine.lock")  # that home, not another
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         poll(lambda: subprocess.run(["tmux", "has-session", "-t", session],
                                     capture_output=True).returncode != 0,
-             "the console to exit")
+             30, "the console to exit")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert not_private(home) == []
@@ -165,7 +151,7 @@ def test_serve_makes_a_private_home(tmp_path: Path) -> None:
     serve = subprocess.Popen([CLAUDINE, "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
         task_id = run(env, "delegate", "private serve task", "--no-serve", cwd=tmp_path)
-        poll(lambda: owner_pid(home), "serve to own the home")
+        poll(lambda: owner_pid(home), 30, "serve to own the home")
         check_task_ran_and_home_is_private(home, env, task_id)
     finally:
         serve.send_signal(signal.SIGTERM)
@@ -176,7 +162,7 @@ def test_serve_makes_a_private_home(tmp_path: Path) -> None:
 def test_detached_serve_makes_a_private_home(tmp_path: Path) -> None:
     home, env = fresh_home(tmp_path, CLAUDINE_IDLE_EXIT="600")
     assert "started in the background" in run(env, "serve", "--detach")
-    pid = poll(lambda: owner_pid(home), "the detached owner")
+    pid = poll(lambda: owner_pid(home), 30, "the detached owner")
     try:
         task_id = run(env, "delegate", "private detached task", cwd=tmp_path)
         check_task_ran_and_home_is_private(home, env, task_id)
@@ -216,7 +202,7 @@ def test_cli_background_owner_makes_a_private_home(tmp_path: Path) -> None:
     # A long idle exit keeps the owner (and SQLite's -wal/-shm) there until it is looked at.
     home, env = fresh_home(tmp_path, CLAUDINE_IDLE_EXIT="600")
     task_id = run(env, "delegate", "private cli task", cwd=tmp_path)
-    pid = poll(lambda: owner_pid(home), "the background owner")
+    pid = poll(lambda: owner_pid(home), 30, "the background owner")
     try:
         check_task_ran_and_home_is_private(home, env, task_id)
         assert "serve.log" in names(home)
@@ -232,4 +218,4 @@ def owner_pid(home: Path) -> int | None:
 def stop_owner(home: Path, pid: object) -> None:
     assert isinstance(pid, int)
     os.kill(pid, signal.SIGTERM)
-    poll(lambda: current_owner(home / "engine.lock") is None, "the owner to exit")
+    poll(lambda: current_owner(home / "engine.lock") is None, 30, "the owner to exit")

@@ -9,14 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from engine_helpers import cli_env, make_config, wait_for_state, wait_until
+from engine_helpers import cli_env, make_config, poll, wait_for_state, wait_until
 from fakes.fake_anthropic import FakeAnthropic
 
 from claudine_core.agents import inbox
@@ -39,15 +37,6 @@ def texts(request: dict[str, Any]) -> list[str]:
                 found.append(block["text"])
             elif block.get("type") == "tool_result":
                 found.append(f"tool_result: {block.get('content')}")
-    return found
-
-
-def poll(predicate: Callable[[], Any], timeout: float) -> Any:
-    """Wait for ``predicate`` to hold (checked every 50 ms), failing after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        time.sleep(0.05)
     return found
 
 
@@ -98,7 +87,7 @@ def test_a_message_reaches_a_real_agent_whose_owner_was_killed(
     run_dir = home / "runs" / task_id / "attempt-1"
     owner = subprocess.Popen([CLAUDINE, "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
-        poll(lambda: sleeping("owner-gone-4711"), timeout=60)
+        poll(lambda: sleeping("owner-gone-4711"), 60, "the agent's sleep to start")
     finally:
         owner.send_signal(signal.SIGKILL)
         assert owner.wait(timeout=30) == -9
@@ -106,7 +95,7 @@ def test_a_message_reaches_a_real_agent_whose_owner_was_killed(
     sent = subprocess.run([CLAUDINE, "send", task_id, "reply with a poem", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert sent.returncode == 0, sent.stderr
-    poll(lambda: (run_dir / "exit.json").exists(), timeout=60)
+    poll(lambda: (run_dir / "exit.json").exists(), 60, "the agent to exit")
     assert json.loads((run_dir / "exit.json").read_text())["exit_code"] == 0
     assert any("reply with a poem" in t for r in fake_api.requests for t in texts(r))
     service = TaskService(make_config(home))

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine_helpers import cli_env, make_config
+from engine_helpers import cli_env, make_config, poll
 
 from claudine_core.models import TaskSpec, TaskState
 from claudine_core.service import TaskService
@@ -71,16 +71,6 @@ def events(ledger: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in ledger.read_text().splitlines()]
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def told(ledger: Path, task_id: str, event: str = "end") -> int:
     return sum(1 for e in events(ledger) if e["id"] == task_id and e["event"] == event)
 
@@ -100,13 +90,13 @@ def test_once_per_task_across_an_owner_restart(tmp_path: Path) -> None:
     first = delegate(env, "first", tmp_path)
     owner = serve(env)
     try:
-        wait_for(lambda: told(ledger, first), "the hook of the first task")
+        poll(lambda: told(ledger, first), 60, "the hook of the first task")
     finally:
         stop(owner)
     second = delegate(env, "second", tmp_path)
     owner = serve(env)  # its first pass sees the first task again, already told
     try:
-        wait_for(lambda: told(ledger, second), "the hook of the second task")
+        poll(lambda: told(ledger, second), 60, "the hook of the second task")
     finally:
         stop(owner)
     assert [(e["id"], e["event"], e["status"]) for e in events(ledger)] == [
@@ -124,7 +114,7 @@ def test_an_owner_killed_after_the_end_tells_through_the_next_owner(tmp_path: Pa
     assert told(ledger, task_id, "start") == 0
     owner = serve(env)
     try:
-        wait_for(lambda: told(ledger, task_id), "the next owner's hook")
+        poll(lambda: told(ledger, task_id), 60, "the next owner's hook")
     finally:
         stop(owner)
     assert [(e["event"], e["status"]) for e in events(ledger)] == [
@@ -137,7 +127,7 @@ def test_an_owner_killed_while_its_hook_runs_never_runs_it_again(tmp_path: Path)
     first = delegate(env, "first", tmp_path)
     owner = serve(env)
     try:
-        wait_for(lambda: told(ledger, first, "start"), "the hook to start")
+        poll(lambda: told(ledger, first, "start"), 60, "the hook to start")
     finally:
         owner.kill()  # kill -9 while the hook runs (it waits for the gate)
         owner.wait(timeout=30)
@@ -145,10 +135,10 @@ def test_an_owner_killed_while_its_hook_runs_never_runs_it_again(tmp_path: Path)
     owner = serve(env)
     try:
         # The new owner's first pass has run once it told about the second task.
-        wait_for(lambda: told(ledger, second, "start"), "the new owner's hook")
+        poll(lambda: told(ledger, second, "start"), 60, "the new owner's hook")
         gate.touch()
         # The first hook outlived its owner (a session of its own) and finishes.
-        wait_for(lambda: told(ledger, first) and told(ledger, second), "both hooks to end")
+        poll(lambda: told(ledger, first) and told(ledger, second), 60, "both hooks to end")
     finally:
         gate.touch()
         stop(owner)
@@ -161,11 +151,11 @@ def test_two_owners_started_at_once_tell_each_task_once(tmp_path: Path) -> None:
     ids = [delegate(env, f"task {n}", tmp_path) for n in range(6)]
     owners = [serve(env) for _ in range(2)]  # one owns the home, the other waits to
     try:
-        wait_for(lambda: all(told(ledger, task_id) for task_id in ids), "every hook")
+        poll(lambda: all(told(ledger, task_id) for task_id in ids), 60, "every hook")
         owners[0].kill()  # kill -9 one of them: the other (if it was the client) takes over
         owners[0].wait(timeout=30)
         late = delegate(env, "after the kill", tmp_path)
-        wait_for(lambda: told(ledger, late), "the hook of a task the survivor ran")
+        poll(lambda: told(ledger, late), 60, "the hook of a task the survivor ran")
     finally:
         for owner in owners:
             if owner.poll() is None:

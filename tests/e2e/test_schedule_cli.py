@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
-from engine_helpers import cli_env
+from engine_helpers import cli_env, poll
 
 from claudine_core.ownership import current_owner
 
@@ -95,16 +94,6 @@ def test_every_wrong_flag_is_named_and_nothing_is_stored(tmp_path: Path) -> None
     assert unknown.returncode == 1 and "no schedule with id" in unknown.stderr
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_the_background_owner_stays_for_an_active_schedule_and_fires_it(
         tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -114,7 +103,7 @@ def test_the_background_owner_stays_for_an_active_schedule_and_fires_it(
     at = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
     made = ok_json(env, "schedule", "add", "scheduled work", "--at", at, "--cwd",
                    str(tmp_path))
-    owner = wait_for(lambda: current_owner(home / "engine.lock"), 20, "a background owner")
+    owner = poll(lambda: current_owner(home / "engine.lock"), 20, "a background owner")
     pid = int(owner["pid"])
     assert owner["kind"] == "serve"
 
@@ -127,7 +116,7 @@ def test_the_background_owner_stays_for_an_active_schedule_and_fires_it(
 
     # Nothing but that owner can fire it (show starts none): it stayed past its idle exit,
     # all the way to the slot 5 s after the add.
-    shown = wait_for(fired, 60, "the schedule to fire")
+    shown = poll(fired, 60, "the schedule to fire")
     assert owners_seen == {pid}
     [execution] = shown["history"]
     assert execution["outcome"] == "created" and shown["status"] == "completed"
@@ -138,5 +127,5 @@ def test_the_background_owner_stays_for_an_active_schedule_and_fires_it(
     started = [json.loads(line) for line in ledger.read_text().splitlines()]
     assert [r["marker"] for r in started if r["event"] == "start"] == ["scheduled work"]
     # Nothing left to run or fire: it leaves as an idle owner does.
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
-             30, "the background owner to leave")
+    poll(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
+         30, "the background owner to leave")

@@ -124,8 +124,30 @@ def claude(bin_: Path, prompt: str, cwd: Path, env: dict[str, str], *extra: str)
     return run_cli([bin_, "-p", prompt, *STREAM_FLAGS, *SKIP_PERMS, *extra], cwd, env, RUN_TIMEOUT)
 
 
-# Two names for the same call keep the paired real/fake steps easy to read.
-real = fake = claude
+@dataclass
+class Cli:
+    """One ``claude``, real or fake, with its environment, run in the test's working
+    directory: ``cli(prompt, *extra)`` runs it as claudine does; ``env=`` runs it with
+    another environment instead (built from ``cli.env`` when it adds to it)."""
+
+    bin: Path
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, prompt: str, *extra: str, env: dict[str, str] | None = None) -> Run:
+        return claude(self.bin, prompt, self.cwd, self.env if env is None else env, *extra)
+
+
+@pytest.fixture
+def real_cli(real_claude_bin: Path, real_claude_env: dict[str, str], workdir: Path) -> Cli:
+    """The pinned real CLI, its model ``fake_api`` (through ``real_claude_env``)."""
+    return Cli(real_claude_bin, real_claude_env, workdir)
+
+
+@pytest.fixture
+def fake_cli(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path) -> Cli:
+    """``fake_claude.py``, in the same working directory as ``real_cli``."""
+    return Cli(fake_claude_bin, fake_env, workdir)
 
 
 def assert_same_structure(real_run: Run, fake_run: Run) -> None:
@@ -151,40 +173,24 @@ def assert_same_structure(real_run: Run, fake_run: Run) -> None:
 
 
 @pytest.mark.real_claude
-def test_text_task(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-) -> None:
-    r = real(real_claude_bin, "say hello please", workdir, real_claude_env)
+def test_text_task(real_cli: Cli, fake_cli: Cli, workdir: Path) -> None:
+    r = real_cli("say hello please")
     assert r.returncode == 0, r.stderr
     assert r.result["subtype"] == "success" and r.result["is_error"] is False
     assert r.result["result"] == "FAKE_DONE: say hello please"
     assert r.init["cwd"] == str(workdir)
     assert r.init["permissionMode"] == "bypassPermissions"
 
-    f = fake(fake_claude_bin, "say hello please", workdir, fake_env)
+    f = fake_cli("say hello please")
     assert f.result["result"] == r.result["result"]
     assert_same_structure(r, f)
 
 
 @pytest.mark.real_claude
 def test_bash_task_writes_file(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
+    real_cli: Cli, fake_cli: Cli, workdir: Path, fake_api: FakeAnthropic
 ) -> None:
-    r = real(
-        real_claude_bin,
-        "BASH: echo hi-from-bash > out.txt && cat out.txt",
-        workdir,
-        real_claude_env,
-    )
+    r = real_cli("BASH: echo hi-from-bash > out.txt && cat out.txt")
     assert r.returncode == 0, r.stderr
     assert (workdir / "out.txt").read_text().strip() == "hi-from-bash"
     assert [t["name"] for t in r.tool_uses()] == ["Bash"]
@@ -197,23 +203,16 @@ def test_bash_task_writes_file(
     assert len(fake_api.message_requests()) == 2
 
     (workdir / "out.txt").unlink()
-    f = fake(fake_claude_bin, "[write:out.txt=hi-from-bash]", workdir, fake_env)
+    f = fake_cli("[write:out.txt=hi-from-bash]")
     assert (workdir / "out.txt").read_text() == "hi-from-bash"
     assert f.result["num_turns"] == 2
     assert_same_structure(r, f)
 
 
 @pytest.mark.real_claude
-def test_api_error_529(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
-) -> None:
+def test_api_error_529(real_cli: Cli, fake_cli: Cli, fake_api: FakeAnthropic) -> None:
     started = time.monotonic()
-    r = real(real_claude_bin, "API_ERROR: 529", workdir, real_claude_env)
+    r = real_cli("API_ERROR: 529")
     assert r.returncode == 1
     assert r.result["is_error"] is True
     assert r.result["api_error_status"] == 529
@@ -224,44 +223,29 @@ def test_api_error_529(
     assert not [ln for ln in r.lines if ln.get("subtype") == "api_retry"]
     assert time.monotonic() - started < 15
 
-    f = fake(fake_claude_bin, "[api-error:529]", workdir, fake_env)
+    f = fake_cli("[api-error:529]")
     assert_same_structure(r, f)
 
 
 @pytest.mark.real_claude
-def test_api_retry_lines(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-) -> None:
-    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
-    r = real(real_claude_bin, "API_ERROR: 529 times=1", workdir, env)
+def test_api_retry_lines(real_cli: Cli, fake_cli: Cli) -> None:
+    env = {**real_cli.env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    r = real_cli("API_ERROR: 529 times=1", env=env)
     assert r.returncode == 0, r.stderr
     retries = [ln for ln in r.lines if ln.get("subtype") == "api_retry"]
     assert len(retries) == 1 and retries[0]["error_status"] == 529
 
-    f = fake(
-        fake_claude_bin, "[api-retry:1]", workdir, {**fake_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
-    )
+    f = fake_cli("[api-retry:1]", env={**fake_cli.env, "CLAUDE_CODE_MAX_RETRIES": "2"})
     assert f.shape() == r.shape()
     fake_retry = next(ln for ln in f.lines if ln.get("subtype") == "api_retry")
     assert set(fake_retry) == set(retries[0])
 
 
 @pytest.mark.real_claude
-def test_resume(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
-) -> None:
-    first = real(real_claude_bin, "first turn", workdir, real_claude_env)
+def test_resume(real_cli: Cli, fake_cli: Cli, fake_api: FakeAnthropic) -> None:
+    first = real_cli("first turn")
     sid = first.init["session_id"]
-    second = real(real_claude_bin, "second turn", workdir, real_claude_env, "--resume", sid)
+    second = real_cli("second turn", "--resume", sid)
     assert second.returncode == 0, second.stderr
     assert second.init["session_id"] == sid and second.result["session_id"] == sid
     assert second.result["result"] == "FAKE_DONE: second turn"
@@ -269,25 +253,19 @@ def test_resume(
     history = json.dumps(fake_api.message_requests()[-1]["messages"])
     assert "FAKE_DONE: first turn" in history
 
-    f1 = fake(fake_claude_bin, "first turn", workdir, fake_env)
+    f1 = fake_cli("first turn")
     fsid = f1.init["session_id"]
-    f2 = fake(fake_claude_bin, "second turn", workdir, fake_env, "--resume", fsid)
+    f2 = fake_cli("second turn", "--resume", fsid)
     assert f2.init["session_id"] == fsid and f2.result["session_id"] == fsid
     assert f2.result["result"].startswith("RESUMED")
     assert_same_structure(second, f2)
 
 
 @pytest.mark.real_claude
-def test_resume_unknown_session(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-) -> None:
+def test_resume_unknown_session(real_cli: Cli, fake_cli: Cli) -> None:
     bogus = "11111111-2222-3333-4444-555555555555"
-    r = real(real_claude_bin, "hi", workdir, real_claude_env, "--resume", bogus)
-    f = fake(fake_claude_bin, "hi", workdir, fake_env, "--resume", bogus)
+    r = real_cli("hi", "--resume", bogus)
+    f = fake_cli("hi", "--resume", bogus)
     for run in (r, f):
         assert run.returncode == 1
         assert run.result["subtype"] == "error_during_execution"
@@ -297,46 +275,31 @@ def test_resume_unknown_session(
 
 
 @pytest.mark.real_claude
-def test_max_turns(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-) -> None:
-    r = real(
-        real_claude_bin, "BASH: echo a\nBASH: echo b", workdir, real_claude_env, "--max-turns", "1"
-    )
+def test_max_turns(real_cli: Cli, fake_cli: Cli) -> None:
+    r = real_cli("BASH: echo a\nBASH: echo b", "--max-turns", "1")
     assert r.returncode == 1
     assert r.result["subtype"] == "error_max_turns"
-    f = fake(fake_claude_bin, "[tool:Bash] [tool:Bash]", workdir, fake_env, "--max-turns", "1")
+    f = fake_cli("[tool:Bash] [tool:Bash]", "--max-turns", "1")
     assert_same_structure(r, f)
 
 
 @pytest.mark.real_claude
 @pytest.mark.skipif(not IS_ROOT, reason="the root refusal only happens when running as root")
-def test_root_refusal(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    workdir: Path,
-) -> None:
-    env = {k: v for k, v in real_claude_env.items() if k != "IS_SANDBOX"}
-    r = real(real_claude_bin, "hi", workdir, env)
-    f = fake(fake_claude_bin, "hi", workdir, {})
+def test_root_refusal(real_cli: Cli, fake_cli: Cli) -> None:
+    env = {k: v for k, v in real_cli.env.items() if k != "IS_SANDBOX"}
+    r = real_cli("hi", env=env)
+    f = fake_cli("hi", env={})
     for run in (r, f):
         assert run.returncode == 1
         assert run.stdout == ""
         assert ROOT_REFUSAL in run.stderr
     # With IS_SANDBOX=1 the fake goes ahead, like the real CLI (see test_text_task).
-    assert fake(fake_claude_bin, "hi", workdir, {"IS_SANDBOX": "1"}).returncode == 0
+    assert fake_cli("hi", env={"IS_SANDBOX": "1"}).returncode == 0
 
 
 @pytest.mark.real_claude
-def test_fake_api_records_requests(
-    real_claude_bin: Path, real_claude_env: dict[str, str], workdir: Path, fake_api: FakeAnthropic
-) -> None:
-    real(real_claude_bin, "hello", workdir, real_claude_env)
+def test_fake_api_records_requests(real_cli: Cli, fake_api: FakeAnthropic) -> None:
+    real_cli("hello")
     posts = [r for r in fake_api.requests if r["method"] == "POST"]
     assert posts and posts[0]["path"].startswith("/v1/messages")
     assert posts[0]["headers"].get("x-api-key") == "dummy"
@@ -396,24 +359,12 @@ def test_fake_version(fake_claude_bin: Path, workdir: Path) -> None:
     assert out.strip() == "2.1.197 (Claude Code)"
 
 
-def test_fake_logs_invocation_and_env(
-    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path, tmp_path: Path
-) -> None:
+def test_fake_logs_invocation_and_env(fake_cli: Cli, workdir: Path, tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
-    env = {**fake_env, "FAKE_CLAUDE_LOG": str(log), "MY_VAR": "xyz"}
-    run = fake(
-        fake_claude_bin,
-        "[env:MY_VAR] [env:NOPE_NOT_SET]",
-        workdir,
-        env,
-        "--model",
-        "claude-sonnet-4-5",
-        "--allowedTools",
-        "Bash",
-        "Write",
-        "--max-turns",
-        "5",
-        "--unknown-flag",
+    env = {**fake_cli.env, "FAKE_CLAUDE_LOG": str(log), "MY_VAR": "xyz"}
+    run = fake_cli(
+        "[env:MY_VAR] [env:NOPE_NOT_SET]", "--model", "claude-sonnet-4-5", "--allowedTools", "Bash",
+        "Write", "--max-turns", "5", "--unknown-flag", env=env,
     )
     assert run.returncode == 0, run.stderr
     texts = [ln["message"]["content"][0]["text"] for ln in run.lines if ln["type"] == "assistant"]
@@ -425,46 +376,46 @@ def test_fake_logs_invocation_and_env(
     assert "--unknown-flag" in entry["argv"]
 
 
-def test_fake_session_id_flag(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path):
+def test_fake_session_id_flag(fake_cli: Cli):
     sid = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-    run = fake(fake_claude_bin, "hi", workdir, fake_env, "--session-id", sid)
+    run = fake_cli("hi", "--session-id", sid)
     assert run.init["session_id"] == sid == run.result["session_id"]
 
 
-def test_fake_failure_modes(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path):
-    crash = fake(fake_claude_bin, "[crash]", workdir, fake_env)
+def test_fake_failure_modes(fake_cli: Cli):
+    crash = fake_cli("[crash]")
     assert crash.returncode == 3 and crash.stderr
     assert crash.lines and not [ln for ln in crash.lines if ln["type"] == "result"]
 
-    now = fake(fake_claude_bin, "[exit-now]", workdir, fake_env)
+    now = fake_cli("[exit-now]")
     assert now.returncode == 2 and now.stdout == "" and now.stderr
 
-    segv = fake(fake_claude_bin, "[segv]", workdir, fake_env)
+    segv = fake_cli("[segv]")
     assert segv.returncode == -signal.SIGSEGV
     assert segv.shape() == [("system", "init", None)]
 
-    refusal = fake(fake_claude_bin, "[as-root-refusal]", workdir, fake_env)
+    refusal = fake_cli("[as-root-refusal]")
     assert refusal.returncode == 1 and refusal.stdout == "" and ROOT_REFUSAL in refusal.stderr
 
-    failed = fake(fake_claude_bin, "[fail]", workdir, fake_env)
+    failed = fake_cli("[fail]")
     assert failed.returncode == 1 and failed.result["api_error_status"] == 400
 
-    tool_err = fake(fake_claude_bin, "[tool-error:Bash]", workdir, fake_env)
+    tool_err = fake_cli("[tool-error:Bash]")
     assert tool_err.returncode == 0
     user = next(ln for ln in tool_err.lines if ln["type"] == "user")
     assert user["message"]["content"][0]["is_error"] is True
 
 
-def test_fake_invalid_json(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path):
-    run = fake(fake_claude_bin, "[invalid-json:3]", workdir, fake_env)
+def test_fake_invalid_json(fake_cli: Cli):
+    run = fake_cli("[invalid-json:3]")
     assert run.returncode == 0
     assert len(run.bad_lines) == 4  # 3 plain-text lines + 1 truncated JSON line
     assert run.result["is_error"] is False
 
 
-def test_fake_flood(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path) -> None:
+def test_fake_flood(fake_cli: Cli) -> None:
     started = time.monotonic()
-    run = fake(fake_claude_bin, "[flood:4]", workdir, fake_env)
+    run = fake_cli("[flood:4]")
     elapsed = time.monotonic() - started
     assert run.returncode == 0
     assert len(run.stdout) >= 4 * 1024 * 1024
@@ -475,12 +426,12 @@ def test_fake_flood(fake_claude_bin: Path, fake_env: dict[str, str], workdir: Pa
     assert elapsed < 20
 
 
-def _start(bin_: Path, prompt: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start the fake in its own process group, as claudine starts agents."""
+def _start(cli: Cli, prompt: str) -> subprocess.Popen[str]:
+    """Start ``cli`` in its own process group, as claudine starts agents."""
     return subprocess.Popen(
-        [str(bin_), "-p", prompt, *STREAM_FLAGS, *SKIP_PERMS],
-        cwd=cwd,
-        env={**os.environ, **env},
+        [str(cli.bin), "-p", prompt, *STREAM_FLAGS, *SKIP_PERMS],
+        cwd=cli.cwd,
+        env={**os.environ, **cli.env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -525,16 +476,12 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def test_fake_grandchild_dies_with_group(
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    tmp_path: Path,
-    procs: list[subprocess.Popen[str]],
+    fake_cli: Cli, tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
     own_pid_file = tmp_path / "own.pid"
     prompt = f"[pid-file:{own_pid_file}] [grandchild:{pid_file}] [text:ready] [hang]"
-    proc = _start(fake_claude_bin, prompt, workdir, fake_env)
+    proc = _start(fake_cli, prompt)
     procs.append(proc)
     _read_until_text(proc, "ready")
     assert int(own_pid_file.read_text()) == proc.pid
@@ -546,12 +493,9 @@ def test_fake_grandchild_dies_with_group(
 
 
 def test_fake_ignore_sigterm_needs_sigkill(
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    procs: list[subprocess.Popen[str]],
+    fake_cli: Cli, procs: list[subprocess.Popen[str]]
 ) -> None:
-    proc = _start(fake_claude_bin, "[ignore-sigterm] [text:ready] [hang]", workdir, fake_env)
+    proc = _start(fake_cli, "[ignore-sigterm] [text:ready] [hang]")
     procs.append(proc)
     _read_until_text(proc, "ready")
     proc.send_signal(signal.SIGTERM)
@@ -561,10 +505,8 @@ def test_fake_ignore_sigterm_needs_sigkill(
     assert proc.wait(timeout=10) == -signal.SIGKILL
 
 
-def test_fake_sleep_emits_bash_tool(
-    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
-) -> None:
-    run = fake(fake_claude_bin, "[sleep:0.2]", workdir, fake_env)
+def test_fake_sleep_emits_bash_tool(fake_cli: Cli) -> None:
+    run = fake_cli("[sleep:0.2]")
     assert run.returncode == 0
     assert run.tool_uses()[0]["input"]["command"] == "sleep 0.2"
     assert run.shape() == [
@@ -610,16 +552,13 @@ def assert_same_limit_lines(real_run: Run, fake_run: Run) -> None:
 
 @pytest.mark.real_claude
 def test_usage_limit_with_subscription(
-    real_claude_bin: Path,
+    real_cli: Cli,
+    fake_cli: Cli,
     real_claude_subscription_env: dict[str, str],
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
     fake_api: FakeAnthropic,
 ) -> None:
     env = {**real_claude_subscription_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
-    r = real(real_claude_bin, "USAGE_LIMIT: 3600 first task", workdir, env)
+    r = real_cli("USAGE_LIMIT: 3600 first task", env=env)
     assert r.returncode == 1
     (event,) = lines_of(r, "rate_limit_event")
     armed_at = fake_api.requests[-1]["time"]
@@ -637,33 +576,31 @@ def test_usage_limit_with_subscription(
     assert r.result["subtype"] == "success" and r.result["total_cost_usd"] == 0
 
     # The limit is the account's: another task, and the first one resumed, hit it too.
-    other = real(real_claude_bin, "another task", workdir, env)
+    other = real_cli("another task", env=env)
     assert other.returncode == 1 and other.result["result"] == r.result["result"]
     sid = r.init["session_id"]
-    resumed = real(real_claude_bin, "go on", workdir, env, "--resume", sid)
+    resumed = real_cli("go on", "--resume", sid, env=env)
     assert resumed.returncode == 1 and lines_of(resumed, "rate_limit_event")
 
     # With an API key the CLI ignores the unified headers: a plain 429, no rate_limit_event.
-    keyed = real(real_claude_bin, "keyed task", workdir, real_claude_env)
+    keyed = real_cli("keyed task")
     assert keyed.returncode == 1 and not lines_of(keyed, "rate_limit_event")
     assert keyed.result["result"].startswith(RATE_LIMIT_TEXT)
 
     # After the reset the session goes on; repeating the directive's prompt does not re-arm.
     fake_api.clear_limit()
-    again = real(real_claude_bin, "go on", workdir, env, "--resume", sid)
+    again = real_cli("go on", "--resume", sid, env=env)
     assert again.returncode == 0, again.stdout
     # The refused prompts stay in the conversation (the CLI merges the two "go on" turns
     # into one user message); the synthetic limit message is not sent to the API.
     assert again.result["result"] == "FAKE_DONE: go on\n\ngo on"
     history = json.dumps(fake_api.message_requests()[-1]["messages"], ensure_ascii=False)
     assert "USAGE_LIMIT: 3600 first task" in history and SESSION_LIMIT_TEXT not in history
-    assert real(real_claude_bin, "USAGE_LIMIT: 3600 first task", workdir, env).returncode == 0
+    assert real_cli("USAGE_LIMIT: 3600 first task", env=env).returncode == 0
 
-    f = fake(
-        fake_claude_bin,
+    f = fake_cli(
         "[usage-limit:3600] first task",
-        workdir,
-        {**fake_env, "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-dummy"},
+        env={**fake_cli.env, "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-dummy"},
     )
     assert_same_structure(r, f)
     assert_same_limit_lines(r, f)
@@ -673,14 +610,12 @@ def test_usage_limit_with_subscription(
 
 @pytest.mark.real_claude
 def test_usage_warning_is_not_a_limit(
-    real_claude_bin: Path,
+    real_cli: Cli,
+    fake_cli: Cli,
     real_claude_subscription_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
     fake_api: FakeAnthropic,
 ) -> None:
-    r = real(real_claude_bin, "USAGE_WARNING: 0.95 hello", workdir, real_claude_subscription_env)
+    r = real_cli("USAGE_WARNING: 0.95 hello", env=real_claude_subscription_env)
     assert r.returncode == 0 and r.result["is_error"] is False
     (event,) = lines_of(r, "rate_limit_event")
     assert event["rate_limit_info"] == {
@@ -691,7 +626,7 @@ def test_usage_warning_is_not_a_limit(
         "isUsingOverage": False,
         "surpassedThreshold": 0.9,
     }
-    f = fake(fake_claude_bin, "[usage-warning:0.95] hello", workdir, fake_env)
+    f = fake_cli("[usage-warning:0.95] hello")
     assert_same_structure(r, f)
     assert_same_limit_lines(r, f)
     assert f.lines[2]["rate_limit_info"]["status"] == "allowed_warning"
@@ -699,18 +634,17 @@ def test_usage_warning_is_not_a_limit(
 
 @pytest.mark.real_claude
 def test_usage_limit_in_stream_json_mode_waits_for_stdin(
-    real_claude_bin: Path,
+    real_cli: Cli,
+    fake_cli: Cli,
     real_claude_subscription_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
     workdir: Path,
     procs: list[subprocess.Popen[str]],
 ) -> None:
     """As claudine runs agents: the limit ends the turn with its result, the CLI then waits
     for more input, and exits 1 when the wrapper closes stdin."""
     runs = [
-        (real_claude_bin, "USAGE_LIMIT: 600 streamed", real_claude_subscription_env),
-        (fake_claude_bin, "[usage-limit:600] streamed", fake_env),
+        (real_cli.bin, "USAGE_LIMIT: 600 streamed", real_claude_subscription_env),
+        (fake_cli.bin, "[usage-limit:600] streamed", fake_cli.env),
     ]
     for bin_, prompt, env in runs:
         full_env = {**os.environ, **env}
@@ -739,32 +673,27 @@ def test_usage_limit_in_stream_json_mode_waits_for_stdin(
 
 @pytest.mark.real_claude
 def test_rate_limit_with_api_key_outlasting_retries(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
+    real_cli: Cli, fake_cli: Cli, fake_api: FakeAnthropic
 ) -> None:
-    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    env = {**real_cli.env, "CLAUDE_CODE_MAX_RETRIES": "2"}
     # retry-after above 60 s: the CLI gives up at once, without an api_retry line.
-    r = real(real_claude_bin, "RATE_LIMIT: 3600", workdir, env)
+    r = real_cli("RATE_LIMIT: 3600", env=env)
     assert r.returncode == 1
     assert not lines_of(r, "system", "api_retry") and not lines_of(r, "rate_limit_event")
     assert len(fake_api.message_requests()) == 1
     assert r.result["api_error_status"] == 429 and r.result["is_error"] is True
     assert r.result["result"].startswith(RATE_LIMIT_TEXT)
-    f = fake(fake_claude_bin, "[rate-limit:3600]", workdir, {**fake_env, **env})
+    f = fake_cli("[rate-limit:3600]", env={**fake_cli.env, **env})
     assert_same_structure(r, f)
     assert_same_limit_lines(r, f)
 
     # A 429 on every request with a short retry-after: one api_retry line per retry.
     fake_api.clear_limit()
-    r = real(real_claude_bin, "API_ERROR: 429", workdir, env)
+    r = real_cli("API_ERROR: 429", env=env)
     assert r.returncode == 1
     assert [ln["attempt"] for ln in lines_of(r, "system", "api_retry")] == [1, 2]
     assert r.result["result"].startswith(RATE_LIMIT_TEXT)
-    f = fake(fake_claude_bin, "[rate-limit:1]", workdir, {**fake_env, **env})
+    f = fake_cli("[rate-limit:1]", env={**fake_cli.env, **env})
     assert_same_structure(r, f)
     assert_same_limit_lines(r, f)
     assert [ln["retry_delay_ms"] for ln in lines_of(f, "system", "api_retry")] == [1000, 1000]
@@ -772,16 +701,10 @@ def test_rate_limit_with_api_key_outlasting_retries(
 
 @pytest.mark.real_claude
 def test_rate_limit_within_retries_is_waited_out(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
-    tmp_path: Path,
+    real_cli: Cli, fake_cli: Cli, fake_api: FakeAnthropic, tmp_path: Path
 ) -> None:
-    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
-    r = real(real_claude_bin, "RATE_LIMIT: 2 then answer", workdir, env)
+    env = {**real_cli.env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    r = real_cli("RATE_LIMIT: 2 then answer", env=env)
     assert r.returncode == 0, r.stdout
     (retry,) = lines_of(r, "system", "api_retry")
     assert retry["retry_delay_ms"] == 2000 and retry["error"] == "rate_limit"
@@ -790,61 +713,42 @@ def test_rate_limit_within_retries_is_waited_out(
 
     limit_file = tmp_path / "limit.json"
     limit_file.write_text(json.dumps({"until": time.time() + 2, "kind": "rate"}))
-    f = fake(
-        fake_claude_bin, "then answer", workdir,
-        {**fake_env, **env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)},
+    f = fake_cli(
+        "then answer", env={**fake_cli.env, **env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)},
     )  # fmt: skip
     assert_same_structure(r, f)
     assert_same_limit_lines(r, f)
 
 
 @pytest.mark.real_claude
-def test_max_budget(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-) -> None:
+def test_max_budget(real_cli: Cli, fake_cli: Cli, workdir: Path) -> None:
     # Checked after each model turn: a 2-turn task with a budget between the turns' costs
     # finishes its answer, then reports the budget (cost above it).
-    r = real(real_claude_bin, "BASH: echo a", workdir, real_claude_env, "--max-budget-usd", "0.01")
+    r = real_cli("BASH: echo a", "--max-budget-usd", "0.01")
     assert r.returncode == 1
     assert r.result["subtype"] == "error_max_budget_usd" and r.result["is_error"] is True
     assert r.result["errors"] == ["Reached maximum budget ($0.01)"]
     assert r.result["num_turns"] == 2 and r.result["total_cost_usd"] >= 0.01
-    f = fake(fake_claude_bin, "[tool:Bash]", workdir, fake_env, "--max-budget-usd", "0.01")
+    f = fake_cli("[tool:Bash]", "--max-budget-usd", "0.01")
     assert_same_structure(r, f)
     assert f.result["errors"] == r.result["errors"]
 
     # Reached by the first turn, which asked for a tool: the tool never runs.
-    r = real(
-        real_claude_bin, "BASH: touch ran.txt", workdir, real_claude_env,
-        "--max-budget-usd", "0.005",
-    )  # fmt: skip
+    r = real_cli("BASH: touch ran.txt", "--max-budget-usd", "0.005")
     assert r.returncode == 1 and r.result["subtype"] == "error_max_budget_usd"
     assert r.result["stop_reason"] == "tool_use" and r.result["num_turns"] == 1
     assert not (workdir / "ran.txt").exists()
-    f = fake(
-        fake_claude_bin, "[write:ran.txt=x]", workdir, fake_env, "--max-budget-usd", "0.005"
-    )
+    f = fake_cli("[write:ran.txt=x]", "--max-budget-usd", "0.005")
     assert_same_structure(r, f)
     assert not (workdir / "ran.txt").exists()
 
 
 @pytest.mark.real_claude
-def test_fallback_model_on_overload(
-    real_claude_bin: Path,
-    real_claude_env: dict[str, str],
-    fake_claude_bin: Path,
-    fake_env: dict[str, str],
-    workdir: Path,
-    fake_api: FakeAnthropic,
-) -> None:
-    env = {**real_claude_env, "CLAUDE_CODE_MAX_RETRIES": "3"}
-    r = real(
-        real_claude_bin, "API_ERROR: 529 times=3", workdir, env,
-        "--model", "claude-opus-4-8", "--fallback-model", "claude-haiku-4-5",
+def test_fallback_model_on_overload(real_cli: Cli, fake_cli: Cli, fake_api: FakeAnthropic) -> None:
+    env = {**real_cli.env, "CLAUDE_CODE_MAX_RETRIES": "3"}
+    r = real_cli(
+        "API_ERROR: 529 times=3", "--model", "claude-opus-4-8", "--fallback-model",
+        "claude-haiku-4-5", env=env,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout
     (switch,) = lines_of(r, "system", "model_fallback")
@@ -857,9 +761,9 @@ def test_fallback_model_on_overload(
     assert models == ["claude-opus-4-8"] * 3 + ["claude-haiku-4-5"]
     assert r.lines[-2]["message"]["model"] == "claude-haiku-4-5"
 
-    f = fake(
-        fake_claude_bin, "[overloaded]", workdir, {**fake_env, **env},
-        "--model", "claude-opus-4-8", "--fallback-model", "claude-haiku-4-5",
+    f = fake_cli(
+        "[overloaded]", "--model", "claude-opus-4-8", "--fallback-model", "claude-haiku-4-5",
+        env={**fake_cli.env, **env},
     )  # fmt: skip
     assert_same_structure(r, f)
     (fake_switch,) = lines_of(f, "system", "model_fallback")
@@ -909,12 +813,10 @@ def test_fake_api_limits_are_server_wide_until_reset(fake_api: FakeAnthropic) ->
     assert _post_message(fake_api, "hello")[0] == 200
 
 
-def test_fake_usage_limit_file_is_account_wide(
-    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path, tmp_path: Path
-) -> None:
+def test_fake_usage_limit_file_is_account_wide(fake_cli: Cli, tmp_path: Path) -> None:
     limit_file = tmp_path / "limit.json"
-    env = {**fake_env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)}
-    first = fake(fake_claude_bin, "[usage-limit:3] [tool:Bash] first", workdir, env)
+    env = {**fake_cli.env, "FAKE_CLAUDE_LIMIT_FILE": str(limit_file)}
+    first = fake_cli("[usage-limit:3] [tool:Bash] first", env=env)
     assert first.returncode == 1 and not first.tool_uses()  # limited before any tool
     limit = json.loads(limit_file.read_text())
     assert limit["kind"] == "usage"
@@ -922,40 +824,31 @@ def test_fake_usage_limit_file_is_account_wide(
     assert reset == math.ceil(limit["until"])
     assert first.result["result"] == SESSION_LIMIT_TEXT + reset_text(reset)
 
-    other = fake(fake_claude_bin, "[tool:Bash] other", workdir, env)
+    other = fake_cli("[tool:Bash] other", env=env)
     assert other.returncode == 1 and not other.tool_uses()
     assert other.result["result"] == first.result["result"]
     sid = first.init["session_id"]
-    assert fake(fake_claude_bin, "go on", workdir, env, "--resume", sid).returncode == 1
+    assert fake_cli("go on", "--resume", sid, env=env).returncode == 1
 
     deadline = time.monotonic() + 30
     while time.time() < limit["until"] and time.monotonic() < deadline:
         time.sleep(0.1)  # waiting for the reset time itself, the event under test
-    resumed = fake(fake_claude_bin, "go on", workdir, env, "--resume", sid)
+    resumed = fake_cli("go on", "--resume", sid, env=env)
     assert resumed.returncode == 0 and resumed.result["result"].startswith("RESUMED")
-    again = fake(fake_claude_bin, "[usage-limit:3] [tool:Bash] first", workdir, env)
+    again = fake_cli("[usage-limit:3] [tool:Bash] first", env=env)
     assert again.returncode == 0 and again.tool_uses()  # the directive armed it once only
 
 
-def test_fake_rate_limit_without_retries(
-    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
-) -> None:
-    run = fake(
-        fake_claude_bin, "[rate-limit:5]", workdir, {**fake_env, "CLAUDE_CODE_MAX_RETRIES": "0"}
-    )
+def test_fake_rate_limit_without_retries(fake_cli: Cli) -> None:
+    run = fake_cli("[rate-limit:5]", env={**fake_cli.env, "CLAUDE_CODE_MAX_RETRIES": "0"})
     assert run.returncode == 1 and not lines_of(run, "system", "api_retry")
     assert run.result["api_error_status"] == 429
 
 
-def test_fake_cost_and_budget(
-    fake_claude_bin: Path, fake_env: dict[str, str], workdir: Path
-) -> None:
-    cheap = fake(fake_claude_bin, "[cost:0.5] [tool:Bash] [tool:Bash]", workdir, fake_env)
+def test_fake_cost_and_budget(fake_cli: Cli) -> None:
+    cheap = fake_cli("[cost:0.5] [tool:Bash] [tool:Bash]")
     assert cheap.returncode == 0 and cheap.result["total_cost_usd"] == 1.5
-    stopped = fake(
-        fake_claude_bin, "[cost:0.5] [tool:Bash] [tool:Bash]", workdir, fake_env,
-        "--max-budget-usd", "1",
-    )  # fmt: skip
+    stopped = fake_cli("[cost:0.5] [tool:Bash] [tool:Bash]", "--max-budget-usd", "1")
     assert stopped.returncode == 1 and stopped.result["subtype"] == "error_max_budget_usd"
     assert stopped.result["total_cost_usd"] == 1.0 and stopped.result["num_turns"] == 2
     assert stopped.result["errors"] == ["Reached maximum budget ($1)"]

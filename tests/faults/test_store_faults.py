@@ -19,11 +19,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from engine_helpers import poll
 from fault_harness import FaultHome, verdict
 from system_helpers import small_tmpfs
 
@@ -31,19 +31,6 @@ pytestmark = pytest.mark.slow
 
 BUSY_TIMEOUT_S = 10  # claudine_core/store/db.py: busy_timeout
 CLI = str(Path(sys.executable).with_name("claudine"))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it is true (bounded); its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def assert_clear_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -96,7 +83,7 @@ def test_store_locked_longer_than_busy_timeout_commands_fail_clearly_owner_recov
     home.serve()
     home.wait_owner()
     running = home.delegate("running through the lock [sleep:2]")
-    wait_for(lambda: ledger_started(home, "running through the lock"), 30, "the agent")
+    poll(lambda: ledger_started(home, "running through the lock"), 30, "the agent")
     started = time.monotonic()
     with exclusive_lock(home.path / "claudine.db"):
         # Two writes from two clients at once: each waits out the busy timeout, then says so.
@@ -110,7 +97,7 @@ def test_store_locked_longer_than_busy_timeout_commands_fail_clearly_owner_recov
             results.append(subprocess.CompletedProcess(client.args, client.returncode, out, err))
         reading = home.run("status", running, "--json", check=False)
         # The owner, meanwhile, has met the lock too (its agent ended while it was held).
-        wait_for(lambda: store_errors(home.serve_log()), 30, "the owner to report the lock")
+        poll(lambda: store_errors(home.serve_log()), 30, "the owner to report the lock")
     held = time.monotonic() - started
     assert held > BUSY_TIMEOUT_S
     for result in results:
@@ -193,17 +180,17 @@ def test_disk_full_before_and_during_agent_output_clear_errors_then_all_tasks_en
     # start (claim, run folder, wrapper records) on the full disk.
     writing = home.delegate("writing while the disk fills " + "[sleep:0.2] " * 15)
     waiting = home.delegate("starting on a full disk [sleep:0.2]")
-    wait_for(lambda: ledger_started(home, "writing while"), 30, "the writing agent")
+    poll(lambda: ledger_started(home, "writing while"), 30, "the writing agent")
     with disk_filled(home.path):
         acknowledged, refused = delegate_until_refused(home, "on a full disk")
         assert_clear_failure(refused, "is full")
         listing = home.run("status", check=False)
         assert "Traceback" not in listing.stderr
-        wait_for(lambda: any("is full" in line for line in store_errors(home.serve_log())),
-                 30, "the owner to say the disk is full")
+        poll(lambda: any("is full" in line for line in store_errors(home.serve_log())),
+             30, "the owner to say the disk is full")
         # The agent ends (its result line has nowhere to go) before the disk has room again.
-        wait_for(lambda: any(line["event"] == "end" and line["marker"].startswith("writing")
-                             for line in home.ledger_lines()), 30, "the writing agent to end")
+        poll(lambda: any(line["event"] == "end" and line["marker"].startswith("writing")
+                         for line in home.ledger_lines()), 30, "the writing agent to end")
     after = home.delegate("after the disk has room again")
     ids = [first, writing, waiting, *acknowledged, after]
     rows = home.wait_settled(ids, timeout=90)
@@ -226,11 +213,11 @@ def test_owner_backs_off_while_the_disk_stays_full(tmpfs_home: FaultHome) -> Non
     home.serve()
     home.wait_owner()
     talker = home.delegate("talking while the disk is full " + "[sleep:0.2] " * 40)
-    wait_for(lambda: ledger_started(home, "talking while"), 30, "the agent")
+    poll(lambda: ledger_started(home, "talking while"), 30, "the agent")
     with disk_filled(home.path):
-        wait_for(lambda: store_errors(home.serve_log()), 30, "the first store error")
+        poll(lambda: store_errors(home.serve_log()), 30, "the first store error")
         first = time.monotonic()
-        wait_for(lambda: time.monotonic() - first > 6, 10, "six seconds of a full disk")
+        poll(lambda: time.monotonic() - first > 6, 10, "six seconds of a full disk")
         errors = store_errors(home.serve_log())
     attempts = [int(m.group(1)) for line in errors
                 if (m := re.search(r"attempt (\d+)", line))]
@@ -312,7 +299,7 @@ def test_home_gone_read_only_mid_run_fails_clearly_and_loses_no_row(tmp_path: Pa
             first = home.delegate("before the file system fails [sleep:0.2]")
             assert home.wait_settled([first], 30)[first]["status"] == "completed"
             running = home.delegate("running when it fails " + "[sleep:0.2] " * 10)
-            wait_for(lambda: ledger_started(home, "running when"), 30, "the agent")
+            poll(lambda: ledger_started(home, "running when"), 30, "the agent")
             aborted = subprocess.run(["mount", "-o", "remount,abort", str(mount)],
                                      capture_output=True, text=True)
             if aborted.returncode != 0:
@@ -320,7 +307,7 @@ def test_home_gone_read_only_mid_run_fails_clearly_and_loses_no_row(tmp_path: Pa
             assert_clear_failure(home.run("delegate", "x", "--no-serve", check=False),
                                  "read-only", "failed a read or write")
             assert "Traceback" not in home.run("status", check=False).stderr
-            wait_for(lambda: store_errors(home.serve_log()), 30, "the owner to notice")
+            poll(lambda: store_errors(home.serve_log()), 30, "the owner to notice")
             log = home.serve_log()
             assert "Traceback" not in log, log
             assert all("read-only" in line or "failed a read or write" in line

@@ -1,10 +1,12 @@
-"""Fixtures for the MCP tests: a temporary home whose agents are the fake ``claude``."""
+"""Fixtures for the MCP tests: a temporary home whose agents are the fake ``claude``, an
+owner engine on it, or a client engine on it while the test holds the owner lock."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from mcp import Client
 from claudine_core.config import Config
 from claudine_core.engine import Engine
 from claudine_core.mcp.front import build_server
+from claudine_core.ownership import OwnerLock
 
 
 @pytest.fixture
@@ -23,9 +26,16 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def engine(config: Config) -> AsyncIterator[Engine]:
+def agent_environment() -> dict[str, str]:
+    """The environment of ``engine``'s fake agents; a module overrides this fixture to add
+    to it (``FAKE_CLAUDE_LOG``, say)."""
+    return agent_env()
+
+
+@pytest.fixture
+async def engine(config: Config, agent_environment: dict[str, str]) -> AsyncIterator[Engine]:
     """A started owner engine whose agents are the fake CLI (stopped afterwards)."""
-    engine = Engine(config, kind="mcp", env=agent_env())
+    engine = Engine(config, kind="mcp", env=agent_environment)
     await engine.start()
     try:
         yield engine
@@ -41,6 +51,38 @@ def connect(config: Config, engine: Engine) -> Callable[[], Client]:
     and left in the test's own task, which a yielding async fixture cannot promise.
     """
     return lambda: Client(build_server(config, engine=engine))
+
+
+@pytest.fixture
+def held_home(config: Config) -> Iterator[Config]:
+    """``config``'s home with its owner lock held by the test (an owner that never runs
+    anything): engines and headless servers on it are clients, so what they are asked to
+    run stays queued; commands are still committed rows."""
+    lock = OwnerLock(config.lock_path, kind="test")
+    assert lock.try_acquire()
+    try:
+        yield config
+    finally:
+        lock.release()
+
+
+@pytest.fixture
+async def client_engine(held_home: Config) -> AsyncIterator[Engine]:
+    """A started engine on ``held_home``: a client, so nothing it is asked runs or fires."""
+    engine = Engine(held_home, kind="mcp")
+    await engine.start()
+    assert engine.role == "client"
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@pytest.fixture
+def connect_waiting(held_home: Config, client_engine: Engine) -> Callable[[], Client]:
+    """Makes in-memory clients (as ``connect``) of a server attached to ``client_engine``:
+    tasks delegated through them stay queued."""
+    return lambda: Client(build_server(held_home, engine=client_engine))
 
 
 @pytest.fixture
@@ -71,6 +113,18 @@ def home_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     home = tmp_path / "home"
     home.mkdir()
     return home, cli_env(home, FAKE_CLAUDE_LOG=str(tmp_path / "agent-runs.jsonl"))
+
+
+@pytest.fixture(scope="session")
+def inspector() -> Path:
+    """The pinned MCP Inspector CLI (the TypeScript SDK's client), installed on first use (a
+    no-op once it is there)."""
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(["bash", str(repo / "scripts" / "install-mcp-inspector.sh")],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
+    return repo / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for mcp_helpers

@@ -1,16 +1,8 @@
-"""Shared by the fuzz tests: Hypothesis strategies for JSON values, and a held home."""
+"""Shared by the fuzz tests: Hypothesis strategies for JSON values."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-from engine_helpers import make_config
 from hypothesis import strategies as st
-
-from claudine_core.config import Config
-from claudine_core.ownership import OwnerLock
 
 # Text from the whole of Unicode, lone surrogates (category Cs) and NUL included.
 any_char = st.characters(exclude_categories=())
@@ -34,16 +26,3 @@ json_values = st.recursive(
                             st.dictionaries(small_text, inner, max_size=4)),
     max_leaves=8,
 )
-
-
-@contextmanager
-def holding_a_home(home: Path) -> Iterator[Config]:
-    """A home whose owner lock the caller holds: engines and headless servers on it are
-    clients, so what they are asked to run stays queued (commands are committed rows)."""
-    config = make_config(home)
-    lock = OwnerLock(config.lock_path, kind="test")
-    assert lock.try_acquire()
-    try:
-        yield config
-    finally:
-        lock.release()

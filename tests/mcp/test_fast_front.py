@@ -17,13 +17,12 @@ import queue
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import mcp_types as types
 import pytest
-from fuzz_values import holding_a_home
 from mcp_helpers import INIT_PARAMS, StdioServer
 from mcp_types import methods as sdk_methods
 from pydantic import ValidationError
@@ -44,18 +43,6 @@ def front_answered(request_id: Any) -> str:
 
 
 # -- the same answer on both paths, in one process ----------------------------------------
-
-
-@pytest.fixture
-async def client_engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """An engine that is a client of a home the test holds: what it is asked stays put."""
-    with holding_a_home(tmp_path / "home") as config:
-        engine = Engine(config, kind="mcp")
-        await engine.start()
-        try:
-            yield engine
-        finally:
-            await engine.stop()
 
 
 def _line(message: dict[str, Any]) -> bytes:

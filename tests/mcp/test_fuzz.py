@@ -12,12 +12,11 @@ holds, so every engine here is a client (commands are committed rows, nothing st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fuzz_values import holding_a_home, json_values, small_text
+from fuzz_values import json_values, small_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -122,23 +121,6 @@ def names_an_argument(message: str, name: str, arguments: Any) -> bool:
 
 
 # -- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def held_home(tmp_path: Path) -> Iterator[Config]:
-    with holding_a_home(tmp_path / "home") as config:
-        yield config
-
-
-@pytest.fixture
-async def client_engine(held_home: Config) -> AsyncIterator[Engine]:
-    engine = Engine(held_home, kind="mcp")
-    await engine.start()
-    assert engine.role == "client"
-    try:
-        yield engine
-    finally:
-        await engine.stop()
 
 
 @pytest.fixture

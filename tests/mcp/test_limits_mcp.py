@@ -7,21 +7,16 @@ DelegateTask once over the real stdio of ``claudine --headless``."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import agent_env, wait_for_state
-from mcp import Client
 from mcp_helpers import StdioServer, assert_matches_output_schema
 from test_tools import call, call_error
 
-from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp.front import build_server
 from claudine_core.models import TaskState
-from claudine_core.ownership import OwnerLock
 
 DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
 
@@ -32,34 +27,9 @@ def runs_log(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def connect_waiting(config: Config) -> AsyncIterator[Callable[[], Client]]:
-    """Clients of a server that is a client of a home the test owns: nothing runs."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    lock = OwnerLock(config.lock_path, kind="test")
-    assert lock.try_acquire()
-    engine = Engine(config, kind="mcp")
-    await engine.start()
-    try:
-        yield lambda: Client(build_server(config, engine=engine))
-    finally:
-        await engine.stop()
-        lock.release()
-
-
-@pytest.fixture
-async def logged_engine(config: Config, runs_log: Path) -> AsyncIterator[Engine]:
-    """An owner engine whose fake agents log their argv to ``runs_log``."""
-    engine = Engine(config, kind="mcp", env=agent_env(FAKE_CLAUDE_LOG=str(runs_log)))
-    await engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.stop(stop_agents=True)
-
-
-@pytest.fixture
-def connect_logged(config: Config, logged_engine: Engine) -> Callable[[], Client]:
-    return lambda: Client(build_server(config, engine=logged_engine))
+def agent_environment(runs_log: Path) -> dict[str, str]:
+    """The fake agents of ``engine`` log their argv to ``runs_log``."""
+    return agent_env(FAKE_CLAUDE_LOG=str(runs_log))
 
 
 def runs(runs_log: Path) -> list[list[str]]:
@@ -72,13 +42,13 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 
 
 async def test_budget_and_fallback_reach_the_agent(
-        connect_logged: Any, logged_engine: Engine, workdir: str, runs_log: Path) -> None:
-    async with connect_logged() as client:
+        connect: Any, engine: Engine, workdir: str, runs_log: Path) -> None:
+    async with connect() as client:
         structured, _ = await call(client, "DelegateTask", prompt="hi", workingDirectory=workdir,
                                    model="opus", maxBudgetUsd=2.5, fallbackModel="haiku")
         task = structured["task"]
         assert (task["max_budget_usd"], task["fallback_model"]) == (2.5, "haiku")
-        done = await wait_for_state(logged_engine, structured["taskId"], DONE)
+        done = await wait_for_state(engine, structured["taskId"], DONE)
         assert done.status is TaskState.COMPLETED, done.error
         argv = runs(runs_log)[-1]
         assert flag_value(argv, "--max-budget-usd") == "2.5"
@@ -87,7 +57,7 @@ async def test_budget_and_fallback_reach_the_agent(
         # An integer number of dollars is a number too.
         structured, _ = await call(client, "DelegateTask", prompt="whole",
                                    workingDirectory=workdir, maxBudgetUsd=3)
-        await wait_for_state(logged_engine, structured["taskId"], DONE)
+        await wait_for_state(engine, structured["taskId"], DONE)
         assert flag_value(runs(runs_log)[-1], "--max-budget-usd") == "3"
         assert "--fallback-model" not in runs(runs_log)[-1]
 
@@ -141,15 +111,15 @@ async def test_a_bad_value_is_refused_naming_its_argument(
 
 
 async def test_a_parked_task_and_the_pause_in_task_status(
-        connect_logged: Any, logged_engine: Engine, workdir: str) -> None:
-    async with connect_logged() as client:
+        connect: Any, engine: Engine, workdir: str) -> None:
+    async with connect() as client:
         page, text = await call(client, "TaskStatus")
         assert page["usagePause"] is None and not text.startswith("The home is paused")
 
         structured, _ = await call(client, "DelegateTask", prompt="[usage-limit:600] report",
                                    workingDirectory=workdir)
         task_id = structured["taskId"]
-        parked = await wait_for_state(logged_engine, task_id, {TaskState.PARKED, *DONE})
+        parked = await wait_for_state(engine, task_id, {TaskState.PARKED, *DONE})
         assert parked.status is TaskState.PARKED, parked.error
 
         one, text = await call(client, "TaskStatus", taskId=task_id)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from engine_helpers import cli_env
-from fuzz_values import holding_a_home, json_values, small_text
+from fuzz_values import json_values, small_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp_helpers import CLAUDINE, INIT_PARAMS, StdioServer
@@ -305,12 +305,6 @@ class WireProbe:
         if expected and expected[0] == "message":
             assert any(r.get("error", {}).get("code") == -32600 for r in replies), replies
         return replies
-
-
-@pytest.fixture
-def held_home(tmp_path: Path) -> Iterator[Config]:
-    with holding_a_home(tmp_path / "held-home") as config:
-        yield config
 
 
 @pytest.fixture(params=["front", "bridge"])

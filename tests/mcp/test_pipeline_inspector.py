@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_third_party_clients import inspector, run_inspector  # noqa: F401 (a fixture)
+from test_third_party_clients import run_inspector
 
 from claudine_core.config import load_config
 from claudine_core.service import TaskService
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_inspector_creates_and_cancels_a_pipeline(
-    inspector: Path, home_env: tuple[Path, dict[str, str]], tmp_path: Path  # noqa: F811
+    inspector: Path, home_env: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     home, env = home_env
     created = run_inspector(inspector, env, "--method", "tools/call", "--tool-name",

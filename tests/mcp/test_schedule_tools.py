@@ -8,16 +8,16 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
-from fuzz_values import holding_a_home
 from mcp import Client
-from mcp_helpers import INIT_PARAMS, StdioServer, assert_matches_output_schema
+from mcp_helpers import INIT_PARAMS, StdioServer
+from test_tools import call as sdk_call
 
 from claudine_core.engine import Engine
 from claudine_core.mcp.fast_front import StdioFront
@@ -72,12 +72,9 @@ async def test_every_schedule_tool_succeeds_within_its_schema_and_the_owner_fire
     seen: set[str] = set()
 
     async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await client.call_tool(tool, arguments)  # the SDK client checks it too
-        assert not result.is_error, result.content
-        assert result.structured_content is not None
-        assert_matches_output_schema(tool, result.structured_content)
+        structured, _ = await sdk_call(client, tool, **arguments)  # the SDK client checks it too
         seen.add(tool)
-        return result.structured_content
+        return structured
 
     try:
         async with Client(build_server(config, engine=engine)) as client:
@@ -169,18 +166,6 @@ async def test_unknown_and_finished_schedules_are_error_results(
 
 
 # -- the fast front answers as the SDK does -----------------------------------------------
-
-
-@pytest.fixture
-async def client_engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """A client of a home the test holds: nothing it is asked fires or runs."""
-    with holding_a_home(tmp_path / "home") as config:
-        engine = Engine(config, kind="mcp")
-        await engine.start()
-        try:
-            yield engine
-        finally:
-            await engine.stop()
 
 
 def _line(message: dict[str, Any]) -> bytes:
@@ -283,22 +268,6 @@ def test_a_real_headless_server_lists_and_answers_the_schedule_tools(
 
 
 # -- a third-party client that checks results against the outputSchema ------------------------
-
-REPO = Path(__file__).resolve().parents[2]
-INSPECTOR = REPO / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
-
-
-@pytest.fixture(scope="module")
-def inspector() -> Path:
-    """The pinned MCP Inspector CLI (the TypeScript SDK's client), installed on first use."""
-    import subprocess
-
-    result = subprocess.run(["bash", str(REPO / "scripts" / "install-mcp-inspector.sh")],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
-    return INSPECTOR
-
 
 @pytest.mark.slow
 def test_the_inspector_takes_the_schedule_results(

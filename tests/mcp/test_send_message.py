@@ -4,54 +4,16 @@ delivery."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pytest
 from engine_helpers import wait_for_state, wait_until
-from mcp import Client
-from mcp_helpers import assert_matches_output_schema
+from test_tools import call, call_error
 
 from claudine_core.agents import inbox
-from claudine_core.config import Config
 from claudine_core.engine import Engine
-from claudine_core.mcp.front import build_server
 from claudine_core.models import TaskState
-from claudine_core.ownership import OwnerLock
 
 DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
-
-
-@pytest.fixture
-async def connect_waiting(config: Config) -> AsyncIterator[Callable[[], Client]]:
-    """Clients of a server whose engine is a client of a home another owner holds (that
-    never runs anything), so tasks stay queued."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    lock = OwnerLock(config.lock_path, kind="test")
-    assert lock.try_acquire()
-    engine = Engine(config, kind="mcp")
-    await engine.start()
-    try:
-        yield lambda: Client(build_server(config, engine=engine))
-    finally:
-        await engine.stop()
-        lock.release()
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
-    result = await client.call_tool(tool, arguments)
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert not result.is_error, text
-    assert result.structured_content is not None
-    assert_matches_output_schema(tool, result.structured_content)
-    return result.structured_content, text
-
-
-async def call_error(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert result.is_error and result.structured_content is None, text
-    return text
 
 
 async def test_a_message_to_a_running_agent_is_delivered_and_shown(

@@ -19,20 +19,7 @@ from mcp_helpers import CLAUDINE, StdioServer
 from claudine_core.config import load_config
 from claudine_core.service import TaskService
 
-REPO = Path(__file__).resolve().parents[2]
-INSPECTOR = REPO / ".mcp-inspector" / "node_modules" / ".bin" / "mcp-inspector"
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def inspector() -> Path:
-    """The pinned Inspector CLI, installed on first use (a no-op once it is there)."""
-    result = subprocess.run(["bash", str(REPO / "scripts" / "install-mcp-inspector.sh")],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"could not install the MCP Inspector:\n{result.stderr}", pytrace=False)
-    return INSPECTOR
 
 
 def run_inspector(inspector: Path, env: dict[str, str], *method: str) -> Any:

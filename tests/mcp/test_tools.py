@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -50,23 +49,6 @@ async def delegate(client: Client, workdir: str, prompt: str, **extra: Any) -> s
     structured, _ = await call(client, "DelegateTask", prompt=prompt, workingDirectory=workdir,
                                **extra)
     return str(structured["taskId"])
-
-
-@pytest.fixture
-async def connect_waiting(config: Config) -> AsyncIterator[Callable[[], Client]]:
-    """Clients of a server whose engine is a client of a home someone else owns (that
-    owner never runs anything), so tasks stay queued; commands are still committed rows."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    lock = OwnerLock(config.lock_path, kind="test")
-    assert lock.try_acquire()
-    engine = Engine(config, kind="mcp")
-    await engine.start()
-    assert engine.role == "client"
-    try:
-        yield lambda: Client(build_server(config, engine=engine))
-    finally:
-        await engine.stop()
-        lock.release()
 
 
 # -- DelegateTask ---------------------------------------------------------------------------

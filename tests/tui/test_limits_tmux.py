@@ -4,97 +4,48 @@ parked and until when, `u` lets it go on, `$` opens the costs."""
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
-import shutil
-import subprocess
-import time
-import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli_env
+from tmux_console import Console, needs_tmux
 
 pytestmark = pytest.mark.slow
-CLAUDINE = shutil.which("claudine")
 
 
-def poll(condition: Callable[[], object], timeout: float, what: str,
-         screen: Callable[[], str]) -> object:
-    """Check ``condition`` every 0.1 s until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; screen:\n{screen()}")
-
-
-@pytest.mark.skipif(not CLAUDINE or not shutil.which("tmux"), reason="needs tmux and claudine")
+@needs_tmux
 def test_the_paused_line_and_the_parked_row_on_a_real_screen(tmp_path: Path) -> None:
-    env = cli_env(tmp_path / "home", CLAUDINE_DAILY_BUDGET_USD="5")
-    session = f"claudine-e2e-{uuid.uuid4().hex[:8]}"
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
-                       if k.startswith(("CLAUDINE_", "IS_SANDBOX", "PYTHON")))
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "36",
-                    # A tmux server another process started may pass COLUMNS=80 LINES=24
-                    # on to its panes, which the console would take over the pane's size.
-                    f"env -u COLUMNS -u LINES {exports} {CLAUDINE}"], check=True, cwd=tmp_path)
-
-    def screen() -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                              capture_output=True, text=True).stdout
-
-    def keys(*names: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", session, *names], check=True)
-
-    def cli(*args: str) -> str:
-        done = subprocess.run([CLAUDINE, *args], env=env, capture_output=True, text=True,
-                              cwd=tmp_path, timeout=30)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def status(task_id: str) -> dict[str, object]:
-        return dict(json.loads(cli("status", task_id, "--json")))
-
+    console = Console(tmp_path, CLAUDINE_DAILY_BUDGET_USD="5")
     try:
-        poll(lambda: "owner · console" in screen(), 20, "the console", screen)
-        task_id = cli("delegate", "refactor the billing module [usage-limit:600]")
+        console.wait(lambda: "owner · console" in console.screen(), 20, "the console")
+        task_id = console.cli("delegate", "refactor the billing module [usage-limit:600]")
         short = task_id.removeprefix("task-")[:8]
-        poll(lambda: status(task_id)["status"] == "parked", 30, "the task to park", screen)
+        console.wait(lambda: console.task(task_id)["status"] == "parked", 30, "the task to park")
         # The reset in local time (the console's zone is this process's).
-        reset = datetime.fromisoformat(str(status(task_id)["parked_until"])).timestamp()
+        reset = datetime.fromisoformat(str(console.task(task_id)["parked_until"])).timestamp()
         until = datetime.fromtimestamp(reset).strftime("%H:%M")
-        poll(lambda: re.search(
+        console.wait(lambda: re.search(
             rf"◷ paused: usage limit reached \(five-hour\) until {until}, in \d+ min · "
-            r"1 parked \(u: unpark\) · \$0\.\d\d of \$5\.00 today", screen()),
-            10, "the paused line", screen)
+            r"1 parked \(u: unpark\) · \$0\.\d\d of \$5\.00 today", console.screen()),
+            10, "the paused line")
         # Its own prompt, not the note it resumes with; when it goes on.
         assert re.search(rf"◷ parked +P2 +{short} +refactor the billing.* until {until} · "
-                         "usage limit", screen()), screen()
+                         "usage limit", console.screen()), console.screen()
 
-        keys("$")
-        poll(lambda: "Costs · last 30 days" in screen(), 10, "the costs view", screen)
-        keys("Escape")
-        poll(lambda: "Costs · last 30 days" not in screen(), 10, "the table back", screen)
+        console.keys("$")
+        console.wait(lambda: "Costs · last 30 days" in console.screen(), 10, "the costs view")
+        console.keys("Escape")
+        console.wait(lambda: "Costs · last 30 days" not in console.screen(), 10, "the table back")
 
-        keys("u")  # the only row is selected: it goes on now, resuming its session
-        poll(lambda: status(task_id)["status"] == "completed", 30,
-             "the released task to end", screen)
-        assert str(status(task_id)["result"]).startswith("RESUMED")  # its own session
-        poll(lambda: "parked" not in screen().split("Tasks")[0], 10,
-             "no parked count on the gauges", screen)
-        assert "◷ paused: usage limit reached" in screen()  # the home stays paused
-        keys("q")
-
-        def gone() -> bool:
-            return subprocess.run(["tmux", "has-session", "-t", session],
-                                  capture_output=True).returncode != 0
-
-        poll(gone, 15, "the console to exit", screen)
+        console.keys("u")  # the only row is selected: it goes on now, resuming its session
+        console.wait(lambda: console.task(task_id)["status"] == "completed", 30,
+                     "the released task to end")
+        assert str(console.task(task_id)["result"]).startswith("RESUMED")  # its own session
+        console.wait(lambda: "parked" not in console.screen().split("Tasks")[0], 10,
+                     "no parked count on the gauges")
+        assert "◷ paused: usage limit reached" in console.screen()  # the home stays paused
+        console.keys("q")
+        console.wait(console.gone, 15, "the console to exit")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        console.close()
