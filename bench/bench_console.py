@@ -3,7 +3,7 @@
 
     python bench/bench_console.py [--agents 50] [--seconds 10]
                                   [--load flood,contention,idle] [--repeat N] [--check]
-                                  [--profile FILE]
+                                  [--agent-nice N] [--profile FILE]
     python bench/bench_console.py --idle-cpu [--running 20] [--finished 300] [--repeat 5]
 
 Starts the real console (in-process, headless, 120x36) owning a temporary home, with N fake
@@ -46,6 +46,8 @@ first line gives the 1-minute load average before and after; figures taken while
 work runs are noisy. ``--check`` exits 1, with a line per load that missed, when the
 median key→frame p99 misses the goal for the load (:data:`GOALS_MS`: flood 100 ms, idle
 50 ms, on a 2-core machine). A script to run by hand: no test times anything.
+``--agent-nice N`` runs the agents at that ``agent_nice`` (default: the setting's default,
+10); ``--agent-nice 0`` shows what the console suffers when agents compete with it equally.
 ``--profile FILE`` runs cProfile over the measured window of the first run (the event loop
 thread) and prints the top functions to stderr.
 
@@ -84,6 +86,7 @@ from claudine_tui.app import ClaudineApp  # noqa: E402
 from engine_helpers import FAKE_CLAUDE, agent_env, make_config  # noqa: E402
 from textual import events  # noqa: E402
 
+from claudine_core.config import Config  # noqa: E402
 from claudine_core.engine import Engine  # noqa: E402
 from claudine_core.models import TaskSpec, TaskState  # noqa: E402
 from claudine_core.supervisor import WRAPPER, signal_group  # noqa: E402
@@ -188,8 +191,10 @@ def _output(root: Path) -> dict[Path, int]:
     return {p: p.stat().st_size for p in root.rglob("stdout.jsonl")}
 
 
-def start_unfollowed(root: Path, agents: int, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """Flooding agents under the wrapper, as the supervisor starts them, that no engine reads."""
+def start_unfollowed(root: Path, agents: int, seconds: float,
+                     nice: int) -> list[subprocess.Popen[bytes]]:
+    """Flooding agents under the wrapper, as the supervisor starts them (at ``nice``),
+    that no engine reads."""
     processes = []
     for n in range(agents):
         run_dir = root / f"agent-{n}"
@@ -197,7 +202,8 @@ def start_unfollowed(root: Path, agents: int, seconds: float) -> list[subprocess
         argv = [str(FAKE_CLAUDE), "-p", flood_prompt(seconds), "--output-format", "stream-json",
                 "--verbose", "--dangerously-skip-permissions"]
         processes.append(subprocess.Popen(
-            [sys.executable, "-I", str(WRAPPER), str(run_dir), str(10 * 1024 * 1024), "--", *argv],
+            [sys.executable, "-I", str(WRAPPER), str(run_dir), str(10 * 1024 * 1024),
+             "--nice", str(nice), "--", *argv],
             cwd=root, env=agent_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         ))
@@ -220,15 +226,17 @@ def _lines_between(before: dict[Path, int], after: dict[Path, int]) -> int:
     return lines
 
 
-async def run(load: str, agents: int, seconds: float, profile: str | None) -> dict[str, float]:
+async def run(load: str, agents: int, seconds: float, profile: str | None,
+              nice: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="claudine-bench-") as tmp:
         home = Path(tmp) / "home"
-        engine = Engine(make_config(home), kind="console", env=agent_env())
+        engine = Engine(make_config(home, agent_nice=nice), kind="console", env=agent_env())
         for _ in range(agents):
             prompt = flood_prompt(seconds) if load == "flood" else idle_prompt()
             engine.service.delegate(TaskSpec(prompt, cwd=tmp))
         contention = load == "contention"
-        beside = start_unfollowed(Path(tmp) / "beside", agents, seconds) if contention else []
+        beside = (start_unfollowed(Path(tmp) / "beside", agents, seconds, nice)
+                  if contention else [])
         try:
             return await measure(ClaudineApp(engine), Path(tmp), seconds, agents, profile)
         finally:
@@ -399,6 +407,9 @@ def main() -> None:
                              "misses its goal (" + ", ".join(
                                  f"{load} {goal:.0f} ms" for load, goal in GOALS_MS.items())
                              + ")")
+    parser.add_argument("--agent-nice", type=int, default=Config().agent_nice,
+                        help="the agents' agent_nice setting (default: the setting's "
+                             "default; 0 to compare with agents competing equally)")
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the first load's measured window into FILE")
     parser.add_argument("--idle-cpu", action="store_true",
@@ -422,10 +433,12 @@ def main() -> None:
     for repeat in range(args.repeat):
         for index, load in enumerate(loads):
             profile = args.profile if index == 0 and repeat == 0 else None
-            runs[load].append(asyncio.run(run(load, args.agents, args.seconds, profile)))
+            runs[load].append(asyncio.run(run(load, args.agents, args.seconds, profile,
+                                              args.agent_nice)))
     repeats = (f", median [min..max] of {args.repeat} runs" if args.repeat > 1 else "")
-    print(f"{args.agents} agents, {psutil.cpu_count()} cores, {args.seconds:g} s per load{repeats}"
-          f"; load average before/after: {load_before} / {_load_average()}")
+    print(f"{args.agents} agents at agent_nice {args.agent_nice}, {psutil.cpu_count()} cores, "
+          f"{args.seconds:g} s per load{repeats}; load average before/after: {load_before} / "
+          f"{_load_average()}")
     print_table(loads, runs)
     if args.check:
         medians = {load: {name: statistics.median(r[name] for r in load_runs)

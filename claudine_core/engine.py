@@ -92,7 +92,8 @@ class Engine:
         # The hooks record outcomes in this engine's own store, never in another home's.
         self.hooks = hooks if hooks is not None else _default_hooks(config, repo)
         self.service.on_command = self.wake
-        self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s)
+        self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s,
+                                     agent_nice=config.agent_nice)
         self.monitor = monitor or ResourceMonitor()
         self.lock = OwnerLock(config.lock_path, kind=kind, settings=owner_settings(config))
         self.role = "client"

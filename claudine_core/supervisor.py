@@ -73,8 +73,9 @@ class Supervisor:
             wrapper applies it to every process of the agent's tree).
     """
 
-    def __init__(self, *, kill_grace_s: float) -> None:
+    def __init__(self, *, kill_grace_s: float, agent_nice: int = 0) -> None:
         self.kill_grace_s = kill_grace_s
+        self.agent_nice = agent_nice  # the agents' scheduling priority (wrapper --nice)
         self.agents: dict[str, RunningAgent] = {}
         self.spawned = 0
 
@@ -104,6 +105,8 @@ class Supervisor:
         make_run_dir(run_dir)
         command = [sys.executable, "-I", str(WRAPPER), str(run_dir), str(max_output_bytes),
                    "--grace", f"{self.kill_grace_s:g}"]
+        if self.agent_nice:
+            command += ["--nice", str(self.agent_nice)]
         if prompt is not None:
             prompt_file = run_dir / PROMPT_FILE
             _write_private(prompt_file, prompt.encode("utf-8", errors="replace"))

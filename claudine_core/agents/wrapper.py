@@ -1,7 +1,7 @@
 """The tiny process that sits between the engine and one agent.
 
 Usage: ``python -I wrapper.py RUN_DIR MAX_OUTPUT_BYTES [--stdin FILE] [--grace SECONDS]
-[--input stream-json] -- ARGV...``
+[--input stream-json] [--nice N] -- ARGV...`` (``--nice``: see :func:`lower_priority`)
 
 The engine starts it in a new session (so it leads the agent's process group) with the
 agent's cwd and environment. It exists so that an agent outlives the engine and its end
@@ -182,7 +182,7 @@ def _log_line(out: CappedWriter, lock: threading.Lock, line: bytes) -> None:
             out.write_own_line(line)
 
 
-def _parse(argv: list[str]) -> tuple[str, int, str | None, float, bool, list[str]] | None:
+def _parse(argv: list[str]) -> tuple[str, int, str | None, float, bool, int, list[str]] | None:
     if "--" not in argv:
         return None
     split = argv.index("--")
@@ -191,12 +191,33 @@ def _parse(argv: list[str]) -> tuple[str, int, str | None, float, bool, list[str
         return None
     run_dir, cap_text, *options = head
     named = dict(zip(options[::2], options[1::2], strict=True))
-    if not set(named) <= {"--stdin", "--grace", "--input"}:
+    if not set(named) <= {"--stdin", "--grace", "--input", "--nice"}:
         return None
     if named.get("--input", "stream-json") != "stream-json":
         return None
     grace = float(named.get("--grace", DEFAULT_GRACE))
-    return run_dir, int(cap_text), named.get("--stdin"), grace, "--input" in named, command
+    nice = int(named.get("--nice", "0"))
+    return (run_dir, int(cap_text), named.get("--stdin"), grace, "--input" in named, nice,
+            command)
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process and the agent it starts at ``nice``, their session's group too.
+
+    Linux's autogroup scheduling shares the CPU between sessions first; a process's own
+    nice counts only inside its session. Every agent has a session of its own (it is
+    started so, to signal its whole group), so without the group's nice 50 agents took
+    50 shares of the CPU to a console's one, and the console waited 100 ms and more for
+    its turn under load.
+    """
+    if nice <= 0:
+        return
+    os.nice(nice)
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(nice))
+    except OSError as exc:  # autogroups are off in this kernel: the process nice still holds
+        print(f"agent session's group left at its priority: {exc}", file=sys.stderr)
 
 
 def _spawn(command: list[str], stdin: int, out_w: int, err_w: int) -> int:
@@ -217,9 +238,10 @@ def main(argv: list[str]) -> int:
     parsed = _parse(argv)
     if parsed is None:
         print("usage: wrapper.py RUN_DIR MAX_OUTPUT_BYTES [--stdin FILE] [--grace SECONDS] "
-              "[--input stream-json] -- ARGV...", file=sys.stderr)
+              "[--input stream-json] [--nice N] -- ARGV...", file=sys.stderr)
         return 2
-    run_dir, cap, stdin_path, grace, stream_input, command = parsed
+    run_dir, cap, stdin_path, grace, stream_input, nice, command = parsed
+    lower_priority(nice)
     # No umask here: the agent inherits this process's, and the files it writes in the
     # user's repository must get the user's usual modes. The wrapper's own files are
     # created 0600 explicitly.

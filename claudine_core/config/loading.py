@@ -74,6 +74,7 @@ class Config:
     retry_max_delay_s: float = 300.0
     recovery_policy: str = "resume"
     kill_grace_s: float = 5.0
+    agent_nice: int = 10
     idle_exit_s: float = 60.0
     handoff_on_exit: bool = True
     agent_cpu_cost: float = 5.0

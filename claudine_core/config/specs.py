@@ -296,6 +296,17 @@ SPECS: tuple[SettingSpec, ...] = (
         scope="owner",
     ),
     SettingSpec(
+        "agent_nice",
+        "int",
+        "Scheduling priority of the agents (a nice value, applied to each agent's session "
+        "too): under load a console, shell or editor on the same machine still gets the "
+        "CPU at once, and idle CPU still goes to the agents. 0: agents compete equally.",
+        env=(EnvVar("CLAUDINE_AGENT_NICE"),),
+        minimum=0,
+        maximum=19,
+        scope="owner",
+    ),
+    SettingSpec(
         "idle_exit_s",
         "float",
         "A background `claudine serve` started by the CLI exits after this long with "

@@ -301,6 +301,7 @@ INVALID = [
     ("CLAUDINE_MONTHLY_BUDGET_USD", "ten", ["at least 0", "none"]),
     ("CLAUDINE_BUDGET_STOP", "maybe", ["true", "false"]),
     ("CLAUDINE_USAGE_LIMIT_WAIT", "0", ["1", "86400", "seconds"]),
+    ("CLAUDINE_AGENT_NICE", "20", ["0", "19"]),
 ]
 
 
@@ -480,6 +481,7 @@ retry_base_delay_s = 1
 retry_max_delay_s = 10
 recovery_policy = "fail"
 kill_grace_s = 2.5
+agent_nice = 5
 idle_exit_s = 0
 agent_cpu_cost = 10
 agent_memory_cost = "512M"
