@@ -170,7 +170,9 @@ class LogPane(Vertical):
         flood a poll's batch took the console's loop several milliseconds."""
         if self.task_id is None:
             return 0
-        self._check_file()
+        size = self._check_file()
+        if self._path is not None and size <= self.read_offset:
+            return 0  # nothing new: no thread to wake (an idle console polls 3 times a second)
         task_id, start, follows = self.task_id, self.read_offset, self._follows
         events, offset = await asyncio.to_thread(self.service.read_events, task_id, start,
                                                  BATCH_BYTES)
@@ -186,7 +188,8 @@ class LogPane(Vertical):
         self.read_offset = offset
         return self._write(events)
 
-    def _check_file(self) -> None:
+    def _check_file(self) -> int:
+        """Notice a new attempt's file and skip a backlog too large to show; the size."""
         assert self.task_id is not None
         path = self.service.output_path(self.task_id)
         if path != self._path:
@@ -202,6 +205,7 @@ class LogPane(Vertical):
                      f"{self.task_id} has it all)", style="dim italic")
             )
             self.read_offset, self._skip_partial = size - TAIL_BYTES, True
+        return size
 
     def _write(self, events: list[StreamEvent]) -> int:
         for event in events:
