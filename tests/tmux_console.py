@@ -71,9 +71,13 @@ class Console:
         return str(self.task(task_id)["status"])
 
     def exited(self) -> bool:
-        """The console's window (0) is gone (a window `e` opened may stay)."""
-        return subprocess.run(["tmux", "list-panes", "-t", f"{self.session}:0"],
-                              capture_output=True).returncode != 0
+        """The console's window (0) is gone (a window `e` opened may stay).
+
+        Listed by index: a target ``session:0`` with no window 0 falls back to a window
+        whose *name* starts with "0", and `e` names its window after a task's short id."""
+        listed = subprocess.run(["tmux", "list-windows", "-t", self.session, "-F",
+                                 "#{window_index}"], capture_output=True, text=True)
+        return listed.returncode != 0 or "0" not in listed.stdout.split()
 
     def gone(self) -> bool:
         """The whole session is gone: the console, its only window, has exited."""
