@@ -1,0 +1,196 @@
+"""The engine running its agents through an execution backend (the in-memory FakeBackend):
+a task runs to success, a lost run is retried as a new attempt (or fails once the retries
+are used up), an owner that restarts re-attaches its runs and their output stays whole,
+a cancel stops the run through the backend, and the ``backend`` setting picks the
+supervisor (with a clear error when Ray is missing)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+
+from claudine_core.backends import RunSpec, run_name
+from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
+from claudine_core.backends.remote import RemoteSupervisor
+from claudine_core.config import ConfigError
+from claudine_core.engine import Engine
+from claudine_core.models import TaskSpec, TaskState
+from claudine_core.run_dirs import run_dir_for
+from claudine_core.supervisor import Supervisor
+
+
+def line(obj: dict[str, object]) -> bytes:
+    return (json.dumps(obj) + "\n").encode()
+
+
+def init(session: str) -> bytes:
+    return line({"type": "system", "subtype": "init", "session_id": session})
+
+
+def text(words: str) -> bytes:
+    return line({"type": "assistant", "message": {"role": "assistant", "content": [
+        {"type": "text", "text": words}]}})
+
+
+def result(answer: str, session: str) -> bytes:
+    return line({"type": "result", "subtype": "success", "is_error": False, "num_turns": 1,
+                 "result": answer, "session_id": session, "total_cost_usd": 0.01})
+
+
+def finishes(answer: str) -> FakeProgram:
+    return FakeProgram(lines=(init("s-1"), text("working"), result(answer, "s-1")))
+
+
+RUNS_ON = FakeProgram(lines=(init("s-1"), text("working")), exits=False)
+
+
+def engine_on(home: Path, world: FakeWorld, program_for: Callable[[RunSpec], FakeProgram],
+              **settings: object) -> Engine:
+    backend = FakeBackend(program_for, kill_grace_s=1.0, world=world)
+    config = make_config(home, **settings)
+    return Engine(config, env=agent_env(), tick_s=0.05, backend=backend)
+
+
+def local_copy(home: Path, task_id: str, attempt: int) -> bytes:
+    """The run's output as the engine keeps it on this machine (what ``claudine logs``
+    reads)."""
+    return (run_dir_for(home / "runs", task_id, attempt) / "stdout.jsonl").read_bytes()
+
+
+async def test_a_task_runs_to_success_through_the_backend(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    engine = engine_on(home, world, lambda spec: finishes("all done"))
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+        assert isinstance(engine.supervisor, RemoteSupervisor)
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.result == "all done" and ended.attempt == 1
+    run = world.runs[run_name(task.id, 1)]
+    assert local_copy(home, task.id, 1) == bytes(run.output)
+    assert ended.output_bytes == len(run.output)
+    assert list(world.runs) == [run_name(task.id, 1)]  # the backend ran it, once
+
+
+async def test_a_lost_run_is_retried_as_a_new_attempt(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+
+    def program(spec: RunSpec) -> FakeProgram:
+        return RUNS_ON if spec.attempt == 1 else finishes("second time lucky")
+
+    engine = engine_on(home, world, program, max_retries=1, recovery_policy="requeue")
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+        world.crash(run_name(task.id, 1))  # its node died
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.attempt == 2 and ended.result == "second time lucky"
+    first = ended.attempts[0]
+    assert first["attempt"] == 1 and first["state"] == "failed"
+    assert "disappeared" in first["error"]
+    assert set(world.runs) == {run_name(task.id, 1), run_name(task.id, 2)}
+
+
+async def test_a_lost_run_fails_the_task_once_its_retries_are_used_up(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    engine = engine_on(home, world, lambda spec: RUNS_ON, max_retries=0)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+        world.crash(run_name(task.id, 1))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.FAILED and ended.attempt == 1
+    assert "disappeared" in (ended.error or "")
+    assert list(world.runs) == [run_name(task.id, 1)]  # never started again
+
+
+async def test_an_owner_that_restarts_reattaches_and_the_output_stays_whole(
+        tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    first = engine_on(home, world, lambda spec: RUNS_ON)
+    async with first:
+        task = first.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy(home, task.id, 1) == b"".join(RUNS_ON.lines)
+                         if local_copy_exists(home, task.id, 1) else False)
+    # No owner now; the run goes on, prints more and ends.
+    run = world.runs[run_name(task.id, 1)]
+    run.output += text("while nobody watched") + result("finished alone", "s-1")
+    run.exit_record = {"exit_code": 0, "signal": None, "terminated": False,
+                       "output_bytes": len(run.output)}
+    second = engine_on(home, world, lambda spec: finishes("never asked"))
+    async with second:
+        ended = await wait_for_state(second, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.result == "finished alone" and ended.attempt == 1
+    assert local_copy(home, task.id, 1) == bytes(run.output)  # each byte once, in order
+    assert ended.output_bytes == len(run.output)
+    assert list(world.runs) == [run_name(task.id, 1)]  # the run was not started again
+
+
+async def test_a_run_the_restarted_owner_cannot_find_is_lost_and_retried(
+        tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+
+    def program(spec: RunSpec) -> FakeProgram:
+        return RUNS_ON if spec.attempt == 1 else finishes("again")
+
+    first = engine_on(home, world, program, max_retries=1)
+    async with first:
+        task = first.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+    del world.runs[run_name(task.id, 1)]  # gone with its node while no owner watched
+    second = engine_on(home, world, program, max_retries=1)
+    async with second:
+        ended = await wait_for_state(second, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED and ended.attempt == 2, ended.error
+    assert ended.attempts[0]["state"] == "failed"
+
+
+async def test_a_cancel_stops_the_run_through_the_backend(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    engine = engine_on(home, world, lambda spec: RUNS_ON)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+        engine.service.cancel(task.id, "changed my mind")
+        ended = await wait_for_state(engine, task.id, [TaskState.CANCELLED, TaskState.FAILED])
+        backend = engine.supervisor.backend()  # type: ignore[attr-defined]
+        await wait_until(lambda: run_name(task.id, 1) not in backend.attached)
+    assert ended.status is TaskState.CANCELLED and ended.error == "changed my mind"
+    run = world.runs[run_name(task.id, 1)]
+    assert run.term_at is not None
+    assert run.exit_record is not None and run.exit_record["signal"] == signal.SIGTERM
+
+
+def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
+    path = run_dir_for(home / "runs", task_id, attempt) / "stdout.jsonl"
+    return path.exists() and path.stat().st_size > 0
+
+
+def test_the_local_backend_is_todays_supervisor(tmp_path: Path) -> None:
+    engine = Engine(make_config(tmp_path / "home"), env=agent_env())
+    assert type(engine.supervisor) is Supervisor
+    engine.service.close()
+
+
+def test_the_ray_backend_without_ray_installed_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real_find_spec(name, *a))
+    config = make_config(tmp_path / "home", backend="ray", ray_address="127.0.0.1:6379")
+    with pytest.raises(ConfigError, match=r"needs Ray.*pip install 'claudine\[ray\]'"):
+        Engine(config, env=agent_env())
