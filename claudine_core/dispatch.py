@@ -215,7 +215,7 @@ class Dispatcher:
         claimed = self.repo.transition(
             task.id, [TaskState.QUEUED], status=TaskState.RUNNING, started_at=now,
             attempt=attempt, pid=None, ended_at=None, exit_code=None, not_before=None,
-            resuming=False,
+            resuming=False, node=None,
         )
         if not claimed:
             return  # cancelled or taken meanwhile
@@ -324,8 +324,10 @@ class Dispatcher:
         self._record_started(task, agent)
 
     def _record_started(self, task: Task, agent: RunningAgent) -> None:
+        where = {"node": agent.run.node_id} if isinstance(agent, RemoteAgent) and agent.run \
+            else {}
         self.repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
-                             pid_started_at=agent.pid_started_at)
+                             pid_started_at=agent.pid_started_at, **where)
         crash_point("pid_recorded")
 
     def _spawn(self, task: Task, prepared_cwd: str | None, now: float) -> RunningAgent:

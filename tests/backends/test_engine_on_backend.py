@@ -73,6 +73,7 @@ async def test_a_task_runs_to_success_through_the_backend(tmp_path: Path) -> Non
         assert isinstance(engine.supervisor, RemoteSupervisor)
     assert ended.status is TaskState.COMPLETED, ended.error
     assert ended.result == "all done" and ended.attempt == 1
+    assert ended.node == "fake"  # where the backend placed it, for the console
     run = world.runs[run_name(task.id, 1)]
     assert local_copy(home, task.id, 1) == bytes(run.output)
     assert ended.output_bytes == len(run.output)
