@@ -246,7 +246,8 @@ class RayBackend:
 
     def capacity(self) -> list[NodeCapacity]:
         used: dict[str, int] = {}
-        for followed in self.followed.values():
+        # A copy: runs are started (and so followed) on other threads meanwhile.
+        for followed in list(self.followed.values()):
             used[followed.ref.node_id] = used.get(followed.ref.node_id, 0) + 1
         return [
             NodeCapacity(node["NodeID"], alive=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,12 +17,14 @@ import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
 from claudine_core.backends import RunSpec, run_name
+from claudine_core.backends.base import NodeCapacity
 from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
 from claudine_core.backends.remote import RemoteSupervisor
 from claudine_core.config import ConfigError
 from claudine_core.engine import Engine
 from claudine_core.models import TaskSpec, TaskState
 from claudine_core.run_dirs import run_dir_for
+from claudine_core.service import TaskService
 from claudine_core.supervisor import Supervisor
 
 
@@ -50,9 +53,16 @@ def finishes(answer: str) -> FakeProgram:
 RUNS_ON = FakeProgram(lines=(init("s-1"), text("working")), exits=False)
 
 
+class OneSlotBackend(FakeBackend):
+    """A fake cluster of one node with room for one agent."""
+
+    def capacity(self) -> list[NodeCapacity]:
+        return [NodeCapacity("fake", alive=True, slots_total=1, slots_used=len(self.attached))]
+
+
 def engine_on(home: Path, world: FakeWorld, program_for: Callable[[RunSpec], FakeProgram],
-              **settings: object) -> Engine:
-    backend = FakeBackend(program_for, kill_grace_s=1.0, world=world)
+              backend_class: type[FakeBackend] = FakeBackend, **settings: object) -> Engine:
+    backend = backend_class(program_for, kill_grace_s=1.0, world=world)
     config = make_config(home, **settings)
     return Engine(config, env=agent_env(), tick_s=0.05, backend=backend)
 
@@ -174,6 +184,41 @@ async def test_a_cancel_stops_the_run_through_the_backend(tmp_path: Path) -> Non
     run = world.runs[run_name(task.id, 1)]
     assert run.term_at is not None
     assert run.exit_record is not None and run.exit_record["signal"] == signal.SIGTERM
+
+
+async def test_the_clusters_agent_slots_decide_how_many_start(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    engine = engine_on(home, world, lambda spec: RUNS_ON, backend_class=OneSlotBackend)
+    async with engine:
+        first = engine.service.delegate(TaskSpec(prompt="first", cwd=str(tmp_path)))
+        second = engine.service.delegate(TaskSpec(prompt="second", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, first.id, 1))
+        await wait_until(lambda: engine.admission is not None and engine.admission.reason)
+        assert engine.service.get(second.id).status is TaskState.QUEUED
+        assert engine.admission is not None and engine.admission.start == 0
+        assert (engine.admission.reason or "").startswith("waiting: all agent slots in use")
+        engine.service.cancel(first.id)
+        await wait_until(lambda: local_copy_exists(home, second.id, 1))
+        engine.service.cancel(second.id)
+        await wait_for_state(engine, second.id, [TaskState.CANCELLED])
+    assert list(world.runs) == [run_name(first.id, 1), run_name(second.id, 1)]
+
+
+def test_a_remote_run_is_not_taken_for_ended_because_its_pid_is_not_here(
+        tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    service = TaskService(make_config(tmp_path / "home"))
+    try:
+        task = service.delegate(TaskSpec(prompt="p", cwd=str(tmp_path)))
+        service.repo.transition(task.id, [TaskState.QUEUED], status=TaskState.RUNNING,
+                                attempt=1, pid=gone.pid, node="node-1")
+        assert not service.agent_has_ended(service.get(task.id))  # its pid is on node-1
+        service.repo.transition(task.id, [TaskState.RUNNING], node=None)
+        assert service.agent_has_ended(service.get(task.id))  # here, and gone
+    finally:
+        service.close()
 
 
 def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
