@@ -52,7 +52,7 @@ from claudine_core.supervisor import RunningAgent, Supervisor, make_run_dir
 
 log = logging.getLogger("claudine.engine")
 
-PUMP_EVERY_S = 0.05  # the pump's pause between two rounds over the runs
+PUMP_EVERY_S = 0.1  # the pump's pause between two rounds over the runs (the loop's tick)
 SLOTS_EVERY_S = 1.0  # how often the cluster's agent slots are counted again
 STALE_HEARTBEAT_S = 2.0
 """A run whose last heartbeat is older than this is not read from: a read would wait for
@@ -262,7 +262,13 @@ class RemoteSupervisor(Supervisor):
             try:
                 self._apply(backend, what, agent)
             except Exception:
-                log.exception("task %s: %s on the backend failed", agent.task_id, what)
+                if what != "attach":
+                    log.exception("task %s: %s on the backend failed", agent.task_id, what)
+                    continue
+                # Not found, nor known to be gone (the cluster did not answer): again in
+                # a moment, after the other commands; meanwhile the run counts as running.
+                self._commands.put((what, agent))
+                raise
         for state in list(self._pumped.values()):
             try:
                 self._pump(backend, state)
@@ -297,10 +303,13 @@ class RemoteSupervisor(Supervisor):
                 backend.release(ref)
 
     def _attach(self, backend: ExecutionBackend, agent: RemoteAgent, recorded: RunRef) -> None:
-        if (agent.run_dir / "exit.json").exists():
-            agent.phase = RunPhase.ENDED  # copied in full before the last owner stopped
-            return
         found = backend.reattach(recorded)
+        if (agent.run_dir / "exit.json").exists():
+            # Copied in full before the last owner stopped; what is left is to release it
+            # (that owner may have died first), so it must be followed again for that.
+            agent.run = found or recorded
+            agent.phase = RunPhase.ENDED
+            return
         if found is None:
             self._lose(agent, "its run was not found on the cluster after the owner restarted")
             return
