@@ -489,8 +489,7 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "ray_namespace",
         "str",
-        "The Ray namespace the home's runs are named in (run-<task>-<attempt>); one per home "
-        "sharing a cluster.",
+        "The Ray namespace the home's runs are named in: one per home sharing a cluster.",
         env=(EnvVar("CLAUDINE_RAY_NAMESPACE"),),
         scope="owner",
     ),
