@@ -10,13 +10,14 @@ import importlib.util
 import json
 import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
-from claudine_core.backends import RunSpec, run_name
+from claudine_core.backends import RunRef, RunSpec, run_name
 from claudine_core.backends.base import NodeCapacity
 from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
 from claudine_core.backends.remote import RemoteSupervisor
@@ -58,6 +59,17 @@ class OneSlotBackend(FakeBackend):
 
     def capacity(self) -> list[NodeCapacity]:
         return [NodeCapacity("fake", alive=True, slots_total=1, slots_used=len(self.attached))]
+
+
+class SlowStartBackend(FakeBackend):
+    """A start that waits (as a Ray start waits about two seconds for its actor) until the
+    test lets it go on."""
+
+    go_on = threading.Event()
+
+    def start(self, spec: RunSpec) -> RunRef:
+        assert self.go_on.wait(timeout=10), "the start was never let go on"
+        return super().start(spec)
 
 
 def engine_on(home: Path, world: FakeWorld, program_for: Callable[[RunSpec], FakeProgram],
@@ -203,6 +215,24 @@ async def test_the_clusters_agent_slots_decide_how_many_start(tmp_path: Path) ->
         engine.service.cancel(second.id)
         await wait_for_state(engine, second.id, [TaskState.CANCELLED])
     assert list(world.runs) == [run_name(first.id, 1), run_name(second.id, 1)]
+
+
+async def test_a_slow_start_does_not_hold_up_the_engines_loop(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    SlowStartBackend.go_on.clear()
+    engine = engine_on(home, world, lambda spec: finishes("done"),
+                       backend_class=SlowStartBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: engine.dispatcher.preparing)  # its start has begun
+        ticks = engine.ticks
+        # The loop (and a console sharing it) goes on while the start waits.
+        await wait_until(lambda: engine.ticks >= ticks + 5, timeout=5)
+        assert engine.service.get(task.id).status is TaskState.RUNNING
+        SlowStartBackend.go_on.set()
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED, ended.error
 
 
 def test_a_remote_run_is_not_taken_for_ended_because_its_pid_is_not_here(
