@@ -251,6 +251,21 @@ def test_a_remote_run_is_not_taken_for_ended_because_its_pid_is_not_here(
         service.close()
 
 
+async def test_a_run_that_ignores_the_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    stubborn = FakeProgram(lines=(init("s-1"),), exits=False, ignores_term=True)
+    engine = engine_on(home, world, lambda spec: stubborn)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+        engine.service.cancel(task.id)
+        ended = await wait_for_state(engine, task.id, [TaskState.CANCELLED, TaskState.FAILED])
+    assert ended.status is TaskState.CANCELLED
+    record = world.runs[run_name(task.id, 1)].exit_record
+    assert record is not None and record["signal"] == signal.SIGKILL
+
+
 def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
     path = run_dir_for(home / "runs", task_id, attempt) / "stdout.jsonl"
     return path.exists() and path.stat().st_size > 0
