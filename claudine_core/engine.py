@@ -94,12 +94,13 @@ class Engine:
         self.clock = clock
         self.tick_s = tick_s
         self.env = dict(os.environ if env is None else env)
+        # First: a backend that is not installed stops the engine before it opens anything.
+        self.supervisor = make_supervisor(config, backend)
         self.service = TaskService(config, clock=clock, env=self.env)
         repo = self.service.repo
         # The hooks record outcomes in this engine's own store, never in another home's.
         self.hooks = hooks if hooks is not None else _default_hooks(config, repo)
         self.service.on_command = self.wake
-        self.supervisor = make_supervisor(config, backend)
         self.monitor = monitor or ResourceMonitor()
         self.lock = OwnerLock(config.lock_path, kind=kind, settings=owner_settings(config))
         self.role = "client"
