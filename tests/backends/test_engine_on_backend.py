@@ -119,7 +119,8 @@ async def test_a_lost_run_is_retried_as_a_new_attempt(tmp_path: Path) -> None:
     assert ended.attempt == 2 and ended.result == "second time lucky"
     first = ended.attempts[0]
     assert first["attempt"] == 1 and first["state"] == "failed"
-    assert "disappeared" in first["error"]
+    assert first["error"] == ("the agent's run was lost, nothing recorded how it ended: "
+                              "the run vanished")
     assert set(world.runs) == {run_name(task.id, 1), run_name(task.id, 2)}
 
 
@@ -133,7 +134,7 @@ async def test_a_lost_run_fails_the_task_once_its_retries_are_used_up(tmp_path: 
         world.crash(run_name(task.id, 1))
         ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
     assert ended.status is TaskState.FAILED and ended.attempt == 1
-    assert "disappeared" in (ended.error or "")
+    assert "run was lost" in (ended.error or "") and "vanished" in (ended.error or "")
     assert list(world.runs) == [run_name(task.id, 1)]  # never started again
 
 
@@ -179,6 +180,7 @@ async def test_a_run_the_restarted_owner_cannot_find_is_lost_and_retried(
         ended = await wait_for_state(second, task.id, [TaskState.COMPLETED, TaskState.FAILED])
     assert ended.status is TaskState.COMPLETED and ended.attempt == 2, ended.error
     assert ended.attempts[0]["state"] == "failed"
+    assert "not found on the cluster" in ended.attempts[0]["error"]
 
 
 async def test_a_cancel_stops_the_run_through_the_backend(tmp_path: Path) -> None:
