@@ -283,7 +283,9 @@ class Dispatcher:
         """Let running preparations end, then give their tasks back to the queue.
 
         A stopping owner starts no agent; the worktree stays recorded on the task, so the
-        next owner's ``prepare`` reuses it instead of making another.
+        next owner's ``prepare`` reuses it instead of making another. A run a remote
+        backend already started stays the task's: it is recorded, and the next owner
+        re-attaches it.
         """
         futures = [p.future for p in self.preparing.values()]
         if futures:
