@@ -6,6 +6,7 @@ supervisor (with a clear error when Ray is missing)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import signal
@@ -235,6 +236,35 @@ async def test_a_slow_start_does_not_hold_up_the_engines_loop(tmp_path: Path) ->
         SlowStartBackend.go_on.set()
         ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
     assert ended.status is TaskState.COMPLETED, ended.error
+
+
+async def test_a_run_started_while_the_owner_stops_stays_the_tasks_and_is_reattached(
+        tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    SlowStartBackend.go_on.clear()
+    first = engine_on(home, world, lambda spec: RUNS_ON, backend_class=SlowStartBackend)
+    await first.start()
+    task = first.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+    await wait_until(lambda: first.dispatcher.preparing)  # its start has begun
+    stopping = asyncio.create_task(first.stop())  # it waits for the start to end
+    SlowStartBackend.go_on.set()
+    await stopping
+    service = TaskService(make_config(home))
+    try:
+        recorded = service.get(task.id)
+    finally:
+        service.close()
+    assert recorded.status is TaskState.RUNNING and recorded.node == "fake"
+    run = world.runs[run_name(task.id, 1)]
+    run.output += result("ended under the next owner", "s-1")
+    run.exit_record = {"exit_code": 0, "signal": None, "terminated": False}
+    second = engine_on(home, world, lambda spec: finishes("never asked"))
+    async with second:
+        ended = await wait_for_state(second, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED and ended.attempt == 1, ended.error
+    assert ended.result == "ended under the next owner"
+    assert list(world.runs) == [run_name(task.id, 1)]
 
 
 def test_a_remote_run_is_not_taken_for_ended_because_its_pid_is_not_here(
