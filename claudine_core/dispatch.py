@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from claudine_core.agents.claude import (
     AgentNotFound,
@@ -28,7 +28,6 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
-from claudine_core.backends.remote import RemoteAgent, RemoteSupervisor
 from claudine_core.config import Config
 from claudine_core.continuation import plan_continuation
 from claudine_core.events import StoreVersion, store_version
@@ -42,6 +41,9 @@ from claudine_core.service import InvalidRequest, validate_cwd
 from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import RunningAgent, Supervisor
 from claudine_core.usage_limits import Gate
+
+if TYPE_CHECKING:  # the local backend never loads the remote machinery
+    from claudine_core.backends.remote import RemoteAgent, RemoteSupervisor
 
 log = logging.getLogger("claudine.engine")
 
@@ -151,8 +153,9 @@ class Dispatcher:
             self._empty_at, self._next_due = version, self._first_back_off_end(now)
             return False
         self._empty_at = None
-        if isinstance(self.supervisor, RemoteSupervisor):
-            self.admission = self._remote_admission(self.supervisor, len(candidates))
+        if self.supervisor.remote:
+            self.admission = self._remote_admission(cast("RemoteSupervisor", self.supervisor),
+                                                    len(candidates))
         else:
             # Averaged over the last few readings so one spike does not stall admission.
             sample = self.monitor.smoothed()
@@ -270,7 +273,7 @@ class Dispatcher:
             task = self.repo.get(task_id)
             error = prep.future.exception()
             result = None if error is not None else prep.future.result()
-            if isinstance(result, RemoteAgent):
+            if isinstance(result, RunningAgent):  # a run a remote backend started
                 self._follow_remote(task, result, now)
             elif task.cancel_requested:
                 self.finisher.cancel_unstarted(task, now)
@@ -297,7 +300,7 @@ class Dispatcher:
         for prep in self.preparing.values():
             started = None if prep.future.exception() else prep.future.result()
             with contextlib.suppress(StoreError):
-                if isinstance(started, RemoteAgent):
+                if isinstance(started, RunningAgent):
                     # It runs: recorded, it stays the task's run for the next owner.
                     self._follow_remote(self.repo.get(prep.task.id), started,
                                         self.finisher.clock())
@@ -308,7 +311,7 @@ class Dispatcher:
     def _launch(self, task: Task, prepared_cwd: str | None, now: float) -> None:
         """Spawn the agent of a claimed task, in ``prepared_cwd`` when a hook made one (on
         a remote backend: begin starting its run, on a thread)."""
-        if isinstance(self.supervisor, RemoteSupervisor):
+        if self.supervisor.remote:
             if self._start_pool is None:
                 self._start_pool = ThreadPoolExecutor(START_WORKERS,
                                                       thread_name_prefix="claudine-start")
@@ -326,8 +329,8 @@ class Dispatcher:
         self._record_started(task, agent)
 
     def _record_started(self, task: Task, agent: RunningAgent) -> None:
-        where = {"node": agent.run.node_id} if isinstance(agent, RemoteAgent) and agent.run \
-            else {}
+        run = getattr(agent, "run", None)  # where a remote backend placed it
+        where = {"node": run.node_id} if run is not None else {}
         self.repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
                              pid_started_at=agent.pid_started_at, **where)
         crash_point("pid_recorded")
@@ -348,14 +351,14 @@ class Dispatcher:
         except Exception as exc:
             raise StartFailed(start_failure(task.id, exc)) from exc
 
-    def _follow_remote(self, task: Task, agent: RemoteAgent, now: float) -> None:
+    def _follow_remote(self, task: Task, agent: RunningAgent, now: float) -> None:
         """Follow a run that started on the remote backend, and record it on its task."""
-        assert isinstance(self.supervisor, RemoteSupervisor)
-        self.supervisor.register(agent)
+        supervisor = cast("RemoteSupervisor", self.supervisor)
+        supervisor.register(cast("RemoteAgent", agent))
         crash_point("spawned")
         self._record_started(task, agent)
         if task.cancel_requested:  # while it was being placed
-            self.supervisor.request_stop(agent, TaskState.CANCELLED,
+            supervisor.request_stop(agent, TaskState.CANCELLED,
                                          task.cancel_reason or "cancelled", now)
 
     def _agent_launch(self, task: Task, prepared_cwd: str | None,

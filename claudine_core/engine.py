@@ -21,11 +21,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claudine_core.autoscaler import Admission, AdmissionLimits
-from claudine_core.backends import ExecutionBackend
-from claudine_core.backends.pick import make_supervisor
+from claudine_core.backend_choice import make_supervisor
 from claudine_core.config import Config, owner_settings
 from claudine_core.dependencies import DependencyReleaser
 from claudine_core.dispatch import Dispatcher
@@ -43,6 +42,9 @@ from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import ESCALATION_MARGIN_S
 from claudine_core.usage_limits import LimitKeeper
+
+if TYPE_CHECKING:
+    from claudine_core.backends import ExecutionBackend
 
 log = logging.getLogger("claudine.engine")
 

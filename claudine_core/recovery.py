@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from claudine_core.backends.remote import RemoteAgent
 from claudine_core.config import Config
 from claudine_core.dispatch import agent_deadline, unclaim
 from claudine_core.finishing import RunFinisher
@@ -56,7 +55,7 @@ def _follow_again(
         started_at=started_at,
         deadline=agent_deadline(task, started_at, config.task_timeout_s),
     )
-    remote = isinstance(agent, RemoteAgent)  # found again by its name, not by a pid
+    remote = getattr(agent, "run", None) is not None  # found again by name, not by pid
     if agent.pid is None and not remote and not (run_dir / "exit.json").exists():
         # Spawn began but no wrapper ever ran: none is in the process table (it holds
         # the owner's lock until it has exec'd, so it would be found) and none wrote

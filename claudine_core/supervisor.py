@@ -73,6 +73,9 @@ class Supervisor:
             wrapper applies it to every process of the agent's tree).
     """
 
+    remote = False
+    """Whether its agents run on an execution backend elsewhere (backends/remote.py)."""
+
     def __init__(self, *, kill_grace_s: float) -> None:
         self.kill_grace_s = kill_grace_s
         self.agents: dict[str, RunningAgent] = {}

@@ -95,6 +95,8 @@ class RemoteSupervisor(Supervisor):
         max_agents: the owner's cap on agents at once, on top of the cluster's slots.
     """
 
+    remote = True
+
     def __init__(self, *, kill_grace_s: float, open_backend: Callable[[], ExecutionBackend],
                  max_agents: int | None = None) -> None:
         super().__init__(kill_grace_s=kill_grace_s)

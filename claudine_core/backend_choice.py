@@ -4,19 +4,21 @@ agents on a Ray cluster (claudine_core/backends/remote.py).
 Ray is imported only when the backend is opened (on the remote supervisor's thread, at its
 first use), never for the local backend; whether it is installed is checked here, when the
 engine is made, so ``backend = "ray"`` without it is a clear error and not a traceback.
+The local backend loads none of the remote machinery either.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from claudine_core.backends.base import ExecutionBackend
-from claudine_core.backends.remote import RemoteSupervisor
 from claudine_core.config import Config, ConfigError
 from claudine_core.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from claudine_core.backends.base import ExecutionBackend
 
 RAY_RUNS = "ray-runs"
 """Where a node keeps its runs' folders, under the home's path (the same on every node)."""
@@ -29,11 +31,14 @@ def make_supervisor(config: Config, backend: ExecutionBackend | None = None) -> 
     Raises:
         ConfigError: ``backend = "ray"`` and Ray is not installed.
     """
-    if backend is not None:
-        return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=lambda: backend,
-                                max_agents=config.max_agents)
-    if config.backend == "local":
+    if backend is None and config.backend == "local":
         return Supervisor(kill_grace_s=config.kill_grace_s)
+    from claudine_core.backends.remote import RemoteSupervisor
+
+    if backend is not None:
+        chosen = backend
+        return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=lambda: chosen,
+                                max_agents=config.max_agents)
     return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=ray_opener(config),
                             max_agents=config.max_agents)
 
@@ -65,6 +70,8 @@ def _loopback(address: str) -> str | None:
     """127.0.0.1 when the head is on loopback: else Ray would announce this process on the
     machine's outward address and wait for ever on a head that listens on loopback only
     (docs/ray-backend.md). None (Ray's own choice) for a head elsewhere."""
+    import ipaddress  # only for the ray backend
+
     host = address.rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
         return "127.0.0.1"
