@@ -121,6 +121,10 @@ class ExecutionBackend(Protocol):
         """Up to ``limit`` bytes of the run's stdout log from ``offset`` (b"" if none yet)."""
         ...
 
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        """The same for the agent's stderr (what explains a failure, e.g. a refused option)."""
+        ...
+
     def stop(self, ref: RunRef) -> None:
         """SIGTERM to the agent's whole tree now, SIGKILL to what is left after the
         backend's grace period (``kill_grace_s``, which the wrapper is started with),

@@ -38,6 +38,10 @@ class FakeProgram:
     """Ends on its own (exit code 0) after printing; else runs until stopped."""
     ignores_term: bool = False
     """SIGTERM does nothing: only the kill after the grace period ends it."""
+    stderr: bytes = b""
+    """Written to its stderr at once."""
+    exit_code: int = 0
+    """Its exit status when it ends on its own."""
 
 
 @dataclass
@@ -80,13 +84,16 @@ class FakeBackend:
         program = self.program_for(spec)
         run = FakeRun(program, output=bytearray(b"".join(program.lines)))
         if program.exits:
-            run.exit_record = _record(exit_code=0)
+            run.exit_record = _record(exit_code=program.exit_code)
         self.world.runs[ref.name] = run
         self.attached.add(ref.name)
         return ref
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
         return bytes(self._run(ref).output[offset:offset + limit])
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._run(ref).program.stderr[offset:offset + limit]
 
     def stop(self, ref: RunRef) -> None:
         run = self._run(ref)

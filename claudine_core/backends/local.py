@@ -69,6 +69,9 @@ class LocalBackend:
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
         return read_log(self._run_dir(ref.task_id, ref.attempt) / "stdout.jsonl", offset, limit)
 
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return read_log(self._run_dir(ref.task_id, ref.attempt) / "stderr.log", offset, limit)
+
     def stop(self, ref: RunRef) -> None:
         self.supervisor.request_stop(self._agent(ref), TaskState.CANCELLED, STOP_REASON,
                                      self.clock())

@@ -74,10 +74,10 @@ class RunActor:
         node_id = ray.get_runtime_context().get_node_id()
         return node_id, self.agent.pid, self.agent.pid_started_at
 
-    def read(self, offset: int, limit: int) -> bytes:
+    def read(self, offset: int, limit: int, name: str = "stdout.jsonl") -> bytes:
         from claudine_core.backends.local import read_log
 
-        return read_log(self.run_dir / "stdout.jsonl", offset, limit)
+        return read_log(self.run_dir / name, offset, limit)
 
     def status(self) -> tuple[str, dict[str, Any] | None, float]:
         now = time.time()
@@ -177,8 +177,14 @@ class RayBackend:
         return ref
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._read(ref, offset, limit, "stdout.jsonl")
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._read(ref, offset, limit, "stderr.log")
+
+    def _read(self, ref: RunRef, offset: int, limit: int, name: str) -> bytes:
         try:
-            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit),
+            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit, name),
                                  timeout=CALL_TIMEOUT_S))
         except (RayActorError, GetTimeoutError):
             return b""  # nothing to read now; poll() decides whether the run is lost

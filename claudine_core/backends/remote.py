@@ -11,8 +11,9 @@ machine, what the loop reads of a local agent:
 - ``stdout.jsonl``: the run's output, appended in order from the offset already copied,
   so the loop's reads, ``claudine logs`` and an owner that restarted see one whole stream
   (a new owner reads on from the file's size: nothing is fetched twice or skipped);
-- ``exit.json``: the wrapper's exit record, written only once all the output is copied,
-  so the loop finishes a run with everything it wrote;
+- ``exit.json``: the wrapper's exit record, written only once all the output (and the
+  agent's ``stderr.log``, which explains a failure) is copied, so the loop finishes a run
+  with everything it wrote;
 - ``remote-run.json``: the run's name before it is started, its :class:`RunRef` once it
   is placed: what recovery re-attaches to.
 
@@ -334,6 +335,7 @@ class RemoteSupervisor(Supervisor):
             return
         while self._copy(backend, state):
             pass
+        self._copy_stderr(backend, state)
         _write_json(state.agent.run_dir / "exit.json", status.exit_record or {})
         state.agent.phase = RunPhase.ENDED
 
@@ -353,6 +355,15 @@ class RemoteSupervisor(Supervisor):
             copy.write(data)
         state.copied += len(data)
         return True
+
+    def _copy_stderr(self, backend: ExecutionBackend, state: _Pumped) -> None:
+        """The agent's stderr, whole, into the local ``stderr.log`` (once the run ended)."""
+        path = state.agent.run_dir / "stderr.log"
+        copied = path.stat().st_size if path.exists() else 0
+        while data := backend.read_stderr(state.ref, copied):
+            with open(path, "ab") as copy:
+                copy.write(data)
+            copied += len(data)
 
     def _lose(self, agent: RemoteAgent, reason: str) -> None:
         log.warning("task %s: its run is lost: %s", agent.task_id, reason)

@@ -58,6 +58,8 @@ def test_output_read_by_offset_is_contiguous(kit: BackendKit) -> None:
     status = backend.poll(ref)
     assert status.phase is RunPhase.ENDED and status.exit_record is not None
     assert status.exit_record["exit_code"] == 0
+    assert backend.read_stderr(ref, 0) == b"wrote 400 lines\n"  # what explains failures
+    assert backend.read_stderr(ref, 6, limit=3) == b"400"
 
 
 def test_stop_ends_a_run_that_honours_sigterm(kit: BackendKit, tmp_path: Path) -> None:

@@ -298,6 +298,20 @@ async def test_a_run_that_ignores_the_stop_is_killed_after_the_grace(tmp_path: P
     assert record is not None and record["signal"] == signal.SIGKILL
 
 
+async def test_a_refused_command_line_is_told_from_the_runs_stderr_and_not_retried(
+        tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    refused = FakeProgram(stderr=b"error: unknown option '--bogus'\n", exit_code=1)
+    engine = engine_on(home, world, lambda spec: refused, max_retries=1)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+        assert engine.service.stderr_tail(task.id) == "error: unknown option '--bogus'\n"
+    assert ended.status is TaskState.FAILED and ended.attempt == 1  # the same would fail again
+    assert "refused its command line: error: unknown option '--bogus'" in (ended.error or "")
+
+
 def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
     path = run_dir_for(home / "runs", task_id, attempt) / "stdout.jsonl"
     return path.exists() and path.stat().st_size > 0
