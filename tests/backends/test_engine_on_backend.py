@@ -24,6 +24,7 @@ from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
 from claudine_core.backends.remote import RemoteSupervisor
 from claudine_core.config import ConfigError
 from claudine_core.engine import Engine
+from claudine_core.errors import InvalidTransition
 from claudine_core.models import TaskSpec, TaskState
 from claudine_core.run_dirs import run_dir_for
 from claudine_core.service import TaskService
@@ -310,6 +311,21 @@ async def test_a_refused_command_line_is_told_from_the_runs_stderr_and_not_retri
         assert engine.service.stderr_tail(task.id) == "error: unknown option '--bogus'\n"
     assert ended.status is TaskState.FAILED and ended.attempt == 1  # the same would fail again
     assert "refused its command line: error: unknown option '--bogus'" in (ended.error or "")
+
+
+async def test_a_message_to_a_run_on_another_node_is_refused_saying_why(
+        tmp_path: Path) -> None:
+    world = FakeWorld()
+    home = tmp_path / "home"
+    engine = engine_on(home, world, lambda spec: RUNS_ON)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: engine.service.get(task.id).node)
+        with pytest.raises(InvalidTransition, match="runs on another machine.*not supported"):
+            engine.service.send_message(task.id, "also fix the README")
+        assert engine.service.task_messages(task.id) == []  # nothing recorded as sent
+        engine.service.cancel(task.id)
+        await wait_for_state(engine, task.id, [TaskState.CANCELLED])
 
 
 def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
