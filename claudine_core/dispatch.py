@@ -50,6 +50,8 @@ log = logging.getLogger("claudine.engine")
 PREPARE_WORKERS = 2  # worktree creations (and setup commands) at once
 START_WORKERS = 8  # runs being placed on a remote backend at once (each waits on the network)
 CONNECTING_REASON = "waiting: connecting to the cluster"
+NO_SLOTS_REASON = ("waiting: no live node of the cluster has agent slots (ray start "
+                   "--resources '{\"agent_slot\": N}')")
 DISPATCH_SCAN = 1_000  # queued tasks looked at per tick
 
 
@@ -183,6 +185,8 @@ class Dispatcher:
         start = min(queued, room)
         if start == queued:
             return Admission(start, None)
+        if supervisor.slots_total == 0:
+            return Admission(0, NO_SLOTS_REASON)
         return Admission(start, f"waiting: all agent slots in use ({len(supervisor.agents)} "
                                 "running)")
 

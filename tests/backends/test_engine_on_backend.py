@@ -74,6 +74,13 @@ class SlowStartBackend(FakeBackend):
         return super().start(spec)
 
 
+class NoSlotBackend(FakeBackend):
+    """A fake cluster whose only node declared no agent slots."""
+
+    def capacity(self) -> list[NodeCapacity]:
+        return [NodeCapacity("fake", alive=True, slots_total=0, slots_used=0)]
+
+
 def engine_on(home: Path, world: FakeWorld, program_for: Callable[[RunSpec], FakeProgram],
               backend_class: type[FakeBackend] = FakeBackend, **settings: object) -> Engine:
     backend = backend_class(program_for, kill_grace_s=1.0, world=world)
@@ -266,6 +273,16 @@ async def test_a_run_started_while_the_owner_stops_stays_the_tasks_and_is_reatta
     assert ended.status is TaskState.COMPLETED and ended.attempt == 1, ended.error
     assert ended.result == "ended under the next owner"
     assert list(world.runs) == [run_name(task.id, 1)]
+
+
+async def test_a_cluster_without_agent_slots_says_how_to_declare_them(tmp_path: Path) -> None:
+    engine = engine_on(tmp_path / "home", FakeWorld(), lambda spec: RUNS_ON,
+                       backend_class=NoSlotBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: engine.admission is not None and "agent_slot" in
+                         (engine.admission.reason or ""))
+        assert engine.service.get(task.id).status is TaskState.QUEUED
 
 
 def test_a_remote_run_is_not_taken_for_ended_because_its_pid_is_not_here(
