@@ -169,13 +169,6 @@ class Messages:
                 f"task {task.short_id} is {task.status.value} and has no conversation yet: "
                 "send the message once it runs, or cancel it and delegate it again with the "
                 "text added to its prompt")
-        if task.node is not None:
-            # Its inbox is on that node: forwarding messages there is not built yet.
-            raise InvalidTransition(
-                f"task {task.short_id} runs on another machine (Ray node {task.node[:12]}), "
-                "and messages to a running agent there are not supported yet: send it once "
-                "the task has ended (it continues the conversation as a resume), or cancel "
-                "the task and delegate it again with the text added to its prompt")
         return self._post(task, text)
 
     def _post(self, task: Task, text: str) -> Message:

@@ -125,6 +125,15 @@ class ExecutionBackend(Protocol):
         """The same for the agent's stderr (what explains a failure, e.g. a refused option)."""
         ...
 
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        """Give the run's agent a message for its next turn (a run started with
+        ``stream_input``); False when it takes no more. The same id again changes nothing."""
+        ...
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        """When each message, and the prompt (key ``"prompt"``), reached the agent."""
+        ...
+
     def stop(self, ref: RunRef) -> None:
         """SIGTERM to the agent's whole tree now, SIGKILL to what is left after the
         backend's grace period (``kill_grace_s``, which the wrapper is started with),

@@ -89,6 +89,16 @@ class RunActor:
         phase = RunPhase.ENDED if record is not None else RunPhase.LOST
         return phase.value, record, now
 
+    def post(self, message_id: str, text: str) -> bool:
+        from claudine_core.agents import inbox
+
+        return inbox.post_once(str(self.run_dir), message_id, text)
+
+    def delivered(self) -> dict[str, float]:
+        from claudine_core.agents import inbox
+
+        return inbox.delivered_all(str(self.run_dir))
+
     def stop(self) -> None:
         from claudine_core.models import TaskState
 
@@ -188,6 +198,20 @@ class RayBackend:
                                  timeout=CALL_TIMEOUT_S))
         except (RayActorError, GetTimeoutError):
             return b""  # nothing to read now; poll() decides whether the run is lost
+
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        try:
+            return bool(ray.get(self._followed(ref).actor.post.remote(message_id, text),
+                                timeout=CALL_TIMEOUT_S))
+        except (RayActorError, GetTimeoutError):
+            return False  # not now; the caller may try again
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        try:
+            return dict(ray.get(self._followed(ref).actor.delivered.remote(),
+                                timeout=CALL_TIMEOUT_S))
+        except (RayActorError, GetTimeoutError):
+            return {}
 
     def stop(self, ref: RunRef) -> None:
         self._call(ref, "stop")

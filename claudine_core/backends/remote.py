@@ -15,7 +15,10 @@ machine, what the loop reads of a local agent:
   agent's ``stderr.log``, which explains a failure) is copied, so the loop finishes a run
   with everything it wrote;
 - ``remote-run.json``: the run's name before it is started, its :class:`RunRef` once it
-  is placed: what recovery re-attaches to.
+  is placed: what recovery re-attaches to;
+- the inbox (agents/inbox.py): a message a front end posts there is handed to the run's
+  agent on its node, and its delivery (and the prompt's) is recorded back here, so
+  messages work as for a local agent; the inbox is closed here once the run ended.
 
 A run the backend reports lost gets no exit record: the loop finishes it like a local
 agent that vanished, and the recovery policy decides on a retry (a new attempt).
@@ -35,10 +38,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from claudine_core.agents import inbox
 from claudine_core.backends.base import (
     ExecutionBackend,
     RunPhase,
@@ -55,6 +59,7 @@ log = logging.getLogger("claudine.engine")
 
 PUMP_EVERY_S = 0.1  # the pump's pause between two rounds over the runs (the loop's tick)
 SLOTS_EVERY_S = 1.0  # how often the cluster's agent slots are counted again
+PROMPT_ASK_EVERY_S = 1.0  # how often a run is asked whether its prompt reached the agent
 STALE_HEARTBEAT_S = 2.0
 """A run whose last heartbeat is older than this is not read from: a read would wait for
 a node that does not answer, and hold up every other run's output meanwhile."""
@@ -83,6 +88,10 @@ class _Pumped:
     heartbeat: float | None = None
     heartbeat_seen_at: float = 0.0
     """When (our monotonic clock) ``heartbeat`` last changed."""
+    forwarded: set[str] = field(default_factory=set)
+    """Messages handed to the backend whose delivery is not recorded here yet."""
+    prompt_recorded: bool = False
+    prompt_asked_at: float = float("-inf")
 
 
 class RemoteSupervisor(Supervisor):
@@ -293,7 +302,7 @@ class RemoteSupervisor(Supervisor):
     def _apply(self, backend: ExecutionBackend, what: str, agent: RemoteAgent) -> None:
         ref = agent.run
         if what == "follow" and ref is not None:
-            self._pumped[ref.name] = _Pumped(agent, ref, _size(agent.run_dir))
+            self._pumped[ref.name] = self._pumped_state(agent, ref)
         elif what == "attach" and ref is not None:
             self._attach(backend, agent, ref)
         elif what in ("stop", "kill") and agent.phase is RunPhase.RUNNING:
@@ -317,27 +326,72 @@ class RemoteSupervisor(Supervisor):
             self._lose(agent, "its run was not found on the cluster after the owner restarted")
             return
         agent.run, agent.pid, agent.pid_started_at = found, found.pid, found.pid_started_at
-        self._pumped[found.name] = _Pumped(agent, found, _size(agent.run_dir))
+        self._pumped[found.name] = self._pumped_state(agent, found)
         log.info("task %s: re-attached %s on node %s", agent.task_id, found.name,
                  found.node_id[:12])
 
+    def _pumped_state(self, agent: RemoteAgent, ref: RunRef) -> _Pumped:
+        """Start following a run: from the output copied so far, with its inbox open here
+        (unless it was closed: the conversation is over)."""
+        run_dir = str(agent.run_dir)
+        if not os.path.exists(os.path.join(run_dir, inbox.CLOSED)):
+            inbox.open_inbox(run_dir)
+        recorded = inbox.delivered_at(run_dir, inbox.PROMPT_KEY) is not None
+        return _Pumped(agent, ref, _size(agent.run_dir), prompt_recorded=recorded)
+
     def _pump(self, backend: ExecutionBackend, state: _Pumped) -> None:
-        """One look at a run: its status, and a slice of its output (all of it once it
-        ended, then its exit record)."""
+        """One look at a run: its status, its messages, and a slice of its output (all of
+        it once it ended, then its exit record)."""
         status = backend.poll(state.ref)
         if status.phase is RunPhase.RUNNING:
             if self._answers(state, status):
+                self._forward_messages(backend, state)
                 self._copy(backend, state)
             return
         del self._pumped[state.ref.name]
         if status.phase is RunPhase.LOST:
+            self._close_inbox(state)
             self._lose(state.agent, status.reason or "lost")
             return
         while self._copy(backend, state):
             pass
         self._copy_stderr(backend, state)
+        self._record_deliveries(backend, state)
+        self._close_inbox(state)
         _write_json(state.agent.run_dir / "exit.json", status.exit_record or {})
         state.agent.phase = RunPhase.ENDED
+
+    def _forward_messages(self, backend: ExecutionBackend, state: _Pumped) -> None:
+        """Hand the messages posted here to the run's agent, and record back here when
+        they (and the prompt) reached it. A message the backend refuses now is tried
+        again next round; one still here when the run ended stays undelivered, as it
+        would locally."""
+        for message_id, text in inbox.waiting(str(state.agent.run_dir)):
+            if message_id not in state.forwarded and \
+                    backend.post_message(state.ref, message_id, text):
+                state.forwarded.add(message_id)
+        now = time.monotonic()
+        if state.forwarded or (not state.prompt_recorded
+                               and now - state.prompt_asked_at >= PROMPT_ASK_EVERY_S):
+            state.prompt_asked_at = now
+            self._record_deliveries(backend, state)
+
+    def _record_deliveries(self, backend: ExecutionBackend, state: _Pumped) -> None:
+        run_dir = str(state.agent.run_dir)
+        for key, at in backend.delivered(state.ref).items():
+            if key == inbox.PROMPT_KEY and not state.prompt_recorded:
+                inbox.mark_delivered(run_dir, key, at)
+                state.prompt_recorded = True
+            elif key in state.forwarded:
+                inbox.mark_delivered(run_dir, key, at)  # takes it out of the inbox here
+                state.forwarded.discard(key)
+
+    def _close_inbox(self, state: _Pumped) -> None:
+        """Nothing posted from now on can reach the agent: a message becomes a resume."""
+        run_dir = str(state.agent.run_dir)
+        if os.path.isdir(os.path.join(run_dir, inbox.INBOX)):
+            with inbox.locked(run_dir):
+                inbox.close(run_dir)
 
     def _answers(self, state: _Pumped, status: RunStatus) -> bool:
         """Whether the run answered lately enough for a read not to hang."""

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 
+from claudine_core.agents import inbox
 from claudine_core.backends import RunRef, RunSpec, run_name
 from claudine_core.backends.base import NodeCapacity
 from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
 from claudine_core.backends.remote import RemoteSupervisor
 from claudine_core.config import ConfigError
 from claudine_core.engine import Engine
-from claudine_core.errors import InvalidTransition
 from claudine_core.models import TaskSpec, TaskState
 from claudine_core.run_dirs import run_dir_for
 from claudine_core.service import TaskService
@@ -330,19 +330,24 @@ async def test_a_refused_command_line_is_told_from_the_runs_stderr_and_not_retri
     assert "refused its command line: error: unknown option '--bogus'" in (ended.error or "")
 
 
-async def test_a_message_to_a_run_on_another_node_is_refused_saying_why(
+async def test_a_message_reaches_the_agent_on_its_node_and_its_delivery_is_recorded(
         tmp_path: Path) -> None:
     world = FakeWorld()
     home = tmp_path / "home"
     engine = engine_on(home, world, lambda spec: RUNS_ON)
     async with engine:
         task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
-        await wait_until(lambda: engine.service.get(task.id).node)
-        with pytest.raises(InvalidTransition, match="runs on another machine.*not supported"):
-            engine.service.send_message(task.id, "also fix the README")
-        assert engine.service.task_messages(task.id) == []  # nothing recorded as sent
+        run_dir = str(run_dir_for(home / "runs", task.id, 1))
+        await wait_until(lambda: inbox.accepting(run_dir))
+        engine.service.send_message(task.id, "also fix the README")
+        delivered = await wait_until(lambda: [m for m in engine.service.task_messages(task.id)
+                                              if m.delivered_at is not None])
+        assert [m.text for m in delivered] == ["also fix the README"]
+        assert world.runs[run_name(task.id, 1)].messages == ["also fix the README"]
+        assert inbox.delivered_at(run_dir, inbox.PROMPT_KEY) is not None
         engine.service.cancel(task.id)
         await wait_for_state(engine, task.id, [TaskState.CANCELLED])
+    assert not inbox.accepting(run_dir)  # a message from now on is a resume
 
 
 def local_copy_exists(home: Path, task_id: str, attempt: int) -> bool:
