@@ -35,7 +35,7 @@ class FakeProgram:
     lines: tuple[bytes, ...] = ()
     """Printed at once when the run starts (each ends with a newline)."""
     exits: bool = True
-    """Ends on its own (exit code 0) after printing; else runs until stopped."""
+    """Ends on its own (with ``exit_code``) after printing; else runs until stopped."""
     ignores_term: bool = False
     """SIGTERM does nothing: only the kill after the grace period ends it."""
     stderr: bytes = b""
