@@ -4,6 +4,8 @@ Each owner tick asks the autoscaler how many of the dispatchable tasks fit, clai
 many (a guarded ``queued -> running`` update) and starts their agents. A task whose
 isolation hook must prepare it (a worktree, a setup command) is prepared on a thread
 first: that can take minutes and must not freeze the loop, or the console sharing it.
+On a remote backend (Ray) the start itself runs on a thread too (placing a run takes a
+second or more), and the cluster's free agent slots decide how many start.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from claudine_core.agents.claude import (
     AgentNotFound,
@@ -40,19 +42,32 @@ from claudine_core.store import StoreError, TaskRepo
 from claudine_core.supervisor import RunningAgent, Supervisor
 from claudine_core.usage_limits import Gate
 
+if TYPE_CHECKING:  # the local backend never loads the remote machinery
+    from claudine_core.backends.remote import RemoteAgent, RemoteSupervisor
+
 log = logging.getLogger("claudine.engine")
 
 PREPARE_WORKERS = 2  # worktree creations (and setup commands) at once
+START_WORKERS = 8  # runs being placed on a remote backend at once (each waits on the network)
+CONNECTING_REASON = "waiting: connecting to the cluster"
+NO_SLOTS_REASON = ("waiting: no live node of the cluster has agent slots (ray start "
+                   "--resources '{\"agent_slot\": N}')")
 DISPATCH_SCAN = 1_000  # queued tasks looked at per tick
 
 
 @dataclass
 class Preparation:
-    """A claimed task whose isolation hook runs on a thread before its agent can start."""
+    """A claimed task whose isolation hook runs on a thread before its agent can start,
+    or whose run a thread is starting on a remote backend."""
 
     task: Task
-    future: Future[str | None]
+    future: Future[Any]
+    """Its result: the prepared directory (str or None), or the started RemoteAgent."""
     claimed_at: float
+
+
+class StartFailed(Exception):
+    """A remote start failed; the message says why, as the task's error."""
 
 
 class Dispatcher:
@@ -104,6 +119,7 @@ class Dispatcher:
         self._held_waiting = False
         self.preparing: dict[str, Preparation] = {}
         self._prepare_pool: ThreadPoolExecutor | None = None
+        self._start_pool: ThreadPoolExecutor | None = None
         # When the last look found nothing to start: the store's version then, and when
         # the first task in retry back-off becomes due (inf: none is).
         self._empty_at: StoreVersion | None = None
@@ -139,21 +155,40 @@ class Dispatcher:
             self._empty_at, self._next_due = version, self._first_back_off_end(now)
             return False
         self._empty_at = None
-        # Averaged over the last few readings so one spike does not stall admission.
-        sample = self.monitor.smoothed()
-        self.admission = decide_admission(
-            queued=len(candidates),
-            running=len(self.supervisor.agents) + len(self.preparing),
-            sample=sample,
-            started_at=[a.started_at for a in self.supervisor.agents.values()]
-            + [p.claimed_at for p in self.preparing.values()],
-            limits=self.limits,
-            now=now,
-        )
+        if self.supervisor.remote:
+            self.admission = self._remote_admission(cast("RemoteSupervisor", self.supervisor),
+                                                    len(candidates))
+        else:
+            # Averaged over the last few readings so one spike does not stall admission.
+            sample = self.monitor.smoothed()
+            self.admission = decide_admission(
+                queued=len(candidates),
+                running=len(self.supervisor.agents) + len(self.preparing),
+                sample=sample,
+                started_at=[a.started_at for a in self.supervisor.agents.values()]
+                + [p.claimed_at for p in self.preparing.values()],
+                limits=self.limits,
+                now=now,
+            )
         self.lock.publish_admission(self.admission.reason)  # a file write only on change
         for task in candidates[: self.admission.start]:
             self._start(task, now)
         return True
+
+    def _remote_admission(self, supervisor: RemoteSupervisor, queued: int) -> Admission:
+        """On a cluster the nodes' agent slots (and ``max_agents``) decide, not this
+        machine's CPU and memory: the agents run elsewhere."""
+        free = supervisor.free_slots()
+        if not supervisor.slots_known:
+            return Admission(0, CONNECTING_REASON)
+        room = queued if free is None else max(0, free - len(self.preparing))
+        start = min(queued, room)
+        if start == queued:
+            return Admission(start, None)
+        if supervisor.slots_total == 0:
+            return Admission(0, NO_SLOTS_REASON)
+        return Admission(start, f"waiting: all agent slots in use ({len(supervisor.agents)} "
+                                "running)")
 
     def _hold(self, reason: str | None) -> bool:
         """Nothing may start (a pause, a budget): say why while tasks wait; True if any do.
@@ -187,7 +222,7 @@ class Dispatcher:
         claimed = self.repo.transition(
             task.id, [TaskState.QUEUED], status=TaskState.RUNNING, started_at=now,
             attempt=attempt, pid=None, ended_at=None, exit_code=None, not_before=None,
-            resuming=False,
+            resuming=False, node=None,
         )
         if not claimed:
             return  # cancelled or taken meanwhile
@@ -222,66 +257,117 @@ class Dispatcher:
         if self._prepare_pool is None:
             self._prepare_pool = ThreadPoolExecutor(PREPARE_WORKERS,
                                                     thread_name_prefix="claudine-prepare")
+        self._on_thread(self._prepare_pool, task, now, self.hooks.prepare, task)
+
+    def _on_thread(self, pool: ThreadPoolExecutor, task: Task, now: float,
+                   work: Callable[..., Any], *args: Any) -> None:
+        """Run ``work(*args)`` for a claimed task on ``pool``; a tick sees it end."""
         loop = asyncio.get_running_loop()
-        future = self._prepare_pool.submit(self.hooks.prepare, task)
+        future = pool.submit(work, *args)
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self.wake))
         self.preparing[task.id] = Preparation(task, future, now)
 
     def launch_prepared(self, now: float) -> None:
-        """Start the agents whose preparation ended (or fail / cancel their tasks)."""
+        """Start the agents whose preparation ended (or fail / cancel their tasks), and
+        follow the remote runs whose start ended."""
         for task_id, prep in list(self.preparing.items()):
             if not prep.future.done():
                 continue
             del self.preparing[task_id]
             task = self.repo.get(task_id)
             error = prep.future.exception()
-            if task.cancel_requested:
+            result = None if error is not None else prep.future.result()
+            if isinstance(result, RunningAgent):  # a run a remote backend started
+                self._follow_remote(task, result, now)
+            elif task.cancel_requested:
                 self.finisher.cancel_unstarted(task, now)
             elif error is not None:
                 self.finisher.fail_to_start(task_id, str(error), now)
             else:
-                self._launch(task, prep.future.result(), now)
+                self._launch(task, result, now)
 
     async def settle_preparations(self) -> None:
         """Let running preparations end, then give their tasks back to the queue.
 
         A stopping owner starts no agent; the worktree stays recorded on the task, so the
-        next owner's ``prepare`` reuses it instead of making another.
+        next owner's ``prepare`` reuses it instead of making another. A run a remote
+        backend already started stays the task's: it is recorded, and the next owner
+        re-attaches it.
         """
-        if self._prepare_pool is not None:
-            futures = [p.future for p in self.preparing.values()]
-            if futures:
-                await asyncio.to_thread(wait_futures, futures)
-            self._prepare_pool.shutdown(wait=False)
-            self._prepare_pool = None
+        futures = [p.future for p in self.preparing.values()]
+        if futures:
+            await asyncio.to_thread(wait_futures, futures)
+        for pool in (self._prepare_pool, self._start_pool):
+            if pool is not None:
+                pool.shutdown(wait=False)
+        self._prepare_pool = self._start_pool = None
         for prep in self.preparing.values():
+            started = None if prep.future.exception() else prep.future.result()
             with contextlib.suppress(StoreError):
-                unclaim(self.repo, prep.task)
+                if isinstance(started, RunningAgent):
+                    # It runs: recorded, it stays the task's run for the next owner.
+                    self._follow_remote(self.repo.get(prep.task.id), started,
+                                        self.finisher.clock())
+                else:
+                    unclaim(self.repo, prep.task)
         self.preparing.clear()
 
     def _launch(self, task: Task, prepared_cwd: str | None, now: float) -> None:
-        """Spawn the agent of a claimed task, in ``prepared_cwd`` when a hook made one."""
-        reason: str | None = None
+        """Spawn the agent of a claimed task, in ``prepared_cwd`` when a hook made one (on
+        a remote backend: begin starting its run, on a thread)."""
+        if self.supervisor.remote:
+            if self._start_pool is None:
+                self._start_pool = ThreadPoolExecutor(START_WORKERS,
+                                                      thread_name_prefix="claudine-start")
+            self._on_thread(self._start_pool, task, now, self._start_remote,
+                            self.supervisor, task, prepared_cwd, now)
+            return
         try:
             agent = self._spawn(task, prepared_cwd, now)
-        except (AgentNotFound, InvalidRequest, RuntimeError) as exc:
-            reason = str(exc)  # already says what is wrong and what to do
-        except OSError as exc:
-            reason = f"could not start the agent: {exc}"
         except Exception as exc:  # one bad task must never stop the owner's tick
-            log.exception("task %s: unexpected error while starting its agent", task.id)
-            reason = f"could not start the agent: {type(exc).__name__}: {exc}"
-        if reason is not None:
-            self.finisher.fail_to_start(task.id, reason, now)
+            self.finisher.fail_to_start(task.id, start_failure(task.id, exc), now)
             return
         crash_point("spawned")
         # Outside the catch-all above: a store error here is the loop's to back off from,
         # not a reason to fail a task whose agent is running.
+        self._record_started(task, agent)
+
+    def _record_started(self, task: Task, agent: RunningAgent) -> None:
+        run = getattr(agent, "run", None)  # where a remote backend placed it
+        where = {"node": run.node_id} if run is not None else {}
         self.repo.transition(task.id, [TaskState.RUNNING], pid=agent.pid,
-                             pid_started_at=agent.pid_started_at)
+                             pid_started_at=agent.pid_started_at, **where)
         crash_point("pid_recorded")
 
     def _spawn(self, task: Task, prepared_cwd: str | None, now: float) -> RunningAgent:
+        argv, options = self._agent_launch(task, prepared_cwd, now)
+        return self.supervisor.spawn(
+            task.id, run_dir_for(self.config.runs_dir, task.id, task.attempt), argv, **options)
+
+    def _start_remote(self, supervisor: RemoteSupervisor, task: Task, prepared_cwd: str | None,
+                      now: float) -> RemoteAgent:
+        """On a start thread: place the task's run on the backend (StartFailed if not)."""
+        try:
+            argv, options = self._agent_launch(task, prepared_cwd, now)
+            return supervisor.start_run(
+                task.id, task.attempt, run_dir_for(self.config.runs_dir, task.id, task.attempt),
+                argv, **options)
+        except Exception as exc:
+            raise StartFailed(start_failure(task.id, exc)) from exc
+
+    def _follow_remote(self, task: Task, agent: RunningAgent, now: float) -> None:
+        """Follow a run that started on the remote backend, and record it on its task."""
+        supervisor = cast("RemoteSupervisor", self.supervisor)
+        supervisor.register(cast("RemoteAgent", agent))
+        crash_point("spawned")
+        self._record_started(task, agent)
+        if task.cancel_requested:  # while it was being placed
+            supervisor.request_stop(agent, TaskState.CANCELLED,
+                                         task.cancel_reason or "cancelled", now)
+
+    def _agent_launch(self, task: Task, prepared_cwd: str | None,
+                      now: float) -> tuple[list[str], dict[str, Any]]:
+        """The agent's command line, and how it runs (the supervisor's start options)."""
         config = self.config
         cwd = prepared_cwd or validate_cwd(task.cwd)
         # The task's own settings, fixed when it was delegated; the owner's only for
@@ -293,18 +379,26 @@ class Dispatcher:
             default_allowed_tools=config.allowed_tools,
             extra_args=task.agent_args if task.claude_bin else config.extra_agent_args,
         )
-        return self.supervisor.spawn(
-            task.id,
-            run_dir_for(config.runs_dir, task.id, task.attempt),
-            argv,
-            env=build_env({**self.env, **task.agent_env}),
-            cwd=cwd,
-            max_output_bytes=task.max_output_bytes or config.max_output_bytes,
-            started_at=now,
-            deadline=agent_deadline(task, now, config.task_timeout_s),
-            prompt=agent_input(task),
-            stream_input=True,
-        )
+        return argv, {
+            "env": build_env({**self.env, **task.agent_env}),
+            "cwd": cwd,
+            "max_output_bytes": task.max_output_bytes or config.max_output_bytes,
+            "started_at": now,
+            "deadline": agent_deadline(task, now, config.task_timeout_s),
+            "prompt": agent_input(task),
+            "stream_input": True,
+        }
+
+
+def start_failure(task_id: str, exc: Exception) -> str:
+    """Why an agent could not start, as its task's error."""
+    if isinstance(exc, AgentNotFound | InvalidRequest | RuntimeError):
+        return str(exc)  # already says what is wrong and what to do
+    if isinstance(exc, OSError):
+        return f"could not start the agent: {exc}"
+    log.exception("task %s: unexpected error while starting its agent", task_id,
+                  exc_info=exc)
+    return f"could not start the agent: {type(exc).__name__}: {exc}"
 
 
 def agent_deadline(task: Task, started_at: float, default_timeout_s: float | None) -> float | None:

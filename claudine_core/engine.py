@@ -22,9 +22,10 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claudine_core.autoscaler import Admission, AdmissionLimits
+from claudine_core.backend_choice import make_supervisor
 from claudine_core.config import Config, owner_settings
 from claudine_core.dependencies import DependencyReleaser
 from claudine_core.dispatch import Dispatcher
@@ -40,8 +41,11 @@ from claudine_core.schedules.owner import ScheduleFirer
 from claudine_core.service import TaskService
 from claudine_core.snapshot import SnapshotReader
 from claudine_core.store import StoreError, TaskRepo
-from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
+from claudine_core.supervisor import ESCALATION_MARGIN_S
 from claudine_core.usage_limits import LimitKeeper
+
+if TYPE_CHECKING:
+    from claudine_core.backends import ExecutionBackend
 
 log = logging.getLogger("claudine.engine")
 
@@ -66,6 +70,11 @@ class Engine:
             ``finish(task)``, and optionally ``needs_prepare(task)`` and ``close()``; see
             worktrees.py. ``prepare`` runs on a thread: creating a worktree and a repository's
             setup command can take minutes and must not freeze the loop (or the console).
+        backend: run agents on this execution backend instead of the one the ``backend``
+            setting names (tests pass a FakeBackend).
+
+    Raises:
+        ConfigError: the ``backend`` setting names a backend that is not installed.
 
     ``engine.changes`` (:class:`~claudine_core.events.StoreChanges`) counts the store
     changes the loop has seen, for whoever wants to wait for the next one.
@@ -81,19 +90,20 @@ class Engine:
         env: Mapping[str, str] | None = None,
         tick_s: float = 0.1,
         hooks: Any = None,
+        backend: ExecutionBackend | None = None,
     ) -> None:
         self.config = config
         self.kind = kind
         self.clock = clock
         self.tick_s = tick_s
         self.env = dict(os.environ if env is None else env)
+        # First: a backend that is not installed stops the engine before it opens anything.
+        self.supervisor = make_supervisor(config, backend)
         self.service = TaskService(config, clock=clock, env=self.env)
         repo = self.service.repo
         # The hooks record outcomes in this engine's own store, never in another home's.
         self.hooks = hooks if hooks is not None else _default_hooks(config, repo)
         self.service.on_command = self.wake
-        self.supervisor = Supervisor(kill_grace_s=config.kill_grace_s,
-                                     agent_nice=config.agent_nice)
         self.monitor = monitor or ResourceMonitor()
         self.lock = OwnerLock(config.lock_path, kind=kind, settings=owner_settings(config))
         self.role = "client"
@@ -177,6 +187,10 @@ class Engine:
             if close_hooks is not None:
                 await asyncio.to_thread(close_hooks)
             await asyncio.to_thread(self.notifier.close)
+        # Before the lock goes: a next owner follows the remote runs from then on.
+        close_supervisor = getattr(self.supervisor, "close", None)
+        if close_supervisor is not None:
+            await asyncio.to_thread(close_supervisor)
         self.lock.release()
         self.role = "client"
         await self._close_reader()

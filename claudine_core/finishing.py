@@ -202,6 +202,7 @@ class RunFinisher:
             limit=limit_hit(summary.result, usage_resets_at=summary.usage_resets_at,
                             usage_limit_type=summary.usage_limit_type,
                             retry_delay_s=summary.rate_limit_retry_s),
+            lost_reason=getattr(agent, "lost_reason", None),  # a run on a remote backend
         )
         self.record_costs([agent], now)
         fields = self.summary_fields(agent)

@@ -295,6 +295,8 @@ class Task:
                         schema={"minimum": 0})
     resuming: bool = _field(False, "Released from a park: it starts before the rest of the "
                             "queue, even while the home is paused.")
+    node: str | None = _field(None, "The cluster node its latest attempt runs or ran on "
+                              "(the ray backend; null: this machine).")
 
     @property
     def short_id(self) -> str:

@@ -38,6 +38,7 @@ def classify(
     stop_reason: str | None,
     stderr_tail: str,
     limit: LimitHit | None = None,
+    lost_reason: str | None = None,
 ) -> Outcome:
     """Decide the final state of one run.
 
@@ -50,6 +51,8 @@ def classify(
         stderr_tail: the end of the agent's stderr, for the reason text.
         limit: the usage or rate limit the stream says ended the run: the task is
             parked, not failed (claudine_core.usage_limits).
+        lost_reason: why the execution backend lost a run on another node (its node
+            died or stopped answering), when it did.
     """
     exit_code = None if exit_record is None else exit_record.get("exit_code")
     signal_number = None if exit_record is None else exit_record.get("signal")
@@ -57,6 +60,12 @@ def classify(
         return Outcome(stop_state, stop_reason, exit_code=exit_code)
     if limit is not None:
         return Outcome(TaskState.PARKED, limit.describe(), exit_code=exit_code, limit=limit)
+    if exit_record is None and lost_reason is not None:
+        return Outcome(
+            TaskState.FAILED,
+            f"the agent's run was lost, nothing recorded how it ended: {lost_reason}",
+            transient=True,
+        )
     if exit_record is None:
         return Outcome(
             TaskState.FAILED,

@@ -55,7 +55,8 @@ def _follow_again(
         started_at=started_at,
         deadline=agent_deadline(task, started_at, config.task_timeout_s),
     )
-    if agent.pid is None and not (run_dir / "exit.json").exists():
+    remote = getattr(agent, "run", None) is not None  # found again by name, not by pid
+    if agent.pid is None and not remote and not (run_dir / "exit.json").exists():
         # Spawn began but no wrapper ever ran: none is in the process table (it holds
         # the owner's lock until it has exec'd, so it would be found) and none wrote
         # wrapper.json, which it does before starting the agent. So no agent ran: back
@@ -63,7 +64,8 @@ def _follow_again(
         supervisor.agents.pop(task.id, None)
         _requeue_unstarted(repo, task)
         return
-    log.info("recovering task %s (pid %s)", task.id, agent.pid)
+    log.info("recovering task %s (%s)", task.id,
+             f"run {task.id}-{task.attempt}" if remote else f"pid {agent.pid}")
 
 
 def _requeue_unstarted(repo: TaskRepo, task: Task) -> None:

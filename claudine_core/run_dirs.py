@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+REMOTE_RUN_FILE = "remote-run.json"
+"""In a run folder of a run on a remote backend: its name, written before it is started,
+and where it runs once it is (claudine_core/backends/remote.py)."""
+
 
 def run_dir_for(runs_dir: Path, task_id: str, attempt: int) -> Path:
     return runs_dir / task_id / f"attempt-{attempt}"
@@ -32,5 +36,6 @@ def latest_run_dir(runs_dir: Path, task_id: str) -> Path | None:
 
 def spawn_began(run_dir: Path) -> bool:
     """Whether an agent may have been started for this run (``spawn`` creates the wrapper's
-    log before it starts the process); False means certainly not."""
-    return (run_dir / "wrapper.log").exists()
+    log before it starts the process, a remote start its record); False means certainly
+    not."""
+    return (run_dir / "wrapper.log").exists() or (run_dir / REMOTE_RUN_FILE).exists()

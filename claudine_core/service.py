@@ -525,6 +525,8 @@ class TaskService:
             return True
         if task.pid is None:
             return False  # being prepared or just starting: nothing to look at yet
+        if task.node is not None:
+            return False  # its pid is on another machine: the owner's copy says when it ends
         return not process_matches(task.pid, task.pid_started_at)
 
     def stderr_tail(self, task_id: str, max_bytes: int = 4096) -> str:

@@ -73,6 +73,9 @@ class Supervisor:
             wrapper applies it to every process of the agent's tree).
     """
 
+    remote = False
+    """Whether its agents run on an execution backend elsewhere (backends/remote.py)."""
+
     def __init__(self, *, kill_grace_s: float, agent_nice: int = 0) -> None:
         self.kill_grace_s = kill_grace_s
         self.agent_nice = agent_nice  # the agents' scheduling priority (wrapper --nice)
@@ -95,6 +98,7 @@ class Supervisor:
         deadline: float | None,
         prompt: str | None = None,
         stream_input: bool = False,
+        nice: int | None = None,
     ) -> RunningAgent:
         """Start one agent. ``prompt`` is what it reads on stdin (none: an empty stdin);
         with ``stream_input`` it is the first user message of a conversation whose later
@@ -105,8 +109,9 @@ class Supervisor:
         make_run_dir(run_dir)
         command = [sys.executable, "-I", str(WRAPPER), str(run_dir), str(max_output_bytes),
                    "--grace", f"{self.kill_grace_s:g}"]
-        if self.agent_nice:
-            command += ["--nice", str(self.agent_nice)]
+        nice = self.agent_nice if nice is None else nice  # a backend's run may say
+        if nice:
+            command += ["--nice", str(nice)]
         if prompt is not None:
             prompt_file = run_dir / PROMPT_FILE
             _write_private(prompt_file, prompt.encode("utf-8", errors="replace"))

@@ -28,7 +28,7 @@ def fake_program(spec: RunSpec) -> FakeProgram:
     mode, arg = spec.argv[2], spec.argv[3]
     if mode == "lines":
         lines = tuple(_script_line(n) for n in range(int(arg)))
-        return FakeProgram(lines=lines)
+        return FakeProgram(lines=lines, stderr=f"wrote {arg} lines\n".encode())
     if mode == "ticker":
         started = b'{"started": true}\n'
         ticks = tuple(b'{"type": "tick", "n": %d}\n' % n for n in range(50))

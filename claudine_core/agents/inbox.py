@@ -83,6 +83,17 @@ def post(run_dir: str, message_id: str, text: str) -> bool:
         return True
 
 
+def post_once(run_dir: str, message_id: str, text: str) -> bool:
+    """:func:`post`, except that a message already in the inbox or delivered is not posted
+    again (True): an owner forwarding messages to another machine may repeat itself after
+    a restart. (The wrapper marks a message delivered before it takes it out of the inbox,
+    so one of the two files always shows it.)"""
+    if os.path.exists(os.path.join(run_dir, INBOX, f"{message_id}.json")) or \
+            delivered_at(run_dir, message_id) is not None:
+        return True
+    return post(run_dir, message_id, text)
+
+
 def waiting(run_dir: str) -> list[tuple[str, str]]:
     """(id, text) of the messages not delivered yet, oldest first."""
     folder = os.path.join(run_dir, INBOX)
@@ -125,6 +136,17 @@ def delivered_at(run_dir: str, key: str) -> float | None:
             return float(json.load(handle)["delivered_at"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def delivered_all(run_dir: str) -> dict[str, float]:
+    """When each message (and PROMPT_KEY) handed to the agent was, by key."""
+    try:
+        keys = [e.name[:-5] for e in os.scandir(os.path.join(run_dir, DELIVERED))
+                if e.name.endswith(".json")]
+    except FileNotFoundError:
+        return {}
+    found = {key: delivered_at(run_dir, key) for key in keys}
+    return {key: at for key, at in found.items() if at is not None}
 
 
 def close(run_dir: str) -> None:

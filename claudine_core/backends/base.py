@@ -41,6 +41,8 @@ class RunSpec:
     """The wrapper owns a stream-json conversation (later turns from the inbox)."""
     node_id: str | None = None
     """Run on this node (None: the backend chooses)."""
+    nice: int = 0
+    """The agent's scheduling priority on its node (the ``agent_nice`` setting)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,19 @@ class ExecutionBackend(Protocol):
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
         """Up to ``limit`` bytes of the run's stdout log from ``offset`` (b"" if none yet)."""
+        ...
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        """The same for the agent's stderr (what explains a failure, e.g. a refused option)."""
+        ...
+
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        """Give the run's agent a message for its next turn (a run started with
+        ``stream_input``); False when it takes no more. The same id again changes nothing."""
+        ...
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        """When each message, and the prompt (key ``"prompt"``), reached the agent."""
         ...
 
     def stop(self, ref: RunRef) -> None:

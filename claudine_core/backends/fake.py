@@ -35,9 +35,13 @@ class FakeProgram:
     lines: tuple[bytes, ...] = ()
     """Printed at once when the run starts (each ends with a newline)."""
     exits: bool = True
-    """Ends on its own (exit code 0) after printing; else runs until stopped."""
+    """Ends on its own (with ``exit_code``) after printing; else runs until stopped."""
     ignores_term: bool = False
     """SIGTERM does nothing: only the kill after the grace period ends it."""
+    stderr: bytes = b""
+    """Written to its stderr at once."""
+    exit_code: int = 0
+    """Its exit status when it ends on its own."""
 
 
 @dataclass
@@ -47,6 +51,10 @@ class FakeRun:
     exit_record: dict[str, Any] | None = None
     vanished: bool = False
     term_at: float | None = None
+    delivered: dict[str, float] = field(default_factory=dict)
+    """Messages (and the prompt) the agent read, by key: at once, while it runs."""
+    messages: list[str] = field(default_factory=list)
+    """The texts of the messages it read, in order."""
 
 
 @dataclass
@@ -79,14 +87,32 @@ class FakeBackend:
         ref = RunRef(spec.task_id, spec.attempt, FAKE_NODE)
         program = self.program_for(spec)
         run = FakeRun(program, output=bytearray(b"".join(program.lines)))
+        if spec.stream_input:
+            run.delivered["prompt"] = time.time()
         if program.exits:
-            run.exit_record = _record(exit_code=0)
+            run.exit_record = _record(exit_code=program.exit_code)
         self.world.runs[ref.name] = run
         self.attached.add(ref.name)
         return ref
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
         return bytes(self._run(ref).output[offset:offset + limit])
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._run(ref).program.stderr[offset:offset + limit]
+
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        run = self._run(ref)
+        if message_id in run.delivered:
+            return True
+        if run.exit_record is not None or run.vanished:
+            return False
+        run.delivered[message_id] = time.time()
+        run.messages.append(text)
+        return True
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        return dict(self._run(ref).delivered)
 
     def stop(self, ref: RunRef) -> None:
         run = self._run(ref)

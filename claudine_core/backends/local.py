@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from claudine_core.agents import inbox
 from claudine_core.backends.base import (
     READ_LIMIT,
     ExecutionBackend,
@@ -62,12 +63,21 @@ class LocalBackend:
             spec.task_id, self._run_dir(spec.task_id, spec.attempt), spec.argv,
             env=spec.env, cwd=spec.cwd, max_output_bytes=spec.max_output_bytes,
             started_at=self.clock(), deadline=None, prompt=spec.prompt,
-            stream_input=spec.stream_input,
+            stream_input=spec.stream_input, nice=spec.nice,
         )
         return RunRef(spec.task_id, spec.attempt, LOCAL_NODE, agent.pid, agent.pid_started_at)
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
         return read_log(self._run_dir(ref.task_id, ref.attempt) / "stdout.jsonl", offset, limit)
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return read_log(self._run_dir(ref.task_id, ref.attempt) / "stderr.log", offset, limit)
+
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        return inbox.post_once(str(self._run_dir(ref.task_id, ref.attempt)), message_id, text)
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        return inbox.delivered_all(str(self._run_dir(ref.task_id, ref.attempt)))
 
     def stop(self, ref: RunRef) -> None:
         self.supervisor.request_stop(self._agent(ref), TaskState.CANCELLED, STOP_REASON,

@@ -24,6 +24,7 @@ marks the node dead only after ~14 s.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +52,13 @@ from claudine_core.backends.base import (
 SLOT_RESOURCE = "agent_slot"
 CALL_TIMEOUT_S = 30.0  # a synchronous call to a run's actor (start, read, kill) at most
 NODE_CHECK_S = 1.0  # how often the node table is read at most
+# How Ray says an actor died on a dead node before its constructor (which starts the
+# agent) ran, and names the node (ray/exceptions.py, ActorDiedError).
+NEVER_RAN = "The actor never ran"
+DEAD_NODE = re.compile(r"Node Id: ([0-9a-f]+)")
+SUSPECT_FOR_S = 60.0
+"""A node that lost a run gets no new run for this long unless none other has room: Ray
+still lists a dead node as alive for ~14 s, and schedules new runs there meanwhile."""
 
 
 @ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)
@@ -62,7 +70,7 @@ class RunActor:
         from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
 
         self.escalate_after_s = kill_grace_s + ESCALATION_MARGIN_S
-        self.supervisor = Supervisor(kill_grace_s=kill_grace_s)
+        self.supervisor = Supervisor(kill_grace_s=kill_grace_s, agent_nice=spec.nice)
         self.run_dir = run_dir_for(Path(run_root), spec.task_id, spec.attempt)
         self.agent = self.supervisor.spawn(
             spec.task_id, self.run_dir, spec.argv, env=spec.env, cwd=spec.cwd,
@@ -74,10 +82,10 @@ class RunActor:
         node_id = ray.get_runtime_context().get_node_id()
         return node_id, self.agent.pid, self.agent.pid_started_at
 
-    def read(self, offset: int, limit: int) -> bytes:
+    def read(self, offset: int, limit: int, name: str = "stdout.jsonl") -> bytes:
         from claudine_core.backends.local import read_log
 
-        return read_log(self.run_dir / "stdout.jsonl", offset, limit)
+        return read_log(self.run_dir / name, offset, limit)
 
     def status(self) -> tuple[str, dict[str, Any] | None, float]:
         now = time.time()
@@ -88,6 +96,16 @@ class RunActor:
         record = record or self.supervisor.exit_record(self.agent)
         phase = RunPhase.ENDED if record is not None else RunPhase.LOST
         return phase.value, record, now
+
+    def post(self, message_id: str, text: str) -> bool:
+        from claudine_core.agents import inbox
+
+        return inbox.post_once(str(self.run_dir), message_id, text)
+
+    def delivered(self) -> dict[str, float]:
+        from claudine_core.agents import inbox
+
+        return inbox.delivered_all(str(self.run_dir))
 
     def stop(self) -> None:
         from claudine_core.models import TaskState
@@ -152,17 +170,32 @@ class RayBackend:
         self._nodes = NodeWatch()
         self._node_table: list[dict[str, Any]] = []
         self._node_table_at = float("-inf")
+        self._suspect: dict[str, float] = {}  # node id -> when a run there was lost
 
     def __repr__(self) -> str:
         return f"RayBackend(namespace={self.namespace!r}, following={len(self.followed)})"
 
     def start(self, spec: RunSpec) -> RunRef:
+        try:
+            return self._start_once(spec)
+        except _NeverRan as exc:
+            # Placed on a node that had died (Ray lists a dead node as alive for ~14 s)
+            # before its actor ran: no agent started, so one more try, elsewhere.
+            if exc.node_id is not None:
+                self._suspect[exc.node_id] = self.clock()
+            return self._start_once(spec)
+
+    def _start_once(self, spec: RunSpec) -> RunRef:
         options: dict[str, Any] = {
             "name": run_name(spec.task_id, spec.attempt), "namespace": self.namespace,
             "lifetime": "detached", "resources": {SLOT_RESOURCE: 1}}
         if spec.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(spec.node_id,
                                                                             soft=False)
+        elif (elsewhere := self._node_not_suspect()) is not None:
+            # Soft: should that node be full by now, Ray places the run where it fits.
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(elsewhere,
+                                                                            soft=True)
         actor_class: Any = RunActor  # ray.remote made it an ActorClass; mypy sees the class
         actor = actor_class.options(**options).remote(spec, str(self.run_root), self.kill_grace_s)
         try:
@@ -171,17 +204,41 @@ class RayBackend:
         except (RayActorError, GetTimeoutError) as exc:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
+            if NEVER_RAN in str(exc):
+                found = DEAD_NODE.search(str(exc))
+                raise _NeverRan(f"the run's actor did not start: {exc}",
+                                found.group(1) if found else None) from exc
             raise OSError(f"the run's actor did not start: {exc}") from exc
         ref = RunRef(spec.task_id, spec.attempt, node_id, pid, pid_started_at)
         self._follow(ref, actor)
         return ref
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._read(ref, offset, limit, "stdout.jsonl")
+
+    def read_stderr(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:
+        return self._read(ref, offset, limit, "stderr.log")
+
+    def _read(self, ref: RunRef, offset: int, limit: int, name: str) -> bytes:
         try:
-            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit),
+            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit, name),
                                  timeout=CALL_TIMEOUT_S))
         except (RayActorError, GetTimeoutError):
             return b""  # nothing to read now; poll() decides whether the run is lost
+
+    def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
+        try:
+            return bool(ray.get(self._followed(ref).actor.post.remote(message_id, text),
+                                timeout=CALL_TIMEOUT_S))
+        except (RayActorError, GetTimeoutError):
+            return False  # not now; the caller may try again
+
+    def delivered(self, ref: RunRef) -> dict[str, float]:
+        try:
+            return dict(ray.get(self._followed(ref).actor.delivered.remote(),
+                                timeout=CALL_TIMEOUT_S))
+        except (RayActorError, GetTimeoutError):
+            return {}
 
     def stop(self, ref: RunRef) -> None:
         self._call(ref, "stop")
@@ -246,7 +303,8 @@ class RayBackend:
 
     def capacity(self) -> list[NodeCapacity]:
         used: dict[str, int] = {}
-        for followed in self.followed.values():
+        # A copy: runs are started (and so followed) on other threads meanwhile.
+        for followed in list(self.followed.values()):
             used[followed.ref.node_id] = used.get(followed.ref.node_id, 0) + 1
         return [
             NodeCapacity(node["NodeID"], alive=True,
@@ -278,8 +336,27 @@ class RayBackend:
         with contextlib.suppress(RayActorError, GetTimeoutError):
             ray.get(getattr(self._followed(ref).actor, method).remote(), timeout=CALL_TIMEOUT_S)
 
+    def _node_not_suspect(self) -> str | None:
+        """While a node that lost a run is suspect: the live node with the most free agent
+        slots among the others (None: no node is suspect, or no other has room)."""
+        now = self.clock()
+        suspect = {node for node, at in list(self._suspect.items())
+                   if now - at < SUSPECT_FOR_S}
+        if not suspect:
+            return None
+        # What is free now, whoever uses it (another home, anything holding agent_slot):
+        # pinned to a node without a free slot, even softly, a run would wait there.
+        from ray._private.state import available_resources_per_node
+
+        alive = self._alive_nodes(fresh=True) - suspect
+        free = {node: float(resources.get(SLOT_RESOURCE, 0))
+                for node, resources in available_resources_per_node().items() if node in alive}
+        best = max(free, key=lambda node: free[node], default=None)
+        return best if best is not None and free[best] >= 1 else None
+
     def _lose(self, followed: _Followed, reason: str) -> RunStatus:
         """Mark a run lost and kill its actor best-effort (a frozen node may wake up)."""
+        self._suspect[followed.ref.node_id] = self.clock()
         followed.status = RunStatus(RunPhase.LOST, reason=reason)
         with contextlib.suppress(Exception):
             ray.kill(followed.actor, no_restart=True)
@@ -293,6 +370,14 @@ class RayBackend:
 
     def _alive_nodes(self, fresh: bool = False) -> set[str]:
         return {node["NodeID"] for node in self._node_rows(fresh) if node["Alive"]}
+
+
+class _NeverRan(OSError):
+    """A run's actor died before it ran (so no agent started), on ``node_id``."""
+
+    def __init__(self, message: str, node_id: str | None) -> None:
+        super().__init__(message)
+        self.node_id = node_id
 
 
 def _status(phase: str, record: dict[str, Any] | None, at: float) -> RunStatus:

@@ -94,6 +94,10 @@ class Config:
     desktop_notifications: bool = True
     on_finish: tuple[str, ...] = ()
     on_finish_timeout_s: float = 30.0
+    backend: str = "local"
+    ray_address: str | None = None
+    ray_namespace: str = "claudine"
+    ray_lost_after_s: float = 20.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Where each field's value came from ("default", a file path, an env var, "override"),
     for `claudine config`; not part of equality because it does not change behaviour."""

@@ -29,11 +29,12 @@ __all__ = [
 
 Kind = Literal[
     "path", "str", "float", "int", "size", "optint", "optfloat", "bool", "choice", "list",
-    "args", "url"
+    "args", "url", "address"
 ]
 """How a setting's value is written and what type it becomes (``size``: bytes with an optional
 K/M/G/T suffix; ``optint`` / ``optfloat``: a whole number / a number, or ``none``;
-``list``: comma-separated names; ``args``: arguments in shell syntax)."""
+``list``: comma-separated names; ``args``: arguments in shell syntax; ``address``:
+``host:port``, or ``none``)."""
 
 Scope = Literal["task", "owner", "local"]
 """Whose value a setting is, when several processes share a home.
@@ -59,6 +60,7 @@ _KIND_TEXT = {
     "list": "a comma-separated list of tool names (a list of strings in config.toml)",
     "args": "arguments in shell syntax (a list of strings in config.toml)",
     "url": "an http:// or https:// URL",
+    "address": "a host:port address (e.g. 127.0.0.1:6379)",
     "path": "a directory path",
     "str": "a non-empty string",
 }
@@ -473,6 +475,41 @@ SPECS: tuple[SettingSpec, ...] = (
         "float",
         "How long the on_finish command may run before it is killed.",
         env=(EnvVar("CLAUDINE_ON_FINISH_TIMEOUT"),),
+        minimum=1,
+        maximum=3600,
+        unit="seconds",
+        scope="owner",
+    ),
+    SettingSpec(
+        "backend",
+        "choice",
+        "Where the owner runs agents: local = on this machine; ray = on the Ray cluster at "
+        "ray_address (needs pip install 'claudine[ray]').",
+        env=(EnvVar("CLAUDINE_BACKEND"),),
+        choices=("local", "ray"),
+        scope="owner",
+    ),
+    SettingSpec(
+        "ray_address",
+        "address",
+        "The Ray cluster's head (its GCS host:port, as `ray start --head` prints it); "
+        "required with backend = ray.",
+        env=(EnvVar("CLAUDINE_RAY_ADDRESS"),),
+        scope="owner",
+    ),
+    SettingSpec(
+        "ray_namespace",
+        "str",
+        "The Ray namespace the home's runs are named in: one per home sharing a cluster.",
+        env=(EnvVar("CLAUDINE_RAY_NAMESPACE"),),
+        scope="owner",
+    ),
+    SettingSpec(
+        "ray_lost_after_s",
+        "float",
+        "A run on Ray whose node has not answered for this long is lost (killed best-effort; "
+        "the retry policy decides, as for an agent that vanished).",
+        env=(EnvVar("CLAUDINE_RAY_LOST_AFTER"),),
         minimum=1,
         maximum=3600,
         unit="seconds",

@@ -64,6 +64,8 @@ _KIND_BY_NAME = {spec.name: spec.kind for spec in SPECS}
 
 # Binary multiples, because the original's documented sizes are binary (1GB = 1073741824).
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# host:port (a name, an IPv4 address or a bracketed IPv6 one), as Ray's GCS address.
+_ADDRESS_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?$", re.IGNORECASE)
 
 
@@ -120,6 +122,12 @@ def parse_text(spec: SettingSpec, raw: str, per_unit: int = 1) -> Any:
         if not re.match(r"^https?://[^\s/]+", text):
             raise InvalidValue
         return text.rstrip("/")
+    if kind == "address":
+        if text.lower() in _NONE_WORDS:
+            return None
+        if not _ADDRESS_RE.match(text):
+            raise InvalidValue
+        return text
     if not text:
         raise InvalidValue
     if kind == "path":
@@ -173,7 +181,7 @@ def parse_value(spec: SettingSpec, value: Any) -> Any:
         raise InvalidValue
     if kind in ("list", "args"):
         return _parse_strings(kind, value)
-    if kind == "url":
+    if kind in ("url", "address"):
         if value is None:
             return None
         raise InvalidValue
@@ -214,7 +222,8 @@ def cross_check(values: Mapping[str, Any], label: Callable[[str], str]) -> None:
     """Rules that involve two settings; ``label`` names where a field's value came from.
 
     Raises:
-        ConfigError: ``allowedTools`` without tools, or a retry delay range upside down.
+        ConfigError: ``allowedTools`` without tools, a retry delay range upside down, or
+            the ray backend without ``ray_address``.
     """
     if values["permission_mode"] == "allowedTools" and not values["allowed_tools"]:
         source = label("permission_mode")
@@ -224,6 +233,15 @@ def cross_check(values: Mapping[str, Any], label: Callable[[str], str]) -> None:
             "or allowed_tools in config.toml",
             source=source,
             value="allowedTools",
+        )
+    if values["backend"] == "ray" and not values["ray_address"]:
+        source = label("backend")
+        raise ConfigError(
+            f"{source}='ray' requires ray_address, the cluster's head as host:port (what "
+            "`ray start --head` prints, e.g. 10.0.0.5:6379): set CLAUDINE_RAY_ADDRESS or "
+            "ray_address in config.toml",
+            source=source,
+            value="ray",
         )
     base, top = values["retry_base_delay_s"], values["retry_max_delay_s"]
     if top < base:

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from claudine_core.errors import StoreError
+from claudine_core.errors import ClaudineError, StoreError
 from claudine_core.mcp.calls import front_call, tool_call_result
 from claudine_core.mcp.frames import (
     INTERNAL_ERROR,
@@ -266,6 +266,8 @@ class StdioFront:
         except (OSError, sqlite3.Error, StoreError) as exc:  # the home, as found now
             raise HomeUnusable(f"the engine cannot use the claudine home {self.config.home}: "
                                f"{exc}. {HOME_ADVICE}") from exc
+        except ClaudineError as exc:  # a setting this Python cannot run (backend: no ray)
+            raise HomeUnusable(str(exc)) from exc
         finally:
             self.engine_started.set()
         log.info("headless server is the %s of %s", self.engine.role, self.config.home)

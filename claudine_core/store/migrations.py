@@ -12,7 +12,7 @@ import peewee
 
 from claudine_core.store.db import StoreError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _V1_TASK_COLUMNS = """
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -193,8 +193,14 @@ def _v10(db: peewee.SqliteDatabase) -> None:
         "cwd, cost_usd, updated_at FROM task WHERE cost_usd > 0")
 
 
+def _v11(db: peewee.SqliteDatabase) -> None:
+    # Execution backends: the node a task's run is on (Ray); old rows ran on this machine.
+    db.execute_sql("ALTER TABLE task ADD COLUMN node TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[peewee.SqliteDatabase], None]] = {
     1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
+    11: _v11,
 }
 
 

@@ -1,7 +1,8 @@
 """A stand-in agent for the backend contract tests (stdlib only; the wrapper runs it).
 
 Usage: ``agent_script.py MODE [PIDFILE]``
-- ``lines N``: print N numbered JSON lines, a little at a time, then exit 0.
+- ``lines N``: print N numbered JSON lines, a little at a time, say so on stderr, then
+  exit 0.
 - ``ticker PIDFILE``: print a numbered line every 20 ms until stopped.
 - ``stubborn PIDFILE``: ignore SIGTERM, and start a detached grandchild that ignores it
   too (as a ``claude`` Bash tool's command would); both pids go to PIDFILE.
@@ -38,6 +39,12 @@ def lines(count: int) -> None:
         emit({"type": "line", "n": n, "pad": "x" * (n % 37)})
         if n % 50 == 49:
             time.sleep(0.01)  # let a reader catch the log mid-way
+    sys.stderr.write(stderr_of_lines(count))
+    sys.stderr.flush()
+
+
+def stderr_of_lines(count: int) -> str:
+    return f"wrote {count} lines\n"
 
 
 def ticker(pidfile: str) -> None:

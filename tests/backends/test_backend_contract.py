@@ -3,6 +3,7 @@ fake, and Ray on a local cluster in the ``ray`` tier) with the same tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -58,6 +59,8 @@ def test_output_read_by_offset_is_contiguous(kit: BackendKit) -> None:
     status = backend.poll(ref)
     assert status.phase is RunPhase.ENDED and status.exit_record is not None
     assert status.exit_record["exit_code"] == 0
+    assert backend.read_stderr(ref, 0) == b"wrote 400 lines\n"  # what explains failures
+    assert backend.read_stderr(ref, 6, limit=3) == b"400"
 
 
 def test_stop_ends_a_run_that_honours_sigterm(kit: BackendKit, tmp_path: Path) -> None:
@@ -173,3 +176,27 @@ def test_node_events_list_every_node_up_once(kit: BackendKit) -> None:
     assert {event.node_id for event in events} == nodes
     assert all(event.change is NodeChange.UP for event in events)
     assert backend.node_events() == []
+
+
+def test_messages_are_taken_once_while_the_run_lasts(kit: BackendKit, tmp_path: Path) -> None:
+    backend = kit.new()
+    conversation = dataclasses.replace(spec("t-inbox", "ticker", str(tmp_path / "pids")),
+                                       prompt="first turn", stream_input=True)
+    ref = kit.start(backend, conversation)
+    read_until(backend, ref, 0, b'"started"')
+    assert wait_for_delivery(backend, ref, "prompt") > 0  # the prompt reached the agent
+    assert backend.post_message(ref, "msg-1", "a second turn")
+    assert backend.post_message(ref, "msg-1", "a second turn")  # again: nothing new
+    backend.stop(ref)
+    assert poll_until_done(backend, ref, STOP_DEADLINE_S).phase is RunPhase.ENDED
+    assert not backend.post_message(ref, "msg-2", "too late")
+
+
+def wait_for_delivery(backend: ExecutionBackend, ref: RunRef, key: str) -> float:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        at = backend.delivered(ref).get(key)
+        if at is not None:
+            return at
+        time.sleep(0.05)
+    raise AssertionError(f"{key} never delivered to {ref.name}")

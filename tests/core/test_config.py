@@ -302,6 +302,10 @@ INVALID = [
     ("CLAUDINE_BUDGET_STOP", "maybe", ["true", "false"]),
     ("CLAUDINE_USAGE_LIMIT_WAIT", "0", ["1", "86400", "seconds"]),
     ("CLAUDINE_AGENT_NICE", "20", ["0", "19"]),
+    ("CLAUDINE_BACKEND", "kubernetes", ["one of: local, ray"]),
+    ("CLAUDINE_RAY_ADDRESS", "head-node", ["host:port", "127.0.0.1:6379"]),
+    ("CLAUDINE_RAY_ADDRESS", "http://head:6379", ["host:port"]),
+    ("CLAUDINE_RAY_LOST_AFTER", "0", ["1", "3600", "seconds"]),
 ]
 
 
@@ -322,7 +326,7 @@ def test_every_env_var_has_an_invalid_case() -> None:
     covered = {var for var, _, _ in INVALID}
     # These accept any non-empty string, so there is nothing invalid to test for them.
     free_form = {"CLAUDINE_HOME", "CLAUDINE_CLAUDE_BIN", "CLAUDINE_ALLOWED_TOOLS",
-                 "CLAUDINE_FALLBACK_MODEL"}
+                 "CLAUDINE_FALLBACK_MODEL", "CLAUDINE_RAY_NAMESPACE"}
     all_vars = {e.name for spec in config_mod.setting_specs() for e in spec.env}
     assert all_vars - free_form == covered
 
@@ -336,6 +340,26 @@ def test_budgets_read_none_and_numbers_and_the_fallback_model_none() -> None:
     assert config.fallback_model == "claude-haiku-4-5"
     assert load_config({"CLAUDINE_FALLBACK_MODEL": "none"}).fallback_model is None
     assert load_config({}).daily_budget_usd is None
+
+
+def test_the_ray_backend_defaults_and_its_address() -> None:
+    defaults = load_config({})
+    assert (defaults.backend, defaults.ray_address) == ("local", None)
+    assert (defaults.ray_namespace, defaults.ray_lost_after_s) == ("claudine", 20)
+    config = load_config({"CLAUDINE_BACKEND": "Ray", "CLAUDINE_RAY_ADDRESS": "[::1]:6379"})
+    assert (config.backend, config.ray_address) == ("ray", "[::1]:6379")
+
+
+def test_the_ray_backend_without_an_address_names_the_setting_to_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"CLAUDINE_BACKEND": "ray"})
+    assert str(info.value).startswith("CLAUDINE_BACKEND='ray' requires ray_address")
+    assert "CLAUDINE_RAY_ADDRESS" in str(info.value) and info.value.source == "CLAUDINE_BACKEND"
+    path = write(tmp_path, 'backend = "ray"\n')
+    with pytest.raises(ConfigError, match=r"backend in .*config.toml='ray' requires ray_address"):
+        load_config({}, config_file=path)
+    with pytest.raises(ConfigError, match="requires ray_address"):
+        Config(backend="ray")
 
 
 def test_example_message_from_brief() -> None:
@@ -501,6 +525,10 @@ monthly_budget_usd = 50.5
 budget_stop = true
 usage_limit_wait_s = 90
 fallback_model = "claude-haiku-4-5"
+backend = "ray"
+ray_address = "10.0.0.5:6379"
+ray_namespace = "team-a"
+ray_lost_after_s = 30
 """,
     )
     cfg = load_config({}, config_file=path)
@@ -535,6 +563,9 @@ fallback_model = "claude-haiku-4-5"
     assert (cfg.daily_budget_usd, cfg.monthly_budget_usd) == (4.0, 50.5)
     assert cfg.budget_stop is True and cfg.usage_limit_wait_s == 90
     assert cfg.fallback_model == "claude-haiku-4-5"
+    assert (cfg.backend, cfg.ray_address, cfg.ray_namespace) == ("ray", "10.0.0.5:6379",
+                                                                 "team-a")
+    assert cfg.ray_lost_after_s == 30
     assert set(cfg.sources.values()) == {str(path)}
 
 

@@ -127,7 +127,8 @@ def test_the_upgrade_to_dependencies_keeps_every_row(tmp_path: Path) -> None:
                       created_at=1_700_000_000.0 + n, updated_at=1_700_000_000.0 + n,
                       attempt=n % 2, cancel_requested=0, output_bytes=n, output_truncated=0,
                       worktree=n % 2, merge=json.dumps({"status": "kept"}) if n % 5 else None,
-                      allowed_tools=json.dumps(["Read"]), attempts=json.dumps([]))
+                      allowed_tools=json.dumps(["Read"]), attempts=json.dumps([]),
+                      parks=0, resuming=0)
         names = ", ".join(values)
         db.execute_sql(f"INSERT INTO task ({names}) VALUES ({', '.join('?' * len(values))})",
                        list(values.values()))

@@ -219,3 +219,24 @@ def test_writer_holding_the_lock_too_long_gives_clear_error_and_loses_nothing(
     other.rollback()
     after = repo.insert(TaskSpec(worktree=False, prompt="after the lock"), cwd="/")
     assert [t.id for t in repo.list_tasks(newest_first=False)] == [kept.id, after.id]
+
+
+def test_upgrade_of_a_populated_v10_store_keeps_every_row_and_ran_them_here(
+        tmp_path: Path) -> None:
+    path = tmp_path / "claudine.db"
+    db = open_database(path)
+    migrate(db, target=10)
+    for n, status in enumerate(["running", "completed", "queued"]):
+        db.execute_sql(
+            "INSERT INTO task (id, prompt, status, cwd, created_at, updated_at, pid, attempt, "
+            "parks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"task-{n:012x}", f"prompt {n}", status, "/w", 1.0 + n, 2.0 + n, 4000 + n, 1, n))
+    before = [tuple(r) for r in db.execute_sql("SELECT * FROM task ORDER BY seq")]
+    assert migrate(db) == 10 and current_version(db) == 11
+    after = [tuple(r) for r in db.execute_sql("SELECT * FROM task ORDER BY seq")]
+    assert [r[: len(before[0])] for r in after] == before
+    db.close()
+    tasks = open_repo(path).list_tasks(newest_first=False)
+    assert [(t.status, t.pid, t.parks, t.node) for t in tasks] == [
+        (TaskState.RUNNING, 4000, 0, None), (TaskState.COMPLETED, 4001, 1, None),
+        (TaskState.QUEUED, 4002, 2, None)]

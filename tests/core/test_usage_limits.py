@@ -331,7 +331,7 @@ def test_a_populated_v9_store_upgrades_and_counts_what_its_tasks_spent(tmp_path:
         db.execute_sql("INSERT INTO task (id, prompt, status, cwd, created_at, updated_at, "
                        "started_at, attempt, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     before = [tuple(r) for r in db.execute_sql("SELECT * FROM task ORDER BY seq")]
-    assert migrate(db) == 9 and current_version(db) == 10
+    assert migrate(db, target=10) == 9 and current_version(db) == 10
     after = [tuple(r) for r in db.execute_sql("SELECT * FROM task ORDER BY seq")]
     assert [r[: len(before[0])] for r in after] == before
     spend = db.execute_sql("SELECT task_id, attempt, day, cwd, cost_usd FROM spend").fetchall()
