@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The ray extra too: the ray tier starts a head and two worker nodes on loopback.
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
 bash scripts/install-claude-cli.sh            # the real `claude` CLI, pinned, into .claude-cli/
 if [ -f scripts/install-mcp-inspector.sh ]; then
   bash scripts/install-mcp-inspector.sh       # the MCP Inspector CLI, pinned, into .mcp-inspector/
