@@ -24,6 +24,7 @@ marks the node dead only after ~14 s.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -159,7 +160,7 @@ class RayBackend:
                  lost_after_s: float = 20.0, node_ip_address: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not ray.is_initialized():
-            ray.init(address=address, namespace=namespace, logging_level="ERROR",
+            ray.init(address=address, namespace=namespace, logging_level=logging.ERROR,
                      _node_ip_address=node_ip_address)
         self.namespace = namespace
         self.run_root = run_root
@@ -277,6 +278,10 @@ class RayBackend:
             actor = ray.get_actor(recorded.name, namespace=self.namespace)
         except ValueError:
             return None
+        phase: str
+        node_id: str
+        pid: int | None
+        pid_started_at: float | None
         try:
             phase, _, _ = ray.get(actor.status.remote(), timeout=CALL_TIMEOUT_S)
             node_id, pid, pid_started_at = ray.get(actor.describe.remote(),
