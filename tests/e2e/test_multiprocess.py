@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import cli_env, wait_pid_file
+from engine_helpers import cli_env, poll, wait_pid_file
 from git_helpers import git, make_repo
 
 from claudine_core.ownership import current_owner
@@ -172,6 +172,10 @@ def test_owner_killed_during_worktree_setup_task_runs_once_in_that_worktree(
     task = home.wait_status(task_id, {"completed"})
     assert task["attempt"] == 1  # the first owner's claim did not use up an attempt
     assert prompts_run(home) == ["[write:made.txt=1] isolated"]  # the agent ran once
+    # The merge step (which commits the agent's work) runs on a thread after the task
+    # ended: read the branch once it has recorded its outcome.
+    poll(lambda: (home.status(task_id).get("merge") or {}).get("status")
+         not in (None, "pending"), 30, "the merge step to commit the agent's work")
     assert git(repo, "show", f"{task['branch']}:made.txt") == "1"
     assert git(repo, "worktree", "list").count("\n") == 1  # one worktree, not two
 

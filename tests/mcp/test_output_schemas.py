@@ -64,7 +64,7 @@ def test_a_task_with_every_field_set_fits_the_schema() -> None:
         end_state={"branch": "main", "commit": "0123abc", "changed_files": ["a.py"]},
         schedule_id="sched-0123456789ab", pipeline_id="pipe-0123456789ab", pipeline_step=2,
         notified_at=1_700_000_006.0, max_budget_usd=2.5, fallback_model="haiku",
-        parked_until=1_700_000_007.0, parks=1, resuming=True,
+        parked_until=1_700_000_007.0, parks=1, resuming=True, node="node-3f2a",
         attempts=({"attempt": 1, "started_at": "2026-01-01T00:00:00.000Z",
                    "ended_at": "2026-01-01T00:00:01.000Z", "state": "failed",
                    "error": "API error 529", "exit_code": 1},),
