@@ -79,6 +79,7 @@ class RunFinisher:
         self._phase = 0  # which agents' output this tick reads (see READ_PHASES)
         self._due: set[str] = set()  # the agents whose output this tick reads
         self._due_slice = TICK_READ_BYTES  # what each of them may read
+        self._rest_slice = TICK_READ_BYTES  # what an agent that ended may read of the rest
         self._backlogged: set[str] = set()  # agents whose last read filled its slice
 
     # -- following ----------------------------------------------------------------------------
@@ -91,6 +92,9 @@ class RunFinisher:
                      if agent.task_id in self._backlogged
                      or hash(agent.task_id) % READ_PHASES == self._phase}
         self._due_slice = max(MIN_SLICE_BYTES, TICK_READ_BYTES // max(1, len(self._due)))
+        # Fixed for the tick: the share grows as ended agents are forgotten, and several
+        # ending in one tick must still take no more than TICK_READ_BYTES together.
+        self._rest_slice = self.read_slice()
 
     def follow(self, agent: RunningAgent, now: float) -> None:
         """Read a slice of the agent's new output (when this tick reads it), stop it past
@@ -114,7 +118,7 @@ class RunFinisher:
         if record is None:
             # It may have written the record between our two looks.
             record = self.supervisor.exit_record(agent)
-        if self._read_the_rest(agent, self.read_slice()):
+        if self._read_the_rest(agent, self._rest_slice):
             self._backlogged.discard(agent.task_id)
             self.finish(agent, record, now)
 
