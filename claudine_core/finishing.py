@@ -88,6 +88,7 @@ class RunFinisher:
         """A new owner tick begins: choose whose output it reads (this phase's agents and
         the backlogged ones) and split :data:`TICK_READ_BYTES` among them."""
         self._phase = (self._phase + 1) % READ_PHASES
+        self._backlogged &= {agent.task_id for agent in agents}  # gone ones: forgotten
         self._due = {agent.task_id for agent in agents
                      if agent.task_id in self._backlogged
                      or hash(agent.task_id) % READ_PHASES == self._phase}

@@ -225,9 +225,13 @@ class Supervisor:
             agent.stop_state, agent.stop_reason = state, reason
         if agent.term_sent_at is None:
             agent.term_sent_at = now
-            if not SUBREAPER:
-                signal_tree(self._wrapper(agent), signal.SIGTERM)
-            signal_group(agent.pid, signal.SIGTERM)
+            self._terminate(agent)
+
+    def _terminate(self, agent: RunningAgent) -> None:
+        """Send the stop's SIGTERM (a remote supervisor asks the agent's node to)."""
+        if not SUBREAPER:
+            signal_tree(self._wrapper(agent), signal.SIGTERM)
+        signal_group(agent.pid, signal.SIGTERM)
 
     def enforce_stops(self, now: float) -> None:
         due_after = self.kill_grace_s + ESCALATION_MARGIN_S
@@ -241,6 +245,9 @@ class Supervisor:
         """SIGKILL the agent's tree, its group and its wrapper now: the tree first, while
         the wrapper still links it together, then the group, then the wrapper."""
         agent.kill_sent = True
+        self._kill_tree(agent)
+
+    def _kill_tree(self, agent: RunningAgent) -> None:
         wrapper = self._wrapper(agent)
         signal_tree(wrapper, signal.SIGKILL)
         signal_group(agent.pid, signal.SIGKILL)

@@ -51,7 +51,6 @@ from claudine_core.backends.base import (
     RunStatus,
     run_name,
 )
-from claudine_core.models import TaskState
 from claudine_core.run_dirs import REMOTE_RUN_FILE
 from claudine_core.supervisor import RunningAgent, Supervisor, make_run_dir
 
@@ -217,23 +216,17 @@ class RemoteSupervisor(Supervisor):
             return agent.phase is RunPhase.RUNNING
         return super().is_alive(agent)
 
-    def request_stop(self, agent: RunningAgent, state: TaskState, reason: str,
-                     now: float) -> None:
-        if not isinstance(agent, RemoteAgent):
-            super().request_stop(agent, state, reason, now)
-            return
-        if agent.stop_state is None:
-            agent.stop_state, agent.stop_reason = state, reason
-        if agent.term_sent_at is None:
-            agent.term_sent_at = now
+    def _terminate(self, agent: RunningAgent) -> None:
+        if isinstance(agent, RemoteAgent):
             self._command("stop", agent)
+        else:
+            super()._terminate(agent)
 
-    def kill(self, agent: RunningAgent) -> None:
-        if not isinstance(agent, RemoteAgent):
-            super().kill(agent)
-            return
-        agent.kill_sent = True
-        self._command("kill", agent)
+    def _kill_tree(self, agent: RunningAgent) -> None:
+        if isinstance(agent, RemoteAgent):
+            self._command("kill", agent)
+        else:
+            super()._kill_tree(agent)
 
     def forget(self, agent: RunningAgent) -> None:
         if not isinstance(agent, RemoteAgent):

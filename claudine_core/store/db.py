@@ -12,10 +12,11 @@ from claudine_core.errors import StoreError
 
 # Every state transition is acknowledged to a user, so it must survive power loss:
 # synchronous=FULL in WAL mode measured about 2,600 commits/s on the target machine.
+SYNCHRONOUS = "full"
 _PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "synchronous": "full",
+    "synchronous": SYNCHRONOUS,
     "busy_timeout": 10_000,
 }
 

@@ -33,7 +33,7 @@ from claudine_core.models import (
     new_task_id,
     task_fields,
 )
-from claudine_core.store.db import describe_sqlite_error
+from claudine_core.store.db import SYNCHRONOUS, describe_sqlite_error
 from claudine_core.store.tables import bind_tables
 
 MIN_PREFIX_DIGITS = 4
@@ -405,7 +405,7 @@ class TaskRepo:
             try:
                 self._write_summaries(by_columns)
             finally:
-                self.db.execute_sql("PRAGMA synchronous=FULL")
+                self.db.execute_sql(f"PRAGMA synchronous={SYNCHRONOUS}")  # as opened
 
         self._write(write)
         self.summary_writes += 1
