@@ -45,6 +45,7 @@ from typing import Any
 from claudine_core.agents import inbox
 from claudine_core.backends.base import (
     ExecutionBackend,
+    NodeCapacity,
     RunPhase,
     RunRef,
     RunSpec,
@@ -122,6 +123,8 @@ class RemoteSupervisor(Supervisor):
         self.slots_total: int | None = None
         """Agent slots of the cluster's live nodes (None: not counted yet, or no limit)."""
         self.slots_known = False
+        self.nodes: list[NodeCapacity] = []
+        """The cluster's live nodes as last counted (the console's per-node gauges)."""
         self._slots_at = float("-inf")
 
     def __repr__(self) -> str:
@@ -286,6 +289,7 @@ class RemoteSupervisor(Supervisor):
             return
         self._slots_at = now
         nodes = [node for node in backend.capacity() if node.alive]
+        self.nodes = nodes
         if any(node.slots_total is None for node in nodes):
             self.slots_total = None
         else:

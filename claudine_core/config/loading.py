@@ -98,6 +98,7 @@ class Config:
     ray_address: str | None = None
     ray_namespace: str = "claudine"
     ray_lost_after_s: float = 20.0
+    ray_shared_fs: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Where each field's value came from ("default", a file path, an env var, "override"),
     for `claudine config`; not part of equality because it does not change behaviour."""

@@ -515,6 +515,16 @@ SPECS: tuple[SettingSpec, ...] = (
         unit="seconds",
         scope="owner",
     ),
+    SettingSpec(
+        "ray_shared_fs",
+        "bool",
+        "The cluster's nodes see this machine's files at the same paths (a shared disk): "
+        "every task may run on any node, in place. Off: a task runs elsewhere only in a "
+        "worktree whose repository has a remote (its code travels by git); the others run "
+        "on this machine's node.",
+        env=(EnvVar("CLAUDINE_RAY_SHARED_FS"),),
+        scope="owner",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in SPECS}

@@ -67,7 +67,9 @@ def head_held(ray_cluster: Any) -> Iterator[None]:
 
 def ray_settings(ray_cluster: Any, **more: Any) -> dict[str, Any]:
     return {"backend": "ray", "ray_address": ray_cluster.address,
-            "ray_namespace": ray_cluster.namespace, "ray_lost_after_s": LOST_AFTER_S, **more}
+            "ray_namespace": ray_cluster.namespace, "ray_lost_after_s": LOST_AFTER_S,
+            # The nodes share this machine's disk: tasks run anywhere in place.
+            "ray_shared_fs": True, **more}
 
 
 def worker_ids(ray_cluster: Any) -> set[str]:
@@ -139,6 +141,7 @@ async def test_an_owner_killed_with_sigkill_leaves_runs_that_the_next_owner_reat
     home = tmp_path / "home"
     env = cli_env(home, CLAUDINE_BACKEND="ray", CLAUDINE_RAY_ADDRESS=ray_cluster.address,
                   CLAUDINE_RAY_NAMESPACE=ray_cluster.namespace, CLAUDINE_RAY_LOST_AFTER="3",
+                  CLAUDINE_RAY_SHARED_FS="true",
                   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled",
                   PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     config = make_config(home, **ray_settings(ray_cluster))

@@ -306,6 +306,7 @@ INVALID = [
     ("CLAUDINE_RAY_ADDRESS", "head-node", ["host:port", "127.0.0.1:6379"]),
     ("CLAUDINE_RAY_ADDRESS", "http://head:6379", ["host:port"]),
     ("CLAUDINE_RAY_LOST_AFTER", "0", ["1", "3600", "seconds"]),
+    ("CLAUDINE_RAY_SHARED_FS", "nfs", ["true", "false"]),
 ]
 
 
@@ -346,6 +347,7 @@ def test_the_ray_backend_defaults_and_its_address() -> None:
     defaults = load_config({})
     assert (defaults.backend, defaults.ray_address) == ("local", None)
     assert (defaults.ray_namespace, defaults.ray_lost_after_s) == ("claudine", 20)
+    assert defaults.ray_shared_fs is False
     config = load_config({"CLAUDINE_BACKEND": "Ray", "CLAUDINE_RAY_ADDRESS": "[::1]:6379"})
     assert (config.backend, config.ray_address) == ("ray", "[::1]:6379")
 
@@ -529,6 +531,7 @@ backend = "ray"
 ray_address = "10.0.0.5:6379"
 ray_namespace = "team-a"
 ray_lost_after_s = 30
+ray_shared_fs = true
 """,
     )
     cfg = load_config({}, config_file=path)
@@ -565,7 +568,7 @@ ray_lost_after_s = 30
     assert cfg.fallback_model == "claude-haiku-4-5"
     assert (cfg.backend, cfg.ray_address, cfg.ray_namespace) == ("ray", "10.0.0.5:6379",
                                                                  "team-a")
-    assert cfg.ray_lost_after_s == 30
+    assert cfg.ray_lost_after_s == 30 and cfg.ray_shared_fs is True
     assert set(cfg.sources.values()) == {str(path)}
 
 
