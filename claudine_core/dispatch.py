@@ -28,6 +28,7 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
+from claudine_core.backends.base import run_name
 from claudine_core.config import Config
 from claudine_core.continuation import plan_continuation
 from claudine_core.events import StoreVersion, state_version
@@ -43,7 +44,7 @@ from claudine_core.supervisor import RunningAgent, Supervisor
 from claudine_core.usage_limits import Gate
 
 if TYPE_CHECKING:  # the local backend never loads the remote machinery
-    from claudine_core.backends.remote import RemoteAgent, RemoteSupervisor
+    from claudine_core.backends.remote import Placement, RemoteAgent, RemoteSupervisor
 
 log = logging.getLogger("claudine.engine")
 
@@ -351,9 +352,29 @@ class Dispatcher:
             argv, options = self._agent_launch(task, prepared_cwd, now)
             return supervisor.start_run(
                 task.id, task.attempt, run_dir_for(self.config.runs_dir, task.id, task.attempt),
-                argv, **options)
+                argv, placement=self._placement(task, options["cwd"]), **options)
         except Exception as exc:
             raise StartFailed(start_failure(task.id, exc)) from exc
+
+    def _placement(self, task: Task, cwd: str) -> Placement:
+        """Where a task's run may go: anywhere when the nodes share this machine's files;
+        else, for a task in a worktree of a repository with a remote, anywhere its code
+        travels to by git; else only this machine's node. Blocks (a git push)."""
+        from claudine_core.backends import git_travel
+        from claudine_core.backends.remote import Placement
+
+        if self.config.ray_shared_fs:
+            return Placement()
+        if not (task.worktree_path and task.worktree):
+            return Placement(here_because="it runs in place, not in a worktree")
+        try:
+            checkout = git_travel.send(task.worktree_path, cwd, run_name(task.id, task.attempt))
+        except git_travel.TravelError as exc:
+            raise OSError(str(exc)) from None
+        if checkout is None:
+            return Placement(here_because="its repository has no remote for the other nodes "
+                             "to fetch it from")
+        return Placement(git=checkout, worktree=task.worktree_path)
 
     def _follow_remote(self, task: Task, agent: RunningAgent, now: float) -> None:
         """Follow a run that started on the remote backend, and record it on its task."""

@@ -77,6 +77,11 @@ def classify(
         return Outcome(
             TaskState.FAILED, f"could not start the agent: {exit_record['spawn_error']}"
         )
+    if exit_record.get("git_error"):
+        # The agent worked on another node and its work is not in the task's worktree:
+        # never "completed" (the merge step would report it changed nothing).
+        return Outcome(TaskState.FAILED, f"{exit_record['git_error']} (the agent exited "
+                       f"with code {exit_code})", exit_code=exit_code)
     if exit_code == 0 and result is not None and not result.is_error:
         return Outcome(TaskState.COMPLETED, None, exit_code=0)
     if result is not None and result.is_error:

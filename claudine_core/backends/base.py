@@ -26,6 +26,25 @@ def run_name(task_id: str, attempt: int) -> str:
 
 
 @dataclass(frozen=True)
+class GitCheckout:
+    """Where a run on another node gets the task's code, and sends its work back
+    (claudine_core/backends/git_travel.py)."""
+
+    url: str
+    """The repository's remote, as the owner's machine reaches it (nodes must too)."""
+    ref: str
+    """The run's hidden ref there (``refs/claudine/runs/<run>``)."""
+    commit: str
+    """The commit the run starts from (the worktree's, with its uncommitted files)."""
+    sent_from: str
+    """The worktree's HEAD when it was sent: the work comes back onto it."""
+    subdir: str = ""
+    """The agent's directory inside the checkout ("" = its top)."""
+    identity: dict[str, str] = field(default_factory=dict)
+    """GIT_AUTHOR_*/GIT_COMMITTER_* for the commit that carries uncommitted work back."""
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """What to run: one attempt of one task."""
 
@@ -43,6 +62,9 @@ class RunSpec:
     """Run on this node (None: the backend chooses)."""
     nice: int = 0
     """The agent's scheduling priority on its node (the ``agent_nice`` setting)."""
+    git: GitCheckout | None = None
+    """Check the task's code out on the node and run there instead of ``cwd`` (a node
+    that does not share this machine's disk); None: run in ``cwd``."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,11 @@ class ExecutionBackend(Protocol):
         ...
 
     def capacity(self) -> list[NodeCapacity]:
+        ...
+
+    def local_node_id(self) -> str | None:
+        """The node on the owner's machine: runs that cannot leave it are pinned there
+        (None: this machine runs no node of the backend)."""
         ...
 
     def node_events(self) -> list[NodeEvent]:

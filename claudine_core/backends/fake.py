@@ -152,6 +152,9 @@ class FakeBackend:
         return [NodeCapacity(FAKE_NODE, alive=True, slots_total=None,
                              slots_used=len(self.attached))]
 
+    def local_node_id(self) -> str | None:
+        return FAKE_NODE
+
     def node_events(self) -> list[NodeEvent]:
         return self._nodes.changes({FAKE_NODE}, time.time())
 

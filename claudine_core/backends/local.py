@@ -123,6 +123,9 @@ class LocalBackend:
                              slots_used=len(self.supervisor.agents), cpus=os.cpu_count(),
                              memory_available_bytes=psutil.virtual_memory().available)]
 
+    def local_node_id(self) -> str | None:
+        return LOCAL_NODE
+
     def node_events(self) -> list[NodeEvent]:
         return self._nodes.changes({LOCAL_NODE}, self.clock())
 

@@ -52,6 +52,9 @@ from claudine_core.backends.base import (
 
 SLOT_RESOURCE = "agent_slot"
 CALL_TIMEOUT_S = 30.0  # a synchronous call to a run's actor (start, read, kill) at most
+GIT_START_TIMEOUT_S = 600.0  # a start that first fetches the task's code onto its node
+REPO_CACHES = "repos"  # under a node's run root: a bare cache per repository URL
+CHECKOUTS = "checkouts"  # under a node's run root: each travelling run's worktree
 NODE_CHECK_S = 1.0  # how often the node table is read at most
 # How Ray says an actor died on a dead node before its constructor (which starts the
 # agent) ran, and names the node (ray/exceptions.py, ActorDiedError).
@@ -70,18 +73,48 @@ class RunActor:
         from claudine_core.run_dirs import run_dir_for
         from claudine_core.supervisor import ESCALATION_MARGIN_S, Supervisor
 
+        self.spec = spec
+        self.run_root = Path(run_root)
         self.escalate_after_s = kill_grace_s + ESCALATION_MARGIN_S
         self.supervisor = Supervisor(kill_grace_s=kill_grace_s, agent_nice=spec.nice)
-        self.run_dir = run_dir_for(Path(run_root), spec.task_id, spec.attempt)
+        self.run_dir = run_dir_for(self.run_root, spec.task_id, spec.attempt)
+        self.start_error: str | None = None
+        self.agent: Any = None  # its RunningAgent, once started
+        self.carried: dict[str, Any] | None = None
+        """What carrying the work back reported (a run with a git checkout), once done."""
+        self._carrying: threading.Thread | None = None
+        try:
+            cwd = self._check_out() if spec.git is not None else spec.cwd
+        except OSError as exc:  # git_travel.TravelError: no agent to start
+            self.start_error = str(exc)
+            return
         self.agent = self.supervisor.spawn(
-            spec.task_id, self.run_dir, spec.argv, env=spec.env, cwd=spec.cwd,
+            spec.task_id, self.run_dir, spec.argv, env=spec.env, cwd=cwd,
             max_output_bytes=spec.max_output_bytes, started_at=time.time(), deadline=None,
             prompt=spec.prompt, stream_input=spec.stream_input)
 
-    def describe(self) -> tuple[str, int | None, float | None]:
-        """Where the run is: its node, and its wrapper's pid and start time there."""
+    @property
+    def work_dir(self) -> Path:
+        """Where a run with a git checkout has it on this node."""
+        return self.run_root / CHECKOUTS / run_name(self.spec.task_id, self.spec.attempt)
+
+    def _check_out(self) -> str:
+        from claudine_core.backends import git_travel
+
+        assert self.spec.git is not None
+        try:
+            return git_travel.check_out(self.spec.git, self.run_root / REPO_CACHES,
+                                        self.work_dir)
+        except git_travel.TravelError as exc:
+            raise OSError(str(exc)) from None
+
+    def describe(self) -> tuple[str, int | None, float | None, str | None]:
+        """Where the run is: its node, its wrapper's pid and start time there, and why
+        its agent did not start (None: it did)."""
         node_id = ray.get_runtime_context().get_node_id()
-        return node_id, self.agent.pid, self.agent.pid_started_at
+        if self.agent is None:
+            return node_id, None, None, self.start_error
+        return node_id, self.agent.pid, self.agent.pid_started_at, None
 
     def read(self, offset: int, limit: int, name: str = "stdout.jsonl") -> bytes:
         from claudine_core.backends.local import read_log
@@ -90,13 +123,35 @@ class RunActor:
 
     def status(self) -> tuple[str, dict[str, Any] | None, float]:
         now = time.time()
+        if self.agent is None:
+            return RunPhase.ENDED.value, {"spawn_error": self.start_error}, now
         self.supervisor.enforce_stops(now)
         record = self.supervisor.exit_record(self.agent)
         if record is None and self.supervisor.is_alive(self.agent):
             return RunPhase.RUNNING.value, None, now
         record = record or self.supervisor.exit_record(self.agent)
-        phase = RunPhase.ENDED if record is not None else RunPhase.LOST
-        return phase.value, record, now
+        if record is None:
+            return RunPhase.LOST.value, None, now
+        if self.spec.git is not None:
+            if self.carried is None:
+                self._carry_back()
+                return RunPhase.RUNNING.value, None, now  # not ended until it is back
+            record = {**record, "git": self.carried}
+        return RunPhase.ENDED.value, record, now
+
+    def _carry_back(self) -> None:
+        """Commit and push the agent's work, on a thread (a push takes seconds): status
+        calls keep answering meanwhile, so the owner does not take the run for lost."""
+        if self._carrying is not None:
+            return
+        from claudine_core.backends import git_travel
+
+        def carry() -> None:
+            assert self.spec.git is not None
+            self.carried = git_travel.carry_back(self.spec.git, self.work_dir)
+
+        self._carrying = threading.Thread(target=carry, daemon=True, name="carry-back")
+        self._carrying.start()
 
     def post(self, message_id: str, text: str) -> bool:
         from claudine_core.agents import inbox
@@ -111,6 +166,8 @@ class RunActor:
     def stop(self) -> None:
         from claudine_core.models import TaskState
 
+        if self.agent is None:
+            return
         self.supervisor.request_stop(self.agent, TaskState.CANCELLED,
                                      "stopped through the execution backend", time.time())
         # The wrapper kills what is left after the grace; should it fail to, the
@@ -123,10 +180,18 @@ class RunActor:
         self.supervisor.enforce_stops(time.time())
 
     def kill(self) -> None:
-        self.supervisor.kill(self.agent)
+        if self.agent is not None:
+            self.supervisor.kill(self.agent)
 
     def release(self) -> None:
-        self.supervisor.forget(self.agent)
+        if self.agent is not None:
+            self.supervisor.forget(self.agent)
+        if self.spec.git is not None and not (self.carried or {}).get("error"):
+            # Work that did not come back stays in its checkout, for a person to rescue.
+            from claudine_core.backends import git_travel
+
+            git_travel.remove_checkout(self.spec.git, self.run_root / REPO_CACHES,
+                                       self.work_dir)
 
 
 @dataclass
@@ -199,9 +264,10 @@ class RayBackend:
                                                                             soft=True)
         actor_class: Any = RunActor  # ray.remote made it an ActorClass; mypy sees the class
         actor = actor_class.options(**options).remote(spec, str(self.run_root), self.kill_grace_s)
+        timeout = GIT_START_TIMEOUT_S if spec.git is not None else CALL_TIMEOUT_S
         try:
-            node_id, pid, pid_started_at = ray.get(actor.describe.remote(),
-                                                   timeout=CALL_TIMEOUT_S)
+            node_id, pid, pid_started_at, start_error = ray.get(actor.describe.remote(),
+                                                                timeout=timeout)
         except (RayActorError, GetTimeoutError) as exc:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
@@ -210,6 +276,10 @@ class RayBackend:
                 raise _NeverRan(f"the run's actor did not start: {exc}",
                                 found.group(1) if found else None) from exc
             raise OSError(f"the run's actor did not start: {exc}") from exc
+        if start_error is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+            raise OSError(f"on node {node_id[:12]}: {start_error}")
         ref = RunRef(spec.task_id, spec.attempt, node_id, pid, pid_started_at)
         self._follow(ref, actor)
         return ref
@@ -284,8 +354,8 @@ class RayBackend:
         pid_started_at: float | None
         try:
             phase, _, _ = ray.get(actor.status.remote(), timeout=CALL_TIMEOUT_S)
-            node_id, pid, pid_started_at = ray.get(actor.describe.remote(),
-                                                   timeout=CALL_TIMEOUT_S)
+            node_id, pid, pid_started_at, _ = ray.get(actor.describe.remote(),
+                                                      timeout=CALL_TIMEOUT_S)
         except (RayActorError, GetTimeoutError):
             phase = RunPhase.LOST.value
         if phase == RunPhase.LOST.value:
@@ -318,6 +388,10 @@ class RayBackend:
                          cpus=node["Resources"].get("CPU"))
             for node in self._node_rows(fresh=True) if node["Alive"]
         ]
+
+    def local_node_id(self) -> str | None:
+        """The node this owner's driver is attached to (the raylet on this machine)."""
+        return str(ray.get_runtime_context().get_node_id())
 
     def node_events(self) -> list[NodeEvent]:
         return self._nodes.changes(self._alive_nodes(fresh=True), time.time())

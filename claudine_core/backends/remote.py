@@ -45,6 +45,7 @@ from typing import Any
 from claudine_core.agents import inbox
 from claudine_core.backends.base import (
     ExecutionBackend,
+    GitCheckout,
     NodeCapacity,
     RunPhase,
     RunRef,
@@ -75,6 +76,22 @@ class RemoteAgent(RunningAgent):
     phase: RunPhase = RunPhase.RUNNING
     """What the pump last learned; RUNNING until it learns otherwise."""
     lost_reason: str | None = None
+    git: GitCheckout | None = None
+    """How the task's code went to the run's node (None: the run works in place)."""
+    worktree: str | None = None
+    """The task's worktree on this machine, where the run's work comes back."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run may go, as the dispatcher decided from its task."""
+
+    git: GitCheckout | None = None
+    """The task's code travels to the run's node this way (any node may take it)."""
+    worktree: str | None = None
+    """The task's worktree here, where the work comes back (with ``git``)."""
+    here_because: str | None = None
+    """The run must stay on this machine's node, for this reason (None: anywhere)."""
 
 
 @dataclass(eq=False)
@@ -169,24 +186,48 @@ class RemoteSupervisor(Supervisor):
 
     def start_run(self, task_id: str, attempt: int, run_dir: Path, argv: list[str], *,
                   env: dict[str, str], cwd: str, max_output_bytes: int, started_at: float,
-                  deadline: float | None, prompt: str | None,
-                  stream_input: bool) -> RemoteAgent:
+                  deadline: float | None, prompt: str | None, stream_input: bool,
+                  placement: Placement | None = None) -> RemoteAgent:
         """Start one run on the backend and wait until it is placed. Blocks (on Ray about
-        two seconds): call it on a thread, then :meth:`register` the agent on the loop.
+        two seconds, more when the task's code travels): call it on a thread, then
+        :meth:`register` the agent on the loop.
 
         Raises OSError when the run cannot start."""
+        placement = placement or Placement()
         make_run_dir(run_dir)
+        travel = {"git": asdict(placement.git), "worktree": placement.worktree} \
+            if placement.git is not None else {}
         # Before the start: an owner killed during it leaves a name to look for.
         _write_json(run_dir / REMOTE_RUN_FILE, {"task_id": task_id, "attempt": attempt,
-                                                "name": run_name(task_id, attempt)})
+                                                "name": run_name(task_id, attempt), **travel})
+        node_id = self._this_node(placement.here_because) if placement.here_because else None
         spec = RunSpec(task_id=task_id, attempt=attempt, argv=argv, env=env, cwd=cwd,
                        max_output_bytes=max_output_bytes, prompt=prompt,
-                       stream_input=stream_input, nice=self.agent_nice)
+                       stream_input=stream_input, nice=self.agent_nice, node_id=node_id,
+                       git=placement.git)
         ref = self.backend().start(spec)
-        _write_json(run_dir / REMOTE_RUN_FILE, {"name": ref.name, **asdict(ref)})
+        _write_json(run_dir / REMOTE_RUN_FILE, {"name": ref.name, **asdict(ref), **travel})
         return RemoteAgent(task_id=task_id, run_dir=run_dir, pid=ref.pid,
                            pid_started_at=ref.pid_started_at, started_at=started_at,
-                           deadline=deadline, attempt=attempt, run=ref)
+                           deadline=deadline, attempt=attempt, run=ref, git=placement.git,
+                           worktree=placement.worktree)
+
+    def _this_node(self, because: str) -> str:
+        """The node on this machine, for a run that cannot leave it (``because``).
+
+        Raises OSError when there is none, or it declares no agent slots (the run would
+        wait there for ever)."""
+        backend = self.backend()
+        node_id = backend.local_node_id()
+        slots = {node.node_id: node.slots_total for node in backend.capacity() if node.alive}
+        if node_id is None or slots.get(node_id) == 0 or node_id not in slots:
+            raise OSError(
+                f"this task can run only on this machine's node ({because}), and this "
+                "machine's node declares no agent slots: start it with ray start "
+                "--resources '{\"agent_slot\": N}', delegate the task into a worktree of a "
+                "repository with a remote, or set ray_shared_fs = true if every node sees "
+                "this machine's files")
+        return node_id
 
     def register(self, agent: RemoteAgent) -> None:
         """Follow a run :meth:`start_run` started (on the loop)."""
@@ -205,9 +246,11 @@ class RemoteSupervisor(Supervisor):
                                  started_at=started_at, deadline=deadline)
         ref = RunRef(task_id, int(recorded["attempt"]), str(recorded.get("node_id") or ""),
                      recorded.get("pid"), recorded.get("pid_started_at"))
+        git = GitCheckout(**recorded["git"]) if recorded.get("git") else None
         agent = RemoteAgent(task_id=task_id, run_dir=run_dir, pid=ref.pid,
                             pid_started_at=ref.pid_started_at, started_at=started_at,
-                            deadline=deadline, attempt=ref.attempt, run=ref)
+                            deadline=deadline, attempt=ref.attempt, run=ref, git=git,
+                            worktree=recorded.get("worktree"))
         self.agents[task_id] = agent
         self._command("attach", agent)
         return agent
@@ -348,6 +391,7 @@ class RemoteSupervisor(Supervisor):
         del self._pumped[state.ref.name]
         if status.phase is RunPhase.LOST:
             self._close_inbox(state)
+            self._forget_travel(state.agent)
             self._lose(state.agent, status.reason or "lost")
             return
         while self._copy(backend, state):
@@ -355,8 +399,30 @@ class RemoteSupervisor(Supervisor):
         self._copy_stderr(backend, state)
         self._record_deliveries(backend, state)
         self._close_inbox(state)
-        _write_json(state.agent.run_dir / "exit.json", status.exit_record or {})
+        record = dict(status.exit_record or {})
+        self._bring_work_back(state.agent, record)
+        _write_json(state.agent.run_dir / "exit.json", record)
         state.agent.phase = RunPhase.ENDED
+
+    def _bring_work_back(self, agent: RemoteAgent, record: dict[str, Any]) -> None:
+        """Into the task's worktree here, before the run's end is recorded: the merge
+        step, which runs once the task ended, finds the work where it runs locally. A
+        failure is the run's (``git_error`` in its exit record), never swallowed."""
+        if agent.git is None or agent.worktree is None or record.get("spawn_error"):
+            return
+        from claudine_core.backends import git_travel
+
+        try:
+            git_travel.receive(agent.worktree, agent.git, record.get("git"))
+        except git_travel.TravelError as exc:
+            record["git_error"] = str(exc)
+
+    def _forget_travel(self, agent: RemoteAgent) -> None:
+        """A lost run's work never comes back: its ref on the remote goes."""
+        if agent.git is not None and agent.worktree is not None:
+            from claudine_core.backends import git_travel
+
+            git_travel.forget(agent.worktree, agent.git)
 
     def _forward_messages(self, backend: ExecutionBackend, state: _Pumped) -> None:
         """Hand the messages posted here to the run's agent, and record back here when

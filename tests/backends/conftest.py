@@ -11,6 +11,7 @@ import importlib.util
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backend_kit import GRACE_S, BackendKit, fake_program
@@ -51,3 +52,25 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendKit]:
     made.clean_up()
 
 
+@pytest.fixture
+def head_held(ray_cluster: Any) -> Iterator[None]:
+    """Every agent slot of the head node taken by an actor of the test's own."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
+                 logging_level="ERROR", _node_ip_address="127.0.0.1")
+
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    head = ray_cluster.cluster.head_node.node_id
+    hold = Hold.options(  # type: ignore[attr-defined]
+        resources={"agent_slot": ray_cluster.slots_per_node},
+        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
+    ray.get(hold.ready.remote(), timeout=60)
+    yield
+    ray.kill(hold)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from git_helpers import git, make_repo
 
 from claudine_core.agents import inbox
 from claudine_core.backends import RunRef, RunSpec, run_name
@@ -369,3 +370,106 @@ def test_the_ray_backend_without_ray_installed_says_how_to_install_it(
     config = make_config(tmp_path / "home", backend="ray", ray_address="127.0.0.1:6379")
     with pytest.raises(ConfigError, match=r"needs Ray.*pip install 'claudine\[ray\]'"):
         Engine(config, env=agent_env())
+
+
+# -- where a run may go: this machine's node, anywhere, or anywhere its code travels to -----
+
+
+class TwoNodeBackend(FakeBackend):
+    """A fake cluster of this machine's node and another, each with room for agents."""
+
+    here_slots = 2
+
+    def capacity(self) -> list[NodeCapacity]:
+        return [NodeCapacity("fake", alive=True, slots_total=self.here_slots, slots_used=0),
+                NodeCapacity("elsewhere", alive=True, slots_total=2, slots_used=0)]
+
+
+class NoSlotsHereBackend(TwoNodeBackend):
+    here_slots = 0
+
+
+def recording(specs: list[RunSpec]) -> Callable[[RunSpec], FakeProgram]:
+    def program(spec: RunSpec) -> FakeProgram:
+        specs.append(spec)
+        return finishes("done")
+    return program
+
+
+async def test_a_task_in_place_runs_only_on_this_machines_node(tmp_path: Path) -> None:
+    specs: list[RunSpec] = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), TwoNodeBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert [(spec.node_id, spec.git) for spec in specs] == [("fake", None)]
+
+
+async def test_with_a_shared_disk_a_task_in_place_may_run_anywhere(tmp_path: Path) -> None:
+    specs: list[RunSpec] = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), TwoNodeBackend,
+                       ray_shared_fs=True)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert [(spec.node_id, spec.git) for spec in specs] == [(None, None)]
+
+
+async def test_a_task_held_here_by_a_node_without_slots_fails_saying_what_to_do(
+        tmp_path: Path) -> None:
+    specs: list[RunSpec] = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), NoSlotsHereBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.FAILED and specs == []
+    error = ended.error or ""
+    assert "can run only on this machine's node (it runs in place, not in a worktree)" in error
+    assert "declares no agent slots" in error and "ray_shared_fs = true" in error
+
+
+def repo_with_remote(tmp_path: Path) -> tuple[Path, Path]:
+    """A user's repository whose origin is a bare repository on this disk."""
+    remote = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    user = make_repo(tmp_path / "user")
+    git(user, "remote", "add", "origin", str(remote))
+    return user, remote
+
+
+async def test_a_worktree_task_travels_by_git_and_work_that_does_not_come_back_fails_it(
+        tmp_path: Path) -> None:
+    """The fake backend runs nothing on a node, so nothing carries the work back: the
+    task must fail saying so, never end "completed" with its work missing."""
+    user, remote = repo_with_remote(tmp_path)
+    specs: list[RunSpec] = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), TwoNodeBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(user), worktree=True))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    [spec] = specs
+    assert spec.node_id is None and spec.git is not None  # any node: the code travels
+    assert spec.git.url == str(remote) and spec.git.ref == f"refs/claudine/runs/{spec_name(spec)}"
+    assert spec.git.sent_from == git(user, "rev-parse", "main")
+    assert ended.status is TaskState.FAILED
+    assert "did not come back from its node: the node reported nothing" in (ended.error or "")
+    # The run's ref was pushed for the node, then removed once the run was over.
+    assert git(remote, "for-each-ref", "refs/claudine") == ""
+
+
+def spec_name(spec: RunSpec) -> str:
+    return run_name(spec.task_id, spec.attempt)
+
+
+async def test_a_worktree_task_without_a_remote_stays_on_this_machines_node(
+        tmp_path: Path) -> None:
+    user = make_repo(tmp_path / "user")
+    specs: list[RunSpec] = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), NoSlotsHereBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(user), worktree=True))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.FAILED and specs == []
+    assert "its repository has no remote for the other nodes to fetch it from" in (
+        ended.error or "")

@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from engine_helpers import (
     wait_for_state,
     wait_until,
 )
+from ray_engine import TASK_DEADLINE_S, ray_settings, worker_ids
 
 from claudine_core.backend_choice import RAY_RUNS
 from claudine_core.engine import Engine
@@ -36,44 +36,7 @@ from claudine_core.service import TaskService
 pytestmark = pytest.mark.ray
 
 REPO = str(Path(__file__).resolve().parents[2])
-LOST_AFTER_S = 3.0  # the watchdog's setting here (20 s by default)
-TASK_DEADLINE_S = 120.0  # a loaded 2-core machine starts Ray workers slowly
 AGENT_WORKS_S = 15  # how long an agent outlives its first owner's death in the kill test
-
-
-@pytest.fixture
-def head_held(ray_cluster: Any) -> Iterator[None]:
-    """Every agent slot of the head node taken by an actor of the test's own."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
-                 logging_level="ERROR", _node_ip_address="127.0.0.1")
-
-    @ray.remote(num_cpus=0, max_restarts=0)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    head = ray_cluster.cluster.head_node.node_id
-    hold = Hold.options(  # type: ignore[attr-defined]
-        resources={"agent_slot": ray_cluster.slots_per_node},
-        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
-    ray.get(hold.ready.remote(), timeout=60)
-    yield
-    ray.kill(hold)
-
-
-def ray_settings(ray_cluster: Any, **more: Any) -> dict[str, Any]:
-    return {"backend": "ray", "ray_address": ray_cluster.address,
-            "ray_namespace": ray_cluster.namespace, "ray_lost_after_s": LOST_AFTER_S,
-            # The nodes share this machine's disk: tasks run anywhere in place.
-            "ray_shared_fs": True, **more}
-
-
-def worker_ids(ray_cluster: Any) -> set[str]:
-    return {str(node.node_id) for node in ray_cluster.workers}
 
 
 def copies(home: Path, task_id: str, attempt: int) -> tuple[bytes, bytes]:

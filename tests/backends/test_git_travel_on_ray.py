@@ -1,0 +1,79 @@
+"""Where a task's run goes on a Ray cluster whose nodes do not share this machine's disk
+(``ray_shared_fs = false``, the default), with the real engine on a local cluster:
+
+- a task isolated in a worktree of a repository with a remote runs on a worker node, in a
+  checkout of the code fetched there by git, and its work comes back by push: the merge
+  step merges it into the user's branch as if the agent had run here;
+- a task that runs in place stays on this machine's node.
+
+The nodes share one disk in this test; what proves the run did not use the head's files
+is the agent's own working directory (a checkout under the node's run root)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from git_helpers import git, make_repo
+from ray_engine import TASK_DEADLINE_S, ray_settings, worker_ids
+
+from claudine_core.backend_choice import RAY_RUNS
+from claudine_core.engine import Engine
+from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
+
+pytestmark = pytest.mark.ray
+
+
+def repo_with_remote(tmp_path: Path) -> tuple[Path, Path]:
+    remote = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    user = make_repo(tmp_path / "user")
+    git(user, "remote", "add", "origin", str(remote))
+    return user, remote
+
+
+def agent_cwds(log: Path) -> list[str]:
+    """Where each agent ran (the fake claude logs its cwd per run)."""
+    return [json.loads(line)["cwd"] for line in log.read_text().splitlines()]
+
+
+async def test_a_worktree_task_runs_on_a_worker_from_git_and_its_work_is_merged_back(
+        ray_cluster: Any, head_held: None, tmp_path: Path) -> None:
+    user, remote = repo_with_remote(tmp_path)
+    home, log = tmp_path / "home", tmp_path / "agents.log"
+    engine = Engine(make_config(home, **ray_settings(ray_cluster, ray_shared_fs=False)),
+                    env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(
+            prompt="[write:from-node.txt=made on a worker][text:done]", cwd=str(user),
+            worktree=True, merge_strategy="auto"))
+        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+        merged = await wait_until(
+            lambda: (engine.service.get(task.id).merge or {}).get("status") not in
+            (None, "pending") and engine.service.get(task.id), TASK_DEADLINE_S)
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.node in worker_ids(ray_cluster)
+    [cwd] = agent_cwds(log)
+    assert cwd.startswith(str(home / RAY_RUNS / "checkouts")), cwd  # not the head's worktree
+    assert merged.merge["status"] == "merged", merged.merge
+    assert git(user, "show", "main:from-node.txt") == "made on a worker"
+    assert git(remote, "for-each-ref", "refs/claudine") == ""  # the run's ref was removed
+    await wait_until(lambda: not Path(cwd).exists(), TASK_DEADLINE_S)  # checkout released
+
+
+async def test_a_task_in_place_stays_on_this_machines_node(ray_cluster: Any,
+                                                           tmp_path: Path) -> None:
+    home, log = tmp_path / "home", tmp_path / "agents.log"
+    engine = Engine(make_config(home, **ray_settings(ray_cluster, ray_shared_fs=False)),
+                    env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
+    async with engine:
+        tasks = [engine.service.delegate(TaskSpec(prompt=f"[text:in place {n}]",
+                                                  cwd=str(tmp_path))) for n in range(3)]
+        ended = [await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+                 for task in tasks]
+    head = str(ray_cluster.cluster.head_node.node_id)
+    assert [(task.status, task.node) for task in ended] == [(TaskState.COMPLETED, head)] * 3
+    assert agent_cwds(log) == [str(tmp_path)] * 3
