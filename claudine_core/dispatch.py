@@ -28,7 +28,7 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
-from claudine_core.backends.base import run_name
+from claudine_core.backends.base import NoRoom, run_name
 from claudine_core.config import Config
 from claudine_core.continuation import plan_continuation
 from claudine_core.events import StoreVersion, state_version
@@ -50,6 +50,7 @@ log = logging.getLogger("claudine.engine")
 
 PREPARE_WORKERS = 2  # worktree creations (and setup commands) at once
 START_WORKERS = 8  # runs being placed on a remote backend at once (each waits on the network)
+NO_ROOM_WAIT_S = 2.0  # a task whose run found no free agent slot is tried again after this
 CONNECTING_REASON = "waiting: connecting to the cluster"
 NO_SLOTS_REASON = ("waiting: no live node of the cluster has agent slots (ray start "
                    "--resources '{\"agent_slot\": N}')")
@@ -280,6 +281,9 @@ class Dispatcher:
             result = None if error is not None else prep.future.result()
             if isinstance(result, RunningAgent):  # a run a remote backend started
                 self._follow_remote(task, result, now)
+            elif isinstance(error, NoRoom) and not task.cancel_requested:
+                log.info("task %s waits: %s", task_id, error)
+                unclaim(self.repo, task, not_before=now + NO_ROOM_WAIT_S)
             elif task.cancel_requested:
                 self.finisher.cancel_unstarted(task, now)
             elif error is not None:
@@ -353,6 +357,8 @@ class Dispatcher:
             return supervisor.start_run(
                 task.id, task.attempt, run_dir_for(self.config.runs_dir, task.id, task.attempt),
                 argv, placement=self._placement(task, options["cwd"]), **options)
+        except NoRoom:
+            raise  # not a failure: the task waits in the queue
         except Exception as exc:
             raise StartFailed(start_failure(task.id, exc)) from exc
 
@@ -363,18 +369,40 @@ class Dispatcher:
         from claudine_core.backends import git_travel
         from claudine_core.backends.remote import Placement
 
+        owner = self._session_owner(task)
+        session_node = _ran_on(owner) if owner is not None else None
         if self.config.ray_shared_fs:
-            return Placement()
+            return Placement(session_node=session_node)
         if not (task.worktree_path and task.worktree):
             return Placement(here_because="it runs in place, not in a worktree")
         try:
-            checkout = git_travel.send(task.worktree_path, cwd, run_name(task.id, task.attempt))
+            checkout = git_travel.send(task.worktree_path, cwd, run_name(task.id, task.attempt),
+                                       work_name=(owner or task).id)
         except git_travel.TravelError as exc:
             raise OSError(str(exc)) from None
         if checkout is None:
             return Placement(here_because="its repository has no remote for the other nodes "
                              "to fetch it from")
-        return Placement(git=checkout, worktree=task.worktree_path)
+        return Placement(git=checkout, worktree=task.worktree_path, session_node=session_node)
+
+    def _session_owner(self, task: Task) -> Task | None:
+        """The task whose agent session this run resumes (itself on a retry, the task it
+        resumes or continues), None when it starts a new session."""
+        if not task.resume_session_id:
+            return None
+        for candidate_id in (task.id, task.parent_id, task.continue_from):
+            if candidate_id is None:
+                continue
+            candidate = task if candidate_id == task.id else self._get_or_none(candidate_id)
+            if candidate is not None and candidate.session_id == task.resume_session_id:
+                return candidate
+        return None
+
+    def _get_or_none(self, task_id: str) -> Task | None:
+        try:
+            return self.repo.get(task_id)
+        except LookupError:
+            return None
 
     def _follow_remote(self, task: Task, agent: RunningAgent, now: float) -> None:
         """Follow a run that started on the remote backend, and record it on its task."""
@@ -411,6 +439,14 @@ class Dispatcher:
         }
 
 
+def _ran_on(task: Task) -> str | None:
+    """The node a task's latest attempt ran on (its own field is cleared when a retry is
+    claimed; the attempt history keeps it)."""
+    if task.node:
+        return task.node
+    return next((str(a["node"]) for a in reversed(task.attempts) if a.get("node")), None)
+
+
 def start_failure(task_id: str, exc: Exception) -> str:
     """Why an agent could not start, as its task's error."""
     if isinstance(exc, AgentNotFound | InvalidRequest | RuntimeError):
@@ -428,9 +464,10 @@ def agent_deadline(task: Task, started_at: float, default_timeout_s: float | Non
     return started_at + timeout if timeout else None
 
 
-def unclaim(repo: TaskRepo, task: Task) -> None:
-    """Undo a claim whose agent never started: queued again, its attempt given back."""
+def unclaim(repo: TaskRepo, task: Task, not_before: float | None = None) -> None:
+    """Undo a claim whose agent never started: queued again (not before ``not_before``),
+    its attempt given back."""
     repo.transition(
         task.id, [TaskState.RUNNING], status=TaskState.QUEUED, attempt=task.attempt - 1,
-        started_at=None,
+        started_at=None, not_before=not_before,
     )

@@ -257,7 +257,10 @@ class RunFinisher:
             task.attempt, base_s=self.config.retry_base_delay_s, cap_s=self.config.retry_max_delay_s
         )
         session = agent.summary.session_id or task.session_id
-        resume = session if self.config.recovery_policy == "resume" and session else None
+        # A run lost with its node (a remote backend) lost its session with it: afresh.
+        lost_with_node = getattr(agent, "lost_reason", None) is not None
+        resume = session if (self.config.recovery_policy == "resume" and session
+                             and not lost_with_node) else None
         fields.pop("ended_at", None)
         self.repo.transition(
             task.id,
@@ -352,4 +355,6 @@ def with_attempt(
     entry = {"attempt": task.attempt, "started_at": iso_time(task.started_at),
              "ended_at": iso_time(now), "state": state.value, "error": error,
              "exit_code": exit_code}
+    if task.node:  # where it ran on a cluster: a retry that resumes its session goes there
+        entry["node"] = task.node
     return [*task.attempts, entry]

@@ -20,6 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 READ_LIMIT = 1024 * 1024  # bytes one read returns at most: bounds a tick's work per run
 
 
+class NoRoom(OSError):
+    """A run cannot be placed now: every agent slot it may use is taken (by this home's
+    runs or by anything else sharing the cluster). Nothing started; the task waits."""
+
+
 def run_name(task_id: str, attempt: int) -> str:
     """The run's name on every backend (and its Ray actor's): ``run-<task>-<attempt>``."""
     return f"run-{task_id}-{attempt}"
@@ -42,6 +47,10 @@ class GitCheckout:
     """The agent's directory inside the checkout ("" = its top)."""
     identity: dict[str, str] = field(default_factory=dict)
     """GIT_AUTHOR_*/GIT_COMMITTER_* for the commit that carries uncommitted work back."""
+    work_name: str = ""
+    """The node's folder for the checkout (under its run root's ``checkouts``): the task
+    whose agent session the run may resume, since ``claude`` finds a session only from
+    the directory it ran in ("": the run's name)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,8 @@ class ExecutionBackend(Protocol):
     kill_grace_s: float
 
     def start(self, spec: RunSpec) -> RunRef:
-        """Start the run. Raises OSError when it cannot start at all."""
+        """Start the run. Raises NoRoom when no slot it may use is free now, OSError when
+        it cannot start at all."""
         ...
 
     def read_output(self, ref: RunRef, offset: int, limit: int = READ_LIMIT) -> bytes:

@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,7 @@ def remote_url(worktree: str) -> str | None:
     return _git(worktree, "remote", "get-url", name).strip() or None
 
 
-def send(worktree: str, cwd: str, run: str) -> GitCheckout | None:
+def send(worktree: str, cwd: str, run: str, work_name: str = "") -> GitCheckout | None:
     """Push the worktree's state for ``run`` to the remote; what the node checks out.
 
     None when the repository has no remote (the run cannot leave this machine).
@@ -84,7 +85,7 @@ def send(worktree: str, cwd: str, run: str) -> GitCheckout | None:
     subdir = os.path.relpath(os.path.realpath(cwd), os.path.realpath(worktree))
     return GitCheckout(url=url, ref=ref, commit=commit, sent_from=head,
                        subdir="" if subdir == "." else subdir,
-                       identity=_identity(worktree))
+                       identity=_identity(worktree), work_name=work_name)
 
 
 def _with_uncommitted(worktree: str, head: str) -> str:
@@ -180,6 +181,11 @@ def check_out(checkout: GitCheckout, cache_root: Path, work_dir: Path) -> str:
         except TravelError as exc:
             raise TravelError(f"this node could not fetch the task's code from "
                               f"{checkout.url}: {exc}") from None
+        if work_dir.exists():  # left by an earlier attempt that ended with its node
+            with contextlib.suppress(TravelError):
+                _git(str(cache), "worktree", "remove", "--force", str(work_dir))
+            shutil.rmtree(work_dir, ignore_errors=True)
+            _git(str(cache), "worktree", "prune")
         _git(str(cache), "worktree", "add", "--quiet", "--detach", "--force", str(work_dir),
              checkout.commit)
     return str(work_dir / checkout.subdir) if checkout.subdir else str(work_dir)

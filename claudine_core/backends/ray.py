@@ -43,6 +43,7 @@ from claudine_core.backends.base import (
     NodeCapacity,
     NodeEvent,
     NodeWatch,
+    NoRoom,
     RunPhase,
     RunRef,
     RunSpec,
@@ -96,7 +97,10 @@ class RunActor:
     @property
     def work_dir(self) -> Path:
         """Where a run with a git checkout has it on this node."""
-        return self.run_root / CHECKOUTS / run_name(self.spec.task_id, self.spec.attempt)
+        git = self.spec.git
+        name = git.work_name if git is not None and git.work_name else \
+            run_name(self.spec.task_id, self.spec.attempt)
+        return self.run_root / CHECKOUTS / name
 
     def _check_out(self) -> str:
         from claudine_core.backends import git_travel
@@ -252,6 +256,9 @@ class RayBackend:
             return self._start_once(spec)
 
     def _start_once(self, spec: RunSpec) -> RunRef:
+        if not self._room_for(spec.node_id):
+            where = f"node {spec.node_id[:12]}" if spec.node_id else "any live node"
+            raise NoRoom(f"no agent slot is free on {where} now")
         options: dict[str, Any] = {
             "name": run_name(spec.task_id, spec.attempt), "namespace": self.namespace,
             "lifetime": "detached", "resources": {SLOT_RESOURCE: 1}}
@@ -414,6 +421,19 @@ class RayBackend:
         """A command to a run's actor; one on a dead node is lost already (poll says so)."""
         with contextlib.suppress(RayActorError, GetTimeoutError):
             ray.get(getattr(self._followed(ref).actor, method).remote(), timeout=CALL_TIMEOUT_S)
+
+    def _room_for(self, node_id: str | None) -> bool:
+        """Whether a slot is free now on ``node_id`` (None: on any live node), whoever
+        holds the others: an actor created without one would wait, not fail, and its
+        start would give up after CALL_TIMEOUT_S."""
+        from ray._private.state import available_resources_per_node
+
+        alive = self._alive_nodes()
+        free = {node: float(resources.get(SLOT_RESOURCE, 0))
+                for node, resources in available_resources_per_node().items() if node in alive}
+        if node_id is not None:
+            return free.get(node_id, 0) >= 1
+        return any(slots >= 1 for slots in free.values())
 
     def _node_not_suspect(self) -> str | None:
         """While a node that lost a run is suspect: the live node with the most free agent

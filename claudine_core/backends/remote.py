@@ -92,6 +92,9 @@ class Placement:
     """The task's worktree here, where the work comes back (with ``git``)."""
     here_because: str | None = None
     """The run must stay on this machine's node, for this reason (None: anywhere)."""
+    session_node: str | None = None
+    """The node holding the agent session the run resumes: it runs there while that node
+    is alive (``claude`` keeps sessions on its own machine)."""
 
 
 @dataclass(eq=False)
@@ -200,17 +203,29 @@ class RemoteSupervisor(Supervisor):
         # Before the start: an owner killed during it leaves a name to look for.
         _write_json(run_dir / REMOTE_RUN_FILE, {"task_id": task_id, "attempt": attempt,
                                                 "name": run_name(task_id, attempt), **travel})
-        node_id = self._this_node(placement.here_because) if placement.here_because else None
+        node_id = self._this_node(placement.here_because) if placement.here_because else \
+            self._alive(placement.session_node)
         spec = RunSpec(task_id=task_id, attempt=attempt, argv=argv, env=env, cwd=cwd,
                        max_output_bytes=max_output_bytes, prompt=prompt,
                        stream_input=stream_input, nice=self.agent_nice, node_id=node_id,
                        git=placement.git)
-        ref = self.backend().start(spec)
+        try:
+            ref = self.backend().start(spec)
+        except BaseException:
+            self._forget_travel_of(placement)  # nothing started: the sent ref goes
+            raise
         _write_json(run_dir / REMOTE_RUN_FILE, {"name": ref.name, **asdict(ref), **travel})
         return RemoteAgent(task_id=task_id, run_dir=run_dir, pid=ref.pid,
                            pid_started_at=ref.pid_started_at, started_at=started_at,
                            deadline=deadline, attempt=attempt, run=ref, git=placement.git,
                            worktree=placement.worktree)
+
+    def _alive(self, node_id: str | None) -> str | None:
+        """``node_id`` if it is a live node of the backend (None otherwise)."""
+        if node_id is None:
+            return None
+        alive = {node.node_id for node in self.backend().capacity() if node.alive}
+        return node_id if node_id in alive else None
 
     def _this_node(self, because: str) -> str:
         """The node on this machine, for a run that cannot leave it (``because``).
@@ -419,10 +434,14 @@ class RemoteSupervisor(Supervisor):
 
     def _forget_travel(self, agent: RemoteAgent) -> None:
         """A lost run's work never comes back: its ref on the remote goes."""
-        if agent.git is not None and agent.worktree is not None:
+        self._forget_travel_of(Placement(git=agent.git, worktree=agent.worktree))
+
+    @staticmethod
+    def _forget_travel_of(placement: Placement) -> None:
+        if placement.git is not None and placement.worktree is not None:
             from claudine_core.backends import git_travel
 
-            git_travel.forget(agent.worktree, agent.git)
+            git_travel.forget(placement.worktree, placement.git)
 
     def _forward_messages(self, backend: ExecutionBackend, state: _Pumped) -> None:
         """Hand the messages posted here to the run's agent, and record back here when

@@ -21,7 +21,7 @@ from git_helpers import git, make_repo
 
 from claudine_core.agents import inbox
 from claudine_core.backends import RunRef, RunSpec, run_name
-from claudine_core.backends.base import NodeCapacity
+from claudine_core.backends.base import NodeCapacity, NoRoom
 from claudine_core.backends.fake import FakeBackend, FakeProgram, FakeWorld
 from claudine_core.backends.remote import RemoteSupervisor
 from claudine_core.config import ConfigError
@@ -473,3 +473,72 @@ async def test_a_worktree_task_without_a_remote_stays_on_this_machines_node(
     assert ended.status is TaskState.FAILED and specs == []
     assert "its repository has no remote for the other nodes to fetch it from" in (
         ended.error or "")
+
+
+async def test_a_retry_that_resumes_the_session_runs_on_the_node_holding_it(
+        tmp_path: Path) -> None:
+    specs: list[RunSpec] = []
+
+    def program(spec: RunSpec) -> FakeProgram:
+        specs.append(spec)
+        if spec.attempt == 1:  # a transient failure after its session began
+            return FakeProgram(lines=(init("s-1"), text("working")), exit_code=1)
+        return finishes("resumed")
+
+    engine = engine_on(tmp_path / "home", FakeWorld(), program, TwoNodeBackend,
+                       ray_shared_fs=True, max_retries=1, recovery_policy="resume",
+                       retry_base_delay_s=0.01)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert [spec.node_id for spec in specs] == [None, "fake"]  # where attempt 1 ran
+    assert "--resume" in specs[1].argv and "s-1" in specs[1].argv
+
+
+async def test_a_run_lost_with_its_node_is_retried_afresh_not_resumed(tmp_path: Path) -> None:
+    """Its session was on the node that went away: resuming it elsewhere cannot work."""
+    world = FakeWorld()
+    home = tmp_path / "home"
+    specs: list[RunSpec] = []
+
+    def program(spec: RunSpec) -> FakeProgram:
+        specs.append(spec)
+        return RUNS_ON if spec.attempt == 1 else finishes("afresh")
+
+    engine = engine_on(home, world, program, max_retries=1, recovery_policy="resume",
+                       retry_base_delay_s=0.01)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        await wait_until(lambda: local_copy_exists(home, task.id, 1))
+        world.crash(run_name(task.id, 1))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert ended.status is TaskState.COMPLETED and ended.attempt == 2, ended.error
+    assert "--resume" not in specs[1].argv and specs[1].prompt == specs[0].prompt
+
+
+class FullOnceBackend(TwoNodeBackend):
+    """Every slot its run could use is taken at the first start (by another home sharing
+    the cluster, say); free at the next."""
+
+    refused: list[str] = []
+
+    def start(self, spec: RunSpec) -> RunRef:
+        if not self.refused:
+            self.refused.append(run_name(spec.task_id, spec.attempt))
+            raise NoRoom("no agent slot is free on node fake")
+        return super().start(spec)
+
+
+async def test_a_start_that_finds_no_free_slot_waits_in_the_queue(tmp_path: Path) -> None:
+    specs: list[RunSpec] = []
+    FullOnceBackend.refused = []
+    engine = engine_on(tmp_path / "home", FakeWorld(), recording(specs), FullOnceBackend)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="do it", cwd=str(tmp_path)))
+        ended = await wait_for_state(engine, task.id, [TaskState.COMPLETED, TaskState.FAILED])
+    assert FullOnceBackend.refused == [run_name(task.id, 1)]
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.attempt == 1  # the refusal used up no attempt
+    assert not any(entry["state"] == "failed" for entry in ended.attempts)
+    assert [spec.attempt for spec in specs] == [1]

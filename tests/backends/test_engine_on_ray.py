@@ -70,27 +70,32 @@ async def test_delegated_tasks_run_on_the_workers_and_their_output_is_whole(
 async def test_a_worker_killed_mid_run_gives_a_lost_attempt_retried_on_another_node(
         ray_cluster: Any, head_held: None, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    pid_file = tmp_path / "agent.pid"
+    pid_file, second_time = tmp_path / "agent.pid", tmp_path / "second-time"
     engine = Engine(make_config(home, **ray_settings(ray_cluster), max_retries=1),
                     env=agent_env(), tick_s=0.05)
-    victim = None
+    victim: str | None = None
+    first_pid: int | None = None
     try:
         async with engine:
-            # The retry resumes the session with a follow-up prompt: it ends at once.
+            # The retry starts afresh (the session went with the node); the same prompt
+            # then ends at once, since the marker exists by then.
             task = engine.service.delegate(TaskSpec(
-                prompt=f"[pid-file:{pid_file}][text:started][hang]", cwd=str(tmp_path)))
+                prompt=f"[pid-file:{pid_file}][text:started][hang-unless:{second_time}]",
+                cwd=str(tmp_path)))
             await wait_until(lambda: pid_file.exists() and engine.service.get(task.id).node,
                              TASK_DEADLINE_S)
-            victim = engine.service.get(task.id).node
+            victim, first_pid = engine.service.get(task.id).node, int(pid_file.read_text())
             assert victim in worker_ids(ray_cluster)
+            second_time.touch()
             ray_cluster.kill_worker(victim)
             ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
     finally:
         if victim is not None:
             # A machine that dies takes its processes with it; killing a node's Ray
             # processes leaves the agent behind, an orphan, so the test kills it.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            if first_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(first_pid, signal.SIGKILL)
             ray_cluster.add_worker()  # the session's cluster keeps two workers
     assert ended.status is TaskState.COMPLETED, ended.error
     assert ended.attempt == 2 and ended.node != victim

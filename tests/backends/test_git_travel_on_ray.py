@@ -77,3 +77,46 @@ async def test_a_task_in_place_stays_on_this_machines_node(ray_cluster: Any,
     head = str(ray_cluster.cluster.head_node.node_id)
     assert [(task.status, task.node) for task in ended] == [(TaskState.COMPLETED, head)] * 3
     assert agent_cwds(log) == [str(tmp_path)] * 3
+
+
+async def test_a_task_held_here_waits_while_this_machines_node_is_full(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    """Its slots taken by something else (another home sharing the cluster): the task
+    stays queued, nothing fails, and it runs once a slot is free."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    head = str(ray_cluster.cluster.head_node.node_id)
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
+                 logging_level="ERROR", _node_ip_address="127.0.0.1")
+
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    hold = Hold.options(  # type: ignore[attr-defined]
+        resources={"agent_slot": ray_cluster.slots_per_node},
+        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
+    ray.get(hold.ready.remote(), timeout=60)
+    engine = Engine(make_config(tmp_path / "home",
+                                **ray_settings(ray_cluster, ray_shared_fs=False)),
+                    env=agent_env(), tick_s=0.05)
+    try:
+        async with engine:
+            task = engine.service.delegate(TaskSpec(prompt="[text:at last]",
+                                                    cwd=str(tmp_path)))
+            # Tried, no slot found: back in the queue until a moment later, again and again.
+            await wait_until(lambda: engine.service.get(task.id).not_before is not None,
+                             TASK_DEADLINE_S)
+            waiting = engine.service.get(task.id)
+            assert waiting.status is TaskState.QUEUED and waiting.attempt == 0
+            ray.kill(hold)
+            hold = None
+            ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+    finally:
+        if hold is not None:
+            ray.kill(hold)
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.node == head and ended.attempt == 1 and not ended.attempts[:-1]

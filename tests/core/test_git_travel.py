@@ -165,3 +165,20 @@ def test_a_node_that_cannot_fetch_says_from_where(owner: tuple[Path, Path],
     elsewhere = type(checkout)(**{**checkout.__dict__, "url": str(tmp_path / "nowhere.git")})
     with pytest.raises(TravelError, match=r"this node could not fetch .*nowhere\.git"):
         check_out(elsewhere, tmp_path / "repos", tmp_path / "node-work")
+
+
+def test_a_checkout_left_by_an_earlier_attempt_is_replaced(owner: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    """A retry of a task checks out into the same folder (its agent session is found by
+    directory); what an attempt lost with its node left there goes."""
+    _, worktree = owner
+    node_work = tmp_path / "checkouts" / "t1"
+    first = send(str(worktree), str(worktree), "run-t1-1", work_name="t1")
+    assert first is not None and first.work_name == "t1"
+    check_out(first, tmp_path / "repos", node_work)
+    (node_work / "half-done.txt").write_text("from a run lost with its node\n")
+    second = send(str(worktree), str(worktree), "run-t1-2", work_name="t1")
+    assert second is not None
+    check_out(second, tmp_path / "repos", node_work)
+    assert not (node_work / "half-done.txt").exists()
+    assert (node_work / "a.txt").read_text() == "original\n"

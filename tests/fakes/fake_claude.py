@@ -43,6 +43,7 @@ Directives::
     [exit-now]             exit 2 at once, nothing on stdout, a message on stderr
     [segv]                 SIGSEGV itself after init
     [hang]                 sleep forever (after init)
+    [hang-unless:PATH]     [hang] unless PATH exists when this is reached
     [ignore-sigterm]       ignore SIGTERM from the start (combine with hang/sleep)
     [grandchild:PATH]      spawn ``sleep 1000`` (same session/process group), write its pid
     [flood:MB]             MB megabytes of ~1 KB assistant text lines, as fast as possible
@@ -806,7 +807,7 @@ def play_directives(em: Emitter, prompt: str, args: Args, resumed: bool) -> int:
             sys.stdout.flush()
             signal.signal(signal.SIGSEGV, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGSEGV)
-        elif name == "hang":
+        elif name == "hang" or (name == "hang-unless" and not os.path.exists(arg)):
             while True:  # signals (SIGTERM unless ignored, SIGKILL) end this
                 time.sleep(3600)
         elif name == "grandchild":
