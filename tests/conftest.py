@@ -188,3 +188,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     # "N leaked" in the closing line; other plugins read these entries' attributes.
     terminalreporter.stats.setdefault("leaked", []).extend(
         types.SimpleNamespace(nodeid="", leak=line) for line in _leaks)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ray tier runs last: its session-wide cluster (a head and two workers, a dozen
+    processes) then shares the machine with no other test, instead of living beside the
+    rest of the suite from the first ray test on."""
+    items.sort(key=lambda item: item.get_closest_marker("ray") is not None)
