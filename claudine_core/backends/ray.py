@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ from claudine_core.backends.base import (
 
 SLOT_RESOURCE = "agent_slot"
 CALL_TIMEOUT_S = 30.0  # a synchronous call to a run's actor (start, read, kill) at most
+RUNNING_CALL_TIMEOUT_S = 2.0  # a call to a running run's actor from the owner's pump
+NOT_NOW = object()  # no answer in time: ask again later
+REAP_WAIT_S = 600.0  # how long a lost run's actor waits for its node to wake up
 GIT_START_TIMEOUT_S = 600.0  # a start that first fetches the task's code onto its node
 REPO_CACHES = "repos"  # under a node's run root: a bare cache per repository URL
 CHECKOUTS = "checkouts"  # under a node's run root: each travelling run's worktree
@@ -208,6 +211,9 @@ class _Followed:
     status: RunStatus
     pending: Any = None
     """The status call in flight (one at a time)."""
+    asked: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    """Other calls in flight, by what they ask: asked again, a call still unanswered is
+    waited on again, not sent twice (a frozen node must not pile calls up)."""
 
 
 class RayBackend:
@@ -241,6 +247,7 @@ class RayBackend:
         self._node_table: list[dict[str, Any]] = []
         self._node_table_at = float("-inf")
         self._suspect: dict[str, float] = {}  # node id -> when a run there was lost
+        self._reaping: dict[str, _Followed] = {}  # lost runs whose actor is not killed yet
 
     def __repr__(self) -> str:
         return f"RayBackend(namespace={self.namespace!r}, following={len(self.followed)})"
@@ -298,25 +305,16 @@ class RayBackend:
         return self._read(ref, offset, limit, "stderr.log")
 
     def _read(self, ref: RunRef, offset: int, limit: int, name: str) -> bytes:
-        try:
-            return bytes(ray.get(self._followed(ref).actor.read.remote(offset, limit, name),
-                                 timeout=CALL_TIMEOUT_S))
-        except (RayActorError, GetTimeoutError):
-            return b""  # nothing to read now; poll() decides whether the run is lost
+        answer = self._ask(ref, ("read", name, offset, limit), "read", offset, limit, name)
+        return b"" if answer is NOT_NOW else bytes(answer)  # poll() decides if it is lost
 
     def post_message(self, ref: RunRef, message_id: str, text: str) -> bool:
-        try:
-            return bool(ray.get(self._followed(ref).actor.post.remote(message_id, text),
-                                timeout=CALL_TIMEOUT_S))
-        except (RayActorError, GetTimeoutError):
-            return False  # not now; the caller may try again
+        answer = self._ask(ref, ("post", message_id), "post", message_id, text)
+        return False if answer is NOT_NOW else bool(answer)  # not now: asked again later
 
     def delivered(self, ref: RunRef) -> dict[str, float]:
-        try:
-            return dict(ray.get(self._followed(ref).actor.delivered.remote(),
-                                timeout=CALL_TIMEOUT_S))
-        except (RayActorError, GetTimeoutError):
-            return {}
+        answer = self._ask(ref, ("delivered",), "delivered")
+        return {} if answer is NOT_NOW else dict(answer)
 
     def stop(self, ref: RunRef) -> None:
         self._call(ref, "stop")
@@ -375,11 +373,15 @@ class RayBackend:
         return ref
 
     def release(self, ref: RunRef) -> None:
-        followed = self.followed.pop(ref.name, None)
+        followed = self.followed.get(ref.name)
         if followed is None:
             return
-        with contextlib.suppress(RayActorError, GetTimeoutError):
-            ray.get(followed.actor.release.remote(), timeout=CALL_TIMEOUT_S)
+        if followed.status.phase is RunPhase.LOST:
+            del self.followed[ref.name]
+            self._reap_later(followed)
+            return
+        self._ask(ref, ("release",), "release")
+        del self.followed[ref.name]
         with contextlib.suppress(Exception):
             ray.kill(followed.actor, no_restart=True)
 
@@ -404,8 +406,12 @@ class RayBackend:
         return self._nodes.changes(self._alive_nodes(fresh=True), time.time())
 
     def close(self) -> None:
-        """Stop following; the runs' actors live on (they are detached)."""
+        """Stop following; the runs' actors live on (they are detached), but for lost
+        ones still waiting to be reaped: nobody would free their slots later."""
         self.followed.clear()
+        for followed in list(self._reaping.values()):
+            with contextlib.suppress(Exception):
+                ray.kill(followed.actor, no_restart=True)
 
     def _follow(self, ref: RunRef, actor: Any) -> None:
         self.followed[ref.name] = _Followed(ref, actor, self.clock(),
@@ -419,8 +425,30 @@ class RayBackend:
 
     def _call(self, ref: RunRef, method: str) -> None:
         """A command to a run's actor; one on a dead node is lost already (poll says so)."""
-        with contextlib.suppress(RayActorError, GetTimeoutError):
-            ray.get(getattr(self._followed(ref).actor, method).remote(), timeout=CALL_TIMEOUT_S)
+        self._ask(ref, (method,), method)
+
+    def _ask(self, ref: RunRef, key: tuple[Any, ...], method: str, *args: Any) -> Any:
+        """Call ``method`` of a run's actor and wait for its answer: NOT_NOW when none
+        came in time. While the run runs, "in time" is a moment (RUNNING_CALL_TIMEOUT_S):
+        the owner asks from one thread for all its runs, and a node that froze must not
+        hold up the others (nor the watchdog) for CALL_TIMEOUT_S."""
+        followed = self._followed(ref)
+        call = followed.asked.get(key)
+        if call is None:
+            if key[0] == "read":  # one read in flight: a new offset replaces the old one
+                for old in [k for k in followed.asked if k[0] == "read"]:
+                    del followed.asked[old]
+            call = followed.asked[key] = getattr(followed.actor, method).remote(*args)
+        running = followed.status.phase is RunPhase.RUNNING
+        ready, _ = ray.wait([call], timeout=RUNNING_CALL_TIMEOUT_S if running
+                            else CALL_TIMEOUT_S)
+        if not ready:
+            return NOT_NOW
+        del followed.asked[key]
+        try:
+            return ray.get(call)
+        except RayActorError:
+            return NOT_NOW
 
     def _room_for(self, node_id: str | None) -> bool:
         """Whether a slot is free now on ``node_id`` (None: on any live node), whoever
@@ -454,12 +482,33 @@ class RayBackend:
         return best if best is not None and free[best] >= 1 else None
 
     def _lose(self, followed: _Followed, reason: str) -> RunStatus:
-        """Mark a run lost and kill its actor best-effort (a frozen node may wake up)."""
+        """Mark a run lost and ask its actor to kill the agent's tree, should its node
+        wake up (a frozen node may). Not ``ray.kill`` first: that ends the actor's worker,
+        whose exit SIGKILLs only its direct child, the wrapper, and leaves the agent
+        working on, orphaned. The actor goes once the kill was carried out (release)."""
         self._suspect[followed.ref.node_id] = self.clock()
         followed.status = RunStatus(RunPhase.LOST, reason=reason)
-        with contextlib.suppress(Exception):
-            ray.kill(followed.actor, no_restart=True)
+        if ("kill",) not in followed.asked:
+            with contextlib.suppress(Exception):
+                followed.asked[("kill",)] = followed.actor.kill.remote()
         return followed.status
+
+    def _reap_later(self, followed: _Followed) -> None:
+        """Kill a lost run's actor once its agent was killed (its node woke up), or once
+        Ray gave up on the node, or after REAP_WAIT_S: on a thread, since that may take
+        minutes. An owner that closes first kills the actor at once (close)."""
+        kill = followed.asked.get(("kill",))
+
+        def reap() -> None:
+            if kill is not None:
+                with contextlib.suppress(Exception):
+                    ray.wait([kill], timeout=REAP_WAIT_S)
+            with contextlib.suppress(Exception):
+                ray.kill(followed.actor, no_restart=True)
+            self._reaping.pop(followed.ref.name, None)
+
+        self._reaping[followed.ref.name] = followed
+        threading.Thread(target=reap, daemon=True, name=f"reap-{followed.ref.name}").start()
 
     def _node_rows(self, fresh: bool = False) -> list[dict[str, Any]]:
         now = self.clock()

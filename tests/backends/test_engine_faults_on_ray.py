@@ -20,13 +20,13 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from backend_kit import pids_alive
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
+from ray_engine import TASK_DEADLINE_S, ray_settings, worker_ids
 
 from claudine_core.engine import Engine
 from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
@@ -37,47 +37,9 @@ pytestmark = pytest.mark.ray
 DETACHING_CLAUDE = Path(__file__).resolve().parent / "detaching_claude.py"
 PRODUCTION_LOST_AFTER_S = 20.0  # the setting's default, which test 1 keeps
 LOST_PROMISE_S = 30.0  # the issue: a frozen node's run is lost within 30 s
-TASK_DEADLINE_S = 120.0  # a loaded 2-core machine starts Ray workers slowly
-AGENT_WORKS_S = 90  # the frozen agent's work: still under way when its node wakes up
 GRACE_S = 1  # kill_grace_s of the SIGTERM test
 EXIT_SETTLES_S = 10.0  # a wrapper that wrote exit.json exits right after
 THAW_SETTLES_S = 15.0  # a thawed node's lost run is killed by then (Ray's kill included)
-
-
-@pytest.fixture
-def head_held(ray_cluster: Any) -> Iterator[None]:
-    """Every agent slot of the head node taken by an actor of the test's own."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
-                 logging_level="ERROR", _node_ip_address="127.0.0.1")
-
-    @ray.remote(num_cpus=0, max_restarts=0)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    head = ray_cluster.cluster.head_node.node_id
-    hold = Hold.options(  # type: ignore[attr-defined]
-        resources={"agent_slot": ray_cluster.slots_per_node},
-        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
-    ray.get(hold.ready.remote(), timeout=60)
-    yield
-    ray.kill(hold)
-
-
-def ray_settings(ray_cluster: Any, **more: Any) -> dict[str, Any]:
-    """The engine on the test cluster; ``ray_lost_after_s`` stays the default unless set."""
-    return {"backend": "ray", "ray_address": ray_cluster.address,
-            "ray_namespace": ray_cluster.namespace,
-            # The nodes share this machine's disk: tasks run anywhere in place.
-            "ray_shared_fs": True, **more}
-
-
-def worker_ids(ray_cluster: Any) -> set[str]:
-    return {str(node.node_id) for node in ray_cluster.workers}
 
 
 def ledger_lines(ledger: Path) -> list[dict[str, Any]]:
@@ -126,28 +88,22 @@ def replace_worker(ray_cluster: Any, node_id: str) -> None:
     ray_cluster.add_worker()
 
 
-@pytest.mark.xfail(strict=True, raises=BrokenPromise, reason=(
-    "two bugs for the lead: (1) RemoteSupervisor's pump reads the output of a run whose "
-    "node froze under the read (RayBackend._read, CALL_TIMEOUT_S = 30 s) and is blocked "
-    "for 30 s, so the 20 s watchdog reports the run lost only after ~30.3 s; (2) the "
-    "best-effort kill of a lost run (RayBackend._lose: ray.kill of its actor) takes the "
-    "actor's worker and the wrapper, its direct child, when the node wakes up, but not "
-    "the agent: it works on, orphaned"))
 async def test_a_frozen_worker_gives_a_lost_attempt_retried_on_the_other_and_run_once(
         ray_cluster: Any, head_held: None, tmp_path: Path) -> None:
     home = tmp_path / "home"
     ledger = tmp_path / "ledger.jsonl"
-    config = make_config(home, **ray_settings(ray_cluster), max_retries=1)
-    assert config.ray_lost_after_s == PRODUCTION_LOST_AFTER_S  # what a user gets
-    # The ledger through the environment too: the retry resumes the session with a
-    # follow-up prompt that carries no directive.
-    engine = Engine(config, env=agent_env(FAKE_CLAUDE_LEDGER=str(ledger)), tick_s=0.05)
+    second_time = tmp_path / "second-time"
+    config = make_config(home, **ray_settings(
+        ray_cluster, ray_lost_after_s=PRODUCTION_LOST_AFTER_S), max_retries=1)
+    engine = Engine(config, env=agent_env(), tick_s=0.05)
     victim: str | None = None
     frozen: list[int] = []
     try:
         async with engine:
+            # The first agent works until it is stopped; the retry starts afresh (its
+            # session went with the frozen node) and, the marker made by then, ends at once.
             task = engine.service.delegate(TaskSpec(
-                prompt=f"[ledger:{ledger}][text:started][sleep:{AGENT_WORKS_S}]"
+                prompt=f"[ledger:{ledger}][text:started][hang-unless:{second_time}]"
                        "[text:finished]", cwd=str(tmp_path)))
             # Under way as a user sees it: its output is in the home (`claudine logs`).
             await wait_until(lambda: b'"started"' in _output(home, task.id, 1)
@@ -157,6 +113,7 @@ async def test_a_frozen_worker_gives_a_lost_attempt_retried_on_the_other_and_run
             first_agent = started_pid(ledger, 1)
             assert first_agent is not None
 
+            second_time.touch()
             frozen_at = time.monotonic()
             frozen = ray_cluster.freeze_worker(victim)
             await wait_until(lambda: engine.service.get(task.id).attempts, TASK_DEADLINE_S)
@@ -210,7 +167,8 @@ async def test_an_agent_ignoring_sigterm_on_a_worker_cancelled_leaves_no_process
     ledger = tmp_path / "ledger.jsonl"
     agent_file, grandchild_file = tmp_path / "agent.pid", tmp_path / "grandchild.pid"
     detached_file = tmp_path / "detached.pid"
-    config = make_config(home, **ray_settings(ray_cluster), claude_bin=str(DETACHING_CLAUDE),
+    settings = ray_settings(ray_cluster, ray_lost_after_s=PRODUCTION_LOST_AFTER_S)
+    config = make_config(home, **settings, claude_bin=str(DETACHING_CLAUDE),
                          kill_grace_s=GRACE_S)
     engine = Engine(config, env=agent_env(DETACHED_PID_FILE=str(detached_file)),
                     tick_s=0.05)
