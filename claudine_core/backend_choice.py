@@ -35,12 +35,10 @@ def make_supervisor(config: Config, backend: ExecutionBackend | None = None) -> 
         return Supervisor(kill_grace_s=config.kill_grace_s, agent_nice=config.agent_nice)
     from claudine_core.backends.remote import RemoteSupervisor
 
-    if backend is not None:
-        chosen = backend
-        return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=lambda: chosen,
-                                max_agents=config.max_agents, agent_nice=config.agent_nice)
-    return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=ray_opener(config),
-                            max_agents=config.max_agents, agent_nice=config.agent_nice)
+    open_backend = ray_opener(config) if backend is None else (lambda: backend)
+    return RemoteSupervisor(kill_grace_s=config.kill_grace_s, open_backend=open_backend,
+                            max_agents=config.max_agents, agent_nice=config.agent_nice,
+                            memory_needed=config.memory_reserve + config.agent_memory_cost)
 
 
 def ray_opener(config: Config) -> Callable[[], ExecutionBackend]:

@@ -74,6 +74,9 @@ class RunSpec:
     git: GitCheckout | None = None
     """Check the task's code out on the node and run there instead of ``cwd`` (a node
     that does not share this machine's disk); None: run in ``cwd``."""
+    memory_needed: int = 0
+    """Bytes of memory the node must have available to start the agent (the owner's
+    ``memory_reserve`` plus ``agent_memory_cost``): checked on the node, just before."""
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class RunActor:
         self.carried: dict[str, Any] | None = None
         """What carrying the work back reported (a run with a git checkout), once done."""
         self._carrying: threading.Thread | None = None
+        self.no_room = _short_of_memory(spec.memory_needed)
+        if self.no_room:
+            self.start_error = self.no_room
+            return
         try:
             cwd = self._check_out() if spec.git is not None else spec.cwd
         except OSError as exc:  # git_travel.TravelError: no agent to start
@@ -115,13 +119,13 @@ class RunActor:
         except git_travel.TravelError as exc:
             raise OSError(str(exc)) from None
 
-    def describe(self) -> tuple[str, int | None, float | None, str | None]:
-        """Where the run is: its node, its wrapper's pid and start time there, and why
-        its agent did not start (None: it did)."""
+    def describe(self) -> tuple[str, int | None, float | None, str | None, bool]:
+        """Where the run is: its node, its wrapper's pid and start time there, why its
+        agent did not start (None: it did), and whether that is only a lack of room."""
         node_id = ray.get_runtime_context().get_node_id()
         if self.agent is None:
-            return node_id, None, None, self.start_error
-        return node_id, self.agent.pid, self.agent.pid_started_at, None
+            return node_id, None, None, self.start_error, bool(self.no_room)
+        return node_id, self.agent.pid, self.agent.pid_started_at, None, False
 
     def read(self, offset: int, limit: int, name: str = "stdout.jsonl") -> bytes:
         from claudine_core.backends.local import read_log
@@ -199,6 +203,20 @@ class RunActor:
 
             git_travel.remove_checkout(self.spec.git, self.run_root / REPO_CACHES,
                                        self.work_dir)
+
+
+def _short_of_memory(needed: int) -> str:
+    """Why this node cannot start an agent needing ``needed`` bytes now ("": it can)."""
+    if needed <= 0:
+        return ""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if available >= needed:
+        return ""
+    mib = 1024 * 1024
+    return (f"only {available // mib} MiB of memory available, {needed // mib} MiB needed "
+            "(memory_reserve + agent_memory_cost)")
 
 
 @dataclass
@@ -280,8 +298,8 @@ class RayBackend:
         actor = actor_class.options(**options).remote(spec, str(self.run_root), self.kill_grace_s)
         timeout = GIT_START_TIMEOUT_S if spec.git is not None else CALL_TIMEOUT_S
         try:
-            node_id, pid, pid_started_at, start_error = ray.get(actor.describe.remote(),
-                                                                timeout=timeout)
+            node_id, pid, pid_started_at, start_error, no_room = ray.get(
+                actor.describe.remote(), timeout=timeout)
         except (RayActorError, GetTimeoutError) as exc:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
@@ -293,7 +311,7 @@ class RayBackend:
         if start_error is not None:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
-            raise OSError(f"on node {node_id[:12]}: {start_error}")
+            raise (NoRoom if no_room else OSError)(f"on node {node_id[:12]}: {start_error}")
         ref = RunRef(spec.task_id, spec.attempt, node_id, pid, pid_started_at)
         self._follow(ref, actor)
         return ref
@@ -359,8 +377,8 @@ class RayBackend:
         pid_started_at: float | None
         try:
             phase, _, _ = ray.get(actor.status.remote(), timeout=CALL_TIMEOUT_S)
-            node_id, pid, pid_started_at, _ = ray.get(actor.describe.remote(),
-                                                      timeout=CALL_TIMEOUT_S)
+            node_id, pid, pid_started_at, _, _ = ray.get(actor.describe.remote(),
+                                                         timeout=CALL_TIMEOUT_S)
         except (RayActorError, GetTimeoutError):
             phase = RunPhase.LOST.value
         if phase == RunPhase.LOST.value:

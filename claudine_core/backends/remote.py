@@ -123,14 +123,17 @@ class RemoteSupervisor(Supervisor):
         open_backend: makes the backend; called once, on a thread, at its first use
             (connecting to a cluster takes a second or more).
         max_agents: the owner's cap on agents at once, on top of the cluster's slots.
+        memory_needed: bytes a node must have available to start an agent (it checks).
     """
 
     remote = True
 
     def __init__(self, *, kill_grace_s: float, open_backend: Callable[[], ExecutionBackend],
-                 max_agents: int | None = None, agent_nice: int = 0) -> None:
+                 max_agents: int | None = None, agent_nice: int = 0,
+                 memory_needed: int = 0) -> None:
         super().__init__(kill_grace_s=kill_grace_s, agent_nice=agent_nice)
         self.max_agents = max_agents
+        self.memory_needed = memory_needed
         self._open_backend = open_backend
         self._backend: ExecutionBackend | None = None
         self._backend_lock = threading.Lock()
@@ -208,7 +211,7 @@ class RemoteSupervisor(Supervisor):
         spec = RunSpec(task_id=task_id, attempt=attempt, argv=argv, env=env, cwd=cwd,
                        max_output_bytes=max_output_bytes, prompt=prompt,
                        stream_input=stream_input, nice=self.agent_nice, node_id=node_id,
-                       git=placement.git)
+                       git=placement.git, memory_needed=self.memory_needed)
         try:
             ref = self.backend().start(spec)
         except BaseException:

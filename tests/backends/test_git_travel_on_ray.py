@@ -120,3 +120,23 @@ async def test_a_task_held_here_waits_while_this_machines_node_is_full(
             ray.kill(hold)
     assert ended.status is TaskState.COMPLETED, ended.error
     assert ended.node == head and ended.attempt == 1 and not ended.attempts[:-1]
+
+
+async def test_a_node_short_of_memory_starts_no_agent_and_the_task_waits(
+        ray_cluster: Any, tmp_path: Path) -> None:
+    """Each node checks its own memory just before it starts an agent (the owner's
+    memory_reserve and agent_memory_cost): none has a petabyte free, so nothing starts
+    and the task waits in the queue instead of failing."""
+    log = tmp_path / "agents.log"
+    settings = ray_settings(ray_cluster, memory_reserve=2**50)
+    engine = Engine(make_config(tmp_path / "home", **settings),
+                    env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="[text:never]", cwd=str(tmp_path)))
+        await wait_until(lambda: engine.service.get(task.id).not_before is not None,
+                         TASK_DEADLINE_S)
+        waiting = engine.service.get(task.id)
+        engine.service.cancel(task.id, "no room anywhere")
+        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+    assert (waiting.status, waiting.attempt, waiting.error) == (TaskState.QUEUED, 0, None)
+    assert ended.status is TaskState.CANCELLED and not log.exists()  # no agent ran
