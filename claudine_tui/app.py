@@ -10,6 +10,7 @@ its lifecycle, its role and kind, and the snapshot.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
@@ -685,6 +686,12 @@ def run_console(config: Config) -> int:
         os.close(fd)
     logging.basicConfig(filename=log_path, level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if config.backend != "local" and not faulthandler.is_enabled():
+        # Ray, connecting on the remote supervisor's thread, enables Python's faulthandler
+        # on sys.stderr, which in a running console is Textual's capture of it, with no
+        # file descriptor: ray.init failed, and no agent ever started. Enabled now, on
+        # the terminal's stderr, it is left as it is.
+        faulthandler.enable()
     app = ClaudineApp(Engine(config, kind="console"),
                       bell=os.environ.get("CLAUDINE_BELL", "") not in ("", "0"))
     app.run()
