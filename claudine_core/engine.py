@@ -259,6 +259,9 @@ class Engine:
             owner_pid=owner.get("pid") if owner else None,
             sample=self.sample or self.monitor.sample(),
             owner_reason=self._owner_waiting_reason,
+            # The remote supervisor's nodes as its pump last counted them (a list it
+            # replaces whole); the local supervisor has none.
+            nodes=getattr(self.supervisor, "nodes", None),
         )
 
     async def snapshot_in_thread(self) -> EngineSnapshot:

@@ -10,8 +10,9 @@ once that moves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from claudine_core.autoscaler import AdmissionLimits, decide_admission
 from claudine_core.config import Config
@@ -30,7 +31,25 @@ from claudine_core.spending import Budget, local_day
 from claudine_core.store import ListCache, TaskRepo
 from claudine_core.usage_limits import HomePause, read_pause
 
+if TYPE_CHECKING:  # the local engine loads none of the backends' modules
+    from claudine_core.backends.base import NodeCapacity
+
 RECENT_FINISHED_IN_SNAPSHOT = 300
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot(EngineSnapshot):
+    """The snapshot of a home whose agents run on a cluster (a remote backend): with the
+    cluster's live nodes as last counted, for one gauge row per node and the task table's
+    node column. A home on this machine gets a plain :class:`EngineSnapshot`."""
+
+    nodes: tuple[NodeCapacity, ...] = ()
+
+    @classmethod
+    def of(cls, snapshot: EngineSnapshot, nodes: Sequence[NodeCapacity]) -> ClusterSnapshot:
+        """``snapshot`` with ``nodes`` (its fields as they are: the same task tuple)."""
+        same = {field.name: getattr(snapshot, field.name) for field in fields(EngineSnapshot)}
+        return cls(**same, nodes=tuple(nodes))
 
 
 @dataclass(frozen=True)
@@ -110,9 +129,11 @@ class SnapshotReader:
     def take(
         self, *, role: str, owner_pid: int | None, sample: ResourceSample,
         owner_reason: Callable[[], str | None],
+        nodes: Sequence[NodeCapacity] | None = None,
     ) -> EngineSnapshot:
         """One snapshot. ``owner_reason`` gives the owner's own admission reason (an owner
-        only; a client reads what the owner published)."""
+        only; a client reads what the owner published). ``nodes``: the cluster's nodes when
+        the agents run on one (a :class:`ClusterSnapshot` then), None on this machine."""
         listed = self.task_list()
         if not listed.queued:
             reason = None
@@ -120,7 +141,7 @@ class SnapshotReader:
             reason = owner_reason()
         else:
             reason = self.client_waiting_reason(listed.queued, listed.running, sample)
-        return EngineSnapshot(
+        snapshot = EngineSnapshot(
             taken_at=self.clock(),
             role=role,
             owner_pid=owner_pid,
@@ -138,6 +159,7 @@ class SnapshotReader:
             budget=listed.budget,
             parked=listed.parked,
         )
+        return snapshot if nodes is None else ClusterSnapshot.of(snapshot, nodes)
 
     def client_waiting_reason(
         self, queued: int, running: int, sample: ResourceSample

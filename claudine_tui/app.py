@@ -10,6 +10,7 @@ its lifecycle, its role and kind, and the snapshot.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
@@ -48,6 +49,7 @@ from claudine_tui.task_text import parked_text
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
+from claudine_tui.widgets.nodes import cluster_nodes
 from claudine_tui.widgets.ports import EnginePort, ReviewPort, ServicePort
 from claudine_tui.widgets.task_rows import SORT_MODES, STATUS_FILTERS, TaskFilter
 from claudine_tui.widgets.task_table import TaskTable
@@ -252,7 +254,7 @@ class ClaudineApp(App[int]):
         self._snapshots_applied += 1
         with self.batch_update():
             self.query_one(Dashboard).show(snap)
-            self.table.apply(snap.tasks, snap.taken_at)
+            self.table.apply(snap.tasks, snap.taken_at, nodes=cluster_nodes(snap))
             self.sub_title = self._role_text(snap)
         # The engine hands back the same tuple until the store changes: no task moved.
         if previous is None or snap.tasks is not previous.tasks:
@@ -684,6 +686,12 @@ def run_console(config: Config) -> int:
         os.close(fd)
     logging.basicConfig(filename=log_path, level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if config.backend != "local" and not faulthandler.is_enabled():
+        # Ray, connecting on the remote supervisor's thread, enables Python's faulthandler
+        # on sys.stderr, which in a running console is Textual's capture of it, with no
+        # file descriptor: ray.init failed, and no agent ever started. Enabled now, on
+        # the terminal's stderr, it is left as it is.
+        faulthandler.enable()
     app = ClaudineApp(Engine(config, kind="console"),
                       bell=os.environ.get("CLAUDINE_BELL", "") not in ("", "0"))
     app.run()

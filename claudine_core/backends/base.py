@@ -118,6 +118,11 @@ class RunStatus:
 
 @dataclass(frozen=True)
 class NodeCapacity:
+    """A live node as the backend last saw it: its agent slots, and what its probe last
+    read there (CPU, memory, load), for the console's per-node gauges. A reading is None
+    when there is no fresh one (the probe has not answered lately, or the backend takes
+    none)."""
+
     node_id: str
     alive: bool
     slots_total: int | None
@@ -126,6 +131,13 @@ class NodeCapacity:
     """Runs of this backend currently on the node."""
     cpus: float | None = None
     memory_available_bytes: int | None = None
+    name: str | None = None
+    """The node's host name, for a person (None: unknown)."""
+    cpu_percent: float | None = None
+    """The node's whole CPU use, 0 to 100."""
+    memory_total_bytes: int | None = None
+    load_1m: float | None = None
+    """The node's load average over the last minute."""
 
 
 class NodeChange(enum.StrEnum):

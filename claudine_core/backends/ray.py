@@ -266,6 +266,7 @@ class RayBackend:
         self._node_table_at = float("-inf")
         self._suspect: dict[str, float] = {}  # node id -> when a run there was lost
         self._reaping: dict[str, _Followed] = {}  # lost runs whose actor is not killed yet
+        self._probes = _NodeProbes(namespace, clock)  # the nodes' readings, for capacity()
 
     def __repr__(self) -> str:
         return f"RayBackend(namespace={self.namespace!r}, following={len(self.followed)})"
@@ -404,17 +405,16 @@ class RayBackend:
             ray.kill(followed.actor, no_restart=True)
 
     def capacity(self) -> list[NodeCapacity]:
+        """The live nodes: their agent slots, and their probes' last fresh readings (the
+        probes are asked without waiting: a node that does not answer holds nothing up)."""
         used: dict[str, int] = {}
         # A copy: runs are started (and so followed) on other threads meanwhile.
         for followed in list(self.followed.values()):
             used[followed.ref.node_id] = used.get(followed.ref.node_id, 0) + 1
-        return [
-            NodeCapacity(node["NodeID"], alive=True,
-                         slots_total=int(node["Resources"].get(SLOT_RESOURCE, 0)),
-                         slots_used=used.get(node["NodeID"], 0),
-                         cpus=node["Resources"].get("CPU"))
-            for node in self._node_rows(fresh=True) if node["Alive"]
-        ]
+        alive = [node for node in self._node_rows(fresh=True) if node["Alive"]]
+        readings = self._probes.readings({node["NodeID"] for node in alive})
+        return [_node_capacity(node, used.get(node["NodeID"], 0), readings.get(node["NodeID"]))
+                for node in alive]
 
     def local_node_id(self) -> str | None:
         """The node this owner's driver is attached to (the raylet on this machine)."""
@@ -536,6 +536,136 @@ class RayBackend:
 
     def _alive_nodes(self, fresh: bool = False) -> set[str]:
         return {node["NodeID"] for node in self._node_rows(fresh) if node["Alive"]}
+
+
+# -- the nodes' probes: CPU, memory and load for the console's per-node gauges -------------
+
+PROBE_EVERY_S = 1.0  # a node's probe is asked at most this often
+PROBE_FRESH_S = 5.0
+"""A reading older than this is not reported: its probe (or its node) stopped answering."""
+_log = logging.getLogger("claudine.engine")
+
+
+@ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)
+class NodeProbe:
+    """Reads its node's CPU use, memory and load; one per node, pinned there, holding no
+    CPU nor agent slot."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        psutil.cpu_percent(None)  # the first call only starts the count (it returns 0.0)
+
+    def read(self) -> tuple[float, int, int, float]:
+        """CPU use since the last read (percent), memory total and available (bytes), and
+        the load average over the last minute."""
+        import os
+
+        import psutil
+
+        memory = psutil.virtual_memory()
+        return psutil.cpu_percent(None), memory.total, memory.available, os.getloadavg()[0]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    cpu_percent: float
+    memory_total_bytes: int
+    memory_available_bytes: int
+    load_1m: float
+    at: float
+    """When the answer was seen (the backend's monotonic clock)."""
+
+
+@dataclass
+class _Probe:
+    actor: Any
+    pending: Any = None
+    """The read in flight (one at a time: a node that does not answer gets no pile)."""
+    asked_at: float = float("-inf")
+    reading: _Reading | None = None
+
+
+class _NodeProbes:
+    """One :class:`NodeProbe` per live node, asked the way ``poll`` asks a run: never
+    waiting, one call in flight, a new one at most every PROBE_EVERY_S; the last answer
+    is kept, and reported while it is fresh.
+
+    A probe is not detached: it ends with the process that made it (an owner), and one
+    that restarts makes new ones. It is named after its node, so backends of the same
+    process share them."""
+
+    def __init__(self, namespace: str, clock: Callable[[], float]) -> None:
+        self.namespace = namespace
+        self.clock = clock
+        self.probes: dict[str, _Probe] = {}  # node id -> its probe
+
+    def readings(self, alive: set[str]) -> dict[str, _Reading]:
+        """The fresh readings of the ``alive`` nodes, by node id; starts the probes of
+        new nodes and lets go of those of nodes gone."""
+        now = self.clock()
+        for node_id in [node for node in self.probes if node not in alive]:
+            self._drop(node_id)
+        fresh: dict[str, _Reading] = {}
+        for node_id in sorted(alive):
+            probe = self.probes.get(node_id) or self._start(node_id)
+            if probe is None:
+                continue
+            self._ask(node_id, probe, now)
+            if probe.reading is not None and now - probe.reading.at <= PROBE_FRESH_S:
+                fresh[node_id] = probe.reading
+        return fresh
+
+    def _ask(self, node_id: str, probe: _Probe, now: float) -> None:
+        """Take the answer in flight, if it came; ask again when it is time."""
+        if probe.pending is not None:
+            ready, _ = ray.wait([probe.pending], timeout=0)
+            if not ready:
+                return  # still in flight: a slow or frozen node
+            call, probe.pending = probe.pending, None
+            try:
+                cpu, total, available, load = ray.get(call)
+            except ActorDiedError:  # its process or its node died: a new probe next time
+                self._drop(node_id)
+                return
+            except ray.exceptions.RayError:
+                pass  # "temporarily unavailable", or the read failed: asked again below
+            else:
+                probe.reading = _Reading(float(cpu), int(total), int(available),
+                                         float(load), now)
+        if now - probe.asked_at >= PROBE_EVERY_S:
+            probe.pending, probe.asked_at = probe.actor.read.remote(), now
+
+    def _start(self, node_id: str) -> _Probe | None:
+        probe_class: Any = NodeProbe  # ray.remote made it an ActorClass; mypy sees the class
+        try:
+            actor = probe_class.options(
+                name=f"node-probe-{node_id}", namespace=self.namespace, get_if_exists=True,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote()
+        except Exception:  # no readings for this node for now; tried again next time
+            _log.warning(
+                "could not start the probe of node %s", node_id[:12], exc_info=True)
+            return None
+        self.probes[node_id] = probe = _Probe(actor)
+        return probe
+
+    def _drop(self, node_id: str) -> None:
+        probe = self.probes.pop(node_id)
+        with contextlib.suppress(Exception):
+            ray.kill(probe.actor, no_restart=True)
+
+
+def _node_capacity(node: dict[str, Any], used: int, reading: _Reading | None) -> NodeCapacity:
+    """A row of Ray's node table as the seam reports it, with its probe's reading."""
+    resources = node["Resources"]
+    return NodeCapacity(
+        node["NodeID"], alive=True, slots_total=int(resources.get(SLOT_RESOURCE, 0)),
+        slots_used=used, cpus=resources.get("CPU"), name=node.get("NodeManagerHostname"),
+        cpu_percent=reading.cpu_percent if reading else None,
+        memory_total_bytes=reading.memory_total_bytes if reading else None,
+        memory_available_bytes=reading.memory_available_bytes if reading else None,
+        load_1m=reading.load_1m if reading else None)
 
 
 class _NeverRan(OSError):

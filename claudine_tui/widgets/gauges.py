@@ -1,5 +1,6 @@
 """The dashboard: CPU and memory gauges with history, agents running and tasks queued,
-and, under them, the usage-limit pause and the spending against the budgets.
+and, under them, one row per node when the agents run on a cluster (widgets/nodes.py),
+the usage-limit pause and the spending against the budgets.
 
 The figures are the ones the admission decision uses (the snapshot's resource sample,
 threshold and reserve); the gauge marks the limit so a person sees why work waits. The
@@ -20,25 +21,8 @@ from textual.widgets import Sparkline, Static
 
 from claudine_core.models import EngineSnapshot
 from claudine_tui.task_text import STATUS_GLYPHS, clock_time, format_money
-
-GIB = 1024**3
-
-
-def render_bar(percent: float, mark: float | None, width: int) -> Text:
-    """A bar ``width`` cells wide filled to ``percent``, with the limit drawn as ``┃``."""
-    width = max(1, width)
-    filled = round(min(max(percent, 0.0), 100.0) / 100 * width)
-    mark_at = None if mark is None else min(width - 1, round(mark / 100 * width))
-    over = mark is not None and percent > mark
-    bar = Text()
-    for cell in range(width):
-        if cell == mark_at:
-            bar.append("┃", style="bold yellow")
-        elif cell < filled:
-            bar.append("█", style="red" if over else "green")
-        else:
-            bar.append("░", style="dim")
-    return bar
+from claudine_tui.widgets.bars import GIB, render_bar
+from claudine_tui.widgets.nodes import NodeRows, cluster_nodes
 
 
 class Gauge(Widget):
@@ -179,6 +163,7 @@ class Dashboard(Vertical):
             yield Gauge("CPU", id="cpu-gauge")
             yield Gauge("MEM", id="mem-gauge")
             yield Static(id="agents")
+        yield NodeRows(id="nodes")  # agents on a cluster: one row per node
         yield Static(id="limits")
 
     def on_mount(self) -> None:
@@ -206,6 +191,7 @@ class Dashboard(Vertical):
             self._agents = agents
             # A fixed size by CSS (#agents): no layout pass, which would redraw everything.
             self.query_one("#agents", Static).update(agents, layout=False)
+        self.query_one(NodeRows).show(cluster_nodes(snapshot))
         self._show_limits(limits_text(snapshot))
 
     def _show_limits(self, limits: Text) -> None:

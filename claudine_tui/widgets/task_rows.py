@@ -15,6 +15,7 @@ from rich.text import Text
 from claudine_core.models import ACTIVE_STATES, Priority, Task, TaskState
 from claudine_core.usage_limits import RESUME_AFTER_LIMIT
 from claudine_tui.task_text import STATUS_GLYPHS, format_elapsed, parked_text
+from claudine_tui.widgets.nodes import NAME_WIDTH
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("status", "Status", 11),
@@ -30,6 +31,11 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 FLEX_COLUMNS = {"prompt": 0.45, "activity": 0.55}  # share the width left by the others
 MIN_FLEX_WIDTH = 16
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+# Where each task runs, when the agents run on a cluster (blank: this machine); after the
+# working directory, as part of "where".
+NODE_COLUMN = ("node", "Node", NAME_WIDTH)
+NODE_AFTER = COLUMN_KEYS.index("where") + 1
+CLUSTER_COLUMNS = COLUMNS[:NODE_AFTER] + (NODE_COLUMN,) + COLUMNS[NODE_AFTER:]
 
 STATUS_STYLE = {
     TaskState.RUNNING: "bold green", TaskState.QUEUED: "cyan", TaskState.BLOCKED: "yellow",
@@ -135,6 +141,11 @@ def row_values(task: Task, now: float) -> RowValues:
         "" if task.cost_usd is None else f"${task.cost_usd:.2f}",
         activity_of(task, now),
     )
+
+
+def with_node(values: RowValues, node_label: str) -> RowValues:
+    """A row's values for a table with the node column (see CLUSTER_COLUMNS)."""
+    return values[:NODE_AFTER] + (node_label,) + values[NODE_AFTER:]
 
 
 def render_cell(column: str, value: str, status: str) -> str | Text:

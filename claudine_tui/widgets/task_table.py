@@ -1,8 +1,14 @@
-"""The task table: one row per task, keyed by id, updated by a keyed diff."""
+"""The task table: one row per task, keyed by id, updated by a keyed diff.
+
+When the agents run on a cluster the table gains a node column (where each task runs),
+once, the first time a snapshot has nodes or a task with a node: a console on a home whose
+agents run on this machine shows the same columns as always.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.binding import Binding
@@ -11,9 +17,10 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from claudine_core.models import Task
+from claudine_tui.widgets.nodes import ID_CHARS, node_labels
 from claudine_tui.widgets.table_cache import forget_cached_renders
 from claudine_tui.widgets.task_rows import (
-    COLUMN_KEYS,
+    CLUSTER_COLUMNS,
     COLUMNS,
     FLEX_COLUMNS,
     MIN_FLEX_WIDTH,
@@ -23,7 +30,11 @@ from claudine_tui.widgets.task_rows import (
     render_cell,
     row_values,
     sort_key,
+    with_node,
 )
+
+if TYPE_CHECKING:
+    from claudine_core.backends.base import NodeCapacity
 
 HEADER_SORTS = {"status": "status", "priority": "priority", "id": "newest"}
 
@@ -50,23 +61,53 @@ class TaskTable(DataTable[str | Text]):
         self.cells_updated = 0  # how many cells the diffs changed (for tests)
         self._rows: dict[str, RowValues] = {}
         # A finished task's row does not change with the clock: kept per Task object (the
-        # snapshot hands back the same objects until the store changes).
-        self._finished_rows: dict[str, tuple[Task, RowValues]] = {}
+        # snapshot hands back the same objects until the store changes) and node label.
+        self._finished_rows: dict[str, tuple[Task, str | None, RowValues]] = {}
         self._order: list[str] = []
         self._all: Sequence[Task] = ()
         self._now = 0.0
+        self.column_specs = COLUMNS
+        self.column_keys = tuple(key for key, _, _ in COLUMNS)
+        self._activity = self.column_keys.index("activity")
+        self.node_labels: dict[str, str] = {}
+        """Node id -> label, of every node seen (a task keeps its node's name once the
+        node is gone)."""
+
+    @property
+    def shows_nodes(self) -> bool:
+        return self.column_specs is CLUSTER_COLUMNS
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for key, label, width in self.column_specs:
             self.add_column(label, key=key, width=width)
+
+    def show_node_column(self) -> None:
+        """Add the node column: the table is built anew with it (once in a console's life:
+        a home's backend does not change under it); the next :meth:`apply` fills it."""
+        if self.shows_nodes:
+            return
+        self.column_specs = CLUSTER_COLUMNS
+        self.column_keys = tuple(key for key, _, _ in CLUSTER_COLUMNS)
+        self._activity = self.column_keys.index("activity")
+        self.clear(columns=True)
+        self._rows.clear()
+        self._finished_rows.clear()
+        self._order = []
+        self._add_columns()
+        if self.size.width:
+            self.fit_columns(self.size.width)
 
     def on_resize(self) -> None:
         self.fit_columns(self.size.width)
 
     def fit_columns(self, width: int) -> None:
         """Give the prompt and activity columns the width the fixed columns leave."""
-        fixed = sum(w for key, _, w in COLUMNS if key not in FLEX_COLUMNS)
-        free = width - fixed - 2 * self.cell_padding * len(COLUMNS) - 1
+        specs = self.column_specs
+        fixed = sum(w for key, _, w in specs if key not in FLEX_COLUMNS)
+        free = width - fixed - 2 * self.cell_padding * len(specs) - 1
         for key, share in FLEX_COLUMNS.items():
             self.columns[key].width = max(MIN_FLEX_WIDTH, int(free * share))  # type: ignore[index]
         # DataTable has no public way to resize a column: drop its caches and re-measure.
@@ -96,12 +137,19 @@ class TaskTable(DataTable[str | Text]):
         selected = self.selected_id
         return None if selected is None else self.tasks.get(selected)
 
-    def apply(self, tasks: Sequence[Task], now: float) -> None:
-        """Bring the rows in line with ``tasks`` (a snapshot taken at ``now``)."""
+    def apply(self, tasks: Sequence[Task], now: float,
+              nodes: Sequence[NodeCapacity] | None = None) -> None:
+        """Bring the rows in line with ``tasks`` (a snapshot taken at ``now``); ``nodes``:
+        the cluster's, when the agents run on one (None: on this machine)."""
+        selected = self.selected_id
+        if nodes is not None:
+            self.node_labels.update(node_labels(nodes))
+        if not self.shows_nodes and (nodes is not None or (
+                tasks is not self._all and any(task.node for task in tasks))):
+            self.show_node_column()
         if tasks is not self._all:
             self._forget_finished_rows_not_in(tasks)
         self._all, self._now = tasks, now
-        selected = self.selected_id
         visible = sorted(filter(self.task_filter.matches, tasks), key=sort_key(self.sort_mode))
         wanted = {task.id: self._values(task, now) for task in visible}
         for task_id in [key for key in self._rows if key not in wanted]:
@@ -117,14 +165,26 @@ class TaskTable(DataTable[str | Text]):
             self._reorder(order, selected)
 
     def _values(self, task: Task, now: float) -> RowValues:
+        label = self._node_label(task) if self.shows_nodes else None
         if not task.status.is_terminal:
-            return row_values(task, now)
+            return self._row(task, now, label)
         kept = self._finished_rows.get(task.id)
-        if kept is not None and kept[0] is task:
-            return kept[1]
-        values = row_values(task, now)
-        self._finished_rows[task.id] = (task, values)
+        if kept is not None and kept[0] is task and kept[1] == label:
+            return kept[2]
+        values = self._row(task, now, label)
+        self._finished_rows[task.id] = (task, label, values)
         return values
+
+    @staticmethod
+    def _row(task: Task, now: float, node_label: str | None) -> RowValues:
+        values = row_values(task, now)
+        return values if node_label is None else with_node(values, node_label)
+
+    def _node_label(self, task: Task) -> str:
+        """Where the task runs or ran: its node's label, blank for this machine."""
+        if not task.node:
+            return ""
+        return self.node_labels.get(task.node) or task.node[:ID_CHARS]
 
     def _forget_finished_rows_not_in(self, tasks: Sequence[Task]) -> None:
         listed = {task.id for task in tasks}
@@ -147,16 +207,18 @@ class TaskTable(DataTable[str | Text]):
         old = self._rows.get(task_id)
         self._rows[task_id] = values
         status = values[0]
+        keys = self.column_keys
         if old is None:
-            cells = [render_cell(k, v, status) for k, v in zip(COLUMN_KEYS, values, strict=True)]
+            cells = [render_cell(k, v, status) for k, v in zip(keys, values, strict=True)]
             self.add_row(*cells, key=task_id)
             return []
         changed = []
         for index, (before, after) in enumerate(zip(old, values, strict=True)):
-            if before != after or (index == 8 and old[0] != status):
-                cell = CellKey(RowKey(task_id), ColumnKey(COLUMN_KEYS[index]))
-                self._data[cell.row_key][cell.column_key] = render_cell(
-                    COLUMN_KEYS[index], after, status)
+            # The activity's colour follows the status.
+            if before != after or (index == self._activity and old[0] != status):
+                cell = CellKey(RowKey(task_id), ColumnKey(keys[index]))
+                self._data[cell.row_key][cell.column_key] = render_cell(keys[index], after,
+                                                                        status)
                 changed.append(cell)
         self.cells_updated += len(changed)
         return changed

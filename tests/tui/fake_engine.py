@@ -23,6 +23,7 @@ from claudine_core.agents.stream_events import (
     ToolResult,
     ToolUse,
 )
+from claudine_core.backends.base import NodeCapacity
 from claudine_core.models import (
     WAITING_STATES,
     EngineSnapshot,
@@ -42,6 +43,7 @@ from claudine_core.schedules.model import (
     UnknownSchedule,
 )
 from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
+from claudine_core.snapshot import ClusterSnapshot
 from claudine_core.spending import Budget, CostReport
 from claudine_core.usage_limits import HomePause
 
@@ -276,6 +278,8 @@ class FakeEngine:
         self.pause: HomePause | None = None
         self.budget: Budget | None = None  # only when a budget is set, as the engine's
         self.now = NOW  # the snapshot's taken_at: a test moves it to let minutes pass
+        # The cluster's nodes when the agents run on one (a ClusterSnapshot then).
+        self.nodes: tuple[NodeCapacity, ...] | None = None
 
     async def start(self) -> None:
         self.calls.append(("start",))
@@ -284,6 +288,10 @@ class FakeEngine:
         self.calls.append(("stop", stop_agents))
 
     def snapshot(self) -> EngineSnapshot:
+        snapshot = self._snapshot()
+        return snapshot if self.nodes is None else ClusterSnapshot.of(snapshot, self.nodes)
+
+    def _snapshot(self) -> EngineSnapshot:
         tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
         count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
         return EngineSnapshot(
@@ -404,6 +412,39 @@ def busy_engine() -> FakeEngine:
     engine.service.logs[engine.service.get("0002").id] = list(FAILED_LOG)
     engine.waiting_reason = "CPU 91% > 80%"
     engine.cpu = 91.0
+    return engine
+
+
+# Three nodes: two machines of their own, and a third that hosts two nodes (their host
+# name cannot tell them apart, so they go by the start of their ids).
+NODE_A = "a3f0c2" + "0" * 50
+NODE_B = "7be91d" + "1" * 50
+NODE_C = "c41d5e" + "2" * 50
+NODE_D = "c41d77" + "3" * 50
+
+
+def cluster_engine() -> FakeEngine:
+    """The busy engine's agents on a cluster of four nodes: the running tasks on three of
+    them, a finished one on a node since gone (``dd…``); one node's probe has not answered
+    lately; one node is full."""
+    engine = busy_engine()
+    engine.nodes = (
+        NodeCapacity(NODE_A, alive=True, slots_total=4, slots_used=1, name="build-01.lab",
+                     cpu_percent=23.0, memory_total_bytes=32 * GIB,
+                     memory_available_bytes=26 * GIB, load_1m=0.82),
+        NodeCapacity(NODE_B, alive=True, slots_total=2, slots_used=2, name="10.0.3.17",
+                     cpu_percent=88.0, memory_total_bytes=16 * GIB,
+                     memory_available_bytes=3 * GIB, load_1m=3.91),
+        NodeCapacity(NODE_C, alive=True, slots_total=4, slots_used=0, name="gpu-box",
+                     cpu_percent=4.0, memory_total_bytes=64 * GIB,
+                     memory_available_bytes=60 * GIB, load_1m=0.1),
+        NodeCapacity(NODE_D, alive=True, slots_total=4, slots_used=0, name="gpu-box"),
+    )
+    placed = {"0004": NODE_A, "0005": NODE_B, "0006": NODE_B, "0001": "dd" + "4" * 54,
+              "0002": NODE_A}
+    for short, node in placed.items():
+        task = engine.service.get(short)
+        engine.tasks[task.id] = replace(task, node=node)
     return engine
 
 
