@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -28,7 +29,6 @@ from claudine_core.agents.claude import (
     resolve_executable,
 )
 from claudine_core.autoscaler import Admission, AdmissionLimits, decide_admission
-from claudine_core.backends.base import NoRoom, run_name
 from claudine_core.config import Config
 from claudine_core.continuation import plan_continuation
 from claudine_core.events import StoreVersion, state_version
@@ -281,7 +281,7 @@ class Dispatcher:
             result = None if error is not None else prep.future.result()
             if isinstance(result, RunningAgent):  # a run a remote backend started
                 self._follow_remote(task, result, now)
-            elif isinstance(error, NoRoom) and not task.cancel_requested:
+            elif _no_room(error) and not task.cancel_requested:
                 log.info("task %s waits: %s", task_id, error)
                 unclaim(self.repo, task, not_before=now + NO_ROOM_WAIT_S)
             elif task.cancel_requested:
@@ -357,9 +357,9 @@ class Dispatcher:
             return supervisor.start_run(
                 task.id, task.attempt, run_dir_for(self.config.runs_dir, task.id, task.attempt),
                 argv, placement=self._placement(task, options["cwd"]), **options)
-        except NoRoom:
-            raise  # not a failure: the task waits in the queue
         except Exception as exc:
+            if _no_room(exc):
+                raise  # not a failure: the task waits in the queue
             raise StartFailed(start_failure(task.id, exc)) from exc
 
     def _placement(self, task: Task, cwd: str) -> Placement:
@@ -367,6 +367,7 @@ class Dispatcher:
         else, for a task in a worktree of a repository with a remote, anywhere its code
         travels to by git; else only this machine's node. Blocks (a git push)."""
         from claudine_core.backends import git_travel
+        from claudine_core.backends.base import run_name
         from claudine_core.backends.remote import Placement
 
         owner = self._session_owner(task)
@@ -437,6 +438,16 @@ class Dispatcher:
             "prompt": agent_input(task),
             "stream_input": True,
         }
+
+
+def _no_room(error: BaseException | None) -> bool:
+    """Whether a remote start found no room for its run (backends.base.NoRoom). Only a
+    remote backend raises it, so the local engine never loads the backends package."""
+    if error is None or "claudine_core.backends.base" not in sys.modules:
+        return False
+    from claudine_core.backends.base import NoRoom
+
+    return isinstance(error, NoRoom)
 
 
 def _ran_on(task: Task) -> str | None:

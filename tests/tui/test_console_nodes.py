@@ -183,7 +183,8 @@ class ThreeNodes(FakeBackend):
 
 async def test_an_engine_on_a_cluster_shows_its_nodes_and_where_each_task_runs(
         tmp_path: Path) -> None:
-    config = make_config(tmp_path / "home", max_agents=6)
+    # The fake nodes share this machine's disk: its tasks in place may run on any of them.
+    config = make_config(tmp_path / "home", max_agents=6, ray_shared_fs=True)
     engine = Engine(config, kind="console", env=agent_env(), tick_s=0.05,
                     backend=ThreeNodes(FakeWorld()))
     tasks = [engine.service.delegate(TaskSpec(prompt=f"job {n}", cwd=str(tmp_path)))
