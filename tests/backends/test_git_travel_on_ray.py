@@ -140,3 +140,29 @@ async def test_a_node_short_of_memory_starts_no_agent_and_the_task_waits(
         ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
     assert (waiting.status, waiting.attempt, waiting.error) == (TaskState.QUEUED, 0, None)
     assert ended.status is TaskState.CANCELLED and not log.exists()  # no agent ran
+
+
+async def test_the_real_claude_on_a_worker_edits_a_checkout_and_its_edit_is_merged(
+        ray_cluster: Any, head_held: None, tmp_path: Path, real_claude_bin: Path,
+        real_claude_env: dict[str, str]) -> None:
+    """The real CLI (against the fake Messages API on loopback) runs a Bash command on a
+    worker node, in the git checkout there; the file it made lands in the user's branch."""
+    user, _ = repo_with_remote(tmp_path)
+    home = tmp_path / "home"
+    settings = ray_settings(ray_cluster, ray_shared_fs=False, claude_bin=str(real_claude_bin))
+    engine = Engine(make_config(home, **settings), env=agent_env(**real_claude_env),
+                    tick_s=0.05)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(
+            prompt="BASH: pwd > where.txt && echo made by the real claude >> where.txt",
+            cwd=str(user), worktree=True, merge_strategy="auto"))
+        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+        merged = await wait_until(
+            lambda: (engine.service.get(task.id).merge or {}).get("status") not in
+            (None, "pending") and engine.service.get(task.id), TASK_DEADLINE_S)
+    assert ended.status is TaskState.COMPLETED, ended.error
+    assert ended.node in worker_ids(ray_cluster)
+    assert merged.merge["status"] == "merged", merged.merge
+    where, said = git(user, "show", "main:where.txt").splitlines()
+    assert where.startswith(str(home / RAY_RUNS / "checkouts")), where
+    assert said == "made by the real claude"
