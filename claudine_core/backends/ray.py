@@ -56,7 +56,7 @@ CALL_TIMEOUT_S = 30.0  # a synchronous call to a run's actor (start, read, kill)
 RUNNING_CALL_TIMEOUT_S = 2.0  # a call to a running run's actor from the owner's pump
 NOT_NOW = object()  # no answer in time: ask again later
 REAP_WAIT_S = 600.0  # how long a lost run's actor waits for its node to wake up
-GIT_START_TIMEOUT_S = 600.0  # a start that first fetches the task's code onto its node
+GIT_START_TIMEOUT_S = 1800.0  # a start that first fetches and sets up the task's code
 REPO_CACHES = "repos"  # under a node's run root: a bare cache per repository URL
 CHECKOUTS = "checkouts"  # under a node's run root: each travelling run's worktree
 NODE_CHECK_S = 1.0  # how often the node table is read at most
@@ -110,14 +110,34 @@ class RunActor:
         return self.run_root / CHECKOUTS / name
 
     def _check_out(self) -> str:
+        """The task's code on this node, set up as its repository says; the agent's cwd."""
         from claudine_core.backends import git_travel
 
         assert self.spec.git is not None
         try:
-            return git_travel.check_out(self.spec.git, self.run_root / REPO_CACHES,
-                                        self.work_dir)
+            cwd = git_travel.check_out(self.spec.git, self.run_root / REPO_CACHES,
+                                       self.work_dir)
         except git_travel.TravelError as exc:
             raise OSError(str(exc)) from None
+        self._set_up()
+        return cwd
+
+    def _set_up(self) -> None:
+        """Run the repository's setup command (``setup`` in its .claudine.toml) in the
+        checkout, as the head does in a new worktree: what it builds (dependencies, say)
+        is not tracked, so it did not travel. Raises OSError when it fails."""
+        from claudine_core.isolation.errors import WorktreeError
+        from claudine_core.isolation.settings import RepoSettings, load_settings
+        from claudine_core.isolation.worktrees import LOG_NAME, run_setup
+
+        try:
+            settings = load_settings(self.work_dir)
+            # Files the head copies into a worktree (``copy``) are not on this node.
+            run_setup(RepoSettings(setup=settings.setup,
+                                   setup_timeout_s=settings.setup_timeout_s),
+                      self.work_dir, self.work_dir, self.run_dir / LOG_NAME)
+        except (WorktreeError, ValueError) as exc:
+            raise OSError(f"{exc} (on this node)") from None
 
     def describe(self) -> tuple[str, int | None, float | None, str | None, bool]:
         """Where the run is: its node, its wrapper's pid and start time there, why its

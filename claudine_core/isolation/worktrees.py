@@ -125,7 +125,7 @@ class Worktrees(Review):
             return _subdir(path, rel)
         logfile = run_dir_for(self.config.runs_dir, task.id, max(task.attempt, 1)) / LOG_NAME
         try:
-            _run_setup(settings, top, path, logfile)
+            run_setup(settings, top, path, logfile)
         except Exception:
             if created:
                 gitops.remove_worktree(repo, path, branch, force=True)
@@ -274,7 +274,7 @@ def _subdir(worktree: Path, rel: Path) -> str:
     return str(target)
 
 
-def _run_setup(settings: RepoSettings, top: Path, worktree: Path, logfile: Path) -> None:
+def run_setup(settings: RepoSettings, top: Path, worktree: Path, logfile: Path) -> None:
     """Copy ``settings.copy`` from ``top`` into the new worktree, then run the setup command;
     both log to ``logfile``. Raises WorktreeError when the command fails or times out."""
     if not settings.copy and not settings.setup:

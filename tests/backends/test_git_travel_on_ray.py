@@ -166,3 +166,25 @@ async def test_the_real_claude_on_a_worker_edits_a_checkout_and_its_edit_is_merg
     where, said = git(user, "show", "main:where.txt").splitlines()
     assert where.startswith(str(home / RAY_RUNS / "checkouts")), where
     assert said == "made by the real claude"
+
+
+async def test_the_repositorys_setup_command_runs_in_the_nodes_checkout(
+        ray_cluster: Any, head_held: None, tmp_path: Path) -> None:
+    """What a setup command builds is not tracked, so it does not travel: the node runs
+    it in its checkout too, before the agent starts."""
+    user, _ = repo_with_remote(tmp_path)
+    setups = tmp_path / "setups.log"
+    (user / ".claudine.toml").write_text(f'[worktree]\nsetup = "pwd >> {setups}"\n')
+    git(user, "add", ".claudine.toml")
+    git(user, "commit", "-q", "-m", "setup")
+    home = tmp_path / "home"
+    engine = Engine(make_config(home, **ray_settings(ray_cluster, ray_shared_fs=False)),
+                    env=agent_env(), tick_s=0.05)
+    async with engine:
+        task = engine.service.delegate(TaskSpec(prompt="[text:done]", cwd=str(user),
+                                                worktree=True))
+        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+    assert ended.status is TaskState.COMPLETED, ended.error
+    here, there = setups.read_text().splitlines()
+    assert here == ended.worktree_path  # the head's worktree, as without a cluster
+    assert there == str(home / RAY_RUNS / "checkouts" / task.id)  # then on the node
