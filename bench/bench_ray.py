@@ -28,6 +28,9 @@ the Ray runs. Per run it prints:
   the agent);
 - throughput: completed tasks per second, from the first delegate to the last task's end;
 - the owner's peak RSS (sampled; the kernel's own peak ``VmHWM`` beside it) and CPU time;
+- the CPU the runs cost beyond the owner: locally its children (wrappers and agents), on
+  Ray every process of the cluster during the run (GCS, raylets, a Ray worker per run,
+  the wrappers and agents), the ended ones included;
 - tasks that did not complete, and why (their state and error, or "not ended" at the
   ``--timeout``), agent starts beyond one per task (a re-run), and tasks per node.
 
@@ -57,6 +60,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,6 +81,8 @@ from claudine_core.backends.local import LocalBackend  # noqa: E402
 TRUE = shutil.which("true") or "/bin/true"
 BACKENDS = ("local", "ray")
 SAMPLE_EVERY_S = 0.05  # the owner's RSS and the load average, from the parent
+CPU_SCAN_EVERY = 2  # samples between two scans of the cluster's CPU (every 0.1 s)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 120.0  # connecting to the cluster on a loaded machine
 
 
@@ -111,11 +117,13 @@ async def owner_run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         # Agents still running at the timeout go too: the bench leaves nothing behind.
         await engine.stop(stop_agents=True)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # local agents, once reaped
     return {"ready_s": ready_s, "ended_in_time": ended_in_time,
             "tasks": [task_record(task) for task in tasks],
-            "agent_starts": agent_starts(ledger),
-            "vm_hwm_mb": vm_hwm_mb(), "cpu_s": usage.ru_utime + usage.ru_stime}
+            "agent_starts": agent_starts(ledger), "vm_hwm_mb": vm_hwm_mb(),
+            "cpu_s": own.ru_utime + own.ru_stime,
+            "children_cpu_s": children.ru_utime + children.ru_stime}
 
 
 async def until_ready(engine: Any, started: float) -> float:
@@ -200,27 +208,36 @@ class Cluster:
 
 def run_owner(backend: str, args: argparse.Namespace, run_root: Path,
               cluster: Cluster) -> dict[str, Any]:
-    """One owner process: its figures, with its RSS sampled from here meanwhile."""
+    """One owner process: its figures, with its RSS and the cluster's CPU sampled from
+    here meanwhile."""
     run_root.mkdir(parents=True)
     argv = [sys.executable, __file__, "--owner", backend, "--root", str(run_root),
             "--tasks", str(args.tasks), "--slots", str(args.slots),
             "--timeout", str(args.timeout),
             "--address", cluster.local.address, "--namespace", cluster.local.namespace]
     log_path = run_root / "owner.log"
+    me = psutil.Process()
+    sampling_before = sum(me.cpu_times()[:2])
     with open(log_path, "wb") as log, open(run_root / "figures.json", "wb") as out:
         owner = subprocess.Popen(argv, stdout=out, stderr=log)
-        peak_rss, loads = sample_until_exit(owner, args.timeout + 2 * READY_TIMEOUT_S)
+        sampled = sample_until_exit(owner, args.timeout + 2 * READY_TIMEOUT_S)
     if owner.returncode != 0:
         tail = log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"the {backend} owner exited {owner.returncode}:\n{tail}")
     raw = json.loads((run_root / "figures.json").read_text())
-    return summarize(raw, peak_rss, loads, cluster.names)
+    raw.update(sampled, sampling_cpu_s=sum(me.cpu_times()[:2]) - sampling_before)
+    # Locally the agents are the owner's children (the idle cluster's CPU meanwhile is
+    # no cost of the local backend, printed apart); on Ray they run in the cluster.
+    raw["elsewhere_cpu_s"] = raw["children_cpu_s"] + (
+        raw["cluster_cpu_s"] if backend == "ray" else 0.0)
+    return summarize(raw, cluster.names)
 
 
-def sample_until_exit(owner: subprocess.Popen[bytes],
-                      limit_s: float) -> tuple[float, list[float]]:
-    """Peak RSS (MB) of ``owner`` and the load averages seen, until it exits."""
+def sample_until_exit(owner: subprocess.Popen[bytes], limit_s: float) -> dict[str, Any]:
+    """Until ``owner`` exits: its peak RSS (MB), the load averages seen, and the CPU the
+    cluster's processes used meanwhile (see :class:`ClusterCpu`)."""
     process = psutil.Process(owner.pid)
+    cpu = ClusterCpu(exclude=owner.pid)
     peak, loads = 0.0, []
     deadline = time.monotonic() + limit_s
     while owner.poll() is None:
@@ -233,13 +250,84 @@ def sample_until_exit(owner: subprocess.Popen[bytes],
         except psutil.NoSuchProcess:
             break
         loads.append(os.getloadavg()[0])
+        if len(loads) % CPU_SCAN_EVERY == 0:
+            cpu.scan()
         time.sleep(SAMPLE_EVERY_S)
     owner.wait()
-    return peak, loads
+    cpu.scan()
+    return {"peak_rss_mb": peak, "loads": loads, "cluster_cpu_s": cpu.used_s()}
 
 
-def summarize(raw: dict[str, Any], peak_rss: float, loads: list[float],
-              node_names: dict[str, str]) -> dict[str, Any]:
+class ClusterCpu:
+    """CPU seconds used by this process's descendants (the cluster: GCS, raylets, a Ray
+    worker per run, its wrapper and agent) since the first scan, the owner's process tree
+    excepted; sampled, so a lower bound.
+
+    Accounting flows up: a process that waits for a child adds the child's time to its
+    own "children" time (``cutime``). Each process is therefore read as its own time plus
+    its reaped children's, but only the *accounting roots*: this process's children, and
+    the children of a parent that ignores SIGCHLD (a raylet does: its Ray workers vanish
+    unaccounted when they exit). A Ray worker reaps its run's wrapper, which reaps the
+    agent. What a root used between its last scan and its end is missed.
+    """
+
+    def __init__(self, exclude: int) -> None:
+        self.me = os.getpid()
+        self.exclude = exclude
+        self.first: dict[tuple[int, int], float] = {}
+        self.last: dict[tuple[int, int], float] = {}
+        self._ignores_sigchld: dict[int, bool] = {}
+        self.scan()
+        self.first = dict(self.last)
+
+    def scan(self) -> None:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        stack = [pid for pid in children.get(self.me, []) if pid != self.exclude]
+        while stack:
+            pid = stack.pop()
+            ppid, used, started = table[pid]
+            if ppid == self.me or self._ignores(ppid):
+                self.last[(pid, started)] = used
+            stack.extend(children.get(pid, []))
+
+    def used_s(self) -> float:
+        return sum(used - self.first.get(key, 0.0) for key, used in self.last.items())
+
+    def _ignores(self, pid: int) -> bool:
+        if pid not in self._ignores_sigchld:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return False
+            ignored = next(int(line.split()[1], 16) for line in status.splitlines()
+                           if line.startswith("SigIgn:"))
+            self._ignores_sigchld[pid] = bool(ignored & (1 << (signal.SIGCHLD - 1)))
+        return self._ignores_sigchld[pid]
+
+
+def _proc_table() -> dict[int, tuple[int, float, int]]:
+    """Every process: its parent, its CPU seconds with its reaped children's, its start
+    (clock ticks since boot, telling a reused pid apart). Read from /proc/PID/stat
+    directly: psutil costs three times as much, every 0.1 s, on the measured machine."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            data = Path(f"/proc/{name}/stat").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        fields = data[data.rindex(b")") + 2:].split()  # after "pid (comm) "
+        # Fields 4, 14-17 and 22 of proc(5), counted from 1 with pid and comm.
+        ticks = sum(int(fields[n]) for n in (11, 12, 13, 14))
+        table[int(name)] = (int(fields[1]), ticks / CLOCK_TICKS, int(fields[19]))
+    return table
+
+
+def summarize(raw: dict[str, Any], node_names: dict[str, str]) -> dict[str, Any]:
     """The figures of one run (numbers, for the table) and what is only printed."""
     tasks = raw["tasks"]
     starts = raw["agent_starts"]
@@ -257,18 +345,21 @@ def summarize(raw: dict[str, Any], peak_rss: float, loads: list[float],
         "running→agent up p95 ms": 1000 * percentile(ups, 95),
         "tasks/s": len(completed) / wall,
         "first delegate→last end s": wall,
-        "owner peak RSS MB": peak_rss,
+        "owner peak RSS MB": raw["peak_rss_mb"],
         "owner VmHWM MB": raw["vm_hwm_mb"],
         "owner CPU s": raw["cpu_s"],
+        "agents/cluster CPU s": raw["elsewhere_cpu_s"],
         "not completed": float(len(tasks) - len(completed)),
         "agent re-runs": float(sum(len(times) - 1 for times in starts.values())),
+        "load average, max": max(raw["loads"], default=float("nan")),
     }
     why = Counter(f"{t['status']}: {t['error'] or 'no error recorded'}" if t["ended_at"]
                   else f"not ended ({t['status']})" for t in tasks if t not in completed)
     nodes = Counter(node_names.get(t["node"], t["node"]) if t["node"] else "this machine"
                     for t in tasks)
-    load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
-    return {"figures": figures, "why": why, "nodes": nodes, "load": load}
+    loads = raw["loads"] or [float("nan")]
+    return {"figures": figures, "why": why, "nodes": nodes, "load": (min(loads), max(loads)),
+            "cluster_cpu_s": raw["cluster_cpu_s"], "sampling_cpu_s": raw["sampling_cpu_s"]}
 
 
 def percentile(values: list[float], pct: int) -> float:
@@ -287,11 +378,16 @@ def show_run(backend: str, repeat: int, run: dict[str, Any]) -> None:
           f"{f['delegated→running p50 ms']:.0f} / p95 {f['delegated→running p95 ms']:.0f} ms;"
           f" running→agent up p50 {f['running→agent up p50 ms']:.0f} / p95 "
           f"{f['running→agent up p95 ms']:.0f} ms; {f['tasks/s']:.2f} tasks/s "
-          f"({f['first delegate→last end s']:.1f} s); owner peak RSS "
+          f"({f['first delegate→last end s']:.1f} s)\n{'':9}owner peak RSS "
           f"{f['owner peak RSS MB']:.0f} MB (VmHWM {f['owner VmHWM MB']:.0f}), CPU "
-          f"{f['owner CPU s']:.1f} s; not completed {f['not completed']:.0f}; agent re-runs "
+          f"{f['owner CPU s']:.1f} s; agents/cluster CPU {f['agents/cluster CPU s']:.1f} s "
+          f"(this bench's sampling: {run['sampling_cpu_s']:.1f} s); "
+          f"not completed {f['not completed']:.0f}; agent re-runs "
           f"{f['agent re-runs']:.0f}; per node: {nodes}; load {run['load'][0]:.1f}-"
           f"{run['load'][1]:.1f}", flush=True)
+    if backend == "local":
+        print(f"{'':9}(the idle Ray cluster used {run['cluster_cpu_s']:.1f} s of CPU meanwhile, "
+              "not counted above)", flush=True)
     for reason, count in run["why"].most_common():
         print(f"        {count} x {reason[:300]}", flush=True)
 
