@@ -34,6 +34,10 @@ the Ray runs. Per run it prints:
 - tasks that did not complete, and why (their state and error, or "not ended" at the
   ``--timeout``), agent starts beyond one per task (a re-run), and tasks per node.
 
+``--agent-seconds S`` makes each agent work S seconds (a Bash ``sleep``) instead of
+ending at once: with ``--tasks`` no more than the slots, what following running agents
+costs the owner (its CPU) instead of what starting them costs.
+
 ``--repeat N`` runs round by round (local, ray, local, ray, ...), so a busy spell on the
 machine spreads over both, and ends with the median of each figure and its [min..max]. The
 1-minute load average is printed before and after, and its range during each run: the
@@ -110,7 +114,9 @@ async def owner_run(args: argparse.Namespace) -> dict[str, Any]:
     await engine.start()
     try:
         ready_s = await until_ready(engine, started)
-        ids = [engine.service.delegate(TaskSpec(prompt=f"bench {n}", cwd=str(work))).id
+        work_for = f"[sleep:{args.agent_seconds:g}]" if args.agent_seconds else ""
+        ids = [engine.service.delegate(TaskSpec(prompt=f"bench {n} {work_for}",
+                                                cwd=str(work))).id
                for n in range(args.tasks)]
         ended_in_time = await until_ended(engine, len(ids), TERMINAL_STATES, args.timeout)
         tasks = [engine.service.get(task_id) for task_id in ids]
@@ -213,7 +219,7 @@ def run_owner(backend: str, args: argparse.Namespace, run_root: Path,
     run_root.mkdir(parents=True)
     argv = [sys.executable, __file__, "--owner", backend, "--root", str(run_root),
             "--tasks", str(args.tasks), "--slots", str(args.slots),
-            "--timeout", str(args.timeout),
+            "--timeout", str(args.timeout), "--agent-seconds", str(args.agent_seconds),
             "--address", cluster.local.address, "--namespace", cluster.local.namespace]
     log_path = run_root / "owner.log"
     me = psutil.Process()
@@ -230,7 +236,7 @@ def run_owner(backend: str, args: argparse.Namespace, run_root: Path,
     # no cost of the local backend, printed apart); on Ray they run in the cluster.
     raw["elsewhere_cpu_s"] = raw["children_cpu_s"] + (
         raw["cluster_cpu_s"] if backend == "ray" else 0.0)
-    return summarize(raw, cluster.names)
+    return summarize(raw, backend, cluster.names)
 
 
 def sample_until_exit(owner: subprocess.Popen[bytes], limit_s: float) -> dict[str, Any]:
@@ -327,13 +333,14 @@ def _proc_table() -> dict[int, tuple[int, float, int]]:
     return table
 
 
-def summarize(raw: dict[str, Any], node_names: dict[str, str]) -> dict[str, Any]:
+def summarize(raw: dict[str, Any], backend: str, node_names: dict[str, str]) -> dict[str, Any]:
     """The figures of one run (numbers, for the table) and what is only printed."""
     tasks = raw["tasks"]
     starts = raw["agent_starts"]
     claimed = [t for t in tasks if t["started_at"] is not None]
     waits = [t["started_at"] - t["created_at"] for t in claimed]
-    ups = [starts[t["prompt"]][0] - t["started_at"] for t in claimed if t["prompt"] in starts]
+    ups = [starts[marker(t["prompt"])][0] - t["started_at"] for t in claimed
+           if marker(t["prompt"]) in starts]
     completed = [t for t in tasks if t["status"] == "completed"]
     ends = [t["ended_at"] for t in tasks if t["ended_at"] is not None]
     wall = max(ends) - min(t["created_at"] for t in tasks) if ends else float("nan")
@@ -355,11 +362,18 @@ def summarize(raw: dict[str, Any], node_names: dict[str, str]) -> dict[str, Any]
     }
     why = Counter(f"{t['status']}: {t['error'] or 'no error recorded'}" if t["ended_at"]
                   else f"not ended ({t['status']})" for t in tasks if t not in completed)
-    nodes = Counter(node_names.get(t["node"], t["node"]) if t["node"] else "this machine"
+    # A task on Ray without a node never got one (its start failed).
+    unplaced = "this machine" if backend == "local" else "no node"
+    nodes = Counter(node_names.get(t["node"], t["node"]) if t["node"] else unplaced
                     for t in tasks)
     loads = raw["loads"] or [float("nan")]
     return {"figures": figures, "why": why, "nodes": nodes, "load": (min(loads), max(loads)),
             "cluster_cpu_s": raw["cluster_cpu_s"], "sampling_cpu_s": raw["sampling_cpu_s"]}
+
+
+def marker(prompt: str) -> str:
+    """The prompt as the fake agent's ledger names it: without its directives."""
+    return prompt.split("[", 1)[0].strip()
 
 
 def percentile(values: list[float], pct: int) -> float:
@@ -538,6 +552,8 @@ def main() -> None:
                         help="runs per backend; each figure is the median over them")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds an owner waits for its tasks to end")
+    parser.add_argument("--agent-seconds", type=float, default=0.0,
+                        help="each agent works (sleeps) this long instead of ending at once")
     parser.add_argument("--backend-level", action="store_true",
                         help="measure the backends' start() alone, without the engine")
     # Internal: one owner process, started by the engine mode.
