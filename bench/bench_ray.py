@@ -24,13 +24,15 @@ the Ray runs. Per run it prints:
   with 100 tasks delegated at once and 18 slots;
 - running → agent up: from that claim to the fake agent's own start (its ledger line,
   ``FAKE_CLAUDE_LEDGER``, written once it has its prompt): what starting an agent costs on
-  the backend (locally a fork and exec; on Ray a detached actor on a node, its wrapper,
-  the agent);
+  the backend (locally the wrapper and the agent start; on Ray a detached actor, a Ray
+  worker process of its own, on a node, then its wrapper and the agent);
 - throughput: completed tasks per second, from the first delegate to the last task's end;
 - the owner's peak RSS (sampled; the kernel's own peak ``VmHWM`` beside it) and CPU time;
-- the CPU the runs cost beyond the owner: locally its children (wrappers and agents), on
-  Ray every process of the cluster during the run (GCS, raylets, a Ray worker per run,
-  the wrappers and agents), the ended ones included;
+- the CPU the runs cost beyond the owner: locally its children (wrappers and agents,
+  exact), on Ray every process of the cluster during the run (GCS, raylets, a Ray worker
+  per run, the wrappers and agents), the ended ones included but sampled every 0.1 s, so
+  a lower bound (see :class:`ClusterCpu`); after a local run, what the idle cluster used
+  meanwhile, and for both what this script's sampling cost;
 - tasks that did not complete, and why (their state and error, or "not ended" at the
   ``--timeout``), agent starts beyond one per task (a re-run), and tasks per node.
 
@@ -40,8 +42,10 @@ costs the owner (its CPU) instead of what starting them costs.
 
 ``--repeat N`` runs round by round (local, ray, local, ray, ...), so a busy spell on the
 machine spreads over both, and ends with the median of each figure and its [min..max]. The
-1-minute load average is printed before and after, and its range during each run: the
-machine may be shared, and figures taken at a load above its core count are noisy.
+1-minute load average is printed before and after, and its range during each run (it
+lags: a run inherits some of the one before): the machine may be shared, and figures
+taken at a load above its core count are noisy. With 18 agents at once on 2 cores the
+bench loads the machine itself, Ray's many threads most.
 Everything listens on loopback; at the end the cluster is shut down and the script lists
 any process of its own left behind (there should be none).
 
@@ -447,7 +451,8 @@ def engine_bench(args: argparse.Namespace) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     load_before = os.getloadavg()[0]
-    print(f"{args.tasks} instant tasks through the engine, at most {3 * args.slots} at once "
+    work = f"working {args.agent_seconds:g} s" if args.agent_seconds else "instant"
+    print(f"{args.tasks} {work} tasks through the engine, at most {3 * args.slots} at once "
           f"({args.slots} agent slots per node on Ray); {psutil.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB, python "
           f"{platform.python_version()}, ray {ray.__version__}; load average "
