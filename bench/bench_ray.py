@@ -536,16 +536,18 @@ def backend_bench(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     print(f"{args.tasks} instant agents at the backend level, {args.slots} per node at once, "
           f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    local = LocalBackend(tmp / "local-runs", kill_grace_s=1.0)
-    show("local", run_all(local, args.tasks, 3 * args.slots, [None]))
-
     from ray_cluster import LocalRayCluster
 
-    with LocalRayCluster(tmp / "ray", slots_per_node=args.slots) as cluster:
-        backend = cluster.backend(tmp / "ray-runs", 1.0)
-        nodes = [cluster.cluster.head_node.node_id, *[n.node_id for n in cluster.workers]]
-        show("ray", run_all(backend, args.tasks, 3 * args.slots, nodes))
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:  # a run that fails must not leave its folders behind either
+        local = LocalBackend(tmp / "local-runs", kill_grace_s=1.0)
+        show("local", run_all(local, args.tasks, 3 * args.slots, [None]))
+        with LocalRayCluster(tmp / "ray", slots_per_node=args.slots) as cluster:
+            backend = cluster.backend(tmp / "ray-runs", 1.0)
+            nodes = [cluster.cluster.head_node.node_id,
+                     *[n.node_id for n in cluster.workers]]
+            show("ray", run_all(backend, args.tasks, 3 * args.slots, nodes))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
