@@ -31,3 +31,13 @@ def make_repo(path: Path, *, commit: bool = True) -> Path:
 
 def wt_path(task: Task) -> Path:
     return Path(task.worktree_path or "")
+
+
+def repo_with_remote(tmp_path: Path) -> tuple[Path, Path]:
+    """A user's repository (``make_repo``) whose origin is a bare repository on this
+    disk: ``(repository, remote)``."""
+    remote = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    user = make_repo(tmp_path / "user")
+    git(user, "remote", "add", "origin", str(remote))
+    return user, remote

@@ -56,21 +56,8 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendKit]:
 def head_held(ray_cluster: Any) -> Iterator[None]:
     """Every agent slot of the head node taken by an actor of the test's own."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray_engine import hold_slots
 
-    if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
-                 logging_level="ERROR", _node_ip_address="127.0.0.1")
-
-    @ray.remote(num_cpus=0, max_restarts=0)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    head = ray_cluster.cluster.head_node.node_id
-    hold = Hold.options(  # type: ignore[attr-defined]
-        resources={"agent_slot": ray_cluster.slots_per_node},
-        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
-    ray.get(hold.ready.remote(), timeout=60)
+    hold = hold_slots(ray_cluster, ray_cluster.cluster.head_node.node_id)
     yield
     ray.kill(hold)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
-from git_helpers import git, make_repo
+from git_helpers import git, make_repo, repo_with_remote
 
 from claudine_core.agents import inbox
 from claudine_core.backends import RunRef, RunSpec, run_name
@@ -427,15 +427,6 @@ async def test_a_task_held_here_by_a_node_without_slots_fails_saying_what_to_do(
     error = ended.error or ""
     assert "can run only on this machine's node (it runs in place, not in a worktree)" in error
     assert "declares no agent slots" in error and "ray_shared_fs = true" in error
-
-
-def repo_with_remote(tmp_path: Path) -> tuple[Path, Path]:
-    """A user's repository whose origin is a bare repository on this disk."""
-    remote = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    user = make_repo(tmp_path / "user")
-    git(user, "remote", "add", "origin", str(remote))
-    return user, remote
 
 
 async def test_a_worktree_task_travels_by_git_and_work_that_does_not_come_back_fails_it(

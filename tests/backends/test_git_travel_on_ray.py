@@ -17,22 +17,26 @@ from typing import Any
 
 import pytest
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
-from git_helpers import git, make_repo
-from ray_engine import TASK_DEADLINE_S, ray_settings, worker_ids
+from git_helpers import git, repo_with_remote
+from ray_engine import TASK_DEADLINE_S, hold_slots, ray_settings, worker_ids
 
 from claudine_core.backend_choice import RAY_RUNS
 from claudine_core.engine import Engine
-from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
+from claudine_core.models import TERMINAL_STATES, Task, TaskSpec, TaskState
 
 pytestmark = pytest.mark.ray
 
 
-def repo_with_remote(tmp_path: Path) -> tuple[Path, Path]:
-    remote = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    user = make_repo(tmp_path / "user")
-    git(user, "remote", "add", "origin", str(remote))
-    return user, remote
+async def run_and_merge(engine: Engine, prompt: str, repo: Path) -> tuple[Task, Task]:
+    """Delegate a worktree task merged back with ``auto``: the task once it ended, and
+    once its merge step recorded its outcome."""
+    task = engine.service.delegate(TaskSpec(prompt=prompt, cwd=str(repo), worktree=True,
+                                            merge_strategy="auto"))
+    ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
+    merged = await wait_until(
+        lambda: (engine.service.get(task.id).merge or {}).get("status") not in
+        (None, "pending") and engine.service.get(task.id), TASK_DEADLINE_S)
+    return ended, merged
 
 
 def agent_cwds(log: Path) -> list[str]:
@@ -47,13 +51,8 @@ async def test_a_worktree_task_runs_on_a_worker_from_git_and_its_work_is_merged_
     engine = Engine(make_config(home, **ray_settings(ray_cluster, ray_shared_fs=False)),
                     env=agent_env(FAKE_CLAUDE_LOG=str(log)), tick_s=0.05)
     async with engine:
-        task = engine.service.delegate(TaskSpec(
-            prompt="[write:from-node.txt=made on a worker][text:done]", cwd=str(user),
-            worktree=True, merge_strategy="auto"))
-        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
-        merged = await wait_until(
-            lambda: (engine.service.get(task.id).merge or {}).get("status") not in
-            (None, "pending") and engine.service.get(task.id), TASK_DEADLINE_S)
+        ended, merged = await run_and_merge(
+            engine, "[write:from-node.txt=made on a worker][text:done]", user)
     assert ended.status is TaskState.COMPLETED, ended.error
     assert ended.node in worker_ids(ray_cluster)
     [cwd] = agent_cwds(log)
@@ -84,22 +83,9 @@ async def test_a_task_held_here_waits_while_this_machines_node_is_full(
     """Its slots taken by something else (another home sharing the cluster): the task
     stays queued, nothing fails, and it runs once a slot is free."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     head = str(ray_cluster.cluster.head_node.node_id)
-    if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, namespace=ray_cluster.namespace,
-                 logging_level="ERROR", _node_ip_address="127.0.0.1")
-
-    @ray.remote(num_cpus=0, max_restarts=0)
-    class Hold:
-        def ready(self) -> bool:
-            return True
-
-    hold = Hold.options(  # type: ignore[attr-defined]
-        resources={"agent_slot": ray_cluster.slots_per_node},
-        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False)).remote()
-    ray.get(hold.ready.remote(), timeout=60)
+    hold = hold_slots(ray_cluster, head)
     engine = Engine(make_config(tmp_path / "home",
                                 **ray_settings(ray_cluster, ray_shared_fs=False)),
                     env=agent_env(), tick_s=0.05)
@@ -153,13 +139,8 @@ async def test_the_real_claude_on_a_worker_edits_a_checkout_and_its_edit_is_merg
     engine = Engine(make_config(home, **settings), env=agent_env(**real_claude_env),
                     tick_s=0.05)
     async with engine:
-        task = engine.service.delegate(TaskSpec(
-            prompt="BASH: pwd > where.txt && echo made by the real claude >> where.txt",
-            cwd=str(user), worktree=True, merge_strategy="auto"))
-        ended = await wait_for_state(engine, task.id, TERMINAL_STATES, TASK_DEADLINE_S)
-        merged = await wait_until(
-            lambda: (engine.service.get(task.id).merge or {}).get("status") not in
-            (None, "pending") and engine.service.get(task.id), TASK_DEADLINE_S)
+        ended, merged = await run_and_merge(
+            engine, "BASH: pwd > where.txt && echo made by the real claude >> where.txt", user)
     assert ended.status is TaskState.COMPLETED, ended.error
     assert ended.node in worker_ids(ray_cluster)
     assert merged.merge["status"] == "merged", merged.merge

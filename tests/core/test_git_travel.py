@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from git_helpers import git, make_repo
 
+from claudine_core.backends.base import GitCheckout
 from claudine_core.backends.git_travel import (
     TravelError,
     carry_back,
@@ -42,6 +43,16 @@ def owner(tmp_path: Path) -> tuple[Path, Path]:
 
 def remote_refs(remote: Path) -> str:
     return git(remote, "for-each-ref", "--format=%(refname)")
+
+
+def sent_and_checked_out(worktree: Path, tmp_path: Path,
+                         run: str = "run-t1-1") -> tuple[GitCheckout, Path]:
+    """The worktree sent for ``run`` and checked out in a node's folder."""
+    checkout = send(str(worktree), str(worktree), run)
+    assert checkout is not None
+    node_work = tmp_path / "node-work"
+    check_out(checkout, tmp_path / "repos", node_work)
+    return checkout, node_work
 
 
 def test_the_work_of_a_run_elsewhere_lands_in_the_worktree_uncommitted(
@@ -77,10 +88,7 @@ def test_the_work_of_a_run_elsewhere_lands_in_the_worktree_uncommitted(
 def test_the_agents_own_commits_come_back_as_commits(owner: tuple[Path, Path],
                                                       tmp_path: Path) -> None:
     _, worktree = owner
-    checkout = send(str(worktree), str(worktree), "run-t1-1")
-    assert checkout is not None
-    node_work = tmp_path / "node-work"
-    check_out(checkout, tmp_path / "repos", node_work)
+    checkout, node_work = sent_and_checked_out(worktree, tmp_path)
     (node_work / "feature.txt").write_text("committed by the agent\n")
     git(node_work, "add", "feature.txt")
     git(node_work, "-c", "user.name=Agent", "-c", "user.email=agent@example.com",
@@ -126,10 +134,7 @@ def test_an_unreachable_remote_is_a_clear_error_and_the_worktree_is_untouched(
 def test_work_that_did_not_come_back_is_an_error_naming_where_it_is(
         owner: tuple[Path, Path], tmp_path: Path) -> None:
     remote, worktree = owner
-    checkout = send(str(worktree), str(worktree), "run-t1-1")
-    assert checkout is not None
-    node_work = tmp_path / "node-work"
-    check_out(checkout, tmp_path / "repos", node_work)
+    checkout, node_work = sent_and_checked_out(worktree, tmp_path)
     (node_work / "a.txt").write_text("precious\n")
     broken = type(checkout)(**{**checkout.__dict__, "url": str(tmp_path / "gone.git")})
     carried = carry_back(broken, node_work)
@@ -143,10 +148,7 @@ def test_work_that_did_not_come_back_is_an_error_naming_where_it_is(
 def test_a_worktree_that_moved_meanwhile_is_not_overwritten(owner: tuple[Path, Path],
                                                              tmp_path: Path) -> None:
     _, worktree = owner
-    checkout = send(str(worktree), str(worktree), "run-t1-1")
-    assert checkout is not None
-    node_work = tmp_path / "node-work"
-    check_out(checkout, tmp_path / "repos", node_work)
+    checkout, node_work = sent_and_checked_out(worktree, tmp_path)
     (node_work / "a.txt").write_text("from the node\n")
     carried = carry_back(checkout, node_work)
     (worktree / "mine.txt").write_text("a person's commit\n")
