@@ -324,8 +324,10 @@ class Dispatcher:
             if self._start_pool is None:
                 self._start_pool = ThreadPoolExecutor(START_WORKERS,
                                                       thread_name_prefix="claudine-start")
+            # Read here, on the loop: the start threads keep off the store.
+            owner = self._session_owner(task)
             self._on_thread(self._start_pool, task, now, self._start_remote,
-                            self.supervisor, task, prepared_cwd, now)
+                            self.supervisor, task, prepared_cwd, owner, now)
             return
         try:
             agent = self._spawn(task, prepared_cwd, now)
@@ -350,27 +352,29 @@ class Dispatcher:
             task.id, run_dir_for(self.config.runs_dir, task.id, task.attempt), argv, **options)
 
     def _start_remote(self, supervisor: RemoteSupervisor, task: Task, prepared_cwd: str | None,
-                      now: float) -> RemoteAgent:
-        """On a start thread: place the task's run on the backend (StartFailed if not)."""
+                      session_owner: Task | None, now: float) -> RemoteAgent:
+        """On a start thread: place the task's run on the backend (StartFailed if not).
+        ``session_owner``: the task whose agent session the run resumes, if any."""
         try:
             argv, options = self._agent_launch(task, prepared_cwd, now)
             return supervisor.start_run(
                 task.id, task.attempt, run_dir_for(self.config.runs_dir, task.id, task.attempt),
-                argv, placement=self._placement(task, options["cwd"]), **options)
+                argv, placement=self._placement(task, options["cwd"], session_owner),
+                **options)
         except Exception as exc:
             if _no_room(exc):
                 raise  # not a failure: the task waits in the queue
             raise StartFailed(start_failure(task.id, exc)) from exc
 
-    def _placement(self, task: Task, cwd: str) -> Placement:
+    def _placement(self, task: Task, cwd: str, owner: Task | None) -> Placement:
         """Where a task's run may go: anywhere when the nodes share this machine's files;
         else, for a task in a worktree of a repository with a remote, anywhere its code
-        travels to by git; else only this machine's node. Blocks (a git push)."""
+        travels to by git; else only this machine's node. A run that resumes ``owner``'s
+        session goes to the node holding it. Blocks (a git push)."""
         from claudine_core.backends import git_travel
         from claudine_core.backends.base import run_name
         from claudine_core.backends.remote import Placement
 
-        owner = self._session_owner(task)
         session_node = _ran_on(owner) if owner is not None else None
         if self.config.ray_shared_fs:
             return Placement(session_node=session_node)

@@ -224,21 +224,18 @@ class RemoteSupervisor(Supervisor):
                            worktree=placement.worktree)
 
     def _alive(self, node_id: str | None) -> str | None:
-        """``node_id`` if it is a live node of the backend (None otherwise)."""
-        if node_id is None:
-            return None
-        alive = {node.node_id for node in self.backend().capacity() if node.alive}
-        return node_id if node_id in alive else None
+        """``node_id`` if it is a live node of the backend (None otherwise), as the pump
+        last counted them (a start is admitted only once it has)."""
+        return node_id if any(node.node_id == node_id for node in self.nodes) else None
 
     def _this_node(self, because: str) -> str:
         """The node on this machine, for a run that cannot leave it (``because``).
 
         Raises OSError when there is none, or it declares no agent slots (the run would
         wait there for ever)."""
-        backend = self.backend()
-        node_id = backend.local_node_id()
-        slots = {node.node_id: node.slots_total for node in backend.capacity() if node.alive}
-        if node_id is None or slots.get(node_id) == 0 or node_id not in slots:
+        node_id = self.backend().local_node_id()
+        slots = {node.node_id: node.slots_total for node in self.nodes}
+        if node_id not in slots or slots[node_id] == 0:
             raise OSError(
                 f"this task can run only on this machine's node ({because}), and this "
                 "machine's node declares no agent slots: start it with ray start "
