@@ -75,7 +75,8 @@ def send(worktree: str, cwd: str, run: str, work_name: str = "") -> GitCheckout 
     if url is None:
         return None
     head = _git(worktree, "rev-parse", "HEAD").strip()
-    commit = _with_uncommitted(worktree, head)
+    identity = _identity(worktree)
+    commit = _with_uncommitted(worktree, head, identity)
     ref = run_ref(run)
     try:
         _git(worktree, "push", "--quiet", "--force", url, f"{commit}:{ref}")
@@ -85,10 +86,10 @@ def send(worktree: str, cwd: str, run: str, work_name: str = "") -> GitCheckout 
     subdir = os.path.relpath(os.path.realpath(cwd), os.path.realpath(worktree))
     return GitCheckout(url=url, ref=ref, commit=commit, sent_from=head,
                        subdir="" if subdir == "." else subdir,
-                       identity=_identity(worktree), work_name=work_name)
+                       identity=identity, work_name=work_name)
 
 
-def _with_uncommitted(worktree: str, head: str) -> str:
+def _with_uncommitted(worktree: str, head: str, identity: dict[str, str]) -> str:
     """``head``, or a carry commit on it holding the worktree's uncommitted files (made in
     a scratch index: the worktree and its index stay as they are)."""
     if not _git(worktree, "status", "--porcelain").strip():
@@ -105,7 +106,7 @@ def _with_uncommitted(worktree: str, head: str) -> str:
             os.unlink(index)
     message = f"claudine: uncommitted changes of an earlier attempt\n\n{CARRY_TRAILER}\n"
     return _git(worktree, "commit-tree", tree, "-p", head, "-m", message,
-                env=_identity(worktree)).strip()
+                env=identity).strip()
 
 
 def _identity(worktree: str) -> dict[str, str]:
@@ -170,7 +171,7 @@ def forget(worktree: str, checkout: GitCheckout) -> None:
 def check_out(checkout: GitCheckout, cache_root: Path, work_dir: Path) -> str:
     """Fetch the run's ref into this node's cache of the repository and make its worktree
     at ``work_dir``; the agent's directory in it."""
-    cache = cache_root / (hashlib.sha256(checkout.url.encode()).hexdigest()[:16] + ".git")
+    cache = _cache_of(cache_root, checkout.url)
     cache_root.mkdir(parents=True, exist_ok=True)
     with _locked(cache):
         if not (cache / "HEAD").exists():
@@ -210,13 +211,18 @@ def carry_back(checkout: GitCheckout, work_dir: Path) -> dict[str, Any]:
 
 def remove_checkout(checkout: GitCheckout, cache_root: Path, work_dir: Path) -> None:
     """Delete the run's worktree and its ref from the node's cache."""
-    cache = cache_root / (hashlib.sha256(checkout.url.encode()).hexdigest()[:16] + ".git")
+    cache = _cache_of(cache_root, checkout.url)
     with _locked(cache), contextlib.suppress(TravelError):
         _git(str(cache), "worktree", "remove", "--force", str(work_dir))
         _git(str(cache), "update-ref", "-d", checkout.ref)
 
 
 # -- git --------------------------------------------------------------------------------------
+
+
+def _cache_of(cache_root: Path, url: str) -> Path:
+    """A node's bare cache of the repository at ``url``."""
+    return cache_root / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
 
 
 @contextlib.contextmanager

@@ -225,6 +225,13 @@ class RunActor:
                                        self.work_dir)
 
 
+def _room_in(free: dict[str, float], node_id: str | None) -> bool:
+    """Whether ``free`` (slots per live node) has a slot on ``node_id`` (None: anywhere)."""
+    if node_id is not None:
+        return free.get(node_id, 0) >= 1
+    return any(slots >= 1 for slots in free.values())
+
+
 def _short_of_memory(needed: int) -> str:
     """Why this node cannot start an agent needing ``needed`` bytes now ("": it can)."""
     if needed <= 0:
@@ -302,7 +309,8 @@ class RayBackend:
             return self._start_once(spec)
 
     def _start_once(self, spec: RunSpec) -> RunRef:
-        if not self._room_for(spec.node_id):
+        free = self._free_slots()
+        if not _room_in(free, spec.node_id):
             where = f"node {spec.node_id[:12]}" if spec.node_id else "any live node"
             raise NoRoom(f"no agent slot is free on {where} now")
         options: dict[str, Any] = {
@@ -311,7 +319,7 @@ class RayBackend:
         if spec.node_id is not None:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(spec.node_id,
                                                                             soft=False)
-        elif (elsewhere := self._node_not_suspect()) is not None:
+        elif (elsewhere := self._node_not_suspect(free)) is not None:
             # Soft: should that node be full by now, Ray places the run where it fits.
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(elsewhere,
                                                                             soft=True)
@@ -488,20 +496,18 @@ class RayBackend:
         except RayActorError:
             return NOT_NOW
 
-    def _room_for(self, node_id: str | None) -> bool:
-        """Whether a slot is free now on ``node_id`` (None: on any live node), whoever
-        holds the others: an actor created without one would wait, not fail, and its
-        start would give up after CALL_TIMEOUT_S."""
+    def _free_slots(self) -> dict[str, float]:
+        """Agent slots free now on each live node, whoever holds the others (another
+        home, anything else holding agent_slot): an actor created on a node without one
+        would wait there, not fail, even with soft affinity, and its start would give up
+        after CALL_TIMEOUT_S."""
         from ray._private.state import available_resources_per_node
 
         alive = self._alive_nodes()
-        free = {node: float(resources.get(SLOT_RESOURCE, 0))
+        return {node: float(resources.get(SLOT_RESOURCE, 0))
                 for node, resources in available_resources_per_node().items() if node in alive}
-        if node_id is not None:
-            return free.get(node_id, 0) >= 1
-        return any(slots >= 1 for slots in free.values())
 
-    def _node_not_suspect(self) -> str | None:
+    def _node_not_suspect(self, free: dict[str, float]) -> str | None:
         """While a node that lost a run is suspect: the live node with the most free agent
         slots among the others (None: no node is suspect, or no other has room)."""
         now = self.clock()
@@ -509,15 +515,9 @@ class RayBackend:
                    if now - at < SUSPECT_FOR_S}
         if not suspect:
             return None
-        # What is free now, whoever uses it (another home, anything holding agent_slot):
-        # pinned to a node without a free slot, even softly, a run would wait there.
-        from ray._private.state import available_resources_per_node
-
-        alive = self._alive_nodes(fresh=True) - suspect
-        free = {node: float(resources.get(SLOT_RESOURCE, 0))
-                for node, resources in available_resources_per_node().items() if node in alive}
-        best = max(free, key=lambda node: free[node], default=None)
-        return best if best is not None and free[best] >= 1 else None
+        others = {node: slots for node, slots in free.items() if node not in suspect}
+        best = max(others, key=lambda node: others[node], default=None)
+        return best if best is not None and others[best] >= 1 else None
 
     def _lose(self, followed: _Followed, reason: str) -> RunStatus:
         """Mark a run lost and ask its actor to kill the agent's tree, should its node
