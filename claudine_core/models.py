@@ -398,3 +398,7 @@ class EngineSnapshot:
     pause: Any = None
     budget: Any = None
     parked: int = 0
+    # The cluster's live nodes (claudine_core.backends.base.NodeCapacity) as last counted
+    # when the agents run on one: a gauge row each and the task table's node column;
+    # None when they run on this machine.
+    nodes: tuple[Any, ...] | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from claudine_core.autoscaler import AdmissionLimits, decide_admission
@@ -35,21 +35,6 @@ if TYPE_CHECKING:  # the local engine loads none of the backends' modules
     from claudine_core.backends.base import NodeCapacity
 
 RECENT_FINISHED_IN_SNAPSHOT = 300
-
-
-@dataclass(frozen=True)
-class ClusterSnapshot(EngineSnapshot):
-    """The snapshot of a home whose agents run on a cluster (a remote backend): with the
-    cluster's live nodes as last counted, for one gauge row per node and the task table's
-    node column. A home on this machine gets a plain :class:`EngineSnapshot`."""
-
-    nodes: tuple[NodeCapacity, ...] = ()
-
-    @classmethod
-    def of(cls, snapshot: EngineSnapshot, nodes: Sequence[NodeCapacity]) -> ClusterSnapshot:
-        """``snapshot`` with ``nodes`` (its fields as they are: the same task tuple)."""
-        same = {field.name: getattr(snapshot, field.name) for field in fields(EngineSnapshot)}
-        return cls(**same, nodes=tuple(nodes))
 
 
 @dataclass(frozen=True)
@@ -133,7 +118,7 @@ class SnapshotReader:
     ) -> EngineSnapshot:
         """One snapshot. ``owner_reason`` gives the owner's own admission reason (an owner
         only; a client reads what the owner published). ``nodes``: the cluster's nodes when
-        the agents run on one (a :class:`ClusterSnapshot` then), None on this machine."""
+        the agents run on one, None on this machine."""
         listed = self.task_list()
         if not listed.queued:
             reason = None
@@ -141,7 +126,7 @@ class SnapshotReader:
             reason = owner_reason()
         else:
             reason = self.client_waiting_reason(listed.queued, listed.running, sample)
-        snapshot = EngineSnapshot(
+        return EngineSnapshot(
             taken_at=self.clock(),
             role=role,
             owner_pid=owner_pid,
@@ -158,8 +143,8 @@ class SnapshotReader:
             pause=listed.pause,
             budget=listed.budget,
             parked=listed.parked,
+            nodes=None if nodes is None else tuple(nodes),
         )
-        return snapshot if nodes is None else ClusterSnapshot.of(snapshot, nodes)
 
     def client_waiting_reason(
         self, queued: int, running: int, sample: ResourceSample

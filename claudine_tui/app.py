@@ -49,7 +49,6 @@ from claudine_tui.task_text import parked_text
 from claudine_tui.widgets.footer import KeyFooter
 from claudine_tui.widgets.gauges import Dashboard
 from claudine_tui.widgets.log_pane import LogPane
-from claudine_tui.widgets.nodes import cluster_nodes
 from claudine_tui.widgets.ports import EnginePort, ReviewPort, ServicePort
 from claudine_tui.widgets.task_rows import SORT_MODES, STATUS_FILTERS, TaskFilter
 from claudine_tui.widgets.task_table import TaskTable
@@ -254,7 +253,7 @@ class ClaudineApp(App[int]):
         self._snapshots_applied += 1
         with self.batch_update():
             self.query_one(Dashboard).show(snap)
-            self.table.apply(snap.tasks, snap.taken_at, nodes=cluster_nodes(snap))
+            self.table.apply(snap.tasks, snap.taken_at, nodes=snap.nodes)
             self.sub_title = self._role_text(snap)
         # The engine hands back the same tuple until the store changes: no task moved.
         if previous is None or snap.tasks is not previous.tasks:

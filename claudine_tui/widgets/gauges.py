@@ -22,7 +22,7 @@ from textual.widgets import Sparkline, Static
 from claudine_core.models import EngineSnapshot
 from claudine_tui.task_text import STATUS_GLYPHS, clock_time, format_money
 from claudine_tui.widgets.bars import GIB, render_bar
-from claudine_tui.widgets.nodes import NodeRows, cluster_nodes
+from claudine_tui.widgets.nodes import NodeRows
 
 
 class Gauge(Widget):
@@ -191,7 +191,7 @@ class Dashboard(Vertical):
             self._agents = agents
             # A fixed size by CSS (#agents): no layout pass, which would redraw everything.
             self.query_one("#agents", Static).update(agents, layout=False)
-        self.query_one(NodeRows).show(cluster_nodes(snapshot))
+        self.query_one(NodeRows).show(snapshot.nodes)
         self._show_limits(limits_text(snapshot))
 
     def _show_limits(self, limits: Text) -> None:

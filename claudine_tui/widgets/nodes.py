@@ -18,8 +18,6 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from claudine_core.models import EngineSnapshot
-from claudine_core.snapshot import ClusterSnapshot
 from claudine_tui.widgets.bars import GIB, render_bar
 
 if TYPE_CHECKING:  # the console on a local home loads none of the backends' modules
@@ -31,11 +29,6 @@ ID_CHARS = 8  # a node with no name of its own goes by the start of its id
 MAX_ROWS = 8
 """Nodes shown one per row; more are summed up on one last line (the table needs room)."""
 MORE = "+more"  # the key of that line (no node id has a "+")
-
-
-def cluster_nodes(snapshot: EngineSnapshot) -> tuple[NodeCapacity, ...] | None:
-    """The cluster's live nodes when the snapshot's agents run on one; None on this machine."""
-    return snapshot.nodes if isinstance(snapshot, ClusterSnapshot) else None
 
 
 def short_name(name: str | None) -> str | None:

@@ -43,7 +43,6 @@ from claudine_core.schedules.model import (
     UnknownSchedule,
 )
 from claudine_core.service import InvalidRequest, InvalidTransition, UnknownTask
-from claudine_core.snapshot import ClusterSnapshot
 from claudine_core.spending import Budget, CostReport
 from claudine_core.usage_limits import HomePause
 
@@ -278,7 +277,7 @@ class FakeEngine:
         self.pause: HomePause | None = None
         self.budget: Budget | None = None  # only when a budget is set, as the engine's
         self.now = NOW  # the snapshot's taken_at: a test moves it to let minutes pass
-        # The cluster's nodes when the agents run on one (a ClusterSnapshot then).
+        # The cluster's nodes when the agents run on one.
         self.nodes: tuple[NodeCapacity, ...] | None = None
 
     async def start(self) -> None:
@@ -288,10 +287,6 @@ class FakeEngine:
         self.calls.append(("stop", stop_agents))
 
     def snapshot(self) -> EngineSnapshot:
-        snapshot = self._snapshot()
-        return snapshot if self.nodes is None else ClusterSnapshot.of(snapshot, self.nodes)
-
-    def _snapshot(self) -> EngineSnapshot:
         tasks = sorted(self.tasks.values(), key=lambda t: t.seq, reverse=True)
         count = lambda s: sum(1 for t in tasks if t.status is s)  # noqa: E731
         return EngineSnapshot(
@@ -311,6 +306,7 @@ class FakeEngine:
             pause=self.pause,
             budget=self.budget,
             parked=count(TaskState.PARKED),
+            nodes=self.nodes,
         )
 
     async def snapshot_in_thread(self) -> EngineSnapshot:

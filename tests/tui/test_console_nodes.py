@@ -22,7 +22,7 @@ from claudine_core.engine import Engine
 from claudine_core.models import TaskSpec, TaskState
 from claudine_tui.app import ClaudineApp
 from claudine_tui.screens.quit import QuitScreen
-from claudine_tui.widgets.nodes import NodeRows, cluster_nodes
+from claudine_tui.widgets.nodes import NodeRows
 
 SIZE = (120, 36)
 GIB = 1024**3
@@ -116,7 +116,7 @@ async def test_a_real_engine_whose_agents_run_here_shows_neither(tmp_path: Path)
     app = ClaudineApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, 1)
-        assert cluster_nodes(engine.snapshot()) is None
+        assert engine.snapshot().nodes is None
         assert node_lines(app) == []
         assert "node" not in app.table.column_keys
         await pilot.press("q")
