@@ -28,6 +28,7 @@ from backend_kit import pids_alive
 from engine_helpers import agent_env, make_config, wait_for_state, wait_until
 from ray_engine import TASK_DEADLINE_S, ray_settings, worker_ids
 
+from claudine_core.config import load_config
 from claudine_core.engine import Engine
 from claudine_core.models import TERMINAL_STATES, TaskSpec, TaskState
 from claudine_core.run_dirs import run_dir_for
@@ -95,6 +96,7 @@ async def test_a_frozen_worker_gives_a_lost_attempt_retried_on_the_other_and_run
     second_time = tmp_path / "second-time"
     config = make_config(home, **ray_settings(
         ray_cluster, ray_lost_after_s=PRODUCTION_LOST_AFTER_S), max_retries=1)
+    assert load_config({}).ray_lost_after_s == PRODUCTION_LOST_AFTER_S  # what a user gets
     engine = Engine(config, env=agent_env(), tick_s=0.05)
     victim: str | None = None
     frozen: list[int] = []
