@@ -134,6 +134,12 @@ def receive(worktree: str, checkout: GitCheckout, carried: dict[str, Any] | None
         forget(worktree, checkout)  # it holds only what was sent
         raise TravelError(f"the agent's work did not come back from its node: {why}")
     now = _git(worktree, "rev-parse", "HEAD").strip()
+    if now != checkout.sent_from and _on_the_way(worktree, checkout, now, carried["commit"]):
+        # An owner stopped half-way through bringing it in (killed after the reset):
+        # what is left is to finish, not to fetch again (the ref may be gone already).
+        _undo_carries(worktree, checkout.sent_from)
+        forget(worktree, checkout)
+        return
     if now != checkout.sent_from:
         raise TravelError(f"the task's worktree {worktree} moved while its run was on "
                           f"another node (at {now[:12]}, sent {checkout.sent_from[:12]}); "
@@ -146,6 +152,19 @@ def receive(worktree: str, checkout: GitCheckout, carried: dict[str, Any] | None
     _git(worktree, "reset", "--quiet", "--hard", fetched)
     _undo_carries(worktree, checkout.sent_from)
     forget(worktree, checkout)
+
+
+def _on_the_way(worktree: str, checkout: GitCheckout, now: str, pushed: str) -> bool:
+    """Whether the worktree's ``now`` lies between what was sent and what the node
+    pushed: the work was (partly) brought in already."""
+    def is_ancestor(older: str, newer: str) -> bool:
+        try:
+            _git(worktree, "merge-base", "--is-ancestor", older, newer)
+        except TravelError:
+            return False
+        return True
+
+    return is_ancestor(checkout.sent_from, now) and is_ancestor(now, pushed)
 
 
 def _undo_carries(worktree: str, sent_from: str) -> None:

@@ -184,3 +184,27 @@ def test_a_checkout_left_by_an_earlier_attempt_is_replaced(owner: tuple[Path, Pa
     check_out(second, tmp_path / "repos", node_work)
     assert not (node_work / "half-done.txt").exists()
     assert (node_work / "a.txt").read_text() == "original\n"
+
+
+def test_work_brought_in_by_an_owner_that_was_killed_half_way_is_not_refused(
+        owner: tuple[Path, Path], tmp_path: Path) -> None:
+    """The owner was killed after it moved the worktree to the node's commit, before it
+    recorded the run's end; the next owner brings the work in again: it finishes the job
+    (the carry commit undone, the ref removed) instead of taking the worktree for moved."""
+    remote, worktree = owner
+    checkout, node_work = sent_and_checked_out(worktree, tmp_path)
+    (node_work / "feature.txt").write_text("committed by the agent\n")
+    git(node_work, "add", "feature.txt")
+    git(node_work, "-c", "user.name=Agent", "-c", "user.email=agent@example.com",
+        "commit", "-q", "-m", "agent: add feature")
+    (node_work / "a.txt").write_text("left uncommitted\n")
+    carried = carry_back(checkout, node_work)
+    git(worktree, "fetch", "-q", str(remote), checkout.ref)
+    git(worktree, "reset", "-q", "--hard", "FETCH_HEAD")  # as far as the first owner got
+    receive(str(worktree), checkout, carried)
+    assert git(worktree, "log", "-1", "--format=%s") == "agent: add feature"
+    assert git(worktree, "status", "--porcelain") == " M a.txt"
+    assert run_ref("run-t1-1") not in remote_refs(remote)
+    receive(str(worktree), checkout, carried)  # and once more changes nothing
+    assert git(worktree, "log", "-1", "--format=%s") == "agent: add feature"
+    assert git(worktree, "status", "--porcelain") == " M a.txt"
